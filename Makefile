@@ -1,0 +1,32 @@
+# tandem — make targets. `make test` is what CI runs (via .ci/run).
+GO ?= go
+PKGS := ./...
+
+.PHONY: test test-race test-full lint bench fuzz build
+
+build:
+	$(GO) build -o bin/tandem ./cmd/tandem
+
+# test: vet and format check, the whole suite under the race detector (large
+# bodies are scaled down there), then the large-body and memory tests without
+# it, then a short fuzz pass on every parser.
+test: lint
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(GO) test -count=1 -timeout 20m -run 'Large|Memory|ServedBytes|SIGTERM' ./proxy/ ./cmd/...
+	$(MAKE) fuzz FUZZTIME=5s
+
+lint:
+	@fmt=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$fmt" ]; then echo "gofmt needed:"; echo "$$fmt"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+FUZZTIME ?= 60s
+fuzz:
+	@set -e; for spec in $$($(GO) run ./internal/tools/fuzzlist); do \
+		pkg=$${spec%%:*}; name=$${spec##*:}; \
+		echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
+		$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	done
+
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem -count=1 $(PKGS)

@@ -1,0 +1,256 @@
+package backends
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+	"github.com/tandem-proxy/tandem/config"
+	"github.com/valyala/fasthttp"
+)
+
+// Role says which pool a request uses.
+type Role uint8
+
+const (
+	Served Role = iota // the request whose response the client gets
+	Shadow             // the mirrored copy; optional work
+)
+
+func (r Role) String() string {
+	if r == Shadow {
+		return "shadow"
+	}
+	return "served"
+}
+
+// ErrBreakerOpen is returned by Allow while the backend's breaker refuses traffic.
+var ErrBreakerOpen = errors.New("circuit breaker open")
+
+// doer is what both fasthttp.HostClient and fasthttp.LBClient offer.
+type doer interface {
+	Do(req *fasthttp.Request, resp *fasthttp.Response) error
+}
+
+// Backend is one upstream service with its two pools and its breaker.
+// It is safe for concurrent use.
+type Backend struct {
+	Name    string
+	Timeout time.Duration
+	served  doer
+	shadow  doer
+	breaker *gobreaker.TwoStepCircuitBreaker[struct{}]
+}
+
+// Options are the process-wide settings every backend shares.
+type Options struct {
+	// ShadowConns bounds the shadow pool's connections per instance. Zero means 64.
+	ShadowConns int
+	// OnBreakerChange, if non-nil, is called on every breaker state change.
+	OnBreakerChange func(backend string, from, to State)
+}
+
+// State is a breaker state; the values are those of tandem_breaker_state.
+type State int
+
+const (
+	StateClosed   State = 0
+	StateHalfOpen State = 1
+	StateOpen     State = 2
+)
+
+func (s State) String() string {
+	switch s {
+	case StateHalfOpen:
+		return "half-open"
+	case StateOpen:
+		return "open"
+	}
+	return "closed"
+}
+
+func fromGobreaker(s gobreaker.State) State {
+	switch s {
+	case gobreaker.StateHalfOpen:
+		return StateHalfOpen
+	case gobreaker.StateOpen:
+		return StateOpen
+	}
+	return StateClosed
+}
+
+// New builds the clients for one configured backend.
+func New(name string, c *config.Backend, o Options) (*Backend, error) {
+	if o.ShadowConns <= 0 {
+		o.ShadowConns = 64
+	}
+	b := &Backend{Name: name, Timeout: c.Timeout.D()}
+	urls := c.AllURLs()
+	mk := func(maxConns int) (doer, error) {
+		var hcs []fasthttp.BalancingClient
+		var first *fasthttp.HostClient
+		for _, raw := range urls {
+			hc, err := newHostClient(name, raw, maxConns, b.Timeout)
+			if err != nil {
+				return nil, err
+			}
+			if first == nil {
+				first = hc
+			}
+			hcs = append(hcs, hc)
+		}
+		if len(hcs) == 1 {
+			return timeoutDoer{first, b.Timeout}, nil
+		}
+		return &fasthttp.LBClient{Clients: hcs, Timeout: b.Timeout}, nil
+	}
+	var err error
+	if b.served, err = mk(c.MaxConns); err != nil {
+		return nil, err
+	}
+	if b.shadow, err = mk(o.ShadowConns); err != nil {
+		return nil, err
+	}
+	failures := uint32(c.Breaker.ConsecutiveFailures)
+	b.breaker = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:        name,
+		MaxRequests: 1,
+		Timeout:     c.Breaker.OpenFor.D(),
+		ReadyToTrip: func(cn gobreaker.Counts) bool { return cn.ConsecutiveFailures >= failures },
+		OnStateChange: func(n string, from, to gobreaker.State) {
+			if o.OnBreakerChange != nil {
+				o.OnBreakerChange(n, fromGobreaker(from), fromGobreaker(to))
+			}
+		},
+	})
+	return b, nil
+}
+
+func newHostClient(name, raw string, maxConns int, timeout time.Duration) (*fasthttp.HostClient, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("cannot parse URL of backend %s: %w", name, err)
+	}
+	hc := &fasthttp.HostClient{
+		Addr:                     hostPort(u),
+		Name:                     "",
+		NoDefaultUserAgentHeader: true,
+		IsTLS:                    u.Scheme == "https",
+		MaxConns:                 maxConns,
+		MaxIdleConnDuration:      30 * time.Second,
+		// A proxy must not retry: a retried upload would reach legacy twice.
+		MaxIdemponentCallAttempts: 1,
+		RetryIf:                   func(*fasthttp.Request) bool { return false },
+		ReadBufferSize:            16 << 10,
+		WriteBufferSize:           16 << 10,
+		StreamResponseBody:        true,
+		DisablePathNormalizing:    true,
+		// Bodies are streamed, so a slow peer is bounded by the request
+		// deadline (the backend's timeout), not by per-read timeouts.
+		ReadTimeout:  timeout,
+		WriteTimeout: timeout,
+	}
+	if hc.IsTLS {
+		hc.TLSConfig = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
+	}
+	return hc, nil
+}
+
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	if u.Scheme == "https" {
+		return net.JoinHostPort(u.Hostname(), "443")
+	}
+	return net.JoinHostPort(u.Hostname(), "80")
+}
+
+// timeoutDoer applies the backend timeout to a single HostClient (LBClient
+// applies its own).
+type timeoutDoer struct {
+	hc      *fasthttp.HostClient
+	timeout time.Duration
+}
+
+func (d timeoutDoer) Do(req *fasthttp.Request, resp *fasthttp.Response) error {
+	req.SetTimeout(d.timeout)
+	return d.hc.Do(req, resp)
+}
+
+// Do sends req through the pool of role and fills resp. The response body is
+// streamed: the caller reads resp.BodyStream() and must call
+// resp.CloseBodyStream(). req's body may be a stream.
+func (b *Backend) Do(req *fasthttp.Request, resp *fasthttp.Response, role Role) error {
+	if role == Shadow {
+		return b.shadow.Do(req, resp)
+	}
+	return b.served.Do(req, resp)
+}
+
+// Allow asks the breaker whether optional traffic may go to this backend. On
+// success the caller must call done exactly once with the exchange's outcome
+// (nil for success). It returns ErrBreakerOpen while the breaker refuses.
+func (b *Backend) Allow() (done func(error), err error) {
+	done, err = b.breaker.Allow()
+	if err != nil {
+		return nil, ErrBreakerOpen
+	}
+	return done, nil
+}
+
+// BreakerState returns the breaker's current state.
+func (b *Backend) BreakerState() State { return fromGobreaker(b.breaker.State()) }
+
+// Reason is a closed set of upstream failure reasons (a metric label).
+type Reason string
+
+const (
+	ReasonConnect  Reason = "connect"    // could not connect (refused, no route, DNS)
+	ReasonTimeout  Reason = "timeout"    // the backend's timeout expired
+	ReasonReset    Reason = "reset"      // the connection was closed or reset mid-exchange
+	ReasonProtocol Reason = "protocol"   // the backend answered something that is not HTTP
+	ReasonStatus   Reason = "status_5xx" // the backend answered 5xx
+	ReasonBusy     Reason = "busy"       // every pooled connection was in use
+)
+
+// Classify maps an upstream error to its reason. It returns "" for nil.
+func Classify(err error) Reason {
+	if err == nil {
+		return ""
+	}
+	var ne net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout),
+		errors.Is(err, os.ErrDeadlineExceeded):
+		return ReasonTimeout
+	case errors.Is(err, fasthttp.ErrNoFreeConns), errors.Is(err, fasthttp.ErrConnPoolStrategyNotImpl):
+		return ReasonBusy
+	case IsConnectError(err):
+		return ReasonConnect
+	case errors.As(err, &ne) && ne.Timeout():
+		return ReasonTimeout
+	case errors.Is(err, fasthttp.ErrConnectionClosed), errors.Is(err, io.EOF),
+		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.EPIPE), errors.Is(err, net.ErrClosed):
+		return ReasonReset
+	}
+	return ReasonProtocol
+}
+
+// IsConnectError reports whether err happened while connecting, before any
+// byte of the request was sent, so the request can safely go elsewhere.
+func IsConnectError(err error) bool {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" {
+		return true
+	}
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, fasthttp.ErrDialTimeout)
+}

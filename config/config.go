@@ -1,0 +1,308 @@
+// Package config loads and validates tandem's YAML configuration file. It owns
+// the file's shape and defaults; the routes inside it belong to package rules.
+// It must not import network code beyond address parsing.
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"github.com/tandem-proxy/tandem/internal/strictyaml"
+	"github.com/tandem-proxy/tandem/rules"
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration file. Every field documents its default.
+type Config struct {
+	// Listen is the client-facing listener. Default 127.0.0.1:8080.
+	Listen string `yaml:"listen"`
+	Admin  Admin  `yaml:"admin"`
+	// DataDir holds the diff store, spool, rules state and audit log. Default ./tandem-data.
+	DataDir string  `yaml:"data_dir"`
+	Limits  Limits  `yaml:"limits"`
+	Client  Client  `yaml:"client"`
+	// ShutdownTimeout bounds how long SIGTERM waits for in-flight requests. Default 30s.
+	ShutdownTimeout rules.Duration      `yaml:"shutdown_timeout"`
+	Backends        map[string]*Backend `yaml:"backends"`
+	// Routes are matched in order; the first match wins; no match gets 404.
+	Routes []rules.Route `yaml:"routes"`
+}
+
+// Admin configures the admin listener (API, UI, /metrics).
+type Admin struct {
+	// Listen is the admin listener. Default 127.0.0.1:9901 (loopback).
+	Listen string `yaml:"listen"`
+	// TokenFile holds the bearer token. Empty: env TANDEM_ADMIN_TOKEN, else a
+	// generated token written to <data_dir>/admin.token (mode 0600).
+	TokenFile string `yaml:"token_file"`
+}
+
+// Limits bound what one request and all shadow work may use.
+type Limits struct {
+	// MaxBody is the largest request body accepted; larger gets 413. Default 1GiB.
+	MaxBody Size `yaml:"max_body"`
+	// SpoolMemory is the per-request body bytes kept in memory before spooling
+	// to disk. Default 1MiB.
+	SpoolMemory Size `yaml:"spool_memory"`
+	// SpoolDisk is the total disk for spooled shadow bodies; past it the shadow
+	// is skipped (spool_full). Default 4GiB.
+	SpoolDisk Size `yaml:"spool_disk"`
+	// ShadowConcurrency is the number of in-flight shadow requests; past it the
+	// shadow is skipped (queue_full). Default 64.
+	ShadowConcurrency int `yaml:"shadow_concurrency"`
+	// CompareMaxBody is the response bytes kept for comparison; beyond, the
+	// bodies are compared by hash and size. Default 32MiB.
+	CompareMaxBody Size `yaml:"compare_max_body"`
+}
+
+// Client configures the client-facing connections.
+type Client struct {
+	// HeaderTimeout is the time allowed to receive a request's headers. Default 10s.
+	HeaderTimeout rules.Duration `yaml:"header_timeout"`
+	// BodyTimeout is the time allowed to receive a whole request body. Default 10m.
+	BodyTimeout rules.Duration `yaml:"body_timeout"`
+	// WriteTimeout is the time allowed to write a whole response. Default 10m.
+	WriteTimeout rules.Duration `yaml:"write_timeout"`
+	// IdleTimeout is how long an idle keep-alive connection stays open. Default 60s.
+	IdleTimeout rules.Duration `yaml:"idle_timeout"`
+	// MaxHeader is the largest request header block; larger gets 431. Default 64KiB.
+	MaxHeader Size `yaml:"max_header"`
+}
+
+// Backend is one upstream service.
+type Backend struct {
+	// URL is the backend's base URL (http://host:port). One of URL or URLs is required.
+	URL string `yaml:"url"`
+	// URLs lists several instances, balanced by least load.
+	URLs []string `yaml:"urls"`
+	// Timeout bounds one whole exchange with the backend. Default 30s.
+	Timeout rules.Duration `yaml:"timeout"`
+	// MaxConns bounds the connections to each instance for served traffic.
+	// Shadow traffic has its own pool of limits.shadow_concurrency. Default 1024.
+	MaxConns int     `yaml:"max_conns"`
+	Breaker  Breaker `yaml:"breaker"`
+}
+
+// Breaker configures a backend's circuit breaker. It guards optional traffic
+// only: shadow requests to the backend, and serving by a route's new backend
+// (which falls back to legacy while it is open). Served legacy traffic is
+// never refused by a breaker.
+type Breaker struct {
+	// ConsecutiveFailures opens the breaker. Default 5. A value of 0 is not
+	// allowed; use a large number to make the breaker lenient.
+	ConsecutiveFailures int `yaml:"consecutive_failures"`
+	// OpenFor is how long the breaker stays open before letting one probe
+	// through (half-open). Default 10s.
+	OpenFor rules.Duration `yaml:"open_for"`
+}
+
+// Default returns a Config with every documented default and no backends or routes.
+func Default() *Config {
+	return &Config{
+		Listen:  "127.0.0.1:8080",
+		Admin:   Admin{Listen: "127.0.0.1:9901"},
+		DataDir: "./tandem-data",
+		Limits: Limits{
+			MaxBody:           1 << 30,
+			SpoolMemory:       1 << 20,
+			SpoolDisk:         4 << 30,
+			ShadowConcurrency: 64,
+			CompareMaxBody:    32 << 20,
+		},
+		Client: Client{
+			HeaderTimeout: rules.Duration(10 * time.Second),
+			BodyTimeout:   rules.Duration(10 * time.Minute),
+			WriteTimeout:  rules.Duration(10 * time.Minute),
+			IdleTimeout:   rules.Duration(60 * time.Second),
+			MaxHeader:     64 << 10,
+		},
+		ShutdownTimeout: rules.Duration(30 * time.Second),
+	}
+}
+
+// DefaultBackend returns a Backend with every documented default set.
+func DefaultBackend() Backend {
+	return Backend{
+		Timeout:  rules.Duration(30 * time.Second),
+		MaxConns: 1024,
+		Breaker:  Breaker{ConsecutiveFailures: 5, OpenFor: rules.Duration(10 * time.Second)},
+	}
+}
+
+// UnmarshalYAML fills defaults for keys the document leaves out.
+func (b *Backend) UnmarshalYAML(n *yaml.Node) error {
+	*b = DefaultBackend()
+	type plain Backend
+	return n.Decode((*plain)(b))
+}
+
+// Load reads and parses a configuration file.
+func Load(path string) (*Config, []error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, []error{fmt.Errorf("cannot read config: %w", err)}
+	}
+	return Parse(data)
+}
+
+// Parse parses and validates a configuration document. It returns every
+// problem found, each with its line where one is known.
+func Parse(data []byte) (*Config, []error) {
+	c := Default()
+	lines, errs := strictyaml.Decode(data, c)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	errs = c.Validate()
+	lines.Locate(errs)
+	sort.SliceStable(errs, func(i, j int) bool { return lineOf(errs[i]) < lineOf(errs[j]) })
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return c, nil
+}
+
+func lineOf(err error) int {
+	if e, ok := err.(*strictyaml.Error); ok {
+		return e.Line
+	}
+	return 0
+}
+
+// Validate checks the whole configuration and returns every problem.
+func (c *Config) Validate() []error {
+	var errs []error
+	bad := func(path, format string, args ...any) {
+		errs = append(errs, &strictyaml.Error{Path: path, Msg: fmt.Sprintf(format, args...)})
+	}
+	checkAddr := func(path, addr string) {
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			bad(path, "%q is not host:port", addr)
+			return
+		}
+		if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			bad(path, "%q has an invalid port", addr)
+		}
+		_ = host
+	}
+	checkAddr("listen", c.Listen)
+	checkAddr("admin.listen", c.Admin.Listen)
+	if c.DataDir == "" {
+		bad("data_dir", "required")
+	}
+	l := c.Limits
+	positive := func(path string, v int64) {
+		if v <= 0 {
+			bad(path, "must be greater than 0")
+		}
+	}
+	positive("limits.max_body", int64(l.MaxBody))
+	positive("limits.spool_memory", int64(l.SpoolMemory))
+	positive("limits.spool_disk", int64(l.SpoolDisk))
+	positive("limits.shadow_concurrency", int64(l.ShadowConcurrency))
+	positive("limits.compare_max_body", int64(l.CompareMaxBody))
+	if l.MaxBody > 1<<40 {
+		bad("limits.max_body", "%s is more than 1TiB", l.MaxBody)
+	}
+	positive("client.header_timeout", int64(c.Client.HeaderTimeout))
+	positive("client.body_timeout", int64(c.Client.BodyTimeout))
+	positive("client.write_timeout", int64(c.Client.WriteTimeout))
+	positive("client.idle_timeout", int64(c.Client.IdleTimeout))
+	if c.Client.MaxHeader < 4096 || c.Client.MaxHeader > 16<<20 {
+		bad("client.max_header", "%s must be within 4KiB..16MiB", c.Client.MaxHeader)
+	}
+	positive("shutdown_timeout", int64(c.ShutdownTimeout))
+	if len(c.Backends) == 0 {
+		bad("backends", "at least one backend is required")
+	}
+	names := make([]string, 0, len(c.Backends))
+	for name := range c.Backends {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		b := c.Backends[name]
+		p := "backends." + name
+		if b == nil {
+			bad(p, "is empty: url is required")
+			continue
+		}
+		switch {
+		case b.URL == "" && len(b.URLs) == 0:
+			bad(p+".url", "required (or urls)")
+		case b.URL != "" && len(b.URLs) > 0:
+			bad(p+".urls", "set url or urls, not both")
+		}
+		for i, u := range b.AllURLs() {
+			up := p + ".url"
+			if len(b.URLs) > 0 {
+				up = fmt.Sprintf("%s.urls[%d]", p, i)
+			}
+			if err := checkURL(u); err != nil {
+				bad(up, "%v", err)
+			}
+		}
+		positive(p+".timeout", int64(b.Timeout))
+		positive(p+".max_conns", int64(b.MaxConns))
+		positive(p+".breaker.consecutive_failures", int64(b.Breaker.ConsecutiveFailures))
+		positive(p+".breaker.open_for", int64(b.Breaker.OpenFor))
+	}
+	if len(c.Routes) == 0 {
+		bad("routes", "at least one route is required")
+	}
+	errs = append(errs, rules.Validate(c.Routes, func(n string) bool { return c.Backends[n] != nil })...)
+	return errs
+}
+
+// AllURLs returns the backend's instance URLs.
+func (b *Backend) AllURLs() []string {
+	if b.URL != "" {
+		return []string{b.URL}
+	}
+	return b.URLs
+}
+
+func checkURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("invalid URL %q: %v", s, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("URL %q: scheme must be http or https", s)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("URL %q has no host", s)
+	}
+	if u.Path != "" && u.Path != "/" || u.RawQuery != "" {
+		return fmt.Errorf("URL %q: a path or query is not supported; requests keep their own path", s)
+	}
+	return nil
+}
+
+// Size is a byte count written as an integer or with a unit ("1MiB", "4GiB", "512KB").
+type Size int64
+
+// UnmarshalYAML parses a size.
+func (s *Size) UnmarshalYAML(n *yaml.Node) error {
+	v := strings.TrimSpace(n.Value)
+	if i, err := strconv.ParseInt(v, 10, 64); err == nil {
+		*s = Size(i)
+		return nil
+	}
+	u, err := humanize.ParseBytes(v)
+	if err != nil || u > 1<<50 {
+		return fmt.Errorf("line %d: invalid size %q (want e.g. 1048576, 1MiB, 4GiB)", n.Line, n.Value)
+	}
+	*s = Size(u)
+	return nil
+}
+
+func (s Size) String() string { return humanize.IBytes(uint64(s)) }

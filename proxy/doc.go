@@ -1,0 +1,15 @@
+// Package proxy is tandem's data plane: the fasthttp server and handler,
+// routing, header hygiene, the request-body tee and spool, shadow dispatch on
+// a bounded worker pool, response capture, and the hand-off of both responses
+// to the comparer.
+//
+// Ownership (fasthttp's law): nothing from a fasthttp.RequestCtx survives the
+// handler unless copied. The shadow job gets its own Request (headers copied)
+// and a spool that owns the body bytes before the handler returns; the handler
+// never waits on shadow work. The one thing used after the handler returns is
+// the served response's body stream, which fasthttp itself reads and closes.
+//
+// The rule above all: the shadow never hurts the served request. Every shadow
+// failure, over-budget body, full queue or open breaker is counted in
+// tandem_shadow_total{outcome} and the served request goes on untouched.
+package proxy

@@ -1,0 +1,273 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+
+	"github.com/valyala/fasthttp"
+)
+
+// errFraming is returned for requests whose message framing is malformed or
+// ambiguous (request smuggling vectors). They get 400 and the connection is
+// closed; no backend sees them.
+type errFraming string
+
+func (e errFraming) Error() string { return string(e) }
+
+var errTooManyConnTokens = errors.New("too many Connection tokens")
+
+// hopByHop lists the hop-by-hop headers of RFC 9110 §7.6.1 plus the de facto
+// ones, lower case. Headers named in Connection are removed too.
+var hopByHop = [][]byte{
+	[]byte("connection"),
+	[]byte("proxy-connection"),
+	[]byte("keep-alive"),
+	[]byte("te"),
+	[]byte("transfer-encoding"),
+	[]byte("upgrade"),
+	[]byte("trailer"),
+	[]byte("proxy-authenticate"),
+	[]byte("proxy-authorization"),
+}
+
+// maxConnTokens bounds the headers a client may name in Connection.
+const maxConnTokens = 16
+
+// reqMeta is what the raw-header scan learns about a request.
+type reqMeta struct {
+	connTokens [maxConnTokens][]byte // lower-cased names from Connection, aliasing scratch
+	nTokens    int
+	scratch    []byte
+}
+
+// scanHeaders checks the raw request headers for ambiguous framing and
+// collects the names listed in Connection. fasthttp tolerates some of these
+// (it prefers Transfer-Encoding over Content-Length, for one); a proxy must
+// not, or it may frame a request differently from the backend behind it.
+func scanHeaders(raw []byte, m *reqMeta) error {
+	var nCL, nTE int
+	var cl []byte
+	m.nTokens = 0
+	m.scratch = m.scratch[:0]
+	for len(raw) > 0 {
+		i := bytes.IndexByte(raw, '\n')
+		var line []byte
+		if i < 0 {
+			line, raw = raw, nil
+		} else {
+			line, raw = raw[:i], raw[i+1:]
+		}
+		line = bytes.TrimSuffix(line, []byte{'\r'})
+		if len(line) == 0 {
+			continue
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			return errFraming("obsolete line folding in headers")
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 {
+			return errFraming("malformed header line")
+		}
+		name := line[:colon]
+		if bytes.ContainsAny(name, " \t") {
+			return errFraming("whitespace in header name")
+		}
+		value := bytes.TrimSpace(line[colon+1:])
+		switch {
+		case equalFold(name, "content-length"):
+			nCL++
+			if len(value) == 0 || !allDigits(value) {
+				return errFraming("invalid Content-Length")
+			}
+			if nCL > 1 && !bytes.Equal(cl, value) {
+				return errFraming("conflicting Content-Length headers")
+			}
+			cl = value
+		case equalFold(name, "transfer-encoding"):
+			nTE++
+			if nTE > 1 || !equalFold(value, "chunked") {
+				return errFraming("unsupported Transfer-Encoding (only a single chunked is accepted)")
+			}
+		case equalFold(name, "connection"):
+			if err := m.addTokens(value); err != nil {
+				return errFraming(err.Error())
+			}
+		}
+	}
+	if nCL > 0 && nTE > 0 {
+		return errFraming("both Content-Length and Transfer-Encoding")
+	}
+	return nil
+}
+
+func (m *reqMeta) addTokens(v []byte) error {
+	for len(v) > 0 {
+		var tok []byte
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			tok, v = v[:i], v[i+1:]
+		} else {
+			tok, v = v, nil
+		}
+		tok = bytes.TrimSpace(tok)
+		if len(tok) == 0 {
+			continue
+		}
+		if m.nTokens == maxConnTokens {
+			return errTooManyConnTokens
+		}
+		start := len(m.scratch)
+		for _, c := range tok {
+			m.scratch = append(m.scratch, toLower(c))
+		}
+		m.connTokens[m.nTokens] = m.scratch[start:len(m.scratch):len(m.scratch)]
+		m.nTokens++
+	}
+	return nil
+}
+
+// isHopByHop reports whether a header must not be forwarded.
+func (m *reqMeta) isHopByHop(name []byte) bool {
+	for _, h := range hopByHop {
+		if equalFoldBytes(name, h) {
+			return true
+		}
+	}
+	for i := 0; i < m.nTokens; i++ {
+		if equalFoldBytes(name, m.connTokens[i]) {
+			return true
+		}
+	}
+	return false
+}
+
+var (
+	hdrXForwardedFor   = []byte("X-Forwarded-For")
+	hdrXForwardedProto = []byte("X-Forwarded-Proto")
+	hdrXForwardedHost  = []byte("X-Forwarded-Host")
+	hdrXRequestID      = []byte("X-Request-Id")
+	hdrXTandemShadow   = []byte("X-Tandem-Shadow")
+	hdrContentLength   = []byte("Content-Length")
+	hdrHost            = []byte("Host")
+	hdrCookie          = []byte("Cookie")
+	hdrUserAgent       = []byte("User-Agent")
+	hdrContentType     = []byte("Content-Type")
+	strHTTP            = []byte("http")
+	strHTTPS           = []byte("https")
+	strCommaSpace      = []byte(", ")
+)
+
+// buildOutbound writes the request to send upstream into out: method, URI as
+// received, end-to-end headers, the request id and the X-Forwarded-* set.
+// Content-Length and Transfer-Encoding are left to the body setter.
+func buildOutbound(ctx *fasthttp.RequestCtx, m *reqMeta, id []byte, out *fasthttp.Request) {
+	in := &ctx.Request.Header
+	oh := &out.Header
+	oh.SetMethodBytes(in.Method())
+	out.SetRequestURIBytes(in.RequestURI())
+	oh.SetHostBytes(in.Host())
+	var xff []byte
+	for k, v := range in.All() {
+		switch {
+		case m.isHopByHop(k), equalFoldBytes(k, hdrContentLength), equalFoldBytes(k, hdrHost),
+			equalFoldBytes(k, hdrXRequestID), equalFoldBytes(k, hdrXTandemShadow):
+			continue
+		case equalFoldBytes(k, hdrXForwardedFor):
+			if len(xff) > 0 {
+				xff = append(xff, strCommaSpace...)
+			}
+			xff = append(xff, v...)
+			continue
+		case equalFoldBytes(k, hdrXForwardedProto), equalFoldBytes(k, hdrXForwardedHost):
+			continue
+		}
+		oh.AddBytesKV(k, v)
+	}
+	oh.SetBytesKV(hdrXRequestID, id)
+	if len(xff) > 0 {
+		xff = append(xff, strCommaSpace...)
+	}
+	xff, _ = ctx.RemoteIP().AppendText(xff)
+	oh.SetBytesKV(hdrXForwardedFor, xff)
+	if ctx.IsTLS() {
+		oh.SetBytesKV(hdrXForwardedProto, strHTTPS)
+	} else {
+		oh.SetBytesKV(hdrXForwardedProto, strHTTP)
+	}
+	oh.SetBytesKV(hdrXForwardedHost, in.Host())
+}
+
+// copyResponseHeaders copies an upstream response's end-to-end headers to the
+// client response. Framing headers are set by the body setter.
+func copyResponseHeaders(src *fasthttp.ResponseHeader, dst *fasthttp.ResponseHeader) {
+	dst.SetStatusCode(src.StatusCode())
+	var conn []byte
+	if v := src.Peek("Connection"); len(v) > 0 {
+		conn = v
+	}
+	for k, v := range src.All() {
+		if equalFoldBytes(k, hdrContentLength) || isRespHopByHop(k, conn) {
+			continue
+		}
+		dst.AddBytesKV(k, v)
+	}
+}
+
+func isRespHopByHop(name, conn []byte) bool {
+	for _, h := range hopByHop {
+		if equalFoldBytes(name, h) {
+			return true
+		}
+	}
+	for len(conn) > 0 {
+		var tok []byte
+		if i := bytes.IndexByte(conn, ','); i >= 0 {
+			tok, conn = conn[:i], conn[i+1:]
+		} else {
+			tok, conn = conn, nil
+		}
+		if equalFoldBytes(name, bytes.TrimSpace(tok)) {
+			return true
+		}
+	}
+	return false
+}
+
+func allDigits(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return len(b) <= 18
+}
+
+func toLower(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+func equalFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		if toLower(b[i]) != toLower(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func equalFoldBytes(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if toLower(a[i]) != toLower(b[i]) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,550 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/tandem-proxy/tandem/backends"
+	"github.com/tandem-proxy/tandem/compare"
+	"github.com/tandem-proxy/tandem/config"
+	"github.com/tandem-proxy/tandem/rules"
+	"github.com/valyala/fasthttp"
+)
+
+// Exchange is one finished comparison, handed to the Observer. It owns its data.
+type Exchange struct {
+	Route     string
+	RequestID string
+	Method    string
+	Path      string
+	ServedBy  string // "legacy" or "new"
+	At        time.Time
+	Legacy    *compare.Response
+	New       *compare.Response
+	// Latencies are times to response headers.
+	LegacyLatency, NewLatency time.Duration
+	Result                    compare.Result
+}
+
+// Observer receives every finished comparison (the diff store, reports). It
+// is called from shadow workers and must not block for long.
+type Observer interface {
+	Observe(*Exchange)
+}
+
+// Options configure a Server. Config and Backends are required.
+type Options struct {
+	Config *config.Config
+	// Backends by name, as built by backends.New.
+	Backends map[string]*backends.Backend
+	// Logger receives start-up, shutdown and error lines. Nil: slog.Default().
+	Logger *slog.Logger
+	// Observer, if non-nil, receives every finished comparison.
+	Observer Observer
+	// Learner holds learned and marked noise. Nil: a fresh one.
+	Learner *compare.Learner
+}
+
+// Server is the client-facing proxy.
+type Server struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	backends map[string]*backends.Backend
+	table    atomic.Pointer[table]
+	srv      *fasthttp.Server
+	spools   *spoolPool
+	learner  *compare.Learner
+	observer Observer
+	m        *serverMetrics
+
+	jobs       chan *shadowJob
+	workers    sync.WaitGroup
+	busy       atomic.Int64 // shadow workers busy with a job
+	stopOnce   sync.Once
+	idPrefix   [16]byte // hex of 8 random bytes
+	idCounter  atomic.Uint64
+	maxBody    int64
+	compareMax int64
+}
+
+// New builds a Server with the routes of o.Config as rules version 1.
+func New(o Options) (*Server, error) {
+	c := o.Config
+	s := &Server{
+		cfg:        c,
+		log:        o.Logger,
+		backends:   o.Backends,
+		learner:    o.Learner,
+		observer:   o.Observer,
+		maxBody:    int64(c.Limits.MaxBody),
+		compareMax: int64(c.Limits.CompareMaxBody),
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.learner == nil {
+		s.learner = compare.NewLearner()
+	}
+	var rnd [8]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return nil, fmt.Errorf("cannot seed request ids: %w", err)
+	}
+	hex.Encode(s.idPrefix[:], rnd[:])
+	var err error
+	s.spools, err = newSpoolPool(filepath.Join(c.DataDir, "spool"), int64(c.Limits.SpoolMemory), int64(c.Limits.SpoolDisk))
+	if err != nil {
+		return nil, err
+	}
+	s.m = newServerMetrics(s)
+	if err := s.SetRules(1, c.Routes); err != nil {
+		return nil, err
+	}
+	s.srv = &fasthttp.Server{
+		Handler:                       s.handle,
+		Name:                          "tandem",
+		NoDefaultServerHeader:         true,
+		NoDefaultDate:                 true,
+		NoDefaultContentType:          true,
+		StreamRequestBody:             true,
+		DisablePreParseMultipartForm:  true,
+		MaxRequestBodySize:            int(c.Limits.MaxBody),
+		ReadBufferSize:                int(c.Client.MaxHeader),
+		WriteBufferSize:               16 << 10,
+		ReadTimeout:                   c.Client.HeaderTimeout.D(),
+		WriteTimeout:                  c.Client.WriteTimeout.D(),
+		IdleTimeout:                   c.Client.IdleTimeout.D(),
+		CloseOnShutdown:               true,
+		DisableHeaderNamesNormalizing: false,
+		Logger:                        fasthttpLogger{s.log},
+		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+			return fasthttp.RequestConfig{ReadTimeout: c.Client.BodyTimeout.D()}
+		},
+		ExpectHandler: func(ctx *fasthttp.RequestCtx) int {
+			if int64(ctx.Request.Header.ContentLength()) > s.maxBody {
+				s.m.clientError(fasthttp.StatusRequestEntityTooLarge)
+				return fasthttp.StatusRequestEntityTooLarge
+			}
+			return fasthttp.StatusContinue
+		},
+	}
+	n := c.Limits.ShadowConcurrency
+	s.jobs = make(chan *shadowJob)
+	for i := 0; i < n; i++ {
+		s.workers.Add(1)
+		go s.shadowWorker()
+	}
+	metrics.RegisterSet(s.m.set)
+	return s, nil
+}
+
+// Metrics returns the server's metrics set (registered for /metrics).
+func (s *Server) Metrics() *metrics.Set { return s.m.set }
+
+// SetRules compiles routes and makes them the rules for the next request.
+// On error the previous rules stay in force.
+func (s *Server) SetRules(version int64, routes []rules.Route) error {
+	t, err := compileTable(version, routes, s.backends, s.m.set)
+	if err != nil {
+		return err
+	}
+	s.table.Store(t)
+	return nil
+}
+
+// RulesVersion returns the version of the rules in force.
+func (s *Server) RulesVersion() int64 { return s.table.Load().version }
+
+// Learner returns the server's noise learner.
+func (s *Server) Learner() *compare.Learner { return s.learner }
+
+// Serve accepts connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
+
+// Shutdown stops accepting connections, waits for in-flight served requests
+// (bounded by ctx), then lets running shadow jobs finish within what is left
+// of ctx, counting the ones abandoned in tandem_shadow_abandoned_total.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.srv.ShutdownWithContext(ctx)
+	s.stopOnce.Do(func() {
+		close(s.jobs)
+		defer metrics.UnregisterSet(s.m.set, false)
+	})
+	done := make(chan struct{})
+	go func() { s.workers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		n := s.busy.Load()
+		s.m.abandoned.Add(int(n))
+		s.log.Warn("shutdown deadline passed with shadow requests in flight", "abandoned", n)
+	}
+	return err
+}
+
+// handle serves one client request. See the package doc for ownership rules.
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	meta := metaPool.Get().(*reqMeta)
+	defer metaPool.Put(meta)
+	if err := scanHeaders(ctx.Request.Header.RawHeaders(), meta); err != nil {
+		s.fail(ctx, fasthttp.StatusBadRequest, err.Error(), true)
+		return
+	}
+	t := s.table.Load()
+	rt := t.match(ctx.Method(), ctx.Path())
+	if rt == nil {
+		s.fail(ctx, fasthttp.StatusNotFound, "no route matches this request", false)
+		return
+	}
+	cl := int64(ctx.Request.Header.ContentLength())
+	if cl > s.maxBody {
+		s.fail(ctx, fasthttp.StatusRequestEntityTooLarge, "request body too large", true)
+		return
+	}
+	if cl == -2 {
+		cl = 0 // no Content-Length and no Transfer-Encoding: no body
+	}
+
+	var idBuf [40]byte
+	id := ctx.Request.Header.PeekBytes(hdrXRequestID)
+	if !validRequestID(id) {
+		id = s.newRequestID(idBuf[:0])
+	}
+
+	// Decide who serves and whether to mirror.
+	servedByNew := false
+	if rt.new != nil && rt.serveThreshold > 0 {
+		key := stickyKey(ctx, rt, id)
+		servedByNew = rules.Bucket(rt.Name, b2s(key)) < rt.serveThreshold
+	}
+	serving := rt.legacy
+	var newDone func(error)
+	if servedByNew {
+		done, err := rt.new.Allow()
+		if err != nil {
+			servedByNew = false
+			rt.m.fallback.Inc()
+		} else {
+			serving, newDone = rt.new, done
+		}
+	}
+
+	// Shadow admission: every mirrored-or-not decision is counted once.
+	var sp *spool
+	var skip string
+	if rt.new != nil {
+		shadowTarget := rt.new
+		if servedByNew {
+			shadowTarget = rt.legacy
+		}
+		switch {
+		case rules.MirrorBucket(rt.Name, b2s(id)) >= rt.mirrorThreshold:
+			skip = OutcomeSampling
+		case shadowTarget.BreakerState() == backends.StateOpen:
+			skip = OutcomeBreakerOpen
+		case s.busy.Load() >= int64(s.cfg.Limits.ShadowConcurrency):
+			skip = OutcomeQueueFull
+		default:
+			sp, skip = s.spools.get(cl)
+		}
+	}
+
+	out := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(out)
+	buildOutbound(ctx, meta, id, out)
+
+	body := bodyPool.Get().(*bodyReader)
+	*body = bodyReader{r: ctx.RequestBodyStream(), limit: s.maxBody}
+	defer bodyPool.Put(body)
+	if sp != nil {
+		body.tee = sp
+	}
+	setBody := func() {
+		if cl != 0 && body.r != nil {
+			out.SetBodyStream(body, int(cl))
+		}
+	}
+	setBody()
+
+	resp := fasthttp.AcquireResponse()
+	start := time.Now()
+	err := serving.Do(out, resp, backends.Served)
+	if newDone != nil {
+		newDone(breakerResult(err, resp))
+		if err != nil && body.n == 0 && backends.IsConnectError(err) {
+			// new refused before any byte was sent: legacy serves instead.
+			rt.m.backendError(rt.new.Name, backends.ReasonConnect)
+			rt.m.fallback.Inc()
+			servedByNew, serving = false, rt.legacy
+			setBody()
+			start = time.Now()
+			err = serving.Do(out, resp, backends.Served)
+		}
+	}
+	ttfb := time.Since(start)
+	if err != nil {
+		fasthttp.ReleaseResponse(resp)
+		if sp != nil {
+			sp.release()
+			sp, skip = nil, OutcomeError
+		}
+		s.countShadowSkip(rt, skip)
+		s.upstreamFailed(ctx, rt, serving, body, err)
+		return
+	}
+	rt.m.duration[serving.Name][backends.Served].Update(ttfb.Seconds())
+	if resp.StatusCode() >= 500 {
+		rt.m.backendError(serving.Name, backends.ReasonStatus)
+	}
+	if servedByNew {
+		rt.m.servedNew.Inc()
+	} else {
+		rt.m.servedLegacy.Inc()
+	}
+
+	// Hand the shadow its own copy of the request before the handler returns.
+	var job *shadowJob
+	if sp != nil {
+		if sp.failed == "" && cl >= 0 && body.n != cl {
+			sp.fail(OutcomeError) // the backend answered before reading the whole body
+		}
+		if sp.failed == "" && cl < 0 && !body.eof {
+			sp.fail(OutcomeError)
+		}
+		if sp.failed != "" {
+			skip = sp.failed
+			sp.release()
+		} else {
+			job = s.newJob(rt, out, sp, servedByNew, id, ttfb)
+			if !s.submit(job) {
+				job.release()
+				job, skip = nil, OutcomeQueueFull
+			}
+		}
+	}
+	s.countShadowSkip(rt, skip)
+
+	copyResponseHeaders(&resp.Header, &ctx.Response.Header)
+	sb := &servedBody{upstream: resp, r: resp.BodyStream(), job: job}
+	if job != nil {
+		job.servedCap.setHeader(&resp.Header)
+	}
+	respCL := resp.Header.ContentLength()
+	switch {
+	case ctx.IsHead():
+		if respCL >= 0 {
+			ctx.Response.Header.SetContentLength(respCL)
+		}
+		ctx.Response.SkipBody = true
+		sb.Close()
+	case respCL == 0:
+		ctx.Response.Header.SetContentLength(0)
+		sb.Close()
+	default:
+		// -1 (chunked) and -2 (until close) are both relayed chunked.
+		if respCL < 0 {
+			respCL = -1
+		}
+		ctx.Response.SetBodyStream(sb, respCL)
+	}
+}
+
+// upstreamFailed answers the client after the serving backend failed.
+func (s *Server) upstreamFailed(ctx *fasthttp.RequestCtx, rt *route, b *backends.Backend, body *bodyReader, err error) {
+	if body.err != nil {
+		// The client's body was the problem, not the backend.
+		if errors.Is(body.err, fasthttp.ErrBodyTooLarge) {
+			s.fail(ctx, fasthttp.StatusRequestEntityTooLarge, "request body too large", true)
+			return
+		}
+		s.fail(ctx, fasthttp.StatusBadRequest, "cannot read request body: "+body.err.Error(), true)
+		return
+	}
+	reason := backends.Classify(err)
+	rt.m.backendError(b.Name, reason)
+	if reason == backends.ReasonTimeout {
+		s.fail(ctx, fasthttp.StatusGatewayTimeout, "backend "+b.Name+" timed out", true)
+		return
+	}
+	s.fail(ctx, fasthttp.StatusBadGateway, "backend "+b.Name+" failed: "+string(reason), true)
+}
+
+func (s *Server) countShadowSkip(rt *route, skip string) {
+	if skip != "" {
+		rt.m.shadow[skip].Inc()
+	}
+}
+
+// fail answers with a short plain-text reason.
+func (s *Server) fail(ctx *fasthttp.RequestCtx, status int, msg string, closeConn bool) {
+	ctx.Response.Reset()
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("text/plain; charset=utf-8")
+	ctx.SetBodyString("tandem: " + msg + "\n")
+	if closeConn {
+		ctx.SetConnectionClose()
+	}
+	s.m.clientError(status)
+}
+
+// breakerResult tells the breaker whether an exchange failed: transport
+// errors and 5xx answers do.
+func breakerResult(err error, resp *fasthttp.Response) error {
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode() >= 500 {
+		return errStatus5xx
+	}
+	return nil
+}
+
+var errStatus5xx = errors.New("5xx answer")
+
+// validRequestID accepts client request ids of printable ASCII up to 128 bytes.
+func validRequestID(id []byte) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for _, c := range id {
+		if c <= ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// newRequestID appends a fresh id: a random per-process prefix and a counter.
+func (s *Server) newRequestID(dst []byte) []byte {
+	dst = append(dst, s.idPrefix[:]...)
+	n := s.idCounter.Add(1)
+	const digits = "0123456789abcdef"
+	for i := 60; i >= 0; i -= 4 {
+		dst = append(dst, digits[(n>>uint(i))&0xf])
+	}
+	return dst
+}
+
+// stickyKey returns the route's sticky key for the request, or id.
+func stickyKey(ctx *fasthttp.RequestCtx, rt *route, id []byte) []byte {
+	var k []byte
+	switch rt.sticky.Kind {
+	case rules.StickyHeader:
+		k = ctx.Request.Header.Peek(rt.sticky.Name)
+	case rules.StickyCookie:
+		k = ctx.Request.Header.Cookie(rt.sticky.Name)
+	case rules.StickyQuery:
+		k = ctx.QueryArgs().Peek(rt.sticky.Name)
+	case rules.StickyIP:
+		k = ctx.RemoteIP()
+	}
+	if len(k) == 0 {
+		return id
+	}
+	return k
+}
+
+// b2s converts without copying; the string must not outlive b.
+func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+var metaPool = sync.Pool{New: func() any { return &reqMeta{scratch: make([]byte, 0, 64)} }}
+
+// bodyReader reads the client's body for the serving backend, enforces
+// max_body, and tees the bytes into the spool when the request is mirrored.
+type bodyReader struct {
+	r     io.Reader
+	tee   *spool
+	n     int64
+	limit int64
+	err   error // first client-side error other than io.EOF
+	eof   bool
+}
+
+var bodyPool = sync.Pool{New: func() any { return new(bodyReader) }}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	n, err := b.r.Read(p)
+	if n > 0 {
+		b.n += int64(n)
+		if b.n > b.limit {
+			b.err = fasthttp.ErrBodyTooLarge
+			return 0, b.err
+		}
+		if b.tee != nil {
+			b.tee.Write(p[:n])
+		}
+	}
+	switch {
+	case err == io.EOF:
+		b.eof = true
+	case err != nil:
+		b.err = err
+	}
+	return n, err
+}
+
+// servedBody is the client response's body stream: it relays the serving
+// backend's body, captures it for the comparison when there is a shadow job,
+// and on Close (called by fasthttp after writing, or on reset) releases the
+// upstream response and tells the job the served side is complete.
+type servedBody struct {
+	upstream *fasthttp.Response
+	r        io.Reader
+	job      *shadowJob
+	err      error
+	closed   bool
+}
+
+func (b *servedBody) Read(p []byte) (int, error) {
+	if b.r == nil {
+		return 0, io.EOF
+	}
+	n, err := b.r.Read(p)
+	if n > 0 && b.job != nil {
+		b.job.servedCap.Write(p[:n])
+	}
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
+}
+
+func (b *servedBody) Close() error {
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	b.upstream.CloseBodyStream()
+	fasthttp.ReleaseResponse(b.upstream)
+	if b.job != nil {
+		msg := ""
+		if b.err != nil {
+			msg = "served response body: " + b.err.Error()
+		}
+		b.job.servedResp = b.job.servedCap.finish(msg)
+		close(b.job.servedDone)
+	}
+	b.upstream, b.r, b.job = nil, nil, nil
+	return nil
+}
+
+// fasthttpLogger routes fasthttp's own messages to slog at debug level.
+type fasthttpLogger struct{ l *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.l.Debug(fmt.Sprintf(format, args...), "component", "fasthttp")
+}

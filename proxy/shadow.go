@@ -1,0 +1,203 @@
+package proxy
+
+import (
+	"io"
+	"time"
+
+	"github.com/tandem-proxy/tandem/backends"
+	"github.com/tandem-proxy/tandem/compare"
+	"github.com/valyala/fasthttp"
+)
+
+// shadowJob is the work of one mirrored request. It owns copies of
+// everything it uses: the request headers, the spooled body, the captures.
+type shadowJob struct {
+	rt          *route
+	req         *fasthttp.Request // headers only; the body comes from the spool
+	spool       *spool
+	servedByNew bool
+	requestID   string
+	method      string
+	path        string
+	at          time.Time
+	servedTTFB  time.Duration
+
+	servedCap  *capture
+	servedResp *compare.Response // set before servedDone is closed
+	servedDone chan struct{}
+}
+
+func (s *Server) newJob(rt *route, out *fasthttp.Request, sp *spool, servedByNew bool, id []byte, ttfb time.Duration) *shadowJob {
+	req := fasthttp.AcquireRequest()
+	out.Header.CopyTo(&req.Header)
+	req.SetRequestURIBytes(out.RequestURI())
+	req.Header.SetBytesKV(hdrXTandemShadow, []byte("1"))
+	return &shadowJob{
+		rt:          rt,
+		req:         req,
+		spool:       sp,
+		servedByNew: servedByNew,
+		requestID:   string(id),
+		method:      string(out.Header.Method()),
+		path:        string(out.URI().PathOriginal()),
+		at:          time.Now(),
+		servedTTFB:  ttfb,
+		servedCap:   newCapture(s.compareMax),
+		servedDone:  make(chan struct{}),
+	}
+}
+
+func (j *shadowJob) release() {
+	if j.req != nil {
+		fasthttp.ReleaseRequest(j.req)
+		j.req = nil
+	}
+	if j.spool != nil {
+		j.spool.release()
+		j.spool = nil
+	}
+}
+
+// submit hands j to an idle shadow worker, or reports false when all
+// shadow_concurrency workers are busy. It never blocks.
+func (s *Server) submit(j *shadowJob) bool {
+	select {
+	case s.jobs <- j:
+		return true
+	default:
+		return false
+	}
+}
+
+// shadowWorker runs shadow jobs until the jobs channel is closed.
+func (s *Server) shadowWorker() {
+	defer s.workers.Done()
+	for j := range s.jobs {
+		s.busy.Add(1)
+		s.runShadow(j)
+		s.busy.Add(-1)
+	}
+}
+
+// runShadow sends the shadow copy (and the secondary copy, when the route has
+// one), waits for the served side's capture, and compares.
+func (s *Server) runShadow(j *shadowJob) {
+	defer j.release()
+	rt := j.rt
+	target := rt.new
+	if j.servedByNew {
+		target = rt.legacy
+	}
+	shadowResp, shadowTTFB, ok := s.sendCopy(j, target)
+	if !ok {
+		rt.m.shadow[OutcomeBreakerOpen].Inc()
+		return
+	}
+	if shadowResp.Err != "" {
+		rt.m.shadow[OutcomeError].Inc()
+	} else {
+		rt.m.shadow[OutcomeSent].Inc()
+	}
+	var secondary *compare.Response
+	if rt.secondary != nil {
+		secondary, _, _ = s.sendCopy(j, rt.secondary)
+	}
+	j.spool.release()
+	j.spool = nil
+
+	// The served side completes when fasthttp has written (or abandoned) the
+	// client response; bound the wait in case of a stuck client.
+	wait := time.NewTimer(s.cfg.Client.WriteTimeout.D() + time.Second)
+	defer wait.Stop()
+	select {
+	case <-j.servedDone:
+	case <-wait.C:
+		rt.m.compare[compare.OutcomeError].Inc()
+		return
+	}
+
+	ex := &Exchange{
+		Route:     rt.Name,
+		RequestID: j.requestID,
+		Method:    j.method,
+		Path:      j.path,
+		ServedBy:  "legacy",
+		At:        j.at,
+	}
+	if j.servedByNew {
+		ex.ServedBy = "new"
+		ex.Legacy, ex.LegacyLatency = shadowResp, shadowTTFB
+		ex.New, ex.NewLatency = j.servedResp, j.servedTTFB
+	} else {
+		ex.Legacy, ex.LegacyLatency = j.servedResp, j.servedTTFB
+		ex.New, ex.NewLatency = shadowResp, shadowTTFB
+	}
+	if secondary != nil && secondary.Err == "" && ex.Legacy.Err == "" {
+		s.learner.ObserveSecondary(rt.Name, rt.comparer.Compare(ex.Legacy, secondary))
+	}
+	res := rt.comparer.Compare(ex.Legacy, ex.New)
+	if res.Outcome != compare.OutcomeError {
+		s.learner.ObservePrimary(rt.Name, res)
+	}
+	s.learner.Apply(rt.Name, &res)
+	ex.Result = res
+	rt.m.compare[res.Outcome].Inc()
+	if res.Outcome == compare.OutcomeMismatch {
+		var seen [8]bool
+		for _, d := range res.Diffs {
+			if d.Noise {
+				continue
+			}
+			for i, k := range mismatchKinds {
+				if k == d.Kind && !seen[i] {
+					seen[i] = true
+					rt.m.mismatch[k].Inc()
+				}
+			}
+		}
+	}
+	if s.observer != nil {
+		s.observer.Observe(ex)
+	}
+}
+
+// sendCopy sends the job's request with the spooled body to b through its
+// shadow pool and captures the answer. ok is false when b's breaker refused.
+func (s *Server) sendCopy(j *shadowJob, b *backends.Backend) (r *compare.Response, ttfb time.Duration, ok bool) {
+	done, err := b.Allow()
+	if err != nil {
+		return nil, 0, false
+	}
+	req := j.req
+	if j.spool.size > 0 || req.Header.ContentLength() != 0 {
+		req.SetBodyStream(j.spool.reader(), int(j.spool.size))
+	}
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseResponse(resp)
+	start := time.Now()
+	err = b.Do(req, resp, backends.Shadow)
+	ttfb = time.Since(start)
+	c := newCapture(s.compareMax)
+	if err == nil {
+		c.setHeader(&resp.Header)
+		if bs := resp.BodyStream(); bs != nil {
+			_, err = io.Copy(c, bs)
+		}
+		if cerr := resp.CloseBodyStream(); err == nil && cerr != nil && cerr != io.EOF {
+			err = cerr
+		}
+	}
+	done(breakerResult(err, resp))
+	msg := ""
+	if err != nil {
+		reason := backends.Classify(err)
+		j.rt.m.backendError(b.Name, reason)
+		msg = string(reason) + ": " + err.Error()
+	} else {
+		j.rt.m.duration[b.Name][backends.Shadow].Update(ttfb.Seconds())
+		if resp.StatusCode() >= 500 {
+			j.rt.m.backendError(b.Name, backends.ReasonStatus)
+		}
+	}
+	return c.finish(msg), ttfb, true
+}

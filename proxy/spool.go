@@ -1,0 +1,146 @@
+package proxy
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+)
+
+// spoolPool hands out spools: per-request body copies for the shadow, kept in
+// memory up to memLimit bytes and then in an unlinked file under dir, within
+// a disk budget shared by all spools.
+type spoolPool struct {
+	dir        string
+	memLimit   int64
+	diskBudget int64
+	used       atomic.Int64 // disk bytes held by live spools
+	bufs       sync.Pool    // *[]byte with cap <= memLimit
+}
+
+func newSpoolPool(dir string, memLimit, diskBudget int64) (*spoolPool, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("cannot create spool dir: %w", err)
+	}
+	// Spool files are unlinked as soon as they are created, so leftovers can
+	// only come from an older version; remove them.
+	old, _ := filepath.Glob(filepath.Join(dir, "spool-*"))
+	for _, f := range old {
+		os.Remove(f)
+	}
+	return &spoolPool{dir: dir, memLimit: memLimit, diskBudget: diskBudget}, nil
+}
+
+// spool is one request body's copy. Writes never fail: when the copy cannot
+// be kept, the spool records why (a shadow outcome) and drops the bytes; the
+// served request is unaffected.
+type spool struct {
+	p        *spoolPool
+	buf      *[]byte
+	f        *os.File
+	fileSize int64
+	size     int64
+	failed   string
+}
+
+// get returns a spool for a body of expected size (-1 if unknown), or the
+// outcome that says why none can be had.
+func (p *spoolPool) get(expected int64) (*spool, string) {
+	if expected > p.memLimit+p.diskBudget {
+		return nil, OutcomeTooLarge
+	}
+	if expected > p.memLimit && p.used.Load()+expected-p.memLimit > p.diskBudget {
+		return nil, OutcomeSpoolFull
+	}
+	s := &spool{p: p}
+	if b, ok := p.bufs.Get().(*[]byte); ok {
+		s.buf = b
+	} else {
+		b := make([]byte, 0, 32<<10)
+		s.buf = &b
+	}
+	return s, ""
+}
+
+func (s *spool) Write(b []byte) (int, error) {
+	n := len(b)
+	if s.failed != "" {
+		return n, nil
+	}
+	s.size += int64(n)
+	if s.f == nil {
+		buf := *s.buf
+		if int64(len(buf)+len(b)) <= s.p.memLimit {
+			*s.buf = append(buf, b...)
+			return n, nil
+		}
+		room := int(s.p.memLimit) - len(buf)
+		*s.buf = append(buf, b[:room]...)
+		b = b[room:]
+		f, err := os.CreateTemp(s.p.dir, "spool-*")
+		if err != nil {
+			s.fail(OutcomeError)
+			return n, nil
+		}
+		os.Remove(f.Name())
+		s.f = f
+	}
+	if s.size-s.p.memLimit > s.p.diskBudget {
+		s.fail(OutcomeTooLarge)
+		return n, nil
+	}
+	if s.p.used.Add(int64(len(b))) > s.p.diskBudget {
+		s.p.used.Add(-int64(len(b)))
+		s.fail(OutcomeSpoolFull)
+		return n, nil
+	}
+	w, err := s.f.Write(b)
+	s.fileSize += int64(w)
+	if w < len(b) {
+		s.p.used.Add(int64(w - len(b)))
+	}
+	if err != nil {
+		// A full or failing disk: the shadow is skipped, the user is served.
+		s.fail(OutcomeSpoolFull)
+	}
+	return n, nil
+}
+
+func (s *spool) fail(outcome string) {
+	s.failed = outcome
+	s.closeFile()
+}
+
+// reader returns a fresh reader over the whole spooled body. Several readers
+// may be used one after another (shadow, then secondary).
+func (s *spool) reader() io.Reader {
+	m := bytes.NewReader(*s.buf)
+	if s.f == nil {
+		return m
+	}
+	return io.MultiReader(m, io.NewSectionReader(s.f, 0, s.fileSize))
+}
+
+func (s *spool) closeFile() {
+	if s.f != nil {
+		s.f.Close()
+		s.f = nil
+		s.p.used.Add(-s.fileSize)
+		s.fileSize = 0
+	}
+}
+
+// release frees the spool's memory and disk. The spool must not be used after.
+func (s *spool) release() {
+	s.closeFile()
+	if s.buf != nil {
+		if int64(cap(*s.buf)) <= s.p.memLimit {
+			*s.buf = (*s.buf)[:0]
+			s.p.bufs.Put(s.buf)
+		}
+		s.buf = nil
+	}
+}
