@@ -25,9 +25,9 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	Admin  Admin  `yaml:"admin"`
 	// DataDir holds the diff store, spool, rules state and audit log. Default ./tandem-data.
-	DataDir string  `yaml:"data_dir"`
-	Limits  Limits  `yaml:"limits"`
-	Client  Client  `yaml:"client"`
+	DataDir string `yaml:"data_dir"`
+	Limits  Limits `yaml:"limits"`
+	Client  Client `yaml:"client"`
 	// ShutdownTimeout bounds how long SIGTERM waits for in-flight requests. Default 30s.
 	ShutdownTimeout rules.Duration      `yaml:"shutdown_timeout"`
 	Backends        map[string]*Backend `yaml:"backends"`

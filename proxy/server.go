@@ -113,7 +113,6 @@ func New(o Options) (*Server, error) {
 	}
 	s.srv = &fasthttp.Server{
 		Handler:                       s.handle,
-		Name:                          "tandem",
 		NoDefaultServerHeader:         true,
 		NoDefaultDate:                 true,
 		NoDefaultContentType:          true,

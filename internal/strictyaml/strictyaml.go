@@ -117,7 +117,6 @@ func fromString(s string) error {
 	return &Error{Msg: s}
 }
 
-
 // walk records the line of every key and reports keys that t does not have.
 func walk(n *yaml.Node, t reflect.Type, path string, lines Lines, errs *[]error) {
 	for t.Kind() == reflect.Pointer {
@@ -196,4 +195,3 @@ func yamlFields(t reflect.Type) map[string]reflect.Type {
 	}
 	return m
 }
-

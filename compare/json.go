@@ -1,0 +1,368 @@
+package compare
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// JSON bodies are compared as trees (github.com/google/go-cmp with a Reporter
+// that collects paths):
+//   - object key order and white space do not matter;
+//   - arrays are compared index by index ($.items[3] with $.items[3]), so an
+//     element inserted at the front shows as every later element changed;
+//     this keeps paths stable (noise learning counts by path) and the cost
+//     linear;
+//   - numbers are compared by value, exactly (1.0 = 1 = 1e0) or within
+//     json_number_tolerance, never through float64 rounding when exact;
+//   - a field or element present on one side only is a difference whose other
+//     side reads "<missing>"; an explicit null reads "null";
+//   - values are rendered as compact JSON cut at 200 bytes;
+//   - differences under an ignore_json path are dropped;
+//   - at most 100 differences are listed, then only those at a new path
+//     shape (indexes replaced by [*]), up to 200.
+//
+// A body larger than max_json_bytes or nested deeper than max_json_depth is
+// compared by hash and size. A body that is not valid JSON on one side only
+// is a difference at "$" ("invalid JSON: …"); when neither side parses, the
+// bodies are compared as bytes.
+
+// looksLikeJSON reports whether b starts, after white space, with { or [.
+func looksLikeJSON(b []byte) bool {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+			continue
+		case '{', '[':
+			return true
+		}
+		return false
+	}
+	return false
+}
+
+var (
+	errTooDeep  = errors.New("nested too deep")
+	errTooLarge = errors.New("too large")
+)
+
+// checkDepth returns errTooDeep if b nests arrays and objects deeper than max.
+// It reads b once and does not allocate.
+func checkDepth(b []byte, max int) error {
+	depth, inString, escaped := 0, false, false
+	for _, c := range b {
+		if inString {
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '{', '[':
+			depth++
+			if depth > max {
+				return errTooDeep
+			}
+		case '}', ']':
+			depth--
+		}
+	}
+	return nil
+}
+
+// parseJSON decodes one JSON document, numbers as json.Number.
+func parseJSON(b []byte, maxBytes int64, maxDepth int) (any, error) {
+	if int64(len(b)) > maxBytes {
+		return nil, errTooLarge
+	}
+	if err := checkDepth(b, maxDepth); err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if rest := bytes.TrimSpace(b[dec.InputOffset():]); len(rest) > 0 {
+		return nil, fmt.Errorf("data after the JSON value at offset %d", dec.InputOffset())
+	}
+	return indexArrays(v), nil
+}
+
+// diffJSON appends the differences between two JSON bodies. ok is false when
+// neither body is JSON, so the caller compares them as bytes.
+func (c *Comparer) diffJSON(diffs []Difference, legacy, new *Response) (_ []Difference, ok bool) {
+	lv, lerr := parseJSON(legacy.Body, c.s.MaxJSONBytes, c.s.MaxJSONDepth)
+	nv, nerr := parseJSON(new.Body, c.s.MaxJSONBytes, c.s.MaxJSONDepth)
+	for _, err := range []error{lerr, nerr} {
+		switch err {
+		case errTooLarge:
+			return append(diffs, hashDiff(legacy, new, fmt.Sprintf("compared by hash: JSON larger than max_json_bytes (%d)", c.s.MaxJSONBytes))), true
+		case errTooDeep:
+			return append(diffs, hashDiff(legacy, new, fmt.Sprintf("compared by hash: JSON nested deeper than max_json_depth (%d)", c.s.MaxJSONDepth))), true
+		}
+	}
+	switch {
+	case lerr != nil && nerr != nil:
+		return diffs, false
+	case lerr != nil || nerr != nil:
+		return append(diffs, Difference{Kind: KindJSON, Path: "$", Legacy: jsonState(lv, lerr), New: jsonState(nv, nerr)}), true
+	}
+	r := &jsonReporter{ignore: c.ignoreJSON}
+	opts := []cmp.Option{
+		cmp.Reporter(r),
+		cmp.Comparer(func(a, b json.Number) bool { return numbersEqual(a, b, c.s.JSONNumberTolerance) }),
+	}
+	if len(c.ignoreJSON) > 0 {
+		opts = append(opts, cmp.FilterPath(func(cmp.Path) bool { return r.ignored() }, cmp.Ignore()))
+	}
+	cmp.Equal(lv, nv, opts...)
+	return append(diffs, r.diffs...), true
+}
+
+// jsonState describes one side's parse result for a difference at "$".
+func jsonState(v any, err error) string {
+	if err != nil {
+		return truncate("invalid JSON: "+err.Error(), maxDiffValueLen)
+	}
+	return "valid JSON " + jsonKind(v)
+}
+
+func jsonKind(v any) string {
+	switch v.(type) {
+	case map[string]any:
+		return "object"
+	case jsonArray:
+		return "array"
+	case string:
+		return "string"
+	case json.Number:
+		return "number"
+	case bool:
+		return "boolean"
+	}
+	return "null"
+}
+
+// jsonArray is a JSON array held as a map from index to element, so that
+// go-cmp compares arrays index by index (see above) instead of by edit
+// script, whose alignment is neither stable nor linear in cost.
+type jsonArray map[int]any
+
+// indexArrays replaces every []any in v by a jsonArray.
+func indexArrays(v any) any {
+	switch v := v.(type) {
+	case []any:
+		m := make(jsonArray, len(v))
+		for i, e := range v {
+			m[i] = indexArrays(e)
+		}
+		return m
+	case map[string]any:
+		for k, e := range v {
+			v[k] = indexArrays(e)
+		}
+	}
+	return v
+}
+
+// jsonReporter is a cmp.Reporter that turns go-cmp's path steps into path
+// segments and collects a Difference for each unequal leaf.
+type jsonReporter struct {
+	ignore  []pattern
+	segs    []segment
+	pushed  []bool
+	steps   []cmp.PathStep
+	diffs   []Difference
+	shapes  map[string]bool // shape paths listed, once past maxJSONDiffs
+	dropped int
+}
+
+func (r *jsonReporter) PushStep(ps cmp.PathStep) {
+	r.steps = append(r.steps, ps)
+	pushed := false
+	if mi, ok := ps.(cmp.MapIndex); ok {
+		switch k := mi.Key(); k.Kind() {
+		case reflect.String:
+			r.segs, pushed = append(r.segs, keySeg(k.String())), true
+		case reflect.Int:
+			r.segs, pushed = append(r.segs, indexSeg(int(k.Int()))), true
+		}
+	}
+	r.pushed = append(r.pushed, pushed)
+}
+
+func (r *jsonReporter) PopStep() {
+	if r.pushed[len(r.pushed)-1] {
+		r.segs = r.segs[:len(r.segs)-1]
+	}
+	r.pushed = r.pushed[:len(r.pushed)-1]
+	r.steps = r.steps[:len(r.steps)-1]
+}
+
+// ignored reports whether the current node is under an ignore_json path.
+func (r *jsonReporter) ignored() bool {
+	for _, p := range r.ignore {
+		if p.matchesSegs(r.segs) {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *jsonReporter) Report(res cmp.Result) {
+	if res.Equal() {
+		return
+	}
+	path := renderPath(r.segs)
+	if len(r.diffs) >= maxJSONDiffs {
+		// Past the cap, list only paths of a shape not seen yet, so that
+		// noise learning still sees every kind of difference.
+		if r.shapes == nil {
+			r.shapes = map[string]bool{}
+			for _, d := range r.diffs {
+				r.shapes[shapePath(d.Path)] = true
+			}
+		}
+		sp := shapePath(path)
+		if r.shapes[sp] || len(r.diffs) >= 2*maxJSONDiffs {
+			r.dropped++
+			return
+		}
+		r.shapes[sp] = true
+	}
+	vx, vy := r.steps[len(r.steps)-1].Values()
+	r.diffs = append(r.diffs, Difference{Kind: KindJSON, Path: path, Legacy: renderValue(vx), New: renderValue(vy)})
+}
+
+// renderValue renders one side's value at a difference as compact JSON.
+func renderValue(v reflect.Value) string {
+	if !v.IsValid() {
+		return missing
+	}
+	b := appendJSON(nil, v.Interface(), maxDiffValueLen)
+	if len(b) > maxDiffValueLen {
+		return truncate(string(b), maxDiffValueLen)
+	}
+	return string(b)
+}
+
+// appendJSON renders v as compact JSON with sorted keys onto b, stopping soon
+// after b grows past limit bytes.
+func appendJSON(b []byte, v any, limit int) []byte {
+	if len(b) > limit {
+		return b
+	}
+	switch v := v.(type) {
+	case nil:
+		return append(b, "null"...)
+	case bool:
+		return strconv.AppendBool(b, v)
+	case json.Number:
+		return append(b, v...)
+	case string:
+		return strconv.AppendQuote(b, v)
+	case jsonArray:
+		b = append(b, '[')
+		for i := 0; i < len(v); i++ {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			if b = appendJSON(b, v[i], limit); len(b) > limit {
+				return b
+			}
+		}
+		return append(b, ']')
+	case map[string]any:
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		b = append(b, '{')
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendQuote(b, k)
+			b = append(b, ':')
+			if b = appendJSON(b, v[k], limit); len(b) > limit {
+				return b
+			}
+		}
+		return append(b, '}')
+	}
+	return fmt.Appendf(b, "%v", v)
+}
+
+// numbersEqual reports whether two JSON numbers are equal: exactly by
+// decimal value when tol is 0, else within tol as float64.
+func numbersEqual(a, b json.Number, tol float64) bool {
+	if a == b {
+		return true
+	}
+	if tol > 0 {
+		x, err1 := strconv.ParseFloat(string(a), 64)
+		y, err2 := strconv.ParseFloat(string(b), 64)
+		if err1 == nil && err2 == nil && !math.IsInf(x, 0) && !math.IsInf(y, 0) {
+			return math.Abs(x-y) <= tol
+		}
+	}
+	return canonicalNumber(string(a)) == canonicalNumber(string(b))
+}
+
+// canonicalNumber renders a JSON number as sign, significant digits and
+// exponent ("-1.50e2" → "-15e1"), so that equal values give equal strings
+// without arithmetic. Exponents saturate at ±1e9.
+func canonicalNumber(s string) string {
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	exp := 0
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		e := s[i+1:]
+		s = s[:i]
+		eneg := strings.HasPrefix(e, "-")
+		e = strings.TrimLeft(e, "+-")
+		for _, c := range e {
+			if exp < 1e9 {
+				exp = exp*10 + int(c-'0')
+			}
+		}
+		if eneg {
+			exp = -exp
+		}
+	}
+	intPart, frac := s, ""
+	if i := strings.IndexByte(s, '.'); i >= 0 {
+		intPart, frac = s[:i], s[i+1:]
+	}
+	digits := intPart + frac
+	exp -= len(frac)
+	digits = strings.TrimLeft(digits, "0")
+	if digits == "" {
+		return "0"
+	}
+	t := strings.TrimRight(digits, "0")
+	exp += len(digits) - len(t)
+	sign := ""
+	if neg {
+		sign = "-"
+	}
+	return sign + t + "e" + strconv.Itoa(exp)
+}
