@@ -1,0 +1,261 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	tb "github.com/tandem-proxy/tandem/internal/testbackend"
+)
+
+var binPath string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "tandem-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binPath = filepath.Join(dir, "tandem")
+	out, err := exec.Command("go", append([]string{"build"}, append(buildTags(), "-o", binPath, ".")...)...).CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "cannot build tandem: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freeAddr returns a free 127.0.0.1 port.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// proc is a running `tandem serve`.
+type proc struct {
+	cmd    *exec.Cmd
+	addr   string
+	admin  string
+	stderr *strings.Builder
+	done   chan error
+}
+
+func startServe(t *testing.T, legacyURL, newURL, extra string) *proc {
+	t.Helper()
+	dir := t.TempDir()
+	p := &proc{addr: freeAddr(t), admin: freeAddr(t), stderr: &strings.Builder{}, done: make(chan error, 1)}
+	cfg := fmt.Sprintf(`
+listen: %s
+admin: {listen: %s}
+data_dir: %s
+backends:
+  legacy: {url: %q, timeout: 60s}
+  new: {url: %q, timeout: 60s}
+routes:
+  - name: up
+    match: {path_prefix: /}
+    legacy: legacy
+    new: new
+    mirror: 100
+%s`, p.addr, p.admin, filepath.Join(dir, "data"), legacyURL, newURL, extra)
+	path := filepath.Join(dir, "tandem.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd = exec.Command(binPath, "serve", "-config", path)
+	p.cmd.Stderr = &syncWriter{b: p.stderr}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + p.admin + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tandem did not start: %s", p.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return p
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	b  *strings.Builder
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+// vmHWM returns a process's peak resident set size in bytes.
+func vmHWM(t *testing.T, pid int) int64 {
+	t.Helper()
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmHWM")
+	return 0
+}
+
+// 16 concurrent 64 MiB uploads, all mirrored, keep the proxy under 128 MiB
+// peak RSS: memory does not grow with upload size.
+func TestMemoryBoundedLargeUploads(t *testing.T) {
+	if testing.Short() {
+		t.Skip("moves 2 GiB through the proxy")
+	}
+	legacy := tb.Start(t, "legacy", tb.Mode{Kind: tb.KindEchoHash})
+	newb := tb.Start(t, "new", tb.Mode{Kind: tb.KindEchoHash})
+	p := startServe(t, legacy.URL, newb.URL, "")
+	const n, size = 16, 64 << 20
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			req, _ := http.NewRequest("POST", "http://"+p.addr+"/upload", tb.PatternReader(int64(i), size))
+			req.ContentLength = size
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				errs <- err
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				errs <- fmt.Errorf("status %d", resp.StatusCode)
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if !newb.WaitCount(n, 60*time.Second) {
+		t.Fatalf("only %d of %d shadows arrived", newb.Count(), n)
+	}
+	for _, r := range newb.Received() {
+		if r.BodySize != size || !r.Complete {
+			t.Fatalf("shadow got %d bytes complete=%v", r.BodySize, r.Complete)
+		}
+	}
+	hwm := vmHWM(t, p.cmd.Process.Pid)
+	t.Logf("peak RSS of tandem: %.1f MiB", float64(hwm)/(1<<20))
+	if hwm > 128<<20 {
+		t.Fatalf("peak RSS %d MiB, want under 128 MiB", hwm>>20)
+	}
+}
+
+// SIGTERM under load: every request that reached legacy is answered, and
+// the process exits 0.
+func TestSIGTERMUnderLoadLosesNothing(t *testing.T) {
+	legacy := tb.Start(t, "legacy", tb.Mode{Kind: tb.KindEchoHash, Delay: 300 * time.Millisecond})
+	newb := tb.Start(t, "new", tb.Mode{Kind: tb.KindEchoHash, Delay: 100 * time.Millisecond})
+	p := startServe(t, legacy.URL, newb.URL, "")
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 20 * time.Second}
+	var (
+		mu       sync.Mutex
+		answered = map[string]bool{}
+		wg       sync.WaitGroup
+	)
+	stopAt := time.Now().Add(1500 * time.Millisecond)
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; time.Now().Before(stopAt) && i < 100; i++ {
+				id := fmt.Sprintf("w%d-%d", w, i)
+				req, _ := http.NewRequest("POST", "http://"+p.addr+"/upload", strings.NewReader(id))
+				req.Header.Set("X-Request-Id", id)
+				resp, err := client.Do(req)
+				if err != nil {
+					time.Sleep(10 * time.Millisecond) // refused after shutdown began
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					mu.Lock()
+					answered[id] = true
+					mu.Unlock()
+				}
+			}
+		}(w)
+	}
+	time.Sleep(700 * time.Millisecond)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.done:
+		p.done <- err // for cleanup
+		if err != nil {
+			t.Fatalf("tandem exited with %v: %s", err, p.stderr.String())
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatal("tandem did not exit after SIGTERM")
+	}
+	wg.Wait()
+	got := legacy.Received()
+	if len(got) == 0 || len(answered) == 0 {
+		t.Fatalf("no load: legacy %d answered %d", len(got), len(answered))
+	}
+	for _, r := range got {
+		if r.Complete && !answered[r.RequestID] {
+			t.Errorf("request %s reached legacy but its client got no answer", r.RequestID)
+		}
+	}
+	t.Logf("legacy received %d, clients answered %d", len(got), len(answered))
+	if !strings.Contains(p.stderr.String(), "tandem stopped") {
+		t.Errorf("no clean stop in log: %s", p.stderr.String())
+	}
+}
+
+func buildTags() []string {
+	if t := os.Getenv("TANDEM_BUILD_TAGS"); t != "" {
+		return []string{"-tags", t}
+	}
+	return nil
+}
