@@ -37,6 +37,29 @@ func startProxy(t *testing.T, yaml string, urls map[string]string) *fixture {
 		yaml = strings.ReplaceAll(yaml, "{{"+name+"}}", u)
 	}
 	yaml = strings.ReplaceAll(yaml, "{{data}}", t.TempDir())
+	srv, addr := mustServe(t, yaml)
+	f := &fixture{
+		t:    t,
+		srv:  srv,
+		addr: addr,
+		url:  "http://" + addr,
+		client: &http.Client{Transport: &http.Transport{
+			MaxIdleConnsPerHost: 64,
+			DisableCompression:  true,
+		}, Timeout: 60 * time.Second},
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		f.client.CloseIdleConnections()
+	})
+	return f
+}
+
+// mustServe parses a config and serves it on 127.0.0.1:0.
+func mustServe(t testing.TB, yaml string) (*Server, string) {
+	t.Helper()
 	cfg, errs := config.Parse([]byte(yaml))
 	if len(errs) > 0 {
 		t.Fatalf("config: %v", errs)
@@ -58,23 +81,7 @@ func startProxy(t *testing.T, yaml string, urls map[string]string) *fixture {
 		t.Fatal(err)
 	}
 	go srv.Serve(ln)
-	f := &fixture{
-		t:    t,
-		srv:  srv,
-		addr: ln.Addr().String(),
-		url:  "http://" + ln.Addr().String(),
-		client: &http.Client{Transport: &http.Transport{
-			MaxIdleConnsPerHost: 64,
-			DisableCompression:  true,
-		}, Timeout: 60 * time.Second},
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		f.client.CloseIdleConnections()
-	})
-	return f
+	return srv, ln.Addr().String()
 }
 
 // basicConfig is a route "up" on /upload with legacy and new.

@@ -38,6 +38,7 @@ type reqMeta struct {
 	connTokens [maxConnTokens][]byte // lower-cased names from Connection, aliasing scratch
 	nTokens    int
 	scratch    []byte
+	xff        []byte // X-Forwarded-For being built
 }
 
 // scanHeaders checks the raw request headers for ambiguous framing and
@@ -165,7 +166,7 @@ func buildOutbound(ctx *fasthttp.RequestCtx, m *reqMeta, id []byte, out *fasthtt
 	oh.SetMethodBytes(in.Method())
 	out.SetRequestURIBytes(in.RequestURI())
 	oh.SetHostBytes(in.Host())
-	var xff []byte
+	xff := m.xff[:0]
 	for k, v := range in.All() {
 		switch {
 		case m.isHopByHop(k), equalFoldBytes(k, hdrContentLength), equalFoldBytes(k, hdrHost),
@@ -188,6 +189,7 @@ func buildOutbound(ctx *fasthttp.RequestCtx, m *reqMeta, id []byte, out *fasthtt
 	}
 	xff, _ = ctx.RemoteIP().AppendText(xff)
 	oh.SetBytesKV(hdrXForwardedFor, xff)
+	m.xff = xff
 	if ctx.IsTLS() {
 		oh.SetBytesKV(hdrXForwardedProto, strHTTPS)
 	} else {

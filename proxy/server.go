@@ -335,7 +335,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	s.countShadowSkip(rt, skip)
 
 	copyResponseHeaders(&resp.Header, &ctx.Response.Header)
-	sb := &servedBody{upstream: resp, r: resp.BodyStream(), job: job}
+	sb := servedBodyPool.Get().(*servedBody)
+	*sb = servedBody{upstream: resp, r: resp.BodyStream(), job: job}
 	if job != nil {
 		job.servedCap.setHeader(&resp.Header)
 	}
@@ -496,6 +497,8 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+var servedBodyPool = sync.Pool{New: func() any { return new(servedBody) }}
+
 // servedBody is the client response's body stream: it relays the serving
 // backend's body, captures it for the comparison when there is a shadow job,
 // and on Close (called by fasthttp after writing, or on reset) releases the
@@ -537,7 +540,9 @@ func (b *servedBody) Close() error {
 		b.job.servedResp = b.job.servedCap.finish(msg)
 		close(b.job.servedDone)
 	}
-	b.upstream, b.r, b.job = nil, nil, nil
+	// fasthttp drops its reference after Close, so the value can be reused.
+	*b = servedBody{}
+	servedBodyPool.Put(b)
 	return nil
 }
 

@@ -72,23 +72,24 @@ func (s *Server) submit(j *shadowJob) bool {
 // shadowWorker runs shadow jobs until the jobs channel is closed.
 func (s *Server) shadowWorker() {
 	defer s.workers.Done()
+	buf := make([]byte, 32<<10) // this worker's copy buffer
 	for j := range s.jobs {
 		s.busy.Add(1)
-		s.runShadow(j)
+		s.runShadow(j, buf)
 		s.busy.Add(-1)
 	}
 }
 
 // runShadow sends the shadow copy (and the secondary copy, when the route has
 // one), waits for the served side's capture, and compares.
-func (s *Server) runShadow(j *shadowJob) {
+func (s *Server) runShadow(j *shadowJob, buf []byte) {
 	defer j.release()
 	rt := j.rt
 	target := rt.new
 	if j.servedByNew {
 		target = rt.legacy
 	}
-	shadowResp, shadowTTFB, ok := s.sendCopy(j, target)
+	shadowResp, shadowTTFB, ok := s.sendCopy(j, target, buf)
 	if !ok {
 		rt.m.shadow[OutcomeBreakerOpen].Inc()
 		return
@@ -100,7 +101,7 @@ func (s *Server) runShadow(j *shadowJob) {
 	}
 	var secondary *compare.Response
 	if rt.secondary != nil {
-		secondary, _, _ = s.sendCopy(j, rt.secondary)
+		secondary, _, _ = s.sendCopy(j, rt.secondary, buf)
 	}
 	j.spool.release()
 	j.spool = nil
@@ -163,7 +164,7 @@ func (s *Server) runShadow(j *shadowJob) {
 
 // sendCopy sends the job's request with the spooled body to b through its
 // shadow pool and captures the answer. ok is false when b's breaker refused.
-func (s *Server) sendCopy(j *shadowJob, b *backends.Backend) (r *compare.Response, ttfb time.Duration, ok bool) {
+func (s *Server) sendCopy(j *shadowJob, b *backends.Backend, buf []byte) (r *compare.Response, ttfb time.Duration, ok bool) {
 	done, err := b.Allow()
 	if err != nil {
 		return nil, 0, false
@@ -181,7 +182,7 @@ func (s *Server) sendCopy(j *shadowJob, b *backends.Backend) (r *compare.Respons
 	if err == nil {
 		c.setHeader(&resp.Header)
 		if bs := resp.BodyStream(); bs != nil {
-			_, err = io.Copy(c, bs)
+			_, err = io.CopyBuffer(c, bs, buf)
 		}
 		if cerr := resp.CloseBodyStream(); err == nil && cerr != nil && cerr != io.EOF {
 			err = cerr
