@@ -5,6 +5,7 @@ package admin
 
 import (
 	"net"
+	"strings"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -13,13 +14,13 @@ import (
 
 // Server is the admin HTTP server.
 type Server struct {
-	srv   *fasthttp.Server
-	ready func() bool
+	srv  *fasthttp.Server
+	deps Deps
 }
 
-// New returns an admin server. ready reports readiness for /readyz; nil means always ready.
-func New(ready func() bool) *Server {
-	s := &Server{ready: ready}
+// New returns an admin server serving deps.
+func New(deps Deps) *Server {
+	s := &Server{deps: deps}
 	s.srv = &fasthttp.Server{
 		Handler:      s.handle,
 		Name:         "tandem-admin",
@@ -37,13 +38,27 @@ func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
 func (s *Server) Shutdown() error { return s.srv.Shutdown() }
 
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
-	switch string(ctx.Path()) {
+	path := string(ctx.Path())
+	if strings.HasPrefix(path, "/api/") || strings.HasPrefix(path, "/ui/") || path == "/ui" {
+		if s.deps.Token == "" || !tokenOK(ctx.Request.Header.Peek("Authorization"), s.deps.Token) {
+			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="tandem"`)
+			fail(ctx, fasthttp.StatusUnauthorized, "missing or wrong bearer token")
+			return
+		}
+		if strings.HasPrefix(path, "/api/v1/") || path == "/api/v1" {
+			s.serveAPI(ctx, path)
+			return
+		}
+		fail(ctx, fasthttp.StatusNotFound, "no such endpoint: %s", path)
+		return
+	}
+	switch path {
 	case "/healthz":
 		ctx.SetContentType("text/plain; charset=utf-8")
 		ctx.SetBodyString("ok\n")
 	case "/readyz":
 		ctx.SetContentType("text/plain; charset=utf-8")
-		if s.ready != nil && !s.ready() {
+		if s.deps.Ready != nil && !s.deps.Ready() {
 			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
 			ctx.SetBodyString("not ready\n")
 			return
