@@ -36,8 +36,7 @@ func benchFixture(b *testing.B, cfg string) *fasthttp.HostClient {
 		cfg = strings.ReplaceAll(cfg, "{{"+name+"}}", u)
 	}
 	cfg = strings.ReplaceAll(cfg, "{{data}}", b.TempDir())
-	srv, addr := mustServe(b, cfg)
-	b.Cleanup(func() { srv.srv.Shutdown() })
+	_, addr := mustServe(b, cfg)
 	return &fasthttp.HostClient{Addr: addr, MaxConns: 64, ReadTimeout: 10 * time.Second}
 }
 

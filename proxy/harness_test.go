@@ -43,22 +43,20 @@ func startProxy(t *testing.T, yaml string, urls map[string]string) *fixture {
 		srv:  srv,
 		addr: addr,
 		url:  "http://" + addr,
-		client: &http.Client{Transport: &http.Transport{
-			MaxIdleConnsPerHost: 64,
-			DisableCompression:  true,
-		}, Timeout: 60 * time.Second},
+		client: newClient(),
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		f.client.CloseIdleConnections()
-	})
+	t.Cleanup(f.client.CloseIdleConnections)
 	return f
 }
 
 // mustServe parses a config and serves it on 127.0.0.1:0.
 func mustServe(t testing.TB, yaml string) (*Server, string) {
+	t.Helper()
+	return mustServeWith(t, yaml, nil)
+}
+
+// mustServeWith is mustServe with an observer of comparisons.
+func mustServeWith(t testing.TB, yaml string, obs Observer) (*Server, string) {
 	t.Helper()
 	cfg, errs := config.Parse([]byte(yaml))
 	if len(errs) > 0 {
@@ -72,7 +70,7 @@ func mustServe(t testing.TB, yaml string) (*Server, string) {
 		}
 		bs[name] = b
 	}
-	srv, err := New(Options{Config: cfg, Backends: bs})
+	srv, err := New(Options{Config: cfg, Backends: bs, Observer: obs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +79,19 @@ func mustServe(t testing.TB, yaml string) (*Server, string) {
 		t.Fatal(err)
 	}
 	go srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
 	return srv, ln.Addr().String()
+}
+
+func newClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		MaxIdleConnsPerHost: 64,
+		DisableCompression:  true,
+	}, Timeout: 60 * time.Second}
 }
 
 // basicConfig is a route "up" on /upload with legacy and new.

@@ -158,6 +158,9 @@ func (s *Server) SetRules(version int64, routes []rules.Route) error {
 	if err != nil {
 		return err
 	}
+	for _, r := range routes {
+		s.learner.Configure(r.Name, r.Compare)
+	}
 	s.table.Store(t)
 	return nil
 }
