@@ -55,6 +55,8 @@ type Options struct {
 	Observer Observer
 	// Learner holds learned and marked noise. Nil: a fresh one.
 	Learner *compare.Learner
+	// Rules are the rules in force at start. Nil: Config.Routes as version 1.
+	Rules *rules.Rules
 }
 
 // Server is the client-facing proxy.
@@ -108,7 +110,11 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s.m = newServerMetrics(s)
-	if err := s.SetRules(1, c.Routes); err != nil {
+	initial := rules.Rules{Version: 1, Routes: c.Routes}
+	if o.Rules != nil {
+		initial = *o.Rules
+	}
+	if err := s.SetRules(initial.Version, initial.Routes); err != nil {
 		return nil, err
 	}
 	s.srv = &fasthttp.Server{

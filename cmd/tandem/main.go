@@ -21,6 +21,9 @@ type verb struct {
 var verbs = map[string]verb{
 	"serve":    {"run the proxy and its admin listener", runServe},
 	"validate": {"check a configuration file and print every problem", runValidate},
+	"promote":  {"serve a share of a route's traffic from its new backend", runPromote},
+	"rollback": {"serve all of a route's traffic from legacy again", runRollback},
+	"report":   {"print the diff report of every route", runReport},
 }
 
 func main() {

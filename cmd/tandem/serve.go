@@ -2,18 +2,27 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
+	"time"
 
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/fsnotify/fsnotify"
 	"github.com/tandem-proxy/tandem/admin"
 	"github.com/tandem-proxy/tandem/backends"
+	"github.com/tandem-proxy/tandem/compare"
 	"github.com/tandem-proxy/tandem/config"
 	"github.com/tandem-proxy/tandem/proxy"
+	"github.com/tandem-proxy/tandem/ramp"
+	"github.com/tandem-proxy/tandem/rules"
+	"github.com/tandem-proxy/tandem/store"
 )
 
 func runServe(args []string, stdout, stderr io.Writer) int {
@@ -35,20 +44,14 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		}
 		return 1
 	}
-	if err := serve(cfg, log, stop()); err != nil {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	if err := serve(*path, cfg, log, sigs, nil); err != nil {
 		fmt.Fprintf(stderr, "tandem serve: %v\n", err)
 		return 1
 	}
 	return 0
-}
-
-// stop returns a channel closed on SIGTERM or SIGINT.
-func stop() <-chan struct{} {
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
-	done := make(chan struct{})
-	go func() { <-ch; close(done) }()
-	return done
 }
 
 func newLogger(format string, w io.Writer) (*slog.Logger, error) {
@@ -61,18 +64,38 @@ func newLogger(format string, w io.Writer) (*slog.Logger, error) {
 	return nil, fmt.Errorf("invalid -log-format %q: want text or json", format)
 }
 
-// serve runs the proxy and the admin listener until stopCh is closed, then
-// shuts down gracefully within cfg.ShutdownTimeout.
-func serve(cfg *config.Config, log *slog.Logger, stopCh <-chan struct{}) error {
+// running is what serve has started; ready is called once it listens.
+type running struct {
+	Addr, AdminAddr, Token string
+	Proxy                  *proxy.Server
+	State                  *rules.State
+	Store                  *store.Store
+}
+
+// serve runs tandem until SIGTERM/SIGINT arrives on sigs (SIGHUP reloads the
+// config file), then shuts down within cfg.ShutdownTimeout.
+func serve(path string, cfg *config.Config, log *slog.Logger, sigs <-chan os.Signal, ready func(*running)) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("cannot create data_dir: %w", err)
 	}
+	token, src, err := admin.ResolveToken(cfg.Admin.TokenFile, cfg.DataDir, true)
+	if err != nil {
+		return err
+	}
+	if src == admin.FromGenerated {
+		log.Info("generated an admin token", "file", filepath.Join(cfg.DataDir, "admin.token"), "token", token)
+	}
+
+	var ctl *ramp.Controller
 	bs := map[string]*backends.Backend{}
 	for name, bc := range cfg.Backends {
 		b, err := backends.New(name, bc, backends.Options{
 			ShadowConns: cfg.Limits.ShadowConcurrency,
 			OnBreakerChange: func(backend string, from, to backends.State) {
 				log.Warn("breaker state change", "backend", backend, "from", from.String(), "to", to.String())
+				if to == backends.StateOpen && ctl != nil {
+					ctl.BreakerOpened(backend, time.Now())
+				}
 			},
 		})
 		if err != nil {
@@ -80,10 +103,69 @@ func serve(cfg *config.Config, log *slog.Logger, stopCh <-chan struct{}) error {
 		}
 		bs[name] = b
 	}
-	px, err := proxy.New(proxy.Options{Config: cfg, Backends: bs, Logger: log})
+	validate := func(rs []rules.Route) []error {
+		return rules.Validate(rs, func(n string) bool { return bs[n] != nil })
+	}
+	state, err := rules.OpenState(cfg.DataDir, cfg.Routes, validate, nil)
 	if err != nil {
 		return err
 	}
+	if msg := state.Recovered(); msg != "" {
+		log.Warn("rules state recovered", "detail", msg)
+	}
+	if state.FileChanged(cfg.Routes) {
+		if r, changed, err := state.ReplaceFromFile(cfg.Routes); err != nil {
+			return fmt.Errorf("cannot apply the config file's routes: %w", err)
+		} else if changed {
+			log.Info("config file routes applied", "version", r.Version)
+		}
+	}
+
+	learner := compare.NewLearner()
+	noise := &noiseFile{path: filepath.Join(cfg.DataDir, "noise.json"), learner: learner}
+	if err := noise.load(); err != nil {
+		log.Warn("learned noise not restored", "err", err)
+	}
+
+	st, err := store.Open(filepath.Join(cfg.DataDir, "store.db"), store.Options{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	ctl = ramp.New(state, func(b string) bool { return bs[b] != nil && bs[b].BreakerState() == backends.StateOpen }, log, nil)
+	cur := state.Current()
+	px, err := proxy.New(proxy.Options{
+		Config:   cfg,
+		Backends: bs,
+		Logger:   log,
+		Learner:  learner,
+		Rules:    &cur,
+		Observer: proxy.Observers{storeObserver{st}, rampObserver{ctl}},
+	})
+	if err != nil {
+		return err
+	}
+	state.Subscribe(func(r rules.Rules) {
+		if err := px.SetRules(r.Version, r.Routes); err != nil {
+			log.Error("rules not applied to the data plane", "version", r.Version, "err", err)
+			return
+		}
+		for _, rt := range r.Routes {
+			name := rt.Name
+			metrics.GetOrCreateGauge(fmt.Sprintf(`tandem_serve_new_percent{route=%q}`, name), func() float64 {
+				for _, x := range state.Current().Routes {
+					if x.Name == name {
+						return x.ServeNew
+					}
+				}
+				return 0
+			})
+		}
+		log.Info("rules in force", "version", r.Version, "routes", len(r.Routes))
+	})
+	registerStoreMetrics(st)
+
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s: %w", cfg.Listen, err)
@@ -96,28 +178,216 @@ func serve(cfg *config.Config, log *slog.Logger, stopCh <-chan struct{}) error {
 	if host, _, _ := net.SplitHostPort(cfg.Admin.Listen); !isLoopback(host) {
 		log.Warn("admin listener is not on loopback: anyone who can reach it and holds the token can change routing", "listen", cfg.Admin.Listen)
 	}
-	ad := admin.New(func() bool { return true })
+	ad := admin.New(admin.Deps{
+		Token: token,
+		Rules: state,
+		ParseRules: func(b []byte) (rules.Rules, []error) {
+			return rules.ParseRulesFor(b, func(n string) bool { return bs[n] != nil })
+		},
+		Reports: st,
+		Routes:  func() []admin.RouteStatus { return routeStatus(state, px, ctl) },
+		MarkNoise: func(route, p, reason string) error {
+			if err := learner.Mark(route, p, reason); err != nil {
+				return err
+			}
+			if err := noise.save(); err != nil {
+				return err
+			}
+			return state.Record(rules.Event{Actor: "api", Kind: "noise", Route: route, Reason: reason, New: "noise " + p})
+		},
+	})
+
+	stop := make(chan struct{})
+	done := make(chan struct{})
 	errCh := make(chan error, 2)
 	go func() { errCh <- px.Serve(ln) }()
 	go func() { errCh <- ad.Serve(aln) }()
-	log.Info("tandem started", "listen", ln.Addr().String(), "admin", aln.Addr().String(),
-		"routes", len(cfg.Routes), "rules_version", px.RulesVersion())
+	go func() { defer close(done); background(stop, px, st, noise, ctl) }()
+	watchStop := watchConfig(path, log, func() { reload(path, state, log) })
 
-	select {
-	case <-stopCh:
-	case err := <-errCh:
-		return fmt.Errorf("listener failed: %w", err)
+	log.Info("tandem started", "listen", ln.Addr().String(), "admin", aln.Addr().String(),
+		"routes", len(cur.Routes), "rules_version", cur.Version)
+	if ready != nil {
+		ready(&running{Addr: ln.Addr().String(), AdminAddr: aln.Addr().String(), Token: token, Proxy: px, State: state, Store: st})
+	}
+
+wait:
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				reload(path, state, log)
+				continue
+			}
+			break wait
+		case err := <-errCh:
+			return fmt.Errorf("listener failed: %w", err)
+		}
 	}
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	watchStop()
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout.D())
 	defer cancel()
 	err = px.Shutdown(ctx)
+	close(stop)
+	<-done
 	ad.Shutdown()
+	if err := noise.save(); err != nil {
+		log.Warn("learned noise not saved", "err", err)
+	}
+	if cerr := st.Close(); cerr != nil {
+		log.Warn("store close", "err", cerr)
+	}
 	if err != nil {
 		log.Warn("shutdown incomplete", "err", err)
 	}
 	log.Info("tandem stopped")
 	return nil
+}
+
+// background runs the periodic work: counter flushes to the store, ramp
+// ticks and noise snapshots, until stop is closed.
+func background(stop <-chan struct{}, px *proxy.Server, st *store.Store, noise *noiseFile, ctl *ramp.Controller) {
+	last := map[string]proxy.RouteCounters{}
+	flush := time.NewTicker(5 * time.Second)
+	tick := time.NewTicker(time.Second)
+	save := time.NewTicker(time.Minute)
+	defer flush.Stop()
+	defer tick.Stop()
+	defer save.Stop()
+	for {
+		select {
+		case <-stop:
+			flushCounters(px, st, last) // after the proxy has drained: the final numbers
+			return
+		case <-flush.C:
+			flushCounters(px, st, last)
+		case <-tick.C:
+			ctl.Tick()
+		case <-save.C:
+			noise.save()
+		}
+	}
+}
+
+// flushCounters sends the counters' growth since the last flush to the store.
+func flushCounters(px *proxy.Server, st *store.Store, last map[string]proxy.RouteCounters) {
+	now := time.Now()
+	for route, c := range px.Counters() {
+		p := last[route]
+		d := store.Counters{
+			ServedLegacy: c.ServedLegacy - p.ServedLegacy,
+			ServedNew:    c.ServedNew - p.ServedNew,
+			Fallback:     c.Fallback - p.Fallback,
+			Sent:         c.Shadow[proxy.OutcomeSent] + c.Shadow[proxy.OutcomeError] - p.Shadow[proxy.OutcomeSent] - p.Shadow[proxy.OutcomeError],
+			Skipped:      map[string]int64{},
+		}
+		d.Requests = d.ServedLegacy + d.ServedNew
+		for _, r := range store.SkipReasons {
+			if r == store.SkipError {
+				continue // a shadow that was sent and failed is mirrored, not skipped
+			}
+			d.Skipped[r] = c.Shadow[r] - p.Shadow[r]
+		}
+		if d.Requests == 0 && d.Sent == 0 && sumMap(d.Skipped) == 0 {
+			continue
+		}
+		if st.AddCounters(route, now, d) {
+			last[route] = c
+		}
+	}
+}
+
+func sumMap(m map[string]int64) int64 {
+	var n int64
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// reload re-reads the config file and replaces the routes if they changed.
+// An invalid file changes nothing: the errors are logged, counted and audited.
+func reload(path string, state *rules.State, log *slog.Logger) {
+	cfg, errs := config.Load(path)
+	if len(errs) > 0 {
+		msgs := make([]string, len(errs))
+		for i, e := range errs {
+			msgs[i] = e.Error()
+			log.Error("config reload refused", "file", path, "err", e)
+		}
+		reloadErrors.Inc()
+		state.Record(rules.Event{Actor: "file", Kind: "reload_error", Reason: "invalid config file; the previous rules stay in force",
+			Details: map[string]any{"errors": msgs}})
+		return
+	}
+	if !state.FileChanged(cfg.Routes) {
+		reloadOK.Inc()
+		return
+	}
+	r, changed, err := state.ReplaceFromFile(cfg.Routes)
+	if err != nil {
+		reloadErrors.Inc()
+		log.Error("config reload refused", "file", path, "err", err)
+		var ve *rules.ValidationError
+		details := map[string]any{"error": err.Error()}
+		if errors.As(err, &ve) {
+			details["errors"] = fmt.Sprint(ve.Errs)
+		}
+		state.Record(rules.Event{Actor: "file", Kind: "reload_error", Reason: "the previous rules stay in force", Details: details})
+		return
+	}
+	reloadOK.Inc()
+	if changed {
+		log.Info("config reloaded", "file", path, "version", r.Version)
+	}
+}
+
+var (
+	reloadOK     = metrics.NewCounter(`tandem_rules_reload_total{result="ok"}`)
+	reloadErrors = metrics.NewCounter(`tandem_rules_reload_total{result="error"}`)
+)
+
+// watchConfig calls onChange when the config file changes on disk (editors
+// replace files by rename, so the directory is watched). It returns a stop
+// function. Without fsnotify support, SIGHUP still reloads.
+func watchConfig(path string, log *slog.Logger, onChange func()) func() {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		log.Warn("config file watching unavailable; use SIGHUP to reload", "err", err)
+		return func() {}
+	}
+	abs, _ := filepath.Abs(path)
+	if err := w.Add(filepath.Dir(abs)); err != nil {
+		log.Warn("config file watching unavailable; use SIGHUP to reload", "err", err)
+		w.Close()
+		return func() {}
+	}
+	stop := make(chan struct{})
+	go func() {
+		var debounce <-chan time.Time
+		for {
+			select {
+			case <-stop:
+				return
+			case ev, ok := <-w.Events:
+				if !ok {
+					return
+				}
+				if filepath.Clean(ev.Name) == abs && ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) != 0 {
+					debounce = time.After(200 * time.Millisecond)
+				}
+			case <-debounce:
+				onChange()
+			case err, ok := <-w.Errors:
+				if !ok {
+					return
+				}
+				log.Warn("config watch error", "err", err)
+			}
+		}
+	}()
+	return func() { close(stop); w.Close() }
 }
 
 func isLoopback(host string) bool {

@@ -1,0 +1,391 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tandem-proxy/tandem/config"
+	tb "github.com/tandem-proxy/tandem/internal/testbackend"
+	"github.com/tandem-proxy/tandem/rules"
+)
+
+// inproc is `tandem serve` running inside the test process.
+type inproc struct {
+	t          *testing.T
+	run        *running
+	cfgPath    string
+	dataDir    string
+	sigs       chan os.Signal
+	done       chan error
+	stopped    bool
+	logs       *syncWriter
+	apiBase    string
+	proxyBase  string
+	httpClient *http.Client
+}
+
+func startInProcess(t *testing.T, cfgText, dataDir string) *inproc {
+	t.Helper()
+	dir := t.TempDir()
+	if dataDir == "" {
+		dataDir = filepath.Join(dir, "data")
+	}
+	cfgText = strings.ReplaceAll(cfgText, "{{data}}", dataDir)
+	p := &inproc{t: t, cfgPath: filepath.Join(dir, "tandem.yaml"), dataDir: dataDir,
+		sigs: make(chan os.Signal, 4), done: make(chan error, 1), logs: &syncWriter{b: &strings.Builder{}},
+		httpClient: &http.Client{Timeout: 30 * time.Second}}
+	if err := os.WriteFile(p.cfgPath, []byte(cfgText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, errs := config.Load(p.cfgPath)
+	if len(errs) > 0 {
+		t.Fatalf("config: %v", errs)
+	}
+	readyCh := make(chan *running, 1)
+	log := slog.New(slog.NewTextHandler(p.logs, nil))
+	go func() { p.done <- serve(p.cfgPath, cfg, log, p.sigs, func(r *running) { readyCh <- r }) }()
+	select {
+	case p.run = <-readyCh:
+	case err := <-p.done:
+		t.Fatalf("serve failed: %v\n%s", err, p.logs.b.String())
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not start")
+	}
+	p.apiBase = "http://" + p.run.AdminAddr
+	p.proxyBase = "http://" + p.run.Addr
+	t.Cleanup(p.stop)
+	return p
+}
+
+// writeConfig replaces the config file (with {{data}} filled in).
+func (p *inproc) writeConfig(text string) {
+	p.t.Helper()
+	if err := os.WriteFile(p.cfgPath, []byte(strings.ReplaceAll(text, "{{data}}", p.dataDir)), 0o600); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func (p *inproc) stop() {
+	if p.stopped {
+		return
+	}
+	p.stopped = true
+	p.sigs <- syscall.SIGTERM
+	select {
+	case err := <-p.done:
+		if err != nil {
+			p.t.Errorf("serve: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		p.t.Error("serve did not stop")
+	}
+}
+
+// api calls the admin API; token "" means the right one.
+func (p *inproc) api(method, path, token, ctype, body string, hdr ...string) (int, []byte) {
+	p.t.Helper()
+	req, _ := http.NewRequest(method, p.apiBase+path, strings.NewReader(body))
+	if token == "" {
+		token = p.run.Token
+	}
+	if token != "-" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := p.httpClient.Do(req)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func (p *inproc) rules() rules.Rules {
+	p.t.Helper()
+	st, b := p.api("GET", "/api/v1/rules", "", "", "")
+	if st != 200 {
+		p.t.Fatalf("GET rules: %d %s", st, b)
+	}
+	var r rules.Rules
+	if err := json.Unmarshal(b, &r); err != nil {
+		p.t.Fatal(err)
+	}
+	return r
+}
+
+func (p *inproc) events() []rules.Event {
+	p.t.Helper()
+	st, b := p.api("GET", "/api/v1/events", "", "", "")
+	if st != 200 {
+		p.t.Fatalf("GET events: %d %s", st, b)
+	}
+	var out struct{ Events []rules.Event }
+	json.Unmarshal(b, &out)
+	return out.Events
+}
+
+const apiConfig = `
+listen: 127.0.0.1:0
+admin: {listen: 127.0.0.1:0}
+data_dir: {{data}}
+backends:
+  legacy: {url: "%s"}
+  new: {url: "%s"}
+routes:
+  - name: images
+    match: {path_prefix: /upload}
+    legacy: legacy
+    new: new
+    sticky: header:X-User-Id
+`
+
+func apiFixture(t *testing.T) *inproc {
+	legacy := tb.Start(t, "legacy", tb.Mode{Kind: tb.KindEchoHash})
+	newb := tb.Start(t, "new", tb.Mode{Kind: tb.KindEchoHash})
+	return startInProcess(t, fmt.Sprintf(apiConfig, legacy.URL, newb.URL), "")
+}
+
+// Every mutating endpoint refuses a missing token, a wrong token, GET and a
+// text/plain body; the rules file is byte-identical after each refusal.
+func TestMutationsRefused(t *testing.T) {
+	p := apiFixture(t)
+	before, err := os.ReadFile(filepath.Join(p.dataDir, "rules.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mutations := []struct{ method, path, body string }{
+		{"PUT", "/api/v1/rules", string(mustJSON(p.rules()))},
+		{"POST", "/api/v1/routes/images/promote", `{"percent": 25, "reason": "x"}`},
+		{"POST", "/api/v1/routes/images/rollback", `{"reason": "x"}`},
+		{"POST", "/api/v1/routes/images/noise", `{"path": "$.id", "reason": "x"}`},
+	}
+	for _, m := range mutations {
+		cases := []struct {
+			why, method, token, ctype string
+			want                      int
+		}{
+			{"no token", m.method, "-", "application/json", 401},
+			{"wrong token", m.method, "0123456789abcdef0123456789abcdef", "application/json", 401},
+			{"GET on a mutating path", "GET", "", "", 405},
+			{"text/plain body", m.method, "", "text/plain", 415},
+		}
+		for _, c := range cases {
+			if c.method == "GET" && m.path == "/api/v1/rules" {
+				continue // GET /api/v1/rules reads the rules
+			}
+			st, b := p.api(c.method, m.path, c.token, c.ctype, m.body, "If-Match", "1")
+			if st != c.want {
+				t.Errorf("%s %s (%s): %d %s, want %d", c.method, m.path, c.why, st, b, c.want)
+			}
+			after, _ := os.ReadFile(filepath.Join(p.dataDir, "rules.json"))
+			if !bytes.Equal(before, after) {
+				t.Fatalf("%s %s (%s) changed the rules file", c.method, m.path, c.why)
+			}
+		}
+	}
+	// Reads need the token too; probes do not.
+	if st, _ := p.api("GET", "/api/v1/report", "-", "", ""); st != 401 {
+		t.Errorf("report without token: %d", st)
+	}
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		if st, _ := p.api("GET", path, "-", "", ""); st != 200 {
+			t.Errorf("%s: %d", path, st)
+		}
+	}
+	if st, b := p.api("POST", "/api/v1/routes/nope/promote", "", "application/json", `{"percent": 5}`); st != 404 {
+		t.Errorf("unknown route: %d %s", st, b)
+	}
+	if st, b := p.api("POST", "/api/v1/routes/images/promote", "", "application/json", `{"percent": 101}`); st != 400 || !strings.Contains(string(b), "0..100") {
+		t.Errorf("percent 101: %d %s", st, b)
+	}
+}
+
+func mustJSON(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
+}
+
+// 50 parallel promote calls with versions: stale ones get 409, the final
+// state equals the last accepted write, the persisted file parses.
+func TestConcurrentVersionedUpdates(t *testing.T) {
+	p := apiFixture(t)
+	v0 := p.rules().Version
+	var (
+		mu       sync.Mutex
+		accepted []rules.Rules
+		stale    int
+		wg       sync.WaitGroup
+	)
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			body := fmt.Sprintf(`{"percent": %d, "reason": "worker %d"}`, i+1, i)
+			st, b := p.api("POST", "/api/v1/routes/images/promote", "", "application/json", body, "If-Match", fmt.Sprint(v0))
+			mu.Lock()
+			defer mu.Unlock()
+			switch st {
+			case 200:
+				var r rules.Rules
+				json.Unmarshal(b, &r)
+				accepted = append(accepted, r)
+			case 409:
+				stale++
+			default:
+				t.Errorf("status %d %s", st, b)
+			}
+		}(i)
+	}
+	wg.Wait()
+	// promote ignores If-Match? Then all 50 are accepted; either way the
+	// final state must be the highest accepted version.
+	if len(accepted)+stale != 50 || len(accepted) == 0 {
+		t.Fatalf("accepted %d stale %d", len(accepted), stale)
+	}
+	last := accepted[0]
+	for _, r := range accepted {
+		if r.Version > last.Version {
+			last = r
+		}
+	}
+	cur := p.rules()
+	if cur.Version != last.Version || cur.Routes[0].ServeNew != last.Routes[0].ServeNew {
+		t.Fatalf("final %d/%v, last accepted %d/%v", cur.Version, cur.Routes[0].ServeNew, last.Version, last.Routes[0].ServeNew)
+	}
+	b, _ := os.ReadFile(filepath.Join(p.dataDir, "rules.json"))
+	var persisted rules.Rules
+	if err := json.Unmarshal(b, &persisted); err != nil || persisted.Version != cur.Version {
+		t.Fatalf("persisted rules: %v version %d", err, persisted.Version)
+	}
+
+	// PUT with If-Match: exactly one of two writers with the same version wins.
+	doc := p.rules()
+	doc.Routes[0].Mirror = 50
+	body := string(mustJSON(doc))
+	st1, _ := p.api("PUT", "/api/v1/rules", "", "application/json", body, "If-Match", fmt.Sprint(doc.Version))
+	st2, b2 := p.api("PUT", "/api/v1/rules", "", "application/json", body, "If-Match", fmt.Sprint(doc.Version))
+	if st1 != 200 || st2 != 409 {
+		t.Fatalf("PUT twice with one version: %d then %d %s", st1, st2, b2)
+	}
+	if st, b := p.api("PUT", "/api/v1/rules", "", "application/json", `{"routes":[{"name":"x","legacy":"missing","serve_new":500}]}`, "If-Match", fmt.Sprint(doc.Version+1)); st != 400 ||
+		!strings.Contains(string(b), "unknown backend") || !strings.Contains(string(b), "serve_new") {
+		t.Fatalf("invalid PUT: %d %s", st, b)
+	}
+}
+
+// promote and rollback through the CLI; rules survive a restart; a config
+// edit plus SIGHUP applies; an invalid edit changes nothing.
+func TestCLIPromoteRestartAndReload(t *testing.T) {
+	legacy := tb.Start(t, "legacy", tb.Mode{Kind: tb.KindEchoHash})
+	newb := tb.Start(t, "new", tb.Mode{Kind: tb.KindEchoHash})
+	cfgText := fmt.Sprintf(apiConfig, legacy.URL, newb.URL)
+	p := startInProcess(t, cfgText, "")
+	t.Setenv("TANDEM_ADMIN_TOKEN", p.run.Token)
+	var out, errb bytes.Buffer
+	if code := run([]string{"promote", "images", "25", "-reason", "canary", "-admin", p.apiBase, "-config", "/nonexistent"}, &out, &errb); code != 0 {
+		t.Fatalf("promote: %d %s", code, errb.String())
+	}
+	if got := p.rules().Routes[0].ServeNew; got != 25 {
+		t.Fatalf("serve_new = %v after promote", got)
+	}
+	evs := p.events()
+	if last := evs[len(evs)-1]; last.Actor != "cli" || last.Kind != "promote" || last.Reason != "canary" {
+		t.Fatalf("last event %+v", last)
+	}
+	// The served split follows: about a quarter of users go to new.
+	for i := 0; i < 200; i++ {
+		req, _ := http.NewRequest("POST", p.proxyBase+"/upload", strings.NewReader("x"))
+		req.Header.Set("X-User-Id", fmt.Sprintf("user-%d", i))
+		resp, err := p.httpClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	served := 0
+	for _, r := range newb.Received() {
+		if !r.Shadow {
+			served++
+		}
+	}
+	if served < 25 || served > 75 {
+		t.Fatalf("new served %d of 200 at 25%%", served)
+	}
+	// Restart on the same data_dir: the promotion survives.
+	p.stop()
+	p2 := startInProcess(t, cfgText, p.dataDir)
+	if got := p2.rules().Routes[0].ServeNew; got != 25 {
+		t.Fatalf("serve_new after restart = %v, want 25", got)
+	}
+	// An invalid edit changes nothing and is reported.
+	v := p2.rules().Version
+	p2.writeConfig(strings.Replace(cfgText, "legacy: legacy", "legacy: nope", 1))
+	p2.sigs <- syscall.SIGHUP
+	waitFor(t, func() bool {
+		evs := p2.events()
+		return len(evs) > 0 && evs[len(evs)-1].Kind == "reload_error" &&
+			strings.Contains(fmt.Sprint(evs[len(evs)-1].Details), `unknown backend "nope"`)
+	})
+	if r := p2.rules(); r.Version != v || r.Routes[0].ServeNew != 25 {
+		t.Fatalf("invalid edit changed rules: %+v", r)
+	}
+	// A valid edit applies as a new version with actor file.
+	p2.writeConfig(strings.Replace(cfgText, "sticky: header:X-User-Id", "sticky: header:X-User-Id\n    mirror: 10", 1))
+	p2.sigs <- syscall.SIGHUP
+	waitFor(t, func() bool { return p2.rules().Routes[0].Mirror == 10 })
+	evs = p2.events()
+	if last := evs[len(evs)-1]; last.Actor != "file" {
+		t.Fatalf("reload event %+v", last)
+	}
+	if code := run([]string{"rollback", "images", "-admin", p2.apiBase, "-config", "/nonexistent"}, &out, &errb); code != 0 {
+		t.Fatalf("rollback: %d %s", code, errb.String())
+	}
+	if got := p2.rules().Routes[0].ServeNew; got != 0 {
+		t.Fatalf("serve_new after rollback = %v", got)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 15s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Client verbs fail with one line and a non-zero exit when the admin API is
+// unreachable or refuses.
+func TestClientVerbErrors(t *testing.T) {
+	p := apiFixture(t)
+	t.Setenv("TANDEM_ADMIN_TOKEN", "0123456789abcdef0123")
+	var out, errb bytes.Buffer
+	code := run([]string{"report", "-admin", "http://127.0.0.1:1", "-config", "/nonexistent"}, &out, &errb)
+	if code != 1 || strings.Count(errb.String(), "\n") != 1 || !strings.Contains(errb.String(), "unreachable") {
+		t.Fatalf("unreachable: exit %d %q", code, errb.String())
+	}
+	errb.Reset()
+	code = run([]string{"promote", "images", "5", "-admin", p.apiBase, "-config", "/nonexistent"}, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "401") {
+		t.Fatalf("wrong token: exit %d %q", code, errb.String())
+	}
+}

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tandem-proxy/tandem/store"
+)
+
+func runReport(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("report", "report [-route NAME] [-since 1h|RFC3339] [-json] [-admin URL] [-config FILE]", stderr)
+	cf := addClientFlags(fs)
+	route := fs.String("route", "", "only this route")
+	since := fs.String("since", "", "only traffic since this time: a duration ago (1h, 30m) or an RFC 3339 time")
+	asJSON := fs.Bool("json", false, "print the API's JSON")
+	top := fs.Int("top", 5, "differing paths shown per route")
+	if code, stop := parseFlags(fs, args); stop {
+		return code
+	}
+	q := url.Values{}
+	if *route != "" {
+		q.Set("route", *route)
+	}
+	if *since != "" {
+		t, err := parseSince(*since, time.Now())
+		if err != nil {
+			fmt.Fprintf(stderr, "tandem report: %v\n", err)
+			return 2
+		}
+		q.Set("since", t.UTC().Format(time.RFC3339))
+	}
+	c, err := cf.client()
+	if err != nil {
+		return fail1(stderr, "report", err)
+	}
+	var rep struct {
+		GeneratedAt time.Time           `json:"generated_at"`
+		Routes      []store.RouteReport `json:"routes"`
+	}
+	path := "/api/v1/report"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	if err := c.do("GET", path, nil, &rep); err != nil {
+		return fail1(stderr, "report", err)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(rep)
+		return 0
+	}
+	renderReport(stdout, rep.Routes, *top)
+	return 0
+}
+
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		return now.Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("-since %q: want a duration such as 1h or an RFC 3339 time", s)
+	}
+	return t, nil
+}
+
+// renderReport prints the reports as a readable table: one line per route,
+// then each route's top differing paths.
+func renderReport(w io.Writer, reps []store.RouteReport, top int) {
+	if len(reps) == 0 {
+		fmt.Fprintln(w, "no routes have traffic yet")
+		return
+	}
+	sort.Slice(reps, func(i, j int) bool { return reps[i].Route < reps[j].Route })
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ROUTE\tREQUESTS\tSERVED NEW\tMIRRORED\tCOMPARED\tMISMATCHED\tNOISE\tDIFF RATE\tP50 LEGACY/NEW\tP99 LEGACY/NEW")
+	for _, r := range reps {
+		servedNew := 0.0
+		if r.Requests > 0 {
+			servedNew = 100 * float64(r.ServedNew) / float64(r.Requests)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.1f%%\t%d\t%d\t%d\t%d\t%.2f%%\t%s / %s\t%s / %s\n",
+			r.Route, r.Requests, servedNew, r.Mirrored, r.Compared, r.Mismatched, r.Noise, 100*r.DiffRate,
+			ms(r.Latency.LegacyP50), ms(r.Latency.NewP50), ms(r.Latency.LegacyP99), ms(r.Latency.NewP99))
+	}
+	tw.Flush()
+	for _, r := range reps {
+		var skipped []string
+		keys := make([]string, 0, len(r.Skipped))
+		for k := range r.Skipped {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if r.Skipped[k] > 0 {
+				skipped = append(skipped, fmt.Sprintf("%s %d", k, r.Skipped[k]))
+			}
+		}
+		fmt.Fprintf(w, "\n%s: errors legacy %d, new %d; skipped shadows: %s\n", r.Route, r.LegacyErrors, r.NewErrors, orNone(strings.Join(skipped, ", ")))
+		if len(r.Diffs) == 0 {
+			fmt.Fprintln(w, "  no differences")
+			continue
+		}
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  KIND\tPATH\tCOUNT\tRATE\tNOISE\tEXAMPLE")
+		for i, d := range r.Diffs {
+			if i == top {
+				fmt.Fprintf(tw, "  …\t%d more paths\t\t\t\t\n", len(r.Diffs)-top)
+				break
+			}
+			noise := ""
+			if d.Noise {
+				noise = "noise"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%d\t%.2f%%\t%s\t%s\n", d.Kind, d.Path, d.Count, 100*d.Rate, noise, d.ExampleID)
+		}
+		tw.Flush()
+	}
+}
+
+func ms(v float64) string {
+	if v == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1fms", v)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}

@@ -1,0 +1,194 @@
+// Package ramp runs automatic promotion: one controller that feeds each
+// ramped route's statistics window from finished comparisons, evaluates the
+// pure rules.Step on a ticker, and applies its decisions through the same
+// versioned rules state as the API (actor "ramp"). It owns no decisions of
+// its own and imports no network code.
+package ramp
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/tandem-proxy/tandem/rules"
+)
+
+// Controller drives every route that has a ramp. Safe for concurrent use.
+type Controller struct {
+	state       *rules.State
+	breakerOpen func(backend string) bool
+	log         *slog.Logger
+	now         func() time.Time
+
+	mu       sync.Mutex
+	trackers map[string]*rules.RampTracker
+	last     map[string]rules.Decision
+}
+
+// New returns a controller over state. breakerOpen reports whether a
+// backend's breaker is open now; now nil means time.Now.
+func New(state *rules.State, breakerOpen func(string) bool, log *slog.Logger, now func() time.Time) *Controller {
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Controller{
+		state:       state,
+		breakerOpen: breakerOpen,
+		log:         log,
+		now:         now,
+		trackers:    map[string]*rules.RampTracker{},
+		last:        map[string]rules.Decision{},
+	}
+}
+
+// tracker returns the route's tracker, creating it on first use. A route that
+// was rolled back before a restart starts halted.
+func (c *Controller) tracker(r *rules.Route) *rules.RampTracker {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.trackers[r.Name]
+	if t == nil {
+		st := rules.NewRampState(c.now(), r.Ramp, r.ServeNew)
+		if evs, err := c.state.Events(time.Time{}, 100000); err == nil {
+			st.Halted = rules.RampHalted(evs, r.Name, r.ServeNew)
+		}
+		t = rules.NewRampTracker(st)
+		c.trackers[r.Name] = t
+	}
+	return t
+}
+
+func (c *Controller) rampedRoute(name string) *rules.Route {
+	cur := c.state.Current()
+	for i := range cur.Routes {
+		if cur.Routes[i].Name == name && cur.Routes[i].Ramp != nil && cur.Routes[i].New != "" {
+			return &cur.Routes[i]
+		}
+	}
+	return nil
+}
+
+// Observation is one finished comparison, as the ramp needs it.
+type Observation struct {
+	Route string
+	Start time.Time // when the request arrived
+	// Compared: the comparison produced a verdict; Mismatch: a real one.
+	Compared, Mismatch bool
+	// LegacyLatency and NewLatency are times to response headers; zero
+	// when that side failed.
+	LegacyLatency, NewLatency time.Duration
+	// NewFailed: the new backend failed (transport error or 5xx).
+	NewFailed   bool
+	LegacyOK    bool
+}
+
+// Observe feeds one comparison into its route's window, if the route ramps.
+func (c *Controller) Observe(o Observation) {
+	r := c.rampedRoute(o.Route)
+	if r == nil {
+		return
+	}
+	w := c.tracker(r).Window()
+	if o.Compared {
+		w.AddCompare(o.Start, o.Mismatch)
+	}
+	w.AddNew(o.Start, o.NewLatency, o.NewFailed)
+	if o.LegacyOK {
+		w.AddLegacy(o.Start, o.LegacyLatency)
+	}
+}
+
+// BreakerOpened tells the ramps of routes whose new backend is backend.
+func (c *Controller) BreakerOpened(backend string, at time.Time) {
+	cur := c.state.Current()
+	for i := range cur.Routes {
+		r := &cur.Routes[i]
+		if r.Ramp != nil && r.New == backend {
+			c.tracker(r).Window().MarkBreakerOpen(at)
+		}
+	}
+}
+
+// Tick evaluates every ramped route once and applies the decisions.
+func (c *Controller) Tick() {
+	now := c.now()
+	cur := c.state.Current()
+	for i := range cur.Routes {
+		r := &cur.Routes[i]
+		if r.Ramp == nil || r.New == "" {
+			continue
+		}
+		d := c.tracker(r).Decide(now, r.Ramp, r.ServeNew, c.breakerOpen != nil && c.breakerOpen(r.New))
+		c.mu.Lock()
+		c.last[r.Name] = d
+		c.mu.Unlock()
+		if d.Action == rules.ActionWait {
+			continue
+		}
+		_, changed, err := c.state.ApplyRamp(r.Name, d)
+		if err != nil {
+			c.log.Warn("ramp decision not applied", "route", r.Name, "action", string(d.Action), "err", err)
+			continue
+		}
+		c.log.Info("ramp decision", "route", r.Name, "action", string(d.Action), "from", d.FromPercent,
+			"to", d.ToPercent, "gate", d.Gate, "reason", d.Reason, "changed", changed)
+	}
+}
+
+// Run ticks every interval until stop is closed.
+func (c *Controller) Run(stop <-chan struct{}, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			c.Tick()
+		}
+	}
+}
+
+// Status is a route's ramp as GET /api/v1/routes shows it.
+type Status struct {
+	Steps       []float64          `json:"steps"`
+	Current     float64            `json:"current"`
+	NextStep    float64            `json:"next_step,omitempty"`
+	StepSince   time.Time          `json:"step_since"`
+	HeldSeconds float64            `json:"held_seconds"`
+	HoldSeconds float64            `json:"hold_seconds"`
+	Halted      bool               `json:"halted"`
+	Done        bool               `json:"done"`
+	Last        *rules.Decision    `json:"last_decision,omitempty"`
+	Gates       map[string]float64 `json:"gates,omitempty"`
+}
+
+// Status returns the ramp status of a route, or nil when it does not ramp.
+func (c *Controller) Status(r *rules.Route) *Status {
+	if r.Ramp == nil || r.New == "" {
+		return nil
+	}
+	st := c.tracker(r).State()
+	s := &Status{
+		Steps:       r.Ramp.Steps,
+		Current:     r.ServeNew,
+		StepSince:   st.StepSince,
+		HeldSeconds: c.now().Sub(st.StepSince).Seconds(),
+		HoldSeconds: r.Ramp.Hold.D().Seconds(),
+		Halted:      st.Halted,
+		Done:        st.Done,
+	}
+	if next, ok := r.Ramp.NextStep(r.ServeNew); ok {
+		s.NextStep = next
+	}
+	c.mu.Lock()
+	if d, ok := c.last[r.Name]; ok {
+		s.Last = &d
+		s.Gates = d.Values
+	}
+	c.mu.Unlock()
+	return s
+}
