@@ -39,10 +39,10 @@ func startProxy(t *testing.T, yaml string, urls map[string]string) *fixture {
 	yaml = strings.ReplaceAll(yaml, "{{data}}", t.TempDir())
 	srv, addr := mustServe(t, yaml)
 	f := &fixture{
-		t:    t,
-		srv:  srv,
-		addr: addr,
-		url:  "http://" + addr,
+		t:      t,
+		srv:    srv,
+		addr:   addr,
+		url:    "http://" + addr,
 		client: newClient(),
 	}
 	t.Cleanup(f.client.CloseIdleConnections)

@@ -81,8 +81,8 @@ type Observation struct {
 	// when that side failed.
 	LegacyLatency, NewLatency time.Duration
 	// NewFailed: the new backend failed (transport error or 5xx).
-	NewFailed   bool
-	LegacyOK    bool
+	NewFailed bool
+	LegacyOK  bool
 }
 
 // Observe feeds one comparison into its route's window, if the route ramps.

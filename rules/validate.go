@@ -94,20 +94,23 @@ func validateRamp(bad func(string, string, ...any), p string, r *Route) {
 		}
 		prev = s
 	}
+	if n := len(rp.Steps); n > 0 && rp.Steps[n-1] < 100 {
+		bad(fmt.Sprintf("%s.steps[%d]", p, n-1), "the last step is %v: it must be 100, or the ramp could never finish with new serving everything", rp.Steps[n-1])
+	}
 	if rp.Hold < 0 {
 		bad(p+".hold", "must not be negative")
 	}
 	if rp.MinCompared < 0 {
 		bad(p+".min_compared", "must not be negative")
 	}
-	if rp.MaxDiffRate < 0 || rp.MaxDiffRate > 1 {
+	if !(rp.MaxDiffRate >= 0 && rp.MaxDiffRate <= 1) { // NaN fails too
 		bad(p+".max_diff_rate", "%v must be within 0..1", rp.MaxDiffRate)
 	}
-	if rp.MaxErrorRate < 0 || rp.MaxErrorRate > 1 {
+	if !(rp.MaxErrorRate >= 0 && rp.MaxErrorRate <= 1) {
 		bad(p+".max_error_rate", "%v must be within 0..1", rp.MaxErrorRate)
 	}
-	if rp.MaxLatencyRatio <= 0 {
-		bad(p+".max_latency_ratio", "%v must be greater than 0", rp.MaxLatencyRatio)
+	if !(rp.MaxLatencyRatio > 0) || math.IsInf(rp.MaxLatencyRatio, 0) {
+		bad(p+".max_latency_ratio", "%v must be a number greater than 0", rp.MaxLatencyRatio)
 	}
 }
 

@@ -1,0 +1,366 @@
+package rules
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// commitLocked persists r as rules.json with its audit event: it saves the
+// current version as rules.json.prev (if savePrev), writes and fsyncs a
+// temporary file, appends ev (if not nil) to the audit log, renames the
+// temporary file over rules.json and fsyncs the directory. A failure before
+// the rename undoes what was done (the temporary file is removed, the audit
+// entry truncated away) and returns inPlace false. A failure of the final
+// directory fsync returns inPlace true: rules.json already holds r.
+func (s *State) commitLocked(r Rules, fileDigest string, ev *Event, savePrev bool) (inPlace bool, err error) {
+	if savePrev {
+		if cur := s.cur.Load(); cur != nil {
+			data, err := encodeStateFile(*cur, s.fileDigest)
+			if err == nil {
+				err = s.writeAtomic("prev", PrevRulesFile, data)
+			}
+			if err != nil {
+				return false, fmt.Errorf("cannot save %s: %w", PrevRulesFile, err)
+			}
+		}
+	}
+	data, err := encodeStateFile(r, fileDigest)
+	if err != nil {
+		return false, err
+	}
+	tmp, err := s.writeTemp("write", data)
+	if err != nil {
+		return false, fmt.Errorf("cannot write %s: %w", RulesFile, err)
+	}
+	undoAudit := func() {}
+	if ev != nil {
+		if undoAudit, err = s.appendAudit(*ev); err != nil {
+			os.Remove(tmp)
+			return false, err
+		}
+	}
+	err = s.check("rename")
+	if err == nil {
+		err = os.Rename(tmp, s.path(RulesFile))
+	}
+	if err != nil {
+		os.Remove(tmp)
+		undoAudit()
+		return false, fmt.Errorf("cannot replace %s: %w", RulesFile, err)
+	}
+	if err := s.syncDir(); err != nil {
+		return true, fmt.Errorf("rules version %d is in %s but syncing the directory failed: %w", r.Version, RulesFile, err)
+	}
+	return true, nil
+}
+
+// writeTemp writes data to a new temporary file in the state directory,
+// fsyncs and closes it, and returns its path. step names it for s.fault.
+func (s *State) writeTemp(step string, data []byte) (string, error) {
+	f, err := os.CreateTemp(s.dir, tempPrefix+"*")
+	if err != nil {
+		return "", err
+	}
+	name := f.Name()
+	err = s.check(step)
+	if err == nil {
+		_, err = f.Write(data)
+	}
+	if err == nil {
+		err = f.Chmod(0o600)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(name)
+		return "", err
+	}
+	return name, nil
+}
+
+// writeAtomic replaces dir/name with data (temporary file, fsync, rename).
+// The caller fsyncs the directory.
+func (s *State) writeAtomic(step, name string, data []byte) error {
+	tmp, err := s.writeTemp(step, data)
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, s.path(name)); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+func (s *State) syncDir() error {
+	if err := s.check("syncdir"); err != nil {
+		return err
+	}
+	d, err := os.Open(s.dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// removeTemps deletes temporary files left by a crash mid-write.
+func (s *State) removeTemps() {
+	names, _ := filepath.Glob(filepath.Join(s.dir, tempPrefix+"*"))
+	for _, n := range names {
+		os.Remove(n)
+	}
+}
+
+// appendAudit appends e as one JSON line and fsyncs. On failure the file is
+// truncated back to its previous length, so no partial line is left for the
+// next append to run into. The returned undo does the same after success.
+func (s *State) appendAudit(e Event) (undo func(), err error) {
+	line, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("cannot encode audit event: %w", err)
+	}
+	line = append(line, '\n')
+	path := s.path(AuditFile)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open audit log: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("cannot append to audit log: %w", err)
+	}
+	size := st.Size()
+	err = s.check("audit")
+	if err == nil {
+		_, err = f.Write(line)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if err != nil {
+		f.Truncate(size)
+		return nil, fmt.Errorf("cannot append to audit log: %w", err)
+	}
+	return func() { os.Truncate(path, size) }, nil
+}
+
+// repairAuditTail ends the audit log with a newline if a crash cut its last
+// line short, so that the next entry starts on a line of its own. The cut
+// line stays (it is evidence) and readers skip it.
+func (s *State) repairAuditTail() error {
+	path := s.path(AuditFile)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("cannot open audit log: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || st.Size() == 0 {
+		return err
+	}
+	last := make([]byte, 1)
+	if _, err := f.ReadAt(last, st.Size()-1); err != nil {
+		return fmt.Errorf("cannot read audit log: %w", err)
+	}
+	if last[0] == '\n' {
+		return nil
+	}
+	if _, err := f.WriteAt([]byte{'\n'}, st.Size()); err != nil {
+		return fmt.Errorf("cannot repair audit log: %w", err)
+	}
+	return f.Sync()
+}
+
+// Events returns audit-log entries at or after since (zero: all), oldest
+// first, newest last; limit > 0 keeps only the newest limit. Lines that do
+// not decode — a last line cut short by a crash mid-append, or one that a
+// later start-up closed with a newline — are skipped. The whole log is read.
+func (s *State) Events(since time.Time, limit int) ([]Event, error) {
+	var out []Event
+	err := s.scanAudit(func(e Event) {
+		if e.Time.Before(since) {
+			return
+		}
+		out = append(out, e)
+		if limit > 0 && len(out) >= 2*limit+64 {
+			out = append(out[:0:0], out[len(out)-limit:]...)
+		}
+	})
+	if limit > 0 && len(out) > limit {
+		out = out[len(out)-limit:]
+	}
+	return out, err
+}
+
+func (s *State) scanAudit(f func(Event)) error {
+	file, err := os.Open(s.path(AuditFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("cannot read audit log: %w", err)
+	}
+	defer file.Close()
+	r := bufio.NewReaderSize(file, 64<<10)
+	for {
+		line, err := r.ReadBytes('\n')
+		if len(line) > 0 && line[len(line)-1] == '\n' {
+			var e Event
+			if json.Unmarshal(bytes.TrimSpace(line), &e) == nil {
+				f(e)
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("cannot read audit log: %w", err)
+		}
+	}
+}
+
+// highestAuditVersion returns the highest rules version in the audit log.
+func (s *State) highestAuditVersion() int64 {
+	var v int64
+	s.scanAudit(func(e Event) { v = max(v, e.NewVersion) })
+	return v
+}
+
+// routesDigest identifies a set of routes by their persisted form; "" if
+// they cannot be encoded (such routes never validate).
+func routesDigest(rs []Route) string {
+	b, err := json.Marshal(rs)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// sameRoutes reports whether a and b persist identically.
+func sameRoutes(a, b []Route) bool {
+	ja, err1 := json.Marshal(a)
+	jb, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
+}
+
+// summarize describes what changed from old to neu as two short texts, the
+// old side and the new side: "serve_new 5" and "serve_new 25" when only
+// route's serve_new changed, else per route "images: serve_new 5, mirror
+// 100"; added and removed routes, other changed fields and a new order are
+// named too.
+func summarize(old, neu []Route, route string) (string, string) {
+	byName := func(rs []Route) map[string]*Route {
+		m := make(map[string]*Route, len(rs))
+		for i := range rs {
+			m[rs[i].Name] = &rs[i]
+		}
+		return m
+	}
+	om, nm := byName(old), byName(neu)
+	var oldParts, newParts []string
+	type side struct{ name, o, n string }
+	var changed []side
+	for i := range neu {
+		n := &neu[i]
+		o, ok := om[n.Name]
+		if !ok {
+			changed = append(changed, side{n.Name, "absent", fmt.Sprintf("added (serve_new %s, mirror %s)", fmtPercent(n.ServeNew), fmtPercent(n.Mirror))})
+			continue
+		}
+		var op, np []string
+		if o.ServeNew != n.ServeNew {
+			op, np = append(op, "serve_new "+fmtPercent(o.ServeNew)), append(np, "serve_new "+fmtPercent(n.ServeNew))
+		}
+		if o.Mirror != n.Mirror {
+			op, np = append(op, "mirror "+fmtPercent(o.Mirror)), append(np, "mirror "+fmtPercent(n.Mirror))
+		}
+		if f := otherChanges(*o, *n); f != "" {
+			np = append(np, f+" changed")
+		}
+		if len(np) > 0 {
+			changed = append(changed, side{n.Name, strings.Join(op, ", "), strings.Join(np, ", ")})
+		}
+	}
+	for i := range old {
+		o := &old[i]
+		if _, ok := nm[o.Name]; !ok {
+			changed = append(changed, side{o.Name, fmt.Sprintf("serve_new %s, mirror %s", fmtPercent(o.ServeNew), fmtPercent(o.Mirror)), "removed"})
+		}
+	}
+	if len(changed) == 1 && changed[0].name == route {
+		return clip(changed[0].o), clip(changed[0].n)
+	}
+	for _, c := range changed {
+		if c.o != "" {
+			oldParts = append(oldParts, c.name+": "+c.o)
+		}
+		newParts = append(newParts, c.name+": "+c.n)
+	}
+	if order := func(rs []Route) string {
+		names := make([]string, len(rs))
+		for i := range rs {
+			names[i] = rs[i].Name
+		}
+		return strings.Join(names, ", ")
+	}; len(old) == len(neu) && len(changed) == 0 && order(old) != order(neu) {
+		oldParts, newParts = append(oldParts, "order "+order(old)), append(newParts, "order "+order(neu))
+	}
+	return clip(strings.Join(oldParts, "; ")), clip(strings.Join(newParts, "; "))
+}
+
+// otherChanges names the fields other than serve_new and mirror that differ.
+func otherChanges(o, n Route) string {
+	var f []string
+	diff := func(name string, a, b any) {
+		ja, _ := json.Marshal(a)
+		jb, _ := json.Marshal(b)
+		if !bytes.Equal(ja, jb) {
+			f = append(f, name)
+		}
+	}
+	diff("match", o.Match, n.Match)
+	diff("legacy", o.Legacy, n.Legacy)
+	diff("new", o.New, n.New)
+	diff("secondary", o.Secondary, n.Secondary)
+	diff("sticky", o.Sticky, n.Sticky)
+	diff("compare", o.Compare, n.Compare)
+	diff("ramp", o.Ramp, n.Ramp)
+	return strings.Join(f, ", ")
+}
+
+func clip(s string) string {
+	const max = 300
+	if len(s) <= max {
+		return s
+	}
+	i := max
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "…"
+}
