@@ -14,8 +14,8 @@ import (
 type Comparer struct {
 	s Settings // defaults applied
 	// ignoredHeaders holds the lower-cased names of headers not compared,
-	// indexed by name length so that a lookup needs no allocation.
-	ignoredHeaders map[int][]string
+	// indexed by name length so that a lookup is cheap and allocation-free.
+	ignoredHeaders [maxHeaderNameLen + 1][]string
 	ignoreJSON     []pattern
 }
 
@@ -25,7 +25,7 @@ func New(s Settings) (*Comparer, error) {
 	if errs := s.Validate(); len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	c := &Comparer{s: s.withDefaults(), ignoredHeaders: map[int][]string{}}
+	c := &Comparer{s: s.withDefaults()}
 	add := func(h string) {
 		if containsFold(s.CompareHeaders, h) {
 			return
@@ -35,10 +35,10 @@ func New(s Settings) (*Comparer, error) {
 			c.ignoredHeaders[len(l)] = append(c.ignoredHeaders[len(l)], l)
 		}
 	}
-	for _, h := range HopByHopHeaders {
+	for _, h := range hopByHopHeaders {
 		add(h)
 	}
-	for _, h := range DefaultNoiseHeaders {
+	for _, h := range defaultNoiseHeaders {
 		add(h)
 	}
 	for _, h := range s.IgnoreHeaders {
@@ -55,9 +55,11 @@ func New(s Settings) (*Comparer, error) {
 func (c *Comparer) Settings() Settings { return c.s }
 
 // Compare compares the legacy response with the new one; differences are
-// oriented legacy → new. A transport error on either side gives OutcomeError.
-// Compare never panics: an internal failure gives OutcomeError with a body
-// difference that says what went wrong.
+// oriented legacy → new (Difference.Legacy holds the legacy side). A
+// transport error (Err) on either side gives OutcomeError with one
+// difference of kind status at "$.error" whose sides read "error: …" or
+// "status 200". Compare never panics: an internal failure gives OutcomeError
+// with a difference at "$.body" that says what went wrong.
 //
 // Equal status, equal compared headers and equal bodies (same size and
 // SHA-256) are a match found without parsing anything or allocating.

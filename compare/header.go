@@ -8,8 +8,8 @@ import (
 )
 
 // Headers are compared by name, case-insensitively, each name's values as an
-// ordered list. Not compared: hop-by-hop headers (HopByHopHeaders and every
-// header named in a Connection header of that side), DefaultNoiseHeaders
+// ordered list. Not compared: hop-by-hop headers (HopByHopHeaders() and every
+// header named in a Connection header of that side), DefaultNoiseHeaders()
 // (unless listed in compare_headers) and the route's ignore_headers.
 // Content-Type values are compared as parsed media types (case of the type
 // and of parameter names, spacing and charset case do not matter).
@@ -22,9 +22,11 @@ const missing = "<missing>"
 // ignoredHeader reports whether name is not compared; hdrs is the side the
 // header comes from (for its Connection header). It does not allocate.
 func (c *Comparer) ignoredHeader(name string, hdrs []HeaderField) bool {
-	for _, n := range c.ignoredHeaders[len(name)] {
-		if strings.EqualFold(n, name) {
-			return true
+	if len(name) < len(c.ignoredHeaders) {
+		for _, n := range c.ignoredHeaders[len(name)] {
+			if strings.EqualFold(n, name) {
+				return true
+			}
 		}
 	}
 	for _, h := range hdrs {

@@ -28,7 +28,9 @@ import (
 //   - values are rendered as compact JSON cut at 200 bytes;
 //   - differences under an ignore_json path are dropped;
 //   - at most 100 differences are listed, then only those at a new path
-//     shape (indexes replaced by [*]), up to 200.
+//     shape (indexes replaced by [*]), up to 200;
+//   - equal documents are recognised by a reflection-free walk (jsonEqual)
+//     before go-cmp is asked for differences.
 //
 // A body larger than max_json_bytes or nested deeper than max_json_depth is
 // compared by hash and size. A body that is not valid JSON on one side only
@@ -85,7 +87,8 @@ func checkDepth(b []byte, max int) error {
 	return nil
 }
 
-// parseJSON decodes one JSON document, numbers as json.Number.
+// parseJSON decodes one JSON document, numbers as json.Number, arrays as
+// []any (indexArrays turns them into jsonArray for go-cmp).
 func parseJSON(b []byte, maxBytes int64, maxDepth int) (any, error) {
 	if int64(len(b)) > maxBytes {
 		return nil, errTooLarge
@@ -102,7 +105,7 @@ func parseJSON(b []byte, maxBytes int64, maxDepth int) (any, error) {
 	if rest := bytes.TrimSpace(b[dec.InputOffset():]); len(rest) > 0 {
 		return nil, fmt.Errorf("data after the JSON value at offset %d", dec.InputOffset())
 	}
-	return indexArrays(v), nil
+	return v, nil
 }
 
 // diffJSON appends the differences between two JSON bodies. ok is false when
@@ -124,6 +127,16 @@ func (c *Comparer) diffJSON(diffs []Difference, legacy, new *Response) (_ []Diff
 	case lerr != nil || nerr != nil:
 		return append(diffs, Difference{Kind: KindJSON, Path: "$", Legacy: jsonState(lv, lerr), New: jsonState(nv, nerr)}), true
 	}
+	if c.jsonEqual(lv, nv, nil) {
+		return diffs, true // the cheap check first: no diff tree for equal documents
+	}
+	return append(diffs, c.cmpJSON(lv, nv)...), true
+}
+
+// cmpJSON walks two parsed documents with go-cmp and returns their
+// differences. It turns the documents' arrays into jsonArrays in place.
+func (c *Comparer) cmpJSON(lv, nv any) []Difference {
+	lv, nv = indexArrays(lv), indexArrays(nv)
 	r := &jsonReporter{ignore: c.ignoreJSON}
 	opts := []cmp.Option{
 		cmp.Reporter(r),
@@ -133,7 +146,89 @@ func (c *Comparer) diffJSON(diffs []Difference, legacy, new *Response) (_ []Diff
 		opts = append(opts, cmp.FilterPath(func(cmp.Path) bool { return r.ignored() }, cmp.Ignore()))
 	}
 	cmp.Equal(lv, nv, opts...)
-	return append(diffs, r.diffs...), true
+	return r.diffs
+}
+
+// jsonEqual reports whether a and b are equal JSON trees by the rules above,
+// skipping ignore_json paths; segs is the path of a and b. It is the fast,
+// reflection-free twin of the go-cmp walk and must agree with it.
+func (c *Comparer) jsonEqual(a, b any, segs []segment) bool {
+	if len(c.ignoreJSON) > 0 && c.ignoredJSON(segs) {
+		return true
+	}
+	switch a := a.(type) {
+	case nil:
+		return b == nil
+	case bool:
+		bb, ok := b.(bool)
+		return ok && a == bb
+	case string:
+		bs, ok := b.(string)
+		return ok && a == bs
+	case json.Number:
+		bn, ok := b.(json.Number)
+		return ok && numbersEqual(a, bn, c.s.JSONNumberTolerance)
+	case []any:
+		ba, ok := b.([]any)
+		if !ok {
+			return false
+		}
+		if len(a) != len(ba) && len(c.ignoreJSON) == 0 {
+			return false
+		}
+		for i := 0; i < max(len(a), len(ba)); i++ {
+			var x, y any
+			if i < len(a) {
+				x = a[i]
+			}
+			if i < len(ba) {
+				y = ba[i]
+			}
+			if !c.jsonEqualChild(x, y, i < len(a), i < len(ba), append(segs, indexSeg(i))) {
+				return false
+			}
+		}
+		return true
+	case map[string]any:
+		bm, ok := b.(map[string]any)
+		if !ok {
+			return false
+		}
+		if len(a) != len(bm) && len(c.ignoreJSON) == 0 {
+			return false
+		}
+		for k, x := range a {
+			y, oky := bm[k]
+			if !c.jsonEqualChild(x, y, true, oky, append(segs, keySeg(k))) {
+				return false
+			}
+		}
+		for k, y := range bm {
+			if _, okx := a[k]; !okx && !c.jsonEqualChild(nil, y, false, true, append(segs, keySeg(k))) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// jsonEqualChild compares one child that may be missing on either side.
+func (c *Comparer) jsonEqualChild(x, y any, okx, oky bool, segs []segment) bool {
+	if okx && oky {
+		return c.jsonEqual(x, y, segs)
+	}
+	return len(c.ignoreJSON) > 0 && c.ignoredJSON(segs) // missing on one side
+}
+
+// ignoredJSON reports whether segs is under an ignore_json path.
+func (c *Comparer) ignoredJSON(segs []segment) bool {
+	for _, p := range c.ignoreJSON {
+		if p.matchesSegs(segs) {
+			return true
+		}
+	}
+	return false
 }
 
 // jsonState describes one side's parse result for a difference at "$".
@@ -148,7 +243,7 @@ func jsonKind(v any) string {
 	switch v.(type) {
 	case map[string]any:
 		return "object"
-	case jsonArray:
+	case []any:
 		return "array"
 	case string:
 		return "string"

@@ -8,20 +8,7 @@ import (
 	"unicode/utf8"
 )
 
-// A path names a location in a response: "$.status", "$.header.Content-Type",
-// "$.items[3].width", `$["odd key"]`. The same grammar is used for the paths
-// that Differences carry, for ignore_json patterns and for noise marks:
-//
-//	path    = "$" { segment }
-//	segment = "." name | "." "*" | "[" index "]" | "[" "*" "]" | "[" quoted "]"
-//	name    = one or more characters other than . [ ] * " ' and white space
-//	quoted  = a JSON string ("…") or a single-quoted string without escapes ('…')
-//
-// A pattern matches a path when each of its segments matches the path's
-// segment at the same position and the path has at least as many segments:
-// a pattern also matches everything below the location it names. "*" and
-// "[*]" match any one segment (object key or array index). Recursive descent
-// ("..") and filters are not supported.
+// Paths: see the package documentation for the grammar.
 
 // segment is one step of a path: an object key or an array index, or a
 // wildcard in a pattern.

@@ -11,16 +11,17 @@ import (
 // zero value means.
 type Settings struct {
 	// IgnoreHeaders names response headers (case-insensitive) not compared,
-	// in addition to the hop-by-hop headers and DefaultNoiseHeaders.
+	// in addition to HopByHopHeaders() and DefaultNoiseHeaders().
 	// Default none.
 	IgnoreHeaders []string `yaml:"ignore_headers" json:"ignore_headers,omitempty"`
-	// CompareHeaders names headers of DefaultNoiseHeaders that this route
+	// CompareHeaders names headers of DefaultNoiseHeaders() that this route
 	// compares after all (say ETag, when both backends must agree on it).
 	// Default none.
 	CompareHeaders []string `yaml:"compare_headers" json:"compare_headers,omitempty"`
 	// IgnoreJSON lists JSON paths whose differences are dropped, each with
-	// everything below it: "$.processed_at", "$.items[*].id", "$.meta.*".
-	// See the path grammar in path.go. Default none.
+	// everything below it: "$.processed_at", "$.items[*].id", "$.meta.*",
+	// `$["odd key"]`. "*" and "[*]" match any one key or index; ".." is not
+	// supported. Default none.
 	IgnoreJSON []string `yaml:"ignore_json" json:"ignore_json,omitempty"`
 	// JSONNumberTolerance is the largest absolute difference between two
 	// JSON numbers that still counts as equal. Default 0: numerically equal
@@ -34,8 +35,8 @@ type Settings struct {
 	MaxJSONDepth int `yaml:"max_json_depth" json:"max_json_depth,omitempty"`
 
 	// ImageMinPSNR is the lowest peak signal-to-noise ratio, in dB, between
-	// the two decoded images (both reduced to at most 256 px a side) that
-	// still counts as equal. Default 0: 30 dB.
+	// the two decoded images (both reduced to half the legacy size, at most
+	// 256 px a side) that still counts as equal. Default 0: 30 dB.
 	ImageMinPSNR float64 `yaml:"image_min_psnr" json:"image_min_psnr,omitempty"`
 	// ImageMaxMeanShift is the largest per-channel mean signed difference
 	// (new − legacy, R, G and B, in 0..255 levels) that still counts as
@@ -66,42 +67,57 @@ type Settings struct {
 
 // Defaults for the zero values of Settings.
 const (
-	DefaultMaxJSONBytes       = 8 << 20
-	DefaultMaxJSONDepth       = 64
-	DefaultImageMinPSNR       = 30.0
-	DefaultImageMaxMeanShift  = 1.5
-	DefaultMaxImagePixels     = 50_000_000
-	DefaultNoiseMinSamples    = 100
-	DefaultNoiseAbsTolerance  = 0.001
-	DefaultNoiseRelTolerance  = 0.2
+	DefaultMaxJSONBytes      = 8 << 20
+	DefaultMaxJSONDepth      = 64
+	DefaultImageMinPSNR      = 30.0
+	DefaultImageMaxMeanShift = 1.5
+	DefaultMaxImagePixels    = 50_000_000
+	DefaultNoiseMinSamples   = 100
+	DefaultNoiseAbsTolerance = 0.001
+	DefaultNoiseRelTolerance = 0.2
+)
+
+// Fixed limits.
+const (
 	maxJSONDepthLimit         = 10000 // encoding/json's own nesting limit
-	imageCompareSide          = 256   // pixels are compared at most this many pixels a side
+	imageCompareSide          = 256   // pixels are compared at most this many a side
 	maxHeaderNameLen          = 256
 	maxDiffValueLen           = 200 // Difference.Legacy and .New are cut at this many bytes
-	maxJSONDiffs              = 100 // a JSON comparison reports at most this many differences
+	maxJSONDiffs              = 100 // a JSON comparison lists this many differences, then new shapes only
 	maxTextDiffLines          = 1 << 20
 	defaultTextLineSampleSize = 60
 )
 
-// HopByHopHeaders are never compared: they describe a connection, not the
+// hopByHopHeaders are never compared: they describe a connection, not the
 // response (RFC 9110 §7.6.1). Headers named in a Connection header are
 // hop-by-hop too.
-var HopByHopHeaders = []string{
+var hopByHopHeaders = []string{
 	"Connection", "Keep-Alive", "Proxy-Connection", "TE", "Transfer-Encoding",
 	"Upgrade", "Trailer", "Proxy-Authenticate", "Proxy-Authorization",
 }
 
-// DefaultNoiseHeaders are not compared unless a route lists them in
-// compare_headers. They differ between any two servers or any two requests
-// (Date, Server, Age, Expires, X-Request-Id, X-Runtime, X-Response-Time,
-// Server-Timing, Via), are derived from the body, which is compared
-// itself (Content-Length, ETag, Last-Modified), or carry per-session
-// secrets (Set-Cookie).
-var DefaultNoiseHeaders = []string{
+// defaultNoiseHeaders: see DefaultNoiseHeaders.
+var defaultNoiseHeaders = []string{
 	"Age", "Content-Length", "Date", "ETag", "Expires", "Last-Modified",
 	"Server", "Server-Timing", "Set-Cookie", "Via", "X-Request-Id",
 	"X-Response-Time", "X-Runtime",
 }
+
+// DefaultNoiseHeaders returns the headers not compared unless a route lists
+// them in compare_headers: Age, Content-Length, Date, ETag, Expires,
+// Last-Modified, Server, Server-Timing, Set-Cookie, Via, X-Request-Id,
+// X-Response-Time and X-Runtime. They differ between any two servers or
+// requests (Date, Server, Age, Expires, Via, X-Request-Id, X-Runtime,
+// X-Response-Time, Server-Timing), are derived from the body, which is
+// compared itself (Content-Length, ETag, Last-Modified), or carry
+// per-session secrets (Set-Cookie).
+func DefaultNoiseHeaders() []string { return append([]string(nil), defaultNoiseHeaders...) }
+
+// HopByHopHeaders returns the headers never compared (besides those named in
+// a Connection header): Connection, Keep-Alive, Proxy-Connection, TE,
+// Transfer-Encoding, Upgrade, Trailer, Proxy-Authenticate and
+// Proxy-Authorization.
+func HopByHopHeaders() []string { return append([]string(nil), hopByHopHeaders...) }
 
 // withDefaults returns s with every zero value replaced by its default.
 func (s Settings) withDefaults() Settings {
@@ -147,9 +163,9 @@ func (s Settings) Validate() []error {
 	for i, h := range s.CompareHeaders {
 		if err := checkHeaderName(h); err != nil {
 			bad(fmt.Sprintf("compare_headers[%d]", i), "%v", err)
-		} else if !containsFold(DefaultNoiseHeaders, h) {
+		} else if !containsFold(defaultNoiseHeaders, h) {
 			bad(fmt.Sprintf("compare_headers[%d]", i), "%q is compared anyway: compare_headers only takes back one of %s",
-				h, strings.Join(DefaultNoiseHeaders, ", "))
+				h, strings.Join(defaultNoiseHeaders, ", "))
 		}
 	}
 	for i, p := range s.IgnoreJSON {

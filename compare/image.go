@@ -1,0 +1,430 @@
+package compare
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"image/color"
+	"image/gif"
+	"image/jpeg"
+	"image/png"
+	"math"
+	"strconv"
+
+	"golang.org/x/image/bmp"
+	"golang.org/x/image/draw"
+	"golang.org/x/image/tiff"
+	"golang.org/x/image/webp"
+)
+
+// Images (JPEG, PNG, GIF, WebP, BMP, TIFF) are recognised by their magic
+// bytes, whatever the Content-Type says. Each finding is its own Difference:
+//
+//	$.image.format       the formats differ (or one side is not an image)
+//	$.image.decode       one side decodes, the other does not
+//	$.image.dimensions   width or height differ by more than image_dim_tolerance
+//	$.image.orientation  EXIF Orientation differs (both JPEG; absent = 1)
+//	$.image.frames       frame count differs (GIF; other formats count 1)
+//	$.image.alpha        one side has meaningful transparency, the other not
+//	$.image.psnr         PSNR below image_min_psnr
+//	$.image.mean_shift   a colour channel's mean moved by more than image_max_mean_shift
+//
+// Pixels are compared after both images are reduced (box, then bilinear)
+// to half the legacy image's dimensions, fitted into 256×256, as
+// premultiplied RGBA. Halving at least acts as a low-pass filter: resamplers
+// disagree pixel by pixel in fine detail (measured: Lanczos3 vs bilinear
+// thumbnails of a noise image, 26.7 dB at full size, 43.7 dB halved), while
+// the regressions that matter (another picture, turned, cropped, colour)
+// live in coarse structure and survive it. Measured then: PSNR over R, G,
+// B (and A when either side uses transparency), and the mean signed
+// difference new − legacy of R, G and B in 0..255 levels. Harmless
+// resampling and re-encoding lower PSNR but leave the means in place
+// (|shift| < 0.1 on the test corpus); colour bugs move a mean (2–8 levels)
+// while PSNR may stay near 40 dB, so either test alone fails. For psnr and mean_shift, Legacy holds the
+// limit and New the measurement.
+//
+// Dimensions are read from the header first: an image over max_image_pixels
+// is never decoded, and the pair is then compared by hash and size. Only a
+// GIF's first frame is decoded; its frames are counted without decoding.
+
+// decoder decodes one format.
+type decoder struct {
+	config func([]byte) (image.Config, error)
+	decode func([]byte) (image.Image, error)
+}
+
+var decoders = map[string]decoder{
+	formatJPEG: {
+		func(b []byte) (image.Config, error) { return jpeg.DecodeConfig(bytes.NewReader(b)) },
+		func(b []byte) (image.Image, error) { return jpeg.Decode(bytes.NewReader(b)) },
+	},
+	formatPNG: {
+		func(b []byte) (image.Config, error) { return png.DecodeConfig(bytes.NewReader(b)) },
+		func(b []byte) (image.Image, error) { return png.Decode(bytes.NewReader(b)) },
+	},
+	formatGIF: {
+		func(b []byte) (image.Config, error) { return gif.DecodeConfig(bytes.NewReader(b)) },
+		func(b []byte) (image.Image, error) { return gif.Decode(bytes.NewReader(b)) },
+	},
+	formatWebP: {
+		func(b []byte) (image.Config, error) { return webp.DecodeConfig(bytes.NewReader(b)) },
+		func(b []byte) (image.Image, error) { return webp.Decode(bytes.NewReader(b)) },
+	},
+	formatBMP: {
+		func(b []byte) (image.Config, error) { return bmp.DecodeConfig(bytes.NewReader(b)) },
+		func(b []byte) (image.Image, error) { return bmp.Decode(bytes.NewReader(b)) },
+	},
+	formatTIFF: {
+		func(b []byte) (image.Config, error) { return tiff.DecodeConfig(bytes.NewReader(b)) },
+		func(b []byte) (image.Image, error) { return tiff.Decode(bytes.NewReader(b)) },
+	},
+}
+
+// imageSide is what is known about one side's image.
+type imageSide struct {
+	format      string
+	cfg         image.Config
+	err         error // from DecodeConfig or Decode
+	orientation int   // JPEG EXIF orientation, 1 when absent
+	frames      int
+	img         image.Image
+}
+
+func (s *imageSide) pixels() int64 { return int64(s.cfg.Width) * int64(s.cfg.Height) }
+
+func (s *imageSide) dims() string {
+	return strconv.Itoa(s.cfg.Width) + "x" + strconv.Itoa(s.cfg.Height)
+}
+
+// decodeState describes one side for a $.image.decode difference.
+func (s *imageSide) decodeState() string {
+	if s.err != nil {
+		return truncate("cannot decode: "+s.err.Error(), maxDiffValueLen)
+	}
+	return "ok (" + s.format + " " + s.dims() + ")"
+}
+
+// readHeader reads format, dimensions, orientation and frame count.
+func readHeader(b []byte, format string) *imageSide {
+	s := &imageSide{format: format, orientation: 1, frames: 1}
+	d := decoders[format]
+	s.err = safely(func() (err error) { s.cfg, err = d.config(b); return err })
+	if s.err == nil && (s.cfg.Width <= 0 || s.cfg.Height <= 0) {
+		s.err = fmt.Errorf("%s: empty image %s", format, s.dims())
+	}
+	switch format {
+	case formatJPEG:
+		if o := jpegOrientation(b); o != 0 {
+			s.orientation = o
+		}
+	case formatGIF:
+		s.frames, _ = gifFrames(b)
+	}
+	return s
+}
+
+// decode decodes the pixels.
+func (s *imageSide) decode(b []byte) {
+	d := decoders[s.format]
+	s.err = safely(func() (err error) { s.img, err = d.decode(b); return err })
+	if s.err == nil && s.img.Bounds().Empty() {
+		s.err = fmt.Errorf("%s: empty image", s.format)
+	}
+}
+
+// safely runs f, turning a panic in a decoder into an error.
+func safely(f func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("decoder panicked: %v", p)
+		}
+	}()
+	return f()
+}
+
+func formatName(f string) string {
+	if f == "" {
+		return "not an image"
+	}
+	return f
+}
+
+// diffImages appends the differences between two bodies of which at least
+// one sniffs as an image.
+func (c *Comparer) diffImages(diffs []Difference, legacy, new *Response, lf, nf string) []Difference {
+	if lf != nf {
+		diffs = append(diffs, Difference{Kind: KindImage, Path: "$.image.format", Legacy: formatName(lf), New: formatName(nf)})
+		if lf == "" || nf == "" {
+			return diffs
+		}
+	}
+	l, n := readHeader(legacy.Body, lf), readHeader(new.Body, nf)
+	if l.err != nil || n.err != nil {
+		return appendDecodeDiff(diffs, legacy, new, l, n)
+	}
+	if tol := c.s.ImageDimTolerance; absInt(l.cfg.Width-n.cfg.Width) > tol || absInt(l.cfg.Height-n.cfg.Height) > tol {
+		diffs = append(diffs, Difference{Kind: KindImage, Path: "$.image.dimensions", Legacy: l.dims(), New: n.dims()})
+	}
+	if lf == formatJPEG && nf == formatJPEG && l.orientation != n.orientation {
+		diffs = append(diffs, Difference{Kind: KindImage, Path: "$.image.orientation",
+			Legacy: strconv.Itoa(l.orientation), New: strconv.Itoa(n.orientation)})
+	}
+	if l.frames != n.frames {
+		diffs = append(diffs, Difference{Kind: KindImage, Path: "$.image.frames",
+			Legacy: strconv.Itoa(l.frames), New: strconv.Itoa(n.frames)})
+	}
+	if max := c.s.MaxImagePixels; l.pixels() > max || n.pixels() > max {
+		return append(diffs, hashDiff(legacy, new, fmt.Sprintf("pixels not compared: %s vs %s, max_image_pixels %d",
+			l.dims(), n.dims(), max)))
+	}
+	l.decode(legacy.Body)
+	n.decode(new.Body)
+	if l.err != nil || n.err != nil {
+		return appendDecodeDiff(diffs, legacy, new, l, n)
+	}
+	m := measure(l.img, n.img)
+	if m.alpha[0] != m.alpha[1] {
+		diffs = append(diffs, Difference{Kind: KindImage, Path: "$.image.alpha",
+			Legacy: alphaName(m.alpha[0]), New: alphaName(m.alpha[1])})
+	}
+	if m.psnr < c.s.ImageMinPSNR {
+		diffs = append(diffs, Difference{Kind: KindImage, Path: "$.image.psnr",
+			Legacy: fmt.Sprintf("%.2f dB min", c.s.ImageMinPSNR), New: fmt.Sprintf("%.2f dB", m.psnr)})
+	}
+	if m.maxAbsShift() > c.s.ImageMaxMeanShift {
+		diffs = append(diffs, Difference{Kind: KindImage, Path: "$.image.mean_shift",
+			Legacy: fmt.Sprintf("±%.2f max", c.s.ImageMaxMeanShift), New: m.shiftString()})
+	}
+	return diffs
+}
+
+// appendDecodeDiff reports a side that cannot be decoded; when neither can,
+// the bodies are compared by hash and size.
+func appendDecodeDiff(diffs []Difference, legacy, new *Response, l, n *imageSide) []Difference {
+	if l.err != nil && n.err != nil {
+		return append(diffs, hashDiff(legacy, new, "neither image decodes"))
+	}
+	return append(diffs, Difference{Kind: KindImage, Path: "$.image.decode", Legacy: l.decodeState(), New: n.decodeState()})
+}
+
+func alphaName(used bool) string {
+	if used {
+		return "transparent"
+	}
+	return "opaque"
+}
+
+func absInt(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+// metrics are the pixel measurements of one image pair.
+type metrics struct {
+	psnr  float64    // dB; +Inf when identical
+	shift [3]float64 // mean new − legacy of R, G, B, in 0..255 levels
+	alpha [2]bool    // whether legacy, new use transparency
+}
+
+func (m metrics) maxAbsShift() float64 {
+	return math.Max(math.Abs(m.shift[0]), math.Max(math.Abs(m.shift[1]), math.Abs(m.shift[2])))
+}
+
+func (m metrics) shiftString() string {
+	return fmt.Sprintf("R%+.2f G%+.2f B%+.2f", m.shift[0], m.shift[1], m.shift[2])
+}
+
+// alphaUsedBelow is the alpha level (0..255) under which a reduced pixel
+// counts as meaningfully transparent.
+const alphaUsedBelow = 248
+
+// measure reduces both images to a common size and measures them.
+func measure(l, n image.Image) metrics {
+	lb := l.Bounds()
+	w, h := fit((lb.Dx()+1)/2, (lb.Dy()+1)/2, imageCompareSide)
+	a, b := reduce(l, w, h), reduce(n, w, h)
+	var m metrics
+	m.alpha = [2]bool{usesAlpha(a), usesAlpha(b)}
+	channels := 3
+	if m.alpha[0] || m.alpha[1] {
+		channels = 4
+	}
+	var sq float64
+	var sum [3]int64
+	for i := 0; i < len(a.Pix); i += 4 {
+		for ch := 0; ch < channels; ch++ {
+			d := int64(b.Pix[i+ch]) - int64(a.Pix[i+ch])
+			sq += float64(d * d)
+			if ch < 3 {
+				sum[ch] += d
+			}
+		}
+	}
+	px := float64(w * h)
+	for ch := range sum {
+		m.shift[ch] = float64(sum[ch]) / px
+	}
+	if mse := sq / (px * float64(channels)); mse == 0 {
+		m.psnr = math.Inf(1)
+	} else {
+		m.psnr = 10 * math.Log10(255*255/mse)
+	}
+	return m
+}
+
+// fit returns w×h scaled down to fit in side×side, keeping the aspect ratio;
+// images already small enough keep their size.
+func fit(w, h, side int) (int, int) {
+	if w <= side && h <= side {
+		return w, h
+	}
+	if w >= h {
+		return side, max(1, int(math.Round(float64(h)*float64(side)/float64(w))))
+	}
+	return max(1, int(math.Round(float64(w)*float64(side)/float64(h)))), side
+}
+
+// reduce scales img to w×h premultiplied RGBA: first a box filter by the
+// largest whole factor that keeps it at least w×h, then an antialiasing
+// bilinear filter for the rest. (The box pass is the fast part: bilinear
+// alone over a 1 MP JPEG converts every source pixel for every tap.)
+func reduce(img image.Image, w, h int) *image.RGBA {
+	b := img.Bounds()
+	if k := min(b.Dx()/w, b.Dy()/h); k >= 2 {
+		img = boxReduce(img, k)
+	}
+	dst := image.NewRGBA(image.Rect(0, 0, w, h))
+	draw.BiLinear.Scale(dst, dst.Bounds(), img, img.Bounds(), draw.Src, nil)
+	return dst
+}
+
+// boxReduce averages each k×k block of img into one premultiplied RGBA pixel.
+// A remainder of fewer than k rows or columns is dropped.
+func boxReduce(img image.Image, k int) *image.RGBA {
+	if m, ok := img.(*image.YCbCr); ok {
+		if sx, sy, ok := chromaShifts(m.SubsampleRatio); ok && m.Rect.Min == (image.Point{}) {
+			return boxReduceYCbCr(m, k, sx, sy)
+		}
+	}
+	b := img.Bounds()
+	w, h := b.Dx()/k, b.Dy()/k
+	dst := image.NewRGBA(image.Rect(0, 0, w, h))
+	row := make([]uint8, 4*w*k)
+	sums := make([]uint32, 4*w)
+	n := uint32(k * k)
+	for dy := 0; dy < h; dy++ {
+		clear(sums)
+		for y := b.Min.Y + dy*k; y < b.Min.Y+dy*k+k; y++ {
+			rgbaRow(row, img, b.Min.X, y)
+			for x := 0; x < w*k; x++ {
+				i, j := 4*x, 4*(x/k)
+				sums[j] += uint32(row[i])
+				sums[j+1] += uint32(row[i+1])
+				sums[j+2] += uint32(row[i+2])
+				sums[j+3] += uint32(row[i+3])
+			}
+		}
+		out := dst.Pix[dy*dst.Stride : dy*dst.Stride+4*w]
+		for i, v := range sums {
+			out[i] = uint8((v + n/2) / n)
+		}
+	}
+	return dst
+}
+
+// chromaShifts returns how far x and y are shifted right to index the
+// chroma planes of a YCbCr image with ratio r.
+func chromaShifts(r image.YCbCrSubsampleRatio) (sx, sy uint, ok bool) {
+	switch r {
+	case image.YCbCrSubsampleRatio444:
+		return 0, 0, true
+	case image.YCbCrSubsampleRatio422:
+		return 1, 0, true
+	case image.YCbCrSubsampleRatio420:
+		return 1, 1, true
+	case image.YCbCrSubsampleRatio440:
+		return 0, 1, true
+	case image.YCbCrSubsampleRatio411:
+		return 2, 0, true
+	case image.YCbCrSubsampleRatio410:
+		return 2, 1, true
+	}
+	return 0, 0, false
+}
+
+// boxReduceYCbCr is boxReduce for a YCbCr image at the origin (as JPEG
+// decodes): it averages Y, Cb and Cr and converts once per output pixel,
+// which equals averaging RGB but for clamping.
+func boxReduceYCbCr(m *image.YCbCr, k int, sx, sy uint) *image.RGBA {
+	w, h := m.Rect.Dx()/k, m.Rect.Dy()/k
+	dst := image.NewRGBA(image.Rect(0, 0, w, h))
+	sums := make([]uint32, 3*w)
+	n := uint32(k * k)
+	for dy := 0; dy < h; dy++ {
+		clear(sums)
+		for y := dy * k; y < dy*k+k; y++ {
+			yrow := m.Y[y*m.YStride:]
+			crow := (y >> sy) * m.CStride
+			cb, cr := m.Cb[crow:], m.Cr[crow:]
+			for x := 0; x < w*k; x++ {
+				j, c := 3*(x/k), x>>sx
+				sums[j] += uint32(yrow[x])
+				sums[j+1] += uint32(cb[c])
+				sums[j+2] += uint32(cr[c])
+			}
+		}
+		out := dst.Pix[dy*dst.Stride:]
+		for x := 0; x < w; x++ {
+			r, g, b := color.YCbCrToRGB(uint8((sums[3*x]+n/2)/n), uint8((sums[3*x+1]+n/2)/n), uint8((sums[3*x+2]+n/2)/n))
+			out[4*x], out[4*x+1], out[4*x+2], out[4*x+3] = r, g, b, 0xff
+		}
+	}
+	return dst
+}
+
+// rgbaRow fills row with premultiplied 8-bit RGBA pixels of img starting at
+// (x0, y), len(row)/4 of them, with fast paths for the decoders' types.
+func rgbaRow(row []uint8, img image.Image, x0, y int) {
+	n := len(row) / 4
+	switch m := img.(type) {
+	case *image.YCbCr:
+		for x := 0; x < n; x++ {
+			yi, ci := m.YOffset(x0+x, y), m.COffset(x0+x, y)
+			r, g, bl := color.YCbCrToRGB(m.Y[yi], m.Cb[ci], m.Cr[ci])
+			row[4*x], row[4*x+1], row[4*x+2], row[4*x+3] = r, g, bl, 0xff
+		}
+	case *image.RGBA:
+		copy(row, m.Pix[m.PixOffset(x0, y):])
+	case *image.NRGBA:
+		src := m.Pix[m.PixOffset(x0, y):]
+		for i := 0; i < 4*n; i += 4 {
+			a := uint32(src[i+3])
+			row[i] = uint8((uint32(src[i])*a + 127) / 255)
+			row[i+1] = uint8((uint32(src[i+1])*a + 127) / 255)
+			row[i+2] = uint8((uint32(src[i+2])*a + 127) / 255)
+			row[i+3] = uint8(a)
+		}
+	case *image.Gray:
+		src := m.Pix[m.PixOffset(x0, y):]
+		for x := 0; x < n; x++ {
+			v := src[x]
+			row[4*x], row[4*x+1], row[4*x+2], row[4*x+3] = v, v, v, 0xff
+		}
+	default:
+		for x := 0; x < n; x++ {
+			r, g, bl, a := img.At(x0+x, y).RGBA()
+			row[4*x], row[4*x+1], row[4*x+2], row[4*x+3] = uint8(r>>8), uint8(g>>8), uint8(bl>>8), uint8(a>>8)
+		}
+	}
+}
+
+func usesAlpha(img *image.RGBA) bool {
+	for i := 3; i < len(img.Pix); i += 4 {
+		if img.Pix[i] < alphaUsedBelow {
+			return true
+		}
+	}
+	return false
+}

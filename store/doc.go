@@ -1,0 +1,65 @@
+// Package store is tandem's embedded, crash-safe diff store. It owns one
+// SQLite file, <data_dir>/store.db (modernc.org/sqlite, pure Go, WAL
+// journal, synchronous=FULL), and keeps two things in it:
+//
+//   - per-(route, minute) aggregates: the data plane's traffic counters
+//     (AddCounters), compare outcome counts, per-(kind, path) difference
+//     counts and one HdrHistogram of latencies per side. Report sums them.
+//   - samples: a bounded set of whole exchanges (both responses' metadata,
+//     capped bodies, every difference) kept for mismatch, noise and error
+//     outcomes, at most Options.SamplesPerPath per (route, kind, path).
+//
+// # Writes
+//
+// Record and AddCounters never block and never touch the disk: they put the
+// item on a bounded queue (Options.QueueSize) and return false when it is
+// full; the refusal is counted in StoreStats.Dropped. One writer goroutine
+// (runWriter) drains the queue and commits up to 256 items, or what arrived
+// within 100 ms, as ONE transaction. A failed transaction (disk full, I/O
+// error) loses that batch, counts its items in StoreStats.WriteErrors,
+// backs off for a second and goes on with the next batch, so the store
+// recovers by itself when space frees. Close flushes the queue.
+//
+// # Crash safety
+//
+// Every batch is one SQLite transaction in WAL mode with synchronous=FULL,
+// so a batch is either wholly in the file or not at all, and what a Report
+// once showed is still there after a crash or power loss: counters never go
+// backwards. Items still on the queue when the process dies are lost (at
+// most QueueSize items, about 100 ms of traffic under normal load).
+//
+// # Granularity
+//
+// Aggregates are kept per UTC minute. Report(route, since) sums every minute
+// row whose minute is ≥ the minute containing since, so a window may include
+// up to 59 seconds before since. Aggregates are never expired (they are
+// small: one row per route per minute with traffic, plus one per differing
+// path); samples are.
+//
+// # Samples and data protection
+//
+// A sample is kept when its outcome is mismatch, noise or error and at least
+// one of its (route, kind, path) keys has fewer than SamplesPerPath samples;
+// the sample is charged to the keys that had room. An error exchange without
+// differences is keyed (status, "$.error"). Bodies are cut to SampleBodyMax
+// bytes, difference values to 64 KiB. Values of the Authorization,
+// Proxy-Authorization, Cookie and Set-Cookie headers, and the values of
+// header differences on those headers, are replaced by "[redacted]" before
+// anything is written. A janitor goroutine (runJanitor, also callable as
+// Janitor(now)) deletes samples older than Retention and then the oldest
+// samples while their total size exceeds MaxBytes; a path whose samples were
+// deleted takes new ones again. The file and its -wal/-shm companions have
+// mode 0600.
+//
+// # Noise
+//
+// The store does not learn noise. Each compare.Difference carries its Noise
+// flag; a report's PathStat is Noise when the most recent observation of that
+// (kind, path) in the window was noise.
+//
+// # Imports
+//
+// store imports compare (the result model) and nothing of the data plane:
+// not proxy, not fasthttp. The proxy reaches it through a small interface it
+// declares itself; cmd/tandem wires the two.
+package store

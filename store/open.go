@@ -1,0 +1,320 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// schemaVersion is stored in PRAGMA user_version.
+const schemaVersion = 1
+
+// Counter columns of the minutes table, in the order of a minuteAgg.
+const (
+	colRequests = iota
+	colServedLegacy
+	colServedNew
+	colFallback
+	colSent
+	colSkipSampling
+	colSkipQueueFull
+	colSkipBreakerOpen
+	colSkipTooLarge
+	colSkipSpoolFull
+	colSkipError
+	colMatched
+	colMismatched
+	colNoise
+	colCompareErrors
+	colLegacyErrors
+	colNewErrors
+	nCols
+)
+
+var colNames = [nCols]string{
+	"requests", "served_legacy", "served_new", "fallback", "sent",
+	"skip_sampling", "skip_queue_full", "skip_breaker_open", "skip_too_large", "skip_spool_full", "skip_error",
+	"matched", "mismatched", "noise", "compare_errors", "legacy_errors", "new_errors",
+}
+
+// skipCol maps a skip reason to its column.
+var skipCol = map[string]int{
+	SkipSampling:    colSkipSampling,
+	SkipQueueFull:   colSkipQueueFull,
+	SkipBreakerOpen: colSkipBreakerOpen,
+	SkipTooLarge:    colSkipTooLarge,
+	SkipSpoolFull:   colSkipSpoolFull,
+	SkipError:       colSkipError,
+}
+
+func schema() string {
+	var b strings.Builder
+	b.WriteString("CREATE TABLE IF NOT EXISTS minutes (\n\troute TEXT NOT NULL,\n\tminute INTEGER NOT NULL,\n")
+	for _, c := range colNames {
+		fmt.Fprintf(&b, "\t%s INTEGER NOT NULL DEFAULT 0,\n", c)
+	}
+	b.WriteString("\thist_legacy BLOB,\n\thist_new BLOB,\n\tPRIMARY KEY (route, minute)\n) WITHOUT ROWID;\n")
+	b.WriteString(`
+CREATE INDEX IF NOT EXISTS minutes_minute ON minutes (minute);
+
+CREATE TABLE IF NOT EXISTS minute_diffs (
+	route TEXT NOT NULL,
+	minute INTEGER NOT NULL,
+	kind TEXT NOT NULL,
+	path TEXT NOT NULL,
+	count INTEGER NOT NULL,
+	last_at INTEGER NOT NULL,   -- unix ns of the latest observation
+	last_noise INTEGER NOT NULL, -- its Noise flag
+	PRIMARY KEY (route, minute, kind, path)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS minute_diffs_minute ON minute_diffs (minute);
+
+CREATE TABLE IF NOT EXISTS samples (
+	id TEXT PRIMARY KEY,
+	route TEXT NOT NULL,
+	request_id TEXT NOT NULL,
+	method TEXT NOT NULL,
+	path TEXT NOT NULL,
+	served_by TEXT NOT NULL,
+	at INTEGER NOT NULL,        -- unix ns
+	outcome TEXT NOT NULL,
+	diff_paths TEXT NOT NULL,   -- JSON array of the differences' paths
+	diffs BLOB NOT NULL,        -- JSON []compare.Difference, redacted
+	legacy BLOB NOT NULL,       -- JSON side metadata, redacted
+	new BLOB NOT NULL,
+	legacy_body BLOB,
+	new_body BLOB,
+	bytes INTEGER NOT NULL      -- what the sample counts against MaxBytes
+);
+CREATE INDEX IF NOT EXISTS samples_at ON samples (at);
+CREATE INDEX IF NOT EXISTS samples_route_at ON samples (route, at);
+
+CREATE TABLE IF NOT EXISTS sample_paths (
+	route TEXT NOT NULL,
+	kind TEXT NOT NULL,
+	path TEXT NOT NULL,
+	sample_id TEXT NOT NULL,
+	at INTEGER NOT NULL,
+	charged INTEGER NOT NULL,   -- 1 if the sample counts against this key's cap
+	PRIMARY KEY (route, kind, path, sample_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS sample_paths_sample ON sample_paths (sample_id);
+CREATE INDEX IF NOT EXISTS sample_paths_path ON sample_paths (path, at);
+`)
+	return b.String()
+}
+
+var sqliteHeader = []byte("SQLite format 3\x00")
+
+// Open opens (creating if needed) the store at path, normally
+// <data_dir>/store.db, and starts its writer and janitor goroutines. The
+// directory is created with mode 0700 if missing; the file and its -wal and
+// -shm companions get mode 0600. A file that is not an SQLite database, or
+// that SQLite finds corrupt, is an error naming the file.
+func Open(path string, o Options) (*Store, error) {
+	o.fill()
+	if strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("cannot open store %s: the path must not contain '?' or '#'", path)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("cannot open store %s: %w", path, err)
+	}
+	if err := prepareFile(path); err != nil {
+		return nil, fmt.Errorf("cannot open store %s: %w", path, err)
+	}
+	s, err := open(path, o)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open store %s: %w", path, err)
+	}
+	s.q = make(chan item, o.QueueSize)
+	s.janitorKick = make(chan struct{}, 1)
+	s.closing = make(chan struct{})
+	s.stop = make(chan struct{})
+	s.writerDone = make(chan struct{})
+	s.janitorDone = make(chan struct{})
+	go s.runWriter()
+	if o.noJanitor {
+		close(s.janitorDone)
+	} else {
+		go s.runJanitor()
+	}
+	return s, nil
+}
+
+// prepareFile creates path with mode 0600 (or tightens an existing file's
+// mode, and its -wal and -shm files') before SQLite opens it: SQLite gives
+// the journal files the database file's mode. It also rejects a non-empty
+// file that does not start with the SQLite header.
+func prepareFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	head := make([]byte, len(sqliteHeader))
+	n, rerr := io.ReadFull(f, head)
+	cerr := f.Close()
+	switch {
+	case rerr == nil && !bytes.Equal(head, sqliteHeader):
+		return errors.New("not an SQLite database (bad header); move it away to start a new store")
+	case rerr == io.ErrUnexpectedEOF && n > 0:
+		return errors.New("not an SQLite database (truncated header); move it away to start a new store")
+	case rerr != nil && rerr != io.EOF && rerr != io.ErrUnexpectedEOF:
+		return rerr
+	case cerr != nil:
+		return cerr
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+func dsn(path string, o Options, readOnly bool) string {
+	q := "_pragma=busy_timeout(10000)&_pragma=synchronous(" + o.synchronous + ")"
+	if readOnly {
+		q += "&_pragma=query_only(1)"
+	} else {
+		// auto_vacuum only takes effect on a new file; the janitor returns
+		// freed pages with incremental_vacuum.
+		// journal_size_limit truncates the WAL back to 64 MiB after a
+		// checkpoint (SQLite checkpoints every 1000 pages by itself).
+		q += "&_auto_vacuum=INCREMENTAL&_pragma=journal_mode(WAL)&_pragma=journal_size_limit(67108864)&_txlock=immediate"
+	}
+	return path + "?" + q
+}
+
+func open(path string, o Options) (_ *Store, err error) {
+	s := &Store{path: path, o: o, pathCounts: map[pathKey]int{}}
+	ctx := context.Background()
+
+	s.wdb, err = sql.Open("sqlite", dsn(path, o, false))
+	if err != nil {
+		return nil, err
+	}
+	s.wdb.SetMaxOpenConns(1)
+	defer func() {
+		if err != nil {
+			s.stmts.close()
+			s.wdb.Close()
+			if s.rdb != nil {
+				s.rdb.Close()
+			}
+		}
+	}()
+	var mode string
+	if err = s.wdb.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return nil, err
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return nil, fmt.Errorf("journal mode is %q, want wal", mode)
+	}
+	var version int
+	if err = s.wdb.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return nil, err
+	}
+	if version > schemaVersion {
+		return nil, fmt.Errorf("schema version %d is newer than this tandem's (%d)", version, schemaVersion)
+	}
+	if _, err = s.wdb.ExecContext(ctx, schema()); err != nil {
+		return nil, fmt.Errorf("cannot create schema: %w", err)
+	}
+	if _, err = s.wdb.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
+		return nil, err
+	}
+	if err = s.stmts.prepare(ctx, s.wdb); err != nil {
+		return nil, err
+	}
+	var total int64
+	if err = s.wdb.QueryRowContext(ctx, "SELECT COALESCE(SUM(bytes), 0) FROM samples").Scan(&total); err != nil {
+		return nil, err
+	}
+	s.sampleBytes.Store(total)
+
+	s.rdb, err = sql.Open("sqlite", dsn(path, o, true))
+	if err != nil {
+		return nil, err
+	}
+	s.rdb.SetMaxOpenConns(4)
+	s.rdb.SetMaxIdleConns(4)
+	if err = s.rdb.PingContext(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// writeStmts are the writer's statements, prepared once on the write
+// connection.
+type writeStmts struct {
+	selectHists, upsertMinute, upsertDiff, countPath, insertSample, insertSamplePath *sql.Stmt
+}
+
+func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
+	cols := strings.Join(colNames[:], ", ")
+	var sets []string
+	for _, c := range colNames {
+		sets = append(sets, fmt.Sprintf("%s = %s + excluded.%s", c, c, c))
+	}
+	upsertMinute := fmt.Sprintf(`INSERT INTO minutes (route, minute, %s, hist_legacy, hist_new)
+		VALUES (?, ?, %s?, ?)
+		ON CONFLICT (route, minute) DO UPDATE SET %s,
+			hist_legacy = COALESCE(excluded.hist_legacy, hist_legacy),
+			hist_new = COALESCE(excluded.hist_new, hist_new)`,
+		cols, strings.Repeat("?, ", nCols), strings.Join(sets, ", "))
+	for _, p := range []struct {
+		st  **sql.Stmt
+		sql string
+	}{
+		{&w.selectHists, "SELECT hist_legacy, hist_new FROM minutes WHERE route = ? AND minute = ?"},
+		{&w.upsertMinute, upsertMinute},
+		{&w.upsertDiff, `INSERT INTO minute_diffs (route, minute, kind, path, count, last_at, last_noise)
+			VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (route, minute, kind, path) DO UPDATE SET
+				count = count + excluded.count,
+				last_noise = CASE WHEN excluded.last_at >= last_at THEN excluded.last_noise ELSE last_noise END,
+				last_at = MAX(last_at, excluded.last_at)`},
+		{&w.countPath, "SELECT COUNT(*) FROM sample_paths WHERE route = ? AND kind = ? AND path = ? AND charged = 1"},
+		{&w.insertSample, `INSERT INTO samples (id, route, request_id, method, path, served_by, at, outcome,
+			diff_paths, diffs, legacy, new, legacy_body, new_body, bytes)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&w.insertSamplePath, `INSERT OR IGNORE INTO sample_paths (route, kind, path, sample_id, at, charged)
+			VALUES (?, ?, ?, ?, ?, ?)`},
+	} {
+		st, err := db.PrepareContext(ctx, p.sql)
+		if err != nil {
+			return fmt.Errorf("cannot prepare %q: %w", p.sql, err)
+		}
+		*p.st = st
+	}
+	return nil
+}
+
+// in returns the statements bound to tx. The statements are prepared on
+// the pool's one connection, so database/sql reuses them.
+func (w *writeStmts) in(ctx context.Context, tx *sql.Tx) *writeStmts {
+	return &writeStmts{
+		selectHists:      tx.StmtContext(ctx, w.selectHists),
+		upsertMinute:     tx.StmtContext(ctx, w.upsertMinute),
+		upsertDiff:       tx.StmtContext(ctx, w.upsertDiff),
+		countPath:        tx.StmtContext(ctx, w.countPath),
+		insertSample:     tx.StmtContext(ctx, w.insertSample),
+		insertSamplePath: tx.StmtContext(ctx, w.insertSamplePath),
+	}
+}
+
+func (w *writeStmts) close() {
+	for _, st := range []*sql.Stmt{w.selectHists, w.upsertMinute, w.upsertDiff, w.countPath, w.insertSample, w.insertSamplePath} {
+		if st != nil {
+			st.Close()
+		}
+	}
+}

@@ -1,0 +1,311 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/tandem-proxy/tandem/compare"
+)
+
+// RouteReport is one route's traffic and comparison summary over a window
+// of whole minutes (see Report).
+type RouteReport struct {
+	Route string `json:"route"`
+	// Since is the start of the window: the minute containing the since
+	// argument, or, for a report over everything, the first minute with data.
+	Since time.Time `json:"since"`
+
+	// Traffic counters from AddCounters.
+	Requests     int64 `json:"requests"`
+	ServedLegacy int64 `json:"served_legacy"`
+	ServedNew    int64 `json:"served_new"`
+	Fallback     int64 `json:"fallback"`
+	Mirrored     int64 `json:"mirrored"` // shadows sent that got an answer (Counters.Sent)
+
+	// Comparison counts from Record: Compared = Matched + Mismatched +
+	// Noise + CompareErrors.
+	Compared      int64 `json:"compared"`
+	Matched       int64 `json:"matched"`
+	Mismatched    int64 `json:"mismatched"` // at least one real (non-noise) difference
+	Noise         int64 `json:"noise"`      // differences, all noise
+	CompareErrors int64 `json:"compare_errors"`
+	// LegacyErrors and NewErrors count compared exchanges whose side failed:
+	// a transport error or a 5xx status.
+	LegacyErrors int64 `json:"legacy_errors"`
+	NewErrors    int64 `json:"new_errors"`
+
+	// Skipped counts shadows not sent, by reason; every reason in
+	// SkipReasons is present, zeros included.
+	Skipped map[string]int64 `json:"skipped"`
+	// DiffRate is Mismatched / Compared; 0 when nothing was compared.
+	DiffRate float64 `json:"diff_rate"`
+	// Diffs are the differing paths grouped by (kind, path), most frequent
+	// first (ties by kind, then path).
+	Diffs   []PathStat `json:"diffs"`
+	Latency LatencyMS  `json:"latency"`
+}
+
+// LatencyMS are latency percentiles in milliseconds over the compared
+// exchanges of the window; 0 when there is no observation.
+type LatencyMS struct {
+	LegacyP50 float64 `json:"legacy_p50_ms"`
+	LegacyP99 float64 `json:"legacy_p99_ms"`
+	NewP50    float64 `json:"new_p50_ms"`
+	NewP99    float64 `json:"new_p99_ms"`
+}
+
+// PathStat is one differing (kind, path) of a route.
+type PathStat struct {
+	Kind  compare.Kind `json:"kind"`
+	Path  string       `json:"path"`
+	Count int64        `json:"count"` // exchanges with a difference here
+	Rate  float64      `json:"rate"`  // Count / Compared
+	// Noise is the Noise flag of the most recent observation in the window.
+	Noise bool `json:"noise"`
+	// ExampleID is the newest stored sample with a difference at this
+	// (kind, path), any age; "" when none is retained.
+	ExampleID string `json:"example_id"`
+}
+
+func newRouteReport(route string, since time.Time) *RouteReport {
+	r := &RouteReport{Route: route, Since: since, Skipped: make(map[string]int64, len(SkipReasons)), Diffs: []PathStat{}}
+	for _, reason := range SkipReasons {
+		r.Skipped[reason] = 0
+	}
+	return r
+}
+
+// Report sums route's minutes from the minute containing since (zero: all
+// data) to now. route "" reports every route with data, sorted by name; a
+// named route gets exactly one report, zero if it has no data.
+//
+// Granularity is one minute: a window may start up to 59 s before since.
+func (s *Store) Report(route string, since time.Time) ([]RouteReport, error) {
+	out, err := s.report(route, since)
+	if err != nil {
+		return nil, fmt.Errorf("cannot build report from %s: %w", s.path, err)
+	}
+	return out, nil
+}
+
+func (s *Store) report(route string, since time.Time) ([]RouteReport, error) {
+	ctx := context.Background()
+	from := int64(math.MinInt64)
+	var windowStart time.Time
+	if !since.IsZero() {
+		from = minuteOf(since)
+		windowStart = time.Unix(from*60, 0).UTC()
+	}
+	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+
+	where, args := "minute >= ?", []any{from}
+	if route != "" {
+		where += " AND route = ?"
+		args = append(args, route)
+	}
+	reps := map[string]*RouteReport{}
+	get := func(r string) *RouteReport {
+		rep := reps[r]
+		if rep == nil {
+			rep = newRouteReport(r, windowStart)
+			reps[r] = rep
+		}
+		return rep
+	}
+
+	// Counters.
+	sums := make([]string, nCols)
+	for i, c := range colNames {
+		sums[i] = "SUM(" + c + ")"
+	}
+	rows, err := tx.QueryContext(ctx, "SELECT route, MIN(minute), "+strings.Join(sums, ", ")+
+		" FROM minutes WHERE "+where+" GROUP BY route", args...)
+	if err != nil {
+		return nil, err
+	}
+	var n [nCols]int64
+	dest := make([]any, 0, nCols+2)
+	for rows.Next() {
+		var r string
+		var first int64
+		dest = append(dest[:0], &r, &first)
+		for i := range n {
+			dest = append(dest, &n[i])
+		}
+		if err := rows.Scan(dest...); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		rep := get(r)
+		if since.IsZero() {
+			rep.Since = time.Unix(first*60, 0).UTC()
+		}
+		fillCounts(rep, &n)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+
+	// Latency: sum the minutes' histogram counts, then let the library
+	// compute the percentiles.
+	type hists struct{ l, n []int64 }
+	hs := map[string]*hists{}
+	rows, err = tx.QueryContext(ctx, "SELECT route, hist_legacy, hist_new FROM minutes WHERE "+where+
+		" AND (hist_legacy IS NOT NULL OR hist_new IS NOT NULL)", args...)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var r string
+		var bl, bn []byte
+		if err := rows.Scan(&r, &bl, &bn); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		h := hs[r]
+		if h == nil {
+			h = &hists{make([]int64, histCounts), make([]int64, histCounts)}
+			hs[r] = h
+		}
+		// An undecodable histogram is skipped (addEncoded leaves the sums
+		// alone): one bad minute must not hide the report.
+		_ = addEncoded(h.l, bl)
+		_ = addEncoded(h.n, bn)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for r, h := range hs {
+		hl, err := importCounts(h.l)
+		if err != nil {
+			return nil, err
+		}
+		hn, err := importCounts(h.n)
+		if err != nil {
+			return nil, err
+		}
+		lat := &get(r).Latency
+		lat.LegacyP50, lat.LegacyP99 = quantileMS(hl, 50), quantileMS(hl, 99)
+		lat.NewP50, lat.NewP99 = quantileMS(hn, 50), quantileMS(hn, 99)
+	}
+
+	// Differences. SQLite takes the bare column last_noise from the row
+	// holding MAX(last_at).
+	rows, err = tx.QueryContext(ctx, "SELECT route, kind, path, SUM(count), MAX(last_at), last_noise FROM minute_diffs WHERE "+
+		where+" GROUP BY route, kind, path", args...)
+	if err != nil {
+		return nil, err
+	}
+	type ek struct{ route, kind, path string }
+	idx := map[ek]int{}
+	for rows.Next() {
+		var r, kind, path string
+		var count, lastAt int64
+		var noise bool
+		if err := rows.Scan(&r, &kind, &path, &count, &lastAt, &noise); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		rep := get(r)
+		idx[ek{r, kind, path}] = len(rep.Diffs)
+		rep.Diffs = append(rep.Diffs, PathStat{Kind: compare.Kind(kind), Path: path, Count: count, Noise: noise})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+
+	// Example ids: the newest retained sample per (route, kind, path).
+	if len(idx) > 0 {
+		q, a := "SELECT route, kind, path, sample_id, MAX(at) FROM sample_paths", []any{}
+		if route != "" {
+			q += " WHERE route = ?"
+			a = append(a, route)
+		}
+		rows, err = tx.QueryContext(ctx, q+" GROUP BY route, kind, path", a...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var r, kind, path, id string
+			var at int64
+			if err := rows.Scan(&r, &kind, &path, &id, &at); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			if i, ok := idx[ek{r, kind, path}]; ok {
+				reps[r].Diffs[i].ExampleID = id
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+
+	if route != "" {
+		get(route)
+	}
+	out := make([]RouteReport, 0, len(reps))
+	for _, rep := range reps {
+		for i := range rep.Diffs {
+			if rep.Compared > 0 {
+				rep.Diffs[i].Rate = float64(rep.Diffs[i].Count) / float64(rep.Compared)
+			}
+		}
+		sort.Slice(rep.Diffs, func(i, j int) bool {
+			a, b := rep.Diffs[i], rep.Diffs[j]
+			if a.Count != b.Count {
+				return a.Count > b.Count
+			}
+			if a.Kind != b.Kind {
+				return a.Kind < b.Kind
+			}
+			return a.Path < b.Path
+		})
+		out = append(out, *rep)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Route < out[j].Route })
+	return out, nil
+}
+
+func fillCounts(r *RouteReport, n *[nCols]int64) {
+	r.Requests = n[colRequests]
+	r.ServedLegacy = n[colServedLegacy]
+	r.ServedNew = n[colServedNew]
+	r.Fallback = n[colFallback]
+	r.Mirrored = n[colSent]
+	for reason, col := range skipCol {
+		r.Skipped[reason] = n[col]
+	}
+	r.Matched = n[colMatched]
+	r.Mismatched = n[colMismatched]
+	r.Noise = n[colNoise]
+	r.CompareErrors = n[colCompareErrors]
+	r.Compared = r.Matched + r.Mismatched + r.Noise + r.CompareErrors
+	r.LegacyErrors = n[colLegacyErrors]
+	r.NewErrors = n[colNewErrors]
+	if r.Compared > 0 {
+		r.DiffRate = float64(r.Mismatched) / float64(r.Compared)
+	}
+}
+
+// quantileMS is the q-th percentile of h (microseconds) in milliseconds.
+func quantileMS(h *hdrhistogram.Histogram, q float64) float64 {
+	if h.TotalCount() == 0 {
+		return 0
+	}
+	return float64(h.ValueAtQuantile(q)) / 1000
+}

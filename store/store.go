@@ -1,0 +1,269 @@
+package store
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tandem-proxy/tandem/compare"
+)
+
+// Defaults for the zero values of Options.
+const (
+	DefaultSamplesPerPath = 5
+	DefaultSampleBodyMax  = 1 << 20
+	DefaultMaxBytes       = 1 << 30
+	DefaultRetention      = 7 * 24 * time.Hour
+	DefaultQueueSize      = 4096
+)
+
+const (
+	maxBatch       = 256                    // items per transaction
+	flushInterval  = 100 * time.Millisecond // longest wait to fill a batch
+	failureBackoff = time.Second            // pause after a failed transaction
+	janitorEvery   = time.Minute            // janitor ticker
+)
+
+// ErrNotFound is returned by Sample for an unknown (or expired) id.
+var ErrNotFound = errors.New("store: sample not found")
+
+// ErrClosed is returned by calls on a closed Store.
+var ErrClosed = errors.New("store: closed")
+
+// Options tune a Store. Every zero value has a documented default.
+type Options struct {
+	// SamplesPerPath is the number of samples kept per (route, kind, path).
+	// 0 means DefaultSamplesPerPath (5).
+	SamplesPerPath int
+	// SampleBodyMax is the number of bytes of each response body kept in a
+	// sample. 0 means DefaultSampleBodyMax (1 MiB).
+	SampleBodyMax int64
+	// MaxBytes caps the total size of stored samples (bodies, headers,
+	// differences); the janitor deletes the oldest samples past it.
+	// 0 means DefaultMaxBytes (1 GiB).
+	MaxBytes int64
+	// Retention is how long samples are kept. 0 means DefaultRetention (7 days).
+	Retention time.Duration
+	// QueueSize bounds the write queue; Record and AddCounters return false
+	// when it is full. 0 means DefaultQueueSize (4096).
+	QueueSize int
+	// Now is the clock, used when an Exchange or a counter delta has a zero
+	// time and by the janitor. nil means time.Now.
+	Now func() time.Time
+
+	// Test hooks and tuning, unexported.
+	beforeBatch func()        // called by the writer before committing each batch
+	synchronous string        // PRAGMA synchronous; "" means FULL
+	noJanitor   bool          // do not start the janitor goroutine
+	backoff     time.Duration // pause after a failed transaction; 0 means failureBackoff
+}
+
+func (o *Options) fill() {
+	if o.SamplesPerPath <= 0 {
+		o.SamplesPerPath = DefaultSamplesPerPath
+	}
+	if o.SampleBodyMax <= 0 {
+		o.SampleBodyMax = DefaultSampleBodyMax
+	}
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = DefaultMaxBytes
+	}
+	if o.Retention <= 0 {
+		o.Retention = DefaultRetention
+	}
+	if o.QueueSize <= 0 {
+		o.QueueSize = DefaultQueueSize
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.backoff <= 0 {
+		o.backoff = failureBackoff
+	}
+	if o.synchronous == "" {
+		o.synchronous = "FULL"
+	}
+}
+
+// Exchange is one finished comparison. Once passed to Record it is owned by
+// the store: the caller must not touch it (or the Responses it points to)
+// again.
+type Exchange struct {
+	Route, RequestID, Method, Path, ServedBy string
+	// At is when the request arrived; zero means Options.Now() at write time.
+	At                        time.Time
+	Legacy, New               *compare.Response
+	LegacyLatency, NewLatency time.Duration
+	Result                    compare.Result
+}
+
+// Skip reasons: the closed set of Counters.Skipped keys (and of
+// RouteReport.Skipped). Other keys are ignored.
+const (
+	SkipSampling    = "sampling"
+	SkipQueueFull   = "queue_full"
+	SkipBreakerOpen = "breaker_open"
+	SkipTooLarge    = "too_large"
+	SkipSpoolFull   = "spool_full"
+	SkipError       = "error"
+)
+
+// SkipReasons lists the skip reasons in a stable order.
+var SkipReasons = []string{SkipSampling, SkipQueueFull, SkipBreakerOpen, SkipTooLarge, SkipSpoolFull, SkipError}
+
+// Counters are traffic counters kept by the data plane. The caller flushes
+// deltas (not totals) every few seconds with AddCounters.
+type Counters struct {
+	Requests, ServedLegacy, ServedNew, Fallback int64
+	// Skipped counts shadows not sent, by reason (SkipReasons); other keys
+	// are ignored. Negative values anywhere are ignored.
+	Skipped map[string]int64
+	// Sent counts shadows sent that got an answer; reports call it Mirrored.
+	Sent int64
+}
+
+// StoreStats are the store's own counters, exported by the caller as metrics.
+type StoreStats struct {
+	Queued      int64 // items on the queue now
+	Dropped     int64 // Record/AddCounters calls refused: queue full (or store closed)
+	WriteErrors int64 // items lost because their transaction failed
+	Written     int64 // items committed
+}
+
+// Store is the diff store. Its methods are safe for concurrent use.
+type Store struct {
+	path string
+	o    Options
+
+	// queue: senders hold qmu.RLock; Close takes qmu.Lock to close q.
+	qmu    sync.RWMutex
+	closed bool
+	q      chan item
+
+	// wmu serialises the writer's and the janitor's use of wdb (one
+	// connection) and the cache below.
+	wmu        sync.Mutex
+	wdb        *sql.DB
+	stmts      writeStmts
+	pathCounts map[pathKey]int // charged samples per key; a cache of sample_paths
+
+	rdb *sql.DB // readers: Report, Samples, Sample
+
+	sampleBytes atomic.Int64 // approximate total of samples.bytes
+	dropped     atomic.Int64
+	writeErrors atomic.Int64
+	written     atomic.Int64
+
+	janitorKick chan struct{}
+	closing     chan struct{} // closed when Close starts: ends the writer's backoff
+	stop        chan struct{} // closed after the writer is done: stops the janitor
+	writerDone  chan struct{}
+	janitorDone chan struct{}
+	closeOnce   sync.Once
+	closeErr    error
+}
+
+// item is one queue entry: an exchange, a counter delta, or a flush marker.
+type item struct {
+	ex    *Exchange
+	route string
+	at    time.Time
+	c     Counters
+	flush chan error
+}
+
+// Record enqueues a finished comparison without blocking. It returns false,
+// and counts a drop, when the queue is full or the store is closed.
+func (s *Store) Record(ex *Exchange) bool {
+	if ex == nil {
+		return false
+	}
+	return s.enqueue(item{ex: ex})
+}
+
+// AddCounters enqueues a delta of route's traffic counters observed at at
+// (zero: now) without blocking. It returns false, and counts a drop, when
+// the queue is full or the store is closed.
+func (s *Store) AddCounters(route string, at time.Time, delta Counters) bool {
+	return s.enqueue(item{route: route, at: at, c: delta})
+}
+
+func (s *Store) enqueue(it item) bool {
+	s.qmu.RLock()
+	if s.closed {
+		s.qmu.RUnlock()
+		s.dropped.Add(1)
+		return false
+	}
+	select {
+	case s.q <- it:
+		s.qmu.RUnlock()
+		return true
+	default:
+		s.qmu.RUnlock()
+		s.dropped.Add(1)
+		return false
+	}
+}
+
+// Flush waits until everything enqueued before the call is committed (or
+// has failed) and returns the error of the transaction it ended, if that
+// failed. Unlike Record it blocks, on a full queue too; it is for shutdown
+// paths and tests. After Close it returns ErrClosed.
+func (s *Store) Flush() error {
+	ch := make(chan error, 1)
+	s.qmu.RLock()
+	if s.closed {
+		s.qmu.RUnlock()
+		return ErrClosed
+	}
+	s.q <- item{flush: ch}
+	s.qmu.RUnlock()
+	return <-ch
+}
+
+// Stats returns the store's counters.
+func (s *Store) Stats() StoreStats {
+	return StoreStats{
+		Queued:      int64(len(s.q)),
+		Dropped:     s.dropped.Load(),
+		WriteErrors: s.writeErrors.Load(),
+		Written:     s.written.Load(),
+	}
+}
+
+// Close stops accepting items, commits what is queued, stops the janitor and
+// closes the database. It is safe to call more than once.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		s.qmu.Lock()
+		s.closed = true
+		close(s.q)
+		s.qmu.Unlock()
+		<-s.writerDone
+		close(s.stop)
+		<-s.janitorDone
+
+		s.wmu.Lock()
+		defer s.wmu.Unlock()
+		var errs []error
+		s.stmts.close()
+		if err := s.wdb.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		if err := s.rdb.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		if err := errors.Join(errs...); err != nil {
+			s.closeErr = fmt.Errorf("cannot close %s: %w", s.path, err)
+		}
+	})
+	return s.closeErr
+}
+
+// Path returns the database file's path.
+func (s *Store) Path() string { return s.path }

@@ -1,0 +1,442 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/tandem-proxy/tandem/compare"
+)
+
+// pathKey is the key of the per-path sample cap.
+type pathKey struct {
+	route string
+	kind  compare.Kind
+	path  string
+}
+
+type minuteKey struct {
+	route  string
+	minute int64
+}
+
+type minuteAgg struct {
+	n      [nCols]int64
+	hl, hn *hdrhistogram.Histogram
+}
+
+type diffKey struct {
+	route  string
+	minute int64
+	kind   compare.Kind
+	path   string
+}
+
+type diffAgg struct {
+	count, lastAt int64
+	lastNoise     bool
+}
+
+// errorPath is the cap key of an error exchange without differences.
+const errorPath = "$.error"
+
+// maxPathCache bounds the writer's cache of per-path sample counts.
+const maxPathCache = 100_000
+
+// runWriter is the store's one writer goroutine: it drains the queue in
+// batches of up to maxBatch items, or what arrives within flushInterval of
+// the first, and commits each batch as one transaction. It returns when the
+// queue is closed and drained.
+func (s *Store) runWriter() {
+	defer close(s.writerDone)
+	batch := make([]item, 0, maxBatch)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		first, ok := <-s.q
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], first)
+		open := true
+		if first.flush == nil {
+			timer.Reset(flushInterval)
+		fill:
+			for len(batch) < maxBatch {
+				select {
+				case it, ok := <-s.q:
+					if !ok {
+						open = false
+						break fill
+					}
+					batch = append(batch, it)
+					if it.flush != nil {
+						break fill
+					}
+				case <-timer.C:
+					break fill
+				}
+			}
+			timer.Stop()
+		}
+		if h := s.o.beforeBatch; h != nil {
+			h()
+		}
+		err := s.writeBatch(batch)
+		for i := range batch {
+			if batch[i].flush != nil {
+				batch[i].flush <- err
+			}
+			batch[i] = item{} // drop references
+		}
+		if !open {
+			return
+		}
+		if err != nil {
+			select {
+			case <-time.After(s.o.backoff):
+			case <-s.closing:
+			}
+		}
+	}
+}
+
+// writeBatch commits the data items of batch in one transaction and keeps
+// the counters. On failure the batch is lost and counted in WriteErrors.
+func (s *Store) writeBatch(batch []item) error {
+	var n int64
+	for i := range batch {
+		if batch[i].flush == nil {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if err := s.applyBatch(batch); err != nil {
+		s.writeErrors.Add(n)
+		clear(s.pathCounts) // it may hold counts read inside the failed transaction
+		return fmt.Errorf("cannot write %d items to %s: %w", n, s.path, err)
+	}
+	s.written.Add(n)
+	return nil
+}
+
+// batchState accumulates one batch before it is written.
+type batchState struct {
+	minutes    map[minuteKey]*minuteAgg
+	diffs      map[diffKey]*diffAgg
+	pending    map[pathKey]int // samples charged to a key in this batch
+	addedBytes int64
+}
+
+func (b *batchState) minute(route string, at time.Time) *minuteAgg {
+	k := minuteKey{route, minuteOf(at)}
+	m := b.minutes[k]
+	if m == nil {
+		m = &minuteAgg{}
+		b.minutes[k] = m
+	}
+	return m
+}
+
+// minuteOf is the UTC minute number of t (minutes since the Unix epoch).
+func minuteOf(t time.Time) int64 {
+	sec := t.Unix()
+	if sec < 0 {
+		return (sec - 59) / 60
+	}
+	return sec / 60
+}
+
+func (s *Store) applyBatch(batch []item) (err error) {
+	ctx := context.Background()
+	if len(s.pathCounts) > maxPathCache {
+		clear(s.pathCounts)
+	}
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	b := &batchState{
+		minutes: map[minuteKey]*minuteAgg{},
+		diffs:   map[diffKey]*diffAgg{},
+		pending: map[pathKey]int{},
+	}
+	ts := s.stmts.in(ctx, tx)
+	now := s.o.Now()
+	for i := range batch {
+		it := &batch[i]
+		switch {
+		case it.flush != nil:
+		case it.ex != nil:
+			if err := s.addExchange(ctx, ts, b, it.ex, now); err != nil {
+				return err
+			}
+		default:
+			at := it.at
+			if at.IsZero() {
+				at = now
+			}
+			addCounters(b.minute(it.route, at), &it.c)
+		}
+	}
+	if err := s.writeMinutes(ctx, ts, b); err != nil {
+		return err
+	}
+	for k, d := range b.diffs {
+		if _, err := ts.upsertDiff.ExecContext(ctx, k.route, k.minute, string(k.kind), k.path, d.count, d.lastAt, boolInt(d.lastNoise)); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	for k, n := range b.pending {
+		s.pathCounts[k] += n
+	}
+	if total := s.sampleBytes.Add(b.addedBytes); total > s.o.MaxBytes {
+		select {
+		case s.janitorKick <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+func addCounters(m *minuteAgg, c *Counters) {
+	// Negative deltas are a caller's bug; counters never go backwards.
+	m.n[colRequests] += max(c.Requests, 0)
+	m.n[colServedLegacy] += max(c.ServedLegacy, 0)
+	m.n[colServedNew] += max(c.ServedNew, 0)
+	m.n[colFallback] += max(c.Fallback, 0)
+	m.n[colSent] += max(c.Sent, 0)
+	for reason, v := range c.Skipped {
+		if col, ok := skipCol[reason]; ok {
+			m.n[col] += max(v, 0)
+		}
+	}
+}
+
+// sideFailed reports whether a side failed: a transport error or a 5xx.
+func sideFailed(r *compare.Response) bool {
+	return r != nil && (r.Err != "" || r.Status >= 500)
+}
+
+func (s *Store) addExchange(ctx context.Context, ts *writeStmts, b *batchState, ex *Exchange, now time.Time) error {
+	if ex.At.IsZero() {
+		ex.At = now
+	}
+	m := b.minute(ex.Route, ex.At)
+	switch ex.Result.Outcome {
+	case compare.OutcomeMatch:
+		m.n[colMatched]++
+	case compare.OutcomeMismatch:
+		m.n[colMismatched]++
+	case compare.OutcomeNoise:
+		m.n[colNoise]++
+	default: // compare.OutcomeError, or a verdict the store does not know
+		m.n[colCompareErrors]++
+	}
+	if sideFailed(ex.Legacy) {
+		m.n[colLegacyErrors]++
+	}
+	if sideFailed(ex.New) {
+		m.n[colNewErrors]++
+	}
+	if ex.Legacy != nil && ex.LegacyLatency > 0 {
+		if m.hl == nil {
+			m.hl = newHist()
+		}
+		recordLatency(m.hl, ex.LegacyLatency)
+	}
+	if ex.New != nil && ex.NewLatency > 0 {
+		if m.hn == nil {
+			m.hn = newHist()
+		}
+		recordLatency(m.hn, ex.NewLatency)
+	}
+
+	at := ex.At.UnixNano()
+	minute := minuteOf(ex.At)
+	keys := make([]pathKey, 0, len(ex.Result.Diffs)+1)
+	seen := make(map[pathKey]bool, len(ex.Result.Diffs))
+	for _, d := range ex.Result.Diffs {
+		k := pathKey{ex.Route, d.Kind, d.Path}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		keys = append(keys, k)
+		dk := diffKey{ex.Route, minute, d.Kind, d.Path}
+		a := b.diffs[dk]
+		if a == nil {
+			a = &diffAgg{}
+			b.diffs[dk] = a
+		}
+		a.count++
+		if at >= a.lastAt {
+			a.lastAt, a.lastNoise = at, d.Noise
+		}
+	}
+
+	switch ex.Result.Outcome {
+	case compare.OutcomeMatch:
+		return nil
+	case compare.OutcomeMismatch, compare.OutcomeNoise:
+		if len(keys) == 0 {
+			return nil
+		}
+	default:
+		if len(keys) == 0 {
+			keys = append(keys, pathKey{ex.Route, compare.KindStatus, errorPath})
+		}
+	}
+	charged := make([]bool, len(keys))
+	room := false
+	for i, k := range keys {
+		base, ok := s.pathCounts[k]
+		if !ok {
+			// First sight of k in this batch: nothing for k is inserted yet,
+			// so the count is the committed one.
+			if err := ts.countPath.QueryRowContext(ctx, k.route, string(k.kind), k.path).Scan(&base); err != nil {
+				return err
+			}
+			s.pathCounts[k] = base
+		}
+		if base+b.pending[k] < s.o.SamplesPerPath {
+			charged[i], room = true, true
+		}
+	}
+	if !room {
+		return nil
+	}
+	row, err := s.buildSample(ex)
+	if err != nil {
+		return err
+	}
+	if _, err := ts.insertSample.ExecContext(ctx,
+		row.id, ex.Route, ex.RequestID, ex.Method, ex.Path, ex.ServedBy, at, string(ex.Result.Outcome),
+		row.diffPaths, row.diffs, row.legacy, row.new, row.legacyBody, row.newBody, row.bytes); err != nil {
+		return err
+	}
+	for i, k := range keys {
+		if _, err := ts.insertSamplePath.ExecContext(ctx, k.route, string(k.kind), k.path, row.id, at, boolInt(charged[i])); err != nil {
+			return err
+		}
+		if charged[i] {
+			b.pending[k]++
+		}
+	}
+	b.addedBytes += row.bytes
+	return nil
+}
+
+// writeMinutes upserts the batch's minute rows, merging its latency
+// histograms into the stored ones.
+func (s *Store) writeMinutes(ctx context.Context, ts *writeStmts, b *batchState) error {
+	sel, ups := ts.selectHists, ts.upsertMinute
+	args := make([]any, 0, nCols+4)
+	for k, m := range b.minutes {
+		var hl, hn any
+		if m.hl != nil || m.hn != nil {
+			var ol, on []byte
+			err := sel.QueryRowContext(ctx, k.route, k.minute).Scan(&ol, &on)
+			if err != nil && err != sql.ErrNoRows {
+				return err
+			}
+			hl, hn = mergeEncoded(ol, m.hl), mergeEncoded(on, m.hn)
+		}
+		args = append(args[:0], k.route, k.minute)
+		for _, v := range m.n {
+			args = append(args, v)
+		}
+		args = append(args, hl, hn)
+		if _, err := ups.ExecContext(ctx, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mergeEncoded merges h into the encoded histogram old and returns the new
+// encoding, or nil (keep the stored value) when h is nil. A stored
+// histogram that cannot be decoded is replaced rather than blocking writes.
+func mergeEncoded(old []byte, h *hdrhistogram.Histogram) any {
+	if h == nil {
+		return nil
+	}
+	if prev, err := decodeHist(old); err == nil && prev != nil {
+		prev.Merge(h)
+		h = prev
+	}
+	return encodeHist(h)
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// sampleRow is a sample ready to insert.
+type sampleRow struct {
+	id                  string
+	diffPaths           string
+	diffs, legacy, new  []byte
+	legacyBody, newBody []byte
+	bytes               int64
+}
+
+// sampleOverhead is what a sample row costs beyond its variable parts.
+const sampleOverhead = 256
+
+func newSampleID(at time.Time) string {
+	return fmt.Sprintf("%016x%016x", uint64(at.UnixNano()), rand.Uint64())
+}
+
+func (s *Store) buildSample(ex *Exchange) (*sampleRow, error) {
+	r := &sampleRow{id: newSampleID(ex.At)}
+	diffs := redactDiffs(ex.Result.Diffs)
+	paths := make([]string, 0, len(diffs))
+	seen := map[string]bool{}
+	for _, d := range diffs {
+		if !seen[d.Path] {
+			seen[d.Path] = true
+			paths = append(paths, d.Path)
+		}
+	}
+	var err error
+	if r.diffs, err = json.Marshal(diffs); err != nil {
+		return nil, err
+	}
+	pj, err := json.Marshal(paths)
+	if err != nil {
+		return nil, err
+	}
+	r.diffPaths = string(pj)
+	var ls, ns SideSample
+	ls, r.legacyBody = sideSample(ex.Legacy, ex.LegacyLatency, s.o.SampleBodyMax)
+	ns, r.newBody = sideSample(ex.New, ex.NewLatency, s.o.SampleBodyMax)
+	if r.legacy, err = json.Marshal(ls); err != nil {
+		return nil, err
+	}
+	if r.new, err = json.Marshal(ns); err != nil {
+		return nil, err
+	}
+	r.bytes = sampleOverhead + int64(len(r.diffs)+len(r.diffPaths)+len(r.legacy)+len(r.new)+len(r.legacyBody)+len(r.newBody)) +
+		int64(len(ex.Route)+len(ex.RequestID)+len(ex.Method)+len(ex.Path)+len(ex.ServedBy))
+	return r, nil
+}
