@@ -1,0 +1,55 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/tandem-proxy/tandem/compare"
+	"github.com/tandem-proxy/tandem/store"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("output differs from %s (run with -update if intended):\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}
+
+// tandem report's table, against a golden file.
+func TestReportTableGolden(t *testing.T) {
+	reps := []store.RouteReport{
+		{
+			Route: "thumbs", Since: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC),
+			Requests: 1000, ServedLegacy: 900, ServedNew: 100, Mirrored: 990, Compared: 985,
+			Matched: 950, Mismatched: 20, Noise: 15, CompareErrors: 0, LegacyErrors: 1, NewErrors: 4,
+			Skipped:  map[string]int64{"sampling": 0, "queue_full": 7, "breaker_open": 3, "too_large": 0, "spool_full": 0, "error": 0},
+			DiffRate: 20.0 / 985,
+			Diffs: []store.PathStat{
+				{Kind: compare.KindImage, Path: "$.image.orientation", Count: 12, Rate: 12.0 / 985, ExampleID: "s-12"},
+				{Kind: compare.KindJSON, Path: "$.processed_at", Count: 985, Rate: 1, Noise: true, ExampleID: "s-1"},
+				{Kind: compare.KindImage, Path: "$.image.alpha", Count: 8, Rate: 8.0 / 985, ExampleID: "s-8"},
+			},
+			Latency: store.LatencyMS{LegacyP50: 12.5, LegacyP99: 80, NewP50: 10.25, NewP99: 95},
+		},
+		{Route: "avatars", Skipped: map[string]int64{}},
+	}
+	var b bytes.Buffer
+	renderReport(&b, reps, 2)
+	golden(t, "report.golden", b.Bytes())
+}
