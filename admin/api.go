@@ -67,6 +67,12 @@ type Deps struct {
 	Ready func() bool
 }
 
+// BadRequestError marks an error caused by the request (answered 400).
+type BadRequestError struct{ Err error }
+
+func (e *BadRequestError) Error() string { return e.Err.Error() }
+func (e *BadRequestError) Unwrap() error { return e.Err }
+
 // apiError is the JSON error body of every refused API call.
 type apiError struct {
 	Error  string   `json:"error"`
@@ -307,6 +313,11 @@ func (s *Server) noise(ctx *fasthttp.RequestCtx, route string) {
 		return
 	}
 	if err := s.deps.MarkNoise(route, body.Path, body.Reason); err != nil {
+		var bad *BadRequestError
+		if errors.As(err, &bad) {
+			fail(ctx, fasthttp.StatusBadRequest, "%v", bad.Err)
+			return
+		}
 		fail(ctx, fasthttp.StatusInternalServerError, "cannot mark noise: %v", err)
 		return
 	}

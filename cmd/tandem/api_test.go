@@ -389,3 +389,35 @@ func TestClientVerbErrors(t *testing.T) {
 		t.Fatalf("wrong token: exit %d %q", code, errb.String())
 	}
 }
+
+// A path marked as noise through the API is applied to new comparisons,
+// audited, and survives a restart.
+func TestNoiseMarkPersists(t *testing.T) {
+	legacy := tb.Start(t, "legacy", tb.Mode{Kind: tb.KindEchoHash})
+	newb := tb.Start(t, "new", tb.Mode{Kind: tb.KindEchoHash})
+	cfgText := fmt.Sprintf(apiConfig, legacy.URL, newb.URL)
+	p := startInProcess(t, cfgText, "")
+	for _, path := range []string{"$.shadow", "$.header.X-Backend"} {
+		if st, b := p.api("POST", "/api/v1/routes/images/noise", "", "application/json", fmt.Sprintf(`{"path": %q, "reason": "differs by design"}`, path)); st != 200 {
+			t.Fatalf("mark %s: %d %s", path, st, b)
+		}
+	}
+	if st, b := p.api("POST", "/api/v1/routes/images/noise", "", "application/json", `{"path": "$.[", "reason": "x"}`); st != 400 {
+		t.Fatalf("bad path: %d %s", st, b)
+	}
+	evs := p.events()
+	if last := evs[len(evs)-1]; last.Kind != "noise" || last.Route != "images" || last.Reason != "differs by design" {
+		t.Fatalf("last event %+v", last)
+	}
+	p.stop()
+	p2 := startInProcess(t, cfgText, p.dataDir)
+	resp, err := p2.httpClient.Post(p2.proxyBase+"/upload", "text/plain", strings.NewReader("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	waitFor(t, func() bool {
+		cs := p2.run.Proxy.Counters()["images"]
+		return cs.Compare["noise"] == 1
+	})
+}

@@ -188,7 +188,7 @@ func serve(path string, cfg *config.Config, log *slog.Logger, sigs <-chan os.Sig
 		Routes:  func() []admin.RouteStatus { return routeStatus(state, px, ctl) },
 		MarkNoise: func(route, p, reason string) error {
 			if err := learner.Mark(route, p, reason); err != nil {
-				return err
+				return &admin.BadRequestError{Err: err}
 			}
 			if err := noise.save(); err != nil {
 				return err
