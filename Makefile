@@ -30,3 +30,4 @@ fuzz:
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 $(PKGS)
+	GO=$(GO) bash bench/run.sh

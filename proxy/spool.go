@@ -18,8 +18,14 @@ type spoolPool struct {
 	memLimit   int64
 	diskBudget int64
 	used       atomic.Int64 // disk bytes held by live spools
-	bufs       sync.Pool    // *[]byte with cap <= memLimit
+	// Two buffer classes, so a buffer never grows by appending (each growth
+	// would copy the body again): small ones for small bodies, and ones of
+	// exactly memLimit for the rest.
+	small, large sync.Pool // *[]byte, cap smallBuf and memLimit
 }
+
+// smallBuf is the capacity of the small spool buffers.
+const smallBuf = 64 << 10
 
 func newSpoolPool(dir string, memLimit, diskBudget int64) (*spoolPool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -56,13 +62,30 @@ func (p *spoolPool) get(expected int64) (*spool, string) {
 		return nil, OutcomeSpoolFull
 	}
 	s := &spool{p: p}
-	if b, ok := p.bufs.Get().(*[]byte); ok {
-		s.buf = b
+	if expected >= 0 && expected <= smallBuf || p.memLimit <= smallBuf {
+		s.buf = p.getBuf(&p.small, min(smallBuf, p.memLimit))
 	} else {
-		b := make([]byte, 0, 32<<10)
-		s.buf = &b
+		s.buf = p.getBuf(&p.large, p.memLimit)
 	}
 	return s, ""
+}
+
+func (p *spoolPool) getBuf(pool *sync.Pool, size int64) *[]byte {
+	if b, ok := pool.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, 0, size)
+	return &b
+}
+
+func (p *spoolPool) putBuf(b *[]byte) {
+	*b = (*b)[:0]
+	switch int64(cap(*b)) {
+	case p.memLimit:
+		p.large.Put(b)
+	case min(smallBuf, p.memLimit):
+		p.small.Put(b)
+	}
 }
 
 func (s *spool) Write(b []byte) (int, error) {
@@ -73,6 +96,13 @@ func (s *spool) Write(b []byte) (int, error) {
 	s.size += int64(n)
 	if s.f == nil {
 		buf := *s.buf
+		if len(buf)+len(b) > cap(buf) && int64(cap(buf)) < s.p.memLimit {
+			// Outgrew a small buffer (a chunked body): move to a large one, once.
+			large := s.p.getBuf(&s.p.large, s.p.memLimit)
+			*large = append(*large, buf...)
+			s.p.putBuf(s.buf)
+			s.buf, buf = large, *large
+		}
 		if int64(len(buf)+len(b)) <= s.p.memLimit {
 			*s.buf = append(buf, b...)
 			return n, nil
@@ -137,10 +167,7 @@ func (s *spool) closeFile() {
 func (s *spool) release() {
 	s.closeFile()
 	if s.buf != nil {
-		if int64(cap(*s.buf)) <= s.p.memLimit {
-			*s.buf = (*s.buf)[:0]
-			s.p.bufs.Put(s.buf)
-		}
+		s.p.putBuf(s.buf)
 		s.buf = nil
 	}
 }
