@@ -421,3 +421,27 @@ func TestNoiseMarkPersists(t *testing.T) {
 		return cs.Compare["noise"] == 1
 	})
 }
+
+// Editing the config file on disk (no SIGHUP) replaces the routes as a new
+// version with actor "file".
+func TestConfigFileChangeOnDiskReloads(t *testing.T) {
+	legacy := tb.Start(t, "legacy", tb.Mode{Kind: tb.KindEchoHash})
+	newb := tb.Start(t, "new", tb.Mode{Kind: tb.KindEchoHash})
+	cfgText := fmt.Sprintf(apiConfig, legacy.URL, newb.URL)
+	p := startInProcess(t, cfgText, "")
+	v := p.rules().Version
+	// Editors often write a new file and rename it over the old one.
+	tmp := p.cfgPath + ".new"
+	os.WriteFile(tmp, []byte(strings.ReplaceAll(strings.Replace(cfgText, "sticky: header:X-User-Id", "sticky: header:X-User-Id\n    serve_new: 12.5", 1), "{{data}}", p.dataDir)), 0o600)
+	if err := os.Rename(tmp, p.cfgPath); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return p.rules().Routes[0].ServeNew == 12.5 })
+	if r := p.rules(); r.Version != v+1 {
+		t.Fatalf("version %d, want %d", r.Version, v+1)
+	}
+	evs := p.events()
+	if last := evs[len(evs)-1]; last.Actor != "file" || last.Kind != "reload" {
+		t.Fatalf("last event %+v", last)
+	}
+}
