@@ -36,6 +36,10 @@ type Exchange struct {
 	// Latencies are times to response headers.
 	LegacyLatency, NewLatency time.Duration
 	Result                    compare.Result
+	// Secrets are the credential values the client sent (Authorization
+	// credentials, cookie values), so that a store can scrub them wherever
+	// a backend echoed them. They must never be stored or logged.
+	Secrets []string
 }
 
 // Observer receives every finished comparison (the diff store, reports). It
@@ -136,6 +140,7 @@ func New(o Options) (*Server, error) {
 		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
 			return fasthttp.RequestConfig{ReadTimeout: c.Client.BodyTimeout.D()}
 		},
+		ErrorHandler: s.parseError,
 		ExpectHandler: func(ctx *fasthttp.RequestCtx) int {
 			if int64(ctx.Request.Header.ContentLength()) > s.maxBody {
 				s.m.clientError(fasthttp.StatusRequestEntityTooLarge)
@@ -185,10 +190,7 @@ func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
 // of ctx, counting the ones abandoned in tandem_shadow_abandoned_total.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.srv.ShutdownWithContext(ctx)
-	s.stopOnce.Do(func() {
-		close(s.jobs)
-		defer metrics.UnregisterSet(s.m.set, false)
-	})
+	s.stopOnce.Do(func() { close(s.jobs) })
 	done := make(chan struct{})
 	go func() { s.workers.Wait(); close(done) }()
 	select {
@@ -198,6 +200,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.m.abandoned.Add(int(n))
 		s.log.Warn("shutdown deadline passed with shadow requests in flight", "abandoned", n)
 	}
+	// Unregister last, so a final scrape still sees the abandoned count.
+	metrics.UnregisterSet(s.m.set, false)
 	return err
 }
 
@@ -366,6 +370,22 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			respCL = -1
 		}
 		ctx.Response.SetBodyStream(sb, respCL)
+	}
+}
+
+// parseError answers requests fasthttp could not parse (the connection is
+// then closed): 431 for headers over client.max_header, 408 for a client too
+// slow to send its headers, 400 otherwise. No backend sees these requests.
+func (s *Server) parseError(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	var ne *net.OpError
+	switch {
+	case errors.As(err, &small):
+		s.fail(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "request headers too large", true)
+	case errors.As(err, &ne) && ne.Timeout():
+		s.fail(ctx, fasthttp.StatusRequestTimeout, "request timeout", true)
+	default:
+		s.fail(ctx, fasthttp.StatusBadRequest, "malformed request", true)
 	}
 }
 

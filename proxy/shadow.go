@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"io"
 	"time"
 
@@ -21,6 +22,7 @@ type shadowJob struct {
 	path        string
 	at          time.Time
 	servedTTFB  time.Duration
+	secrets     []string // credential values the client sent (see Exchange.Secrets)
 
 	servedCap  *capture
 	servedResp *compare.Response // set before servedDone is closed
@@ -44,7 +46,29 @@ func (s *Server) newJob(rt *route, out *fasthttp.Request, sp *spool, servedByNew
 		servedTTFB:  ttfb,
 		servedCap:   newCapture(s.compareMax),
 		servedDone:  make(chan struct{}),
+		secrets:     requestSecrets(&out.Header),
 	}
+}
+
+// requestSecrets collects the credential values of a request: the
+// Authorization and Proxy-Authorization values (whole, and the credentials
+// after the scheme) and every cookie value.
+func requestSecrets(h *fasthttp.RequestHeader) []string {
+	var out []string
+	for _, name := range []string{"Authorization", "Proxy-Authorization"} {
+		if v := h.Peek(name); len(v) > 0 {
+			out = append(out, string(v))
+			if i := bytes.IndexByte(v, ' '); i > 0 && i+1 < len(v) {
+				out = append(out, string(bytes.TrimSpace(v[i+1:])))
+			}
+		}
+	}
+	h.VisitAllCookie(func(_, v []byte) {
+		if len(v) > 0 {
+			out = append(out, string(v))
+		}
+	})
+	return out
 }
 
 func (j *shadowJob) release() {
@@ -124,6 +148,7 @@ func (s *Server) runShadow(j *shadowJob, buf []byte) {
 		Path:      j.path,
 		ServedBy:  "legacy",
 		At:        j.at,
+		Secrets:   j.secrets,
 	}
 	if j.servedByNew {
 		ex.ServedBy = "new"

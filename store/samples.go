@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/hex"
@@ -72,6 +73,39 @@ func redactDiffs(diffs []compare.Difference) []compare.Difference {
 		out[i] = d
 	}
 	return out
+}
+
+// minSecret is the shortest secret value scrubbed by content; shorter ones
+// would redact ordinary text.
+const minSecret = 6
+
+// scrubString replaces every occurrence of a secret in v.
+func scrubString(v string, secrets []string) string {
+	for _, x := range secrets {
+		if len(x) >= minSecret && strings.Contains(v, x) {
+			v = strings.ReplaceAll(v, x, Redacted)
+		}
+	}
+	return v
+}
+
+// scrubBytes replaces every occurrence of a secret in b (a copy is made
+// only when something is replaced).
+func scrubBytes(b []byte, secrets []string) []byte {
+	for _, x := range secrets {
+		if len(x) >= minSecret && bytes.Contains(b, []byte(x)) {
+			b = bytes.ReplaceAll(b, []byte(x), []byte(Redacted))
+		}
+	}
+	return b
+}
+
+// scrubSide removes secrets from a side's headers and error.
+func scrubSide(ss *SideSample, secrets []string) {
+	for i := range ss.Header {
+		ss.Header[i].Value = scrubString(ss.Header[i].Value, secrets)
+	}
+	ss.Err = scrubString(ss.Err, secrets)
 }
 
 func capString(s string, n int) string {

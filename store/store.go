@@ -22,6 +22,7 @@ const (
 
 const (
 	maxBatch       = 256                    // items per transaction
+	maxBatchBytes  = 16 << 20               // body bytes per transaction, so a retry after a full disk stays small
 	flushInterval  = 100 * time.Millisecond // longest wait to fill a batch
 	failureBackoff = time.Second            // pause after a failed transaction
 	janitorEvery   = time.Minute            // janitor ticker
@@ -98,6 +99,11 @@ type Exchange struct {
 	Legacy, New               *compare.Response
 	LegacyLatency, NewLatency time.Duration
 	Result                    compare.Result
+	// Secrets are credential values the client sent (Authorization
+	// credentials, cookie values). Wherever they appear in a stored sample —
+	// any header, a difference value, a body — they are replaced by
+	// Redacted, so a backend that echoes them cannot leak them into the store.
+	Secrets []string
 }
 
 // Skip reasons: the closed set of Counters.Skipped keys (and of

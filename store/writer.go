@@ -63,10 +63,11 @@ func (s *Store) runWriter() {
 		}
 		batch = append(batch[:0], first)
 		open := true
+		size := s.itemBytes(&first)
 		if first.flush == nil {
 			timer.Reset(flushInterval)
 		fill:
-			for len(batch) < maxBatch {
+			for len(batch) < maxBatch && size < maxBatchBytes {
 				select {
 				case it, ok := <-s.q:
 					if !ok {
@@ -74,6 +75,7 @@ func (s *Store) runWriter() {
 						break fill
 					}
 					batch = append(batch, it)
+					size += s.itemBytes(&it)
 					if it.flush != nil {
 						break fill
 					}
@@ -101,8 +103,32 @@ func (s *Store) runWriter() {
 			case <-time.After(s.o.backoff):
 			case <-s.closing:
 			}
+			// A failed transaction (a full disk) can leave the WAL holding
+			// space it no longer needs; hand it back before trying again.
+			s.checkpoint()
 		}
 	}
+}
+
+// itemBytes estimates the sample bytes an item may write.
+func (s *Store) itemBytes(it *item) int {
+	if it.ex == nil {
+		return 256
+	}
+	n := 1024
+	for _, r := range []*compare.Response{it.ex.Legacy, it.ex.New} {
+		if r != nil {
+			n += int(min(int64(len(r.Body)), s.o.SampleBodyMax))
+		}
+	}
+	return n
+}
+
+// checkpoint truncates the WAL, best effort.
+func (s *Store) checkpoint() {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.wdb.ExecContext(context.Background(), "PRAGMA wal_checkpoint(TRUNCATE)")
 }
 
 // writeBatch commits the data items of batch in one transaction and keeps
@@ -410,6 +436,10 @@ func newSampleID(at time.Time) string {
 func (s *Store) buildSample(ex *Exchange) (*sampleRow, error) {
 	r := &sampleRow{id: newSampleID(ex.At)}
 	diffs := redactDiffs(ex.Result.Diffs)
+	for i := range diffs {
+		diffs[i].Legacy = scrubString(diffs[i].Legacy, ex.Secrets)
+		diffs[i].New = scrubString(diffs[i].New, ex.Secrets)
+	}
 	paths := make([]string, 0, len(diffs))
 	seen := map[string]bool{}
 	for _, d := range diffs {
@@ -430,6 +460,10 @@ func (s *Store) buildSample(ex *Exchange) (*sampleRow, error) {
 	var ls, ns SideSample
 	ls, r.legacyBody = sideSample(ex.Legacy, ex.LegacyLatency, s.o.SampleBodyMax)
 	ns, r.newBody = sideSample(ex.New, ex.NewLatency, s.o.SampleBodyMax)
+	scrubSide(&ls, ex.Secrets)
+	scrubSide(&ns, ex.Secrets)
+	r.legacyBody = scrubBytes(r.legacyBody, ex.Secrets)
+	r.newBody = scrubBytes(r.newBody, ex.Secrets)
 	if r.legacy, err = json.Marshal(ls); err != nil {
 		return nil, err
 	}

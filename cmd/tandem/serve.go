@@ -121,6 +121,16 @@ func serve(path string, cfg *config.Config, log *slog.Logger, sigs <-chan os.Sig
 		}
 	}
 
+	// This serve's own metrics, so that several serves in one process (tests)
+	// never read each other's state.
+	ms := metrics.NewSet()
+	metrics.RegisterSet(ms)
+	defer metrics.UnregisterSet(ms, true)
+	rm := &reloadMetrics{
+		ok:     ms.NewCounter(`tandem_rules_reload_total{result="ok"}`),
+		failed: ms.NewCounter(`tandem_rules_reload_total{result="error"}`),
+	}
+
 	learner := compare.NewLearner()
 	noise := &noiseFile{path: filepath.Join(cfg.DataDir, "noise.json"), learner: learner}
 	if err := noise.load(); err != nil {
@@ -153,7 +163,7 @@ func serve(path string, cfg *config.Config, log *slog.Logger, sigs <-chan os.Sig
 		}
 		for _, rt := range r.Routes {
 			name := rt.Name
-			metrics.GetOrCreateGauge(fmt.Sprintf(`tandem_serve_new_percent{route=%q}`, name), func() float64 {
+			ms.GetOrCreateGauge(fmt.Sprintf(`tandem_serve_new_percent{route=%q}`, name), func() float64 {
 				for _, x := range state.Current().Routes {
 					if x.Name == name {
 						return x.ServeNew
@@ -164,7 +174,7 @@ func serve(path string, cfg *config.Config, log *slog.Logger, sigs <-chan os.Sig
 		}
 		log.Info("rules in force", "version", r.Version, "routes", len(r.Routes))
 	})
-	registerStoreMetrics(st)
+	registerStoreMetrics(ms, st)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -203,7 +213,7 @@ func serve(path string, cfg *config.Config, log *slog.Logger, sigs <-chan os.Sig
 	go func() { errCh <- px.Serve(ln) }()
 	go func() { errCh <- ad.Serve(aln) }()
 	go func() { defer close(done); background(stop, px, st, noise, ctl) }()
-	watchStop := watchConfig(path, log, func() { reload(path, state, log) })
+	watchStop := watchConfig(path, log, func() { reload(path, state, log, rm) })
 
 	log.Info("tandem started", "listen", ln.Addr().String(), "admin", aln.Addr().String(),
 		"routes", len(cur.Routes), "rules_version", cur.Version)
@@ -216,7 +226,7 @@ wait:
 		select {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				reload(path, state, log)
+				reload(path, state, log, rm)
 				continue
 			}
 			break wait
@@ -249,7 +259,7 @@ wait:
 // ticks and noise snapshots, until stop is closed.
 func background(stop <-chan struct{}, px *proxy.Server, st *store.Store, noise *noiseFile, ctl *ramp.Controller) {
 	last := map[string]proxy.RouteCounters{}
-	flush := time.NewTicker(5 * time.Second)
+	flush := time.NewTicker(time.Second)
 	tick := time.NewTicker(time.Second)
 	save := time.NewTicker(time.Minute)
 	defer flush.Stop()
@@ -308,7 +318,7 @@ func sumMap(m map[string]int64) int64 {
 
 // reload re-reads the config file and replaces the routes if they changed.
 // An invalid file changes nothing: the errors are logged, counted and audited.
-func reload(path string, state *rules.State, log *slog.Logger) {
+func reload(path string, state *rules.State, log *slog.Logger, m *reloadMetrics) {
 	cfg, errs := config.Load(path)
 	if len(errs) > 0 {
 		msgs := make([]string, len(errs))
@@ -316,18 +326,18 @@ func reload(path string, state *rules.State, log *slog.Logger) {
 			msgs[i] = e.Error()
 			log.Error("config reload refused", "file", path, "err", e)
 		}
-		reloadErrors.Inc()
+		m.failed.Inc()
 		state.Record(rules.Event{Actor: "file", Kind: "reload_error", Reason: "invalid config file; the previous rules stay in force",
 			Details: map[string]any{"errors": msgs}})
 		return
 	}
 	if !state.FileChanged(cfg.Routes) {
-		reloadOK.Inc()
+		m.ok.Inc()
 		return
 	}
 	r, changed, err := state.ReplaceFromFile(cfg.Routes)
 	if err != nil {
-		reloadErrors.Inc()
+		m.failed.Inc()
 		log.Error("config reload refused", "file", path, "err", err)
 		var ve *rules.ValidationError
 		details := map[string]any{"error": err.Error()}
@@ -337,16 +347,14 @@ func reload(path string, state *rules.State, log *slog.Logger) {
 		state.Record(rules.Event{Actor: "file", Kind: "reload_error", Reason: "the previous rules stay in force", Details: details})
 		return
 	}
-	reloadOK.Inc()
+	m.ok.Inc()
 	if changed {
 		log.Info("config reloaded", "file", path, "version", r.Version)
 	}
 }
 
-var (
-	reloadOK     = metrics.NewCounter(`tandem_rules_reload_total{result="ok"}`)
-	reloadErrors = metrics.NewCounter(`tandem_rules_reload_total{result="error"}`)
-)
+// reloadMetrics count config reloads by result.
+type reloadMetrics struct{ ok, failed *metrics.Counter }
 
 // watchConfig calls onChange when the config file changes on disk (editors
 // replace files by rename, so the directory is watched). It returns a stop

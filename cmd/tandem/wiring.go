@@ -21,7 +21,7 @@ func (o storeObserver) Observe(ex *proxy.Exchange) {
 	o.st.Record(&store.Exchange{
 		Route: ex.Route, RequestID: ex.RequestID, Method: ex.Method, Path: ex.Path, ServedBy: ex.ServedBy,
 		At: ex.At, Legacy: ex.Legacy, New: ex.New, LegacyLatency: ex.LegacyLatency, NewLatency: ex.NewLatency,
-		Result: ex.Result,
+		Result: ex.Result, Secrets: ex.Secrets,
 	})
 }
 
@@ -137,9 +137,9 @@ func routeStatus(state *rules.State, px *proxy.Server, ctl *ramp.Controller) []a
 }
 
 // registerStoreMetrics exports the diff store's own counters.
-func registerStoreMetrics(st *store.Store) {
+func registerStoreMetrics(ms *metrics.Set, st *store.Store) {
 	gauge := func(name string, f func(store.StoreStats) int64) {
-		metrics.GetOrCreateGauge(name, func() float64 { return float64(f(st.Stats())) })
+		ms.NewGauge(name, func() float64 { return float64(f(st.Stats())) })
 	}
 	gauge("tandem_store_queued", func(s store.StoreStats) int64 { return s.Queued })
 	gauge("tandem_store_dropped_total", func(s store.StoreStats) int64 { return s.Dropped })
