@@ -25,7 +25,7 @@ fuzz:
 	@set -e; for spec in $$($(GO) run ./internal/tools/fuzzlist); do \
 		pkg=$${spec%%:*}; name=$${spec##*:}; \
 		echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
-		$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) $$pkg; \
+		$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=10s $$pkg; \
 	done
 
 bench:
