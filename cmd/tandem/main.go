@@ -19,11 +19,13 @@ type verb struct {
 }
 
 var verbs = map[string]verb{
-	"serve":    {"run the proxy and its admin listener", runServe},
-	"validate": {"check a configuration file and print every problem", runValidate},
-	"promote":  {"serve a share of a route's traffic from its new backend", runPromote},
-	"rollback": {"serve all of a route's traffic from legacy again", runRollback},
-	"report":   {"print the diff report of every route", runReport},
+	"serve":          {"run the proxy and its admin listener", runServe},
+	"validate":       {"check a configuration file and print every problem", runValidate},
+	"promote":        {"serve a share of a route's traffic from its new backend", runPromote},
+	"rollback":       {"serve all of a route's traffic from legacy again", runRollback},
+	"report":         {"print the diff report of every route", runReport},
+	"loadtest":       {"send paced load to a URL and report latency percentiles", runLoadtest},
+	"sample-backend": {"run a sample media service (legacy or new flavour)", runSampleBackend},
 }
 
 func main() {
@@ -54,7 +56,7 @@ func usage(w io.Writer) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-10s %s\n", n, verbs[n].summary)
+		fmt.Fprintf(w, "  %-15s %s\n", n, verbs[n].summary)
 	}
 	fmt.Fprintln(w, "\nRun 'tandem COMMAND -h' for a command's flags.")
 }

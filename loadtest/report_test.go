@@ -1,0 +1,96 @@
+package loadtest
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestJSONOutputDecodes: the JSON report decodes, with every documented
+// field and durations in seconds.
+func TestJSONOutputDecodes(t *testing.T) {
+	b := newBackend(t, func(n int, w http.ResponseWriter, _ *http.Request) {
+		time.Sleep(2 * time.Millisecond)
+		if n == 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	})
+	res := attack(t, &Targets{URL: b.URL}, Options{Pacer: ConstantPacer{Freq: 500, Per: time.Second}, Requests: 20})
+	data, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Mode         string             `json:"mode"`
+		TargetRate   float64            `json:"target_rate"`
+		Requests     uint64             `json:"requests"`
+		Responses    uint64             `json:"responses"`
+		Success      uint64             `json:"success"`
+		SuccessRatio float64            `json:"success_ratio"`
+		Missed       *uint64            `json:"missed"`
+		Status       map[string]uint64  `json:"status"`
+		Errors       map[string]uint64  `json:"errors"`
+		BytesOut     uint64             `json:"bytes_out"`
+		BytesIn      uint64             `json:"bytes_in"`
+		Duration     float64            `json:"duration_seconds"`
+		Wait         float64            `json:"wait_seconds"`
+		Rate         float64            `json:"rate"`
+		Throughput   float64            `json:"throughput"`
+		Latency      map[string]float64 `json:"latency_seconds"`
+		Workers      int                `json:"workers"`
+		MaxWorkers   int                `json:"max_workers"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&got); err != nil {
+		t.Fatalf("cannot decode %s: %v", data, err)
+	}
+	if got.Mode != "open" || got.TargetRate != 500 || got.Requests != 20 || got.Responses != 20 || got.Success != 19 || got.Missed == nil || got.MaxWorkers != DefaultMaxWorkers {
+		t.Errorf("decoded %+v from %s", got, data)
+	}
+	if got.Status["200"] != 19 || got.Status["503"] != 1 || got.Errors == nil {
+		t.Errorf("status %v errors %v", got.Status, got.Errors)
+	}
+	for _, k := range []string{"min", "mean", "p50", "p90", "p99", "p99.9", "max"} {
+		v, ok := got.Latency[k]
+		if !ok || v < 0.002 || v > 1 {
+			t.Errorf("latency_seconds.%s = %v (present %v), want about 0.002", k, v, ok)
+		}
+	}
+	if got.Duration < 0.030 || got.Duration > 1 || got.Rate <= 0 || got.Throughput <= 0 {
+		t.Errorf("duration %v s, rate %v, throughput %v", got.Duration, got.Rate, got.Throughput)
+	}
+}
+
+func TestTextReport(t *testing.T) {
+	r := &Results{
+		Mode: "open", TargetRate: 200, Requests: 1000, Responses: 990, Success: 980, Missed: 3,
+		Status:   map[int]uint64{200: 980, 503: 10},
+		Errors:   map[string]uint64{ErrTimeout: 10},
+		BytesOut: 1 << 20, Duration: 5 * time.Second, Rate: 199.8, Throughput: 195.9,
+		Latency: Latency{P50: 1500 * time.Microsecond, P99: 120 * time.Millisecond, Max: 2 * time.Second},
+		Workers: 12, MaxWorkers: 12,
+	}
+	var buf bytes.Buffer
+	if err := r.WriteText(&buf); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{
+		"open loop at 200.00/s, 12 workers (max 12)",
+		"1000 sent, 990 answered, 98.00% success, 3 missed",
+		"199.80/s offered",
+		"1.0 MiB out",
+		"p50 1.5ms", "p99 120ms", "p99.9", "max 2s",
+		"200: 980  503: 10",
+		"timeout: 10",
+		"Warning",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+}
