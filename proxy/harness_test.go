@@ -131,7 +131,7 @@ func (f *fixture) metric(name string) float64 {
 // waitMetric waits until metric name reaches want (shadow work is async).
 func (f *fixture) waitMetric(name string, want float64) {
 	f.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for f.metric(name) < want {
 		if time.Now().After(deadline) {
 			f.t.Fatalf("metric %s = %v, want %v", name, f.metric(name), want)

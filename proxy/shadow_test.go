@@ -112,7 +112,7 @@ func TestSlowShadowKeepAliveSequence(t *testing.T) {
 func TestShadowFailuresDoNotReachClient(t *testing.T) {
 	huge := int64(1 << 30)
 	if raceEnabled || testing.Short() {
-		huge = 64 << 20
+		huge = 16 << 20
 	}
 	modes := []struct {
 		name string
@@ -135,7 +135,7 @@ func TestShadowFailuresDoNotReachClient(t *testing.T) {
 			}
 			// A lenient breaker so that every request reaches the shadow.
 			cfg := strings.Replace(basicConfig, `new:    {url: "{{new}}", timeout: 5s}`,
-				`new:    {url: "{{new}}", timeout: 20s, breaker: {consecutive_failures: 1000}}`, 1)
+				`new:    {url: "{{new}}", timeout: 60s, breaker: {consecutive_failures: 1000}}`, 1)
 			f := startProxy(t, cfg, map[string]string{"legacy": legacy.URL, "new": newURL})
 			const n = 6
 			for i := 0; i < n; i++ {

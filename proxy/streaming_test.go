@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"strings"
 	"testing"
 
 	tb "github.com/tandem-proxy/tandem/internal/testbackend"
@@ -15,7 +16,10 @@ func TestServedBytesExactAndShadowBodyIdentical(t *testing.T) {
 	}
 	legacy := tb.Start(t, "legacy", tb.Mode{Kind: tb.KindEchoBody})
 	newb := tb.Start(t, "new", tb.Mode{Kind: tb.KindEchoHash})
-	f := startProxy(t, basicConfig, map[string]string{"legacy": legacy.URL, "new": newb.URL})
+	// The backend timeout bounds the whole exchange, streaming included:
+	// give 64 MiB each way time on a loaded machine under -race.
+	cfg := strings.ReplaceAll(basicConfig, "timeout: 5s", "timeout: 120s")
+	f := startProxy(t, cfg, map[string]string{"legacy": legacy.URL, "new": newb.URL})
 	for i, n := range sizes {
 		// Legacy reads the whole upload, then streams a response of the same
 		// size (a different pattern), so both directions carry n bytes.

@@ -47,8 +47,10 @@ func (c *clientFlags) client() (*apiClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("no admin token (set %s, or point -config at the server's config): %w", admin.TokenEnv, err)
 	}
-	return &apiClient{base: strings.TrimRight(c.admin, "/"), token: token, hc: &http.Client{Timeout: 30 * time.Second}}, nil
+	return &apiClient{base: strings.TrimRight(c.admin, "/"), token: token, hc: newHTTPClient()}, nil
 }
+
+func newHTTPClient() *http.Client { return &http.Client{Timeout: 30 * time.Second} }
 
 // do sends a request and decodes a JSON answer into out. Non-2xx answers
 // become one-line errors carrying the API's message.

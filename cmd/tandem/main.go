@@ -24,6 +24,7 @@ var verbs = map[string]verb{
 	"promote":        {"serve a share of a route's traffic from its new backend", runPromote},
 	"rollback":       {"serve all of a route's traffic from legacy again", runRollback},
 	"report":         {"print the diff report of every route", runReport},
+	"demo":           {"the whole story on one machine: sample services, shadow traffic, report, promote, rollback", runDemo},
 	"loadtest":       {"send paced load to a URL and report latency percentiles", runLoadtest},
 	"sample-backend": {"run a sample media service (legacy or new flavour)", runSampleBackend},
 }
