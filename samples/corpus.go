@@ -49,7 +49,7 @@ type CorpusOptions struct {
 // Corpus returns the upload corpus for opts, in a fixed order:
 //
 //   - photo: JPEG photos from 240×180 to 1600×1200 (landscape and portrait),
-//     an opaque PNG, a lossless WebP, and a ~1 KiB PNG of flat shapes;
+//     an opaque PNG, a lossless WebP, and a PNG of flat shapes under 1 KiB;
 //   - rotated: JPEGs with an Exif APP1 segment right after SOI holding
 //     Orientation 6 and 8 (stored 600×300, shown 300×600; one little-, one
 //     big-endian) and 3 (upside down); each has a red square in the top-left

@@ -6,6 +6,7 @@ import (
 	"image/color"
 	"image/gif"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -99,8 +100,8 @@ func TestCorpusContents(t *testing.T) {
 // TestLargeCorpus: the large option adds files of several MiB that both
 // flavours process.
 func TestLargeCorpus(t *testing.T) {
-	if testing.Short() {
-		t.Skip("large corpus: slow")
+	if testing.Short() || raceEnabled {
+		t.Skip("large corpus: slow (about 30 s under the race detector); run without -short and -race")
 	}
 	items := Corpus(CorpusOptions{Seed: 1, Large: true})
 	if len(items) <= len(testCorpus()) {
@@ -112,7 +113,7 @@ func TestLargeCorpus(t *testing.T) {
 			t.Errorf("%s: %d bytes, want several MiB under the upload limit", it.Name, len(it.Body))
 		}
 		l, n := doUpload(t, legacy.URL(), it), doUpload(t, new.URL(), it)
-		if l.status != http200 || n.status != http200 {
+		if l.status != http.StatusOK || n.status != http.StatusOK {
 			t.Errorf("%s: status legacy %d, new %d (%s / %s)", it.Name, l.status, n.status, l.raw, n.raw)
 			continue
 		}
@@ -121,8 +122,6 @@ func TestLargeCorpus(t *testing.T) {
 		}
 	}
 }
-
-const http200 = 200
 
 func TestWriteCorpus(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "corpus")

@@ -17,6 +17,9 @@
 //	→ 400 {"error": "…"}    empty body, not an image, cannot be decoded
 //	→ 413 {"error": "…"}    body over MaxUploadBytes, or a header claiming
 //	                        more than MaxPixels (refused before decoding)
+//	POST /thumbnail         the same upload, answered with the thumbnail
+//	                        bytes themselves (image/jpeg or image/png), its
+//	                        id in X-Thumb-Id and the time in X-Processed-At
 //	GET /thumb/{id}         the thumbnail bytes, image/jpeg or image/png
 //	GET /healthz            200 "ok"
 //

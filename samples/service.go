@@ -114,7 +114,14 @@ func (s *service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed: POST the image")
 			return
 		}
-		s.upload(w, r)
+		s.upload(w, r, false)
+	case p == "/thumbnail" || strings.HasPrefix(p, "/thumbnail/"):
+		if r.Method != http.MethodPost && r.Method != http.MethodPut {
+			w.Header().Set("Allow", "POST, PUT")
+			writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed: POST the image")
+			return
+		}
+		s.upload(w, r, true)
 	case strings.HasPrefix(p, "/thumb/"):
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -130,7 +137,10 @@ func (s *service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *service) upload(w http.ResponseWriter, r *http.Request) {
+// upload makes the thumbnail of the posted image and answers JSON about it,
+// or, when asImage is set (POST /thumbnail), the thumbnail itself with its id
+// and processing time in the X-Thumb-Id and X-Processed-At headers.
+func (s *service) upload(w http.ResponseWriter, r *http.Request, asImage bool) {
 	if r.ContentLength > MaxUploadBytes {
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes is larger than the %d allowed", r.ContentLength, MaxUploadBytes))
 		return
@@ -166,6 +176,16 @@ func (s *service) upload(w http.ResponseWriter, r *http.Request) {
 	sum := sha256.Sum256(t.data)
 	id := newID()
 	s.store.put(id, t.data, t.format)
+	if asImage {
+		h := w.Header()
+		h.Set("Content-Type", "image/"+t.format)
+		h.Set("Content-Length", strconv.Itoa(len(t.data)))
+		h.Set("X-Thumb-Id", id)
+		h.Set("X-Processed-At", s.now().Format(time.RFC3339Nano))
+		w.WriteHeader(http.StatusOK)
+		w.Write(t.data)
+		return
+	}
 	writeJSON(w, http.StatusOK, UploadResponse{
 		ID:          id,
 		Width:       t.width,

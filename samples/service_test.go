@@ -421,3 +421,34 @@ func TestListen(t *testing.T) {
 		NewService("")
 	}()
 }
+
+// POST /thumbnail answers the thumbnail itself; it is the same picture that
+// /upload describes.
+func TestThumbnailEndpoint(t *testing.T) {
+	s, err := Listen("", Legacy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var photo Item
+	for _, it := range Corpus(CorpusOptions{Seed: 1}) {
+		if it.Kind == KindPhoto {
+			photo = it
+			break
+		}
+	}
+	resp, err := http.Post(s.URL()+"/thumbnail", photo.ContentType, bytes.NewReader(photo.Body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "image/") ||
+		resp.Header.Get("X-Thumb-Id") == "" || resp.Header.Get("X-Processed-At") == "" {
+		t.Fatalf("status %d headers %v", resp.StatusCode, resp.Header)
+	}
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(b))
+	if err != nil || max(cfg.Width, cfg.Height) != ThumbSide {
+		t.Fatalf("thumbnail %dx%d: %v", cfg.Width, cfg.Height, err)
+	}
+}

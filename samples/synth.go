@@ -73,6 +73,11 @@ func paint(s scene, r *rand.Rand) *image.NRGBA {
 	}
 	flatCol := randColour(r, 60, 220)
 	mark := math.Max(4, math.Round(math.Min(w, h)/6))
+	horizons := make([]float64, s.w) // the horizon undulates along x
+	for x := range horizons {
+		horizons[x] = horizon + h*wave*math.Sin((float64(x)+0.5)/w*2*math.Pi*1.5)
+	}
+	span := uint64(2*s.grain + 1)
 	for y := 0; y < s.h; y++ {
 		fy := float64(y) + 0.5
 		row := img.Pix[y*img.Stride : y*img.Stride+4*s.w]
@@ -86,13 +91,14 @@ func paint(s scene, r *rand.Rand) *image.NRGBA {
 			case s.flat:
 				c = flatCol
 			default:
-				hz := horizon + h*wave*math.Sin(fx/w*2*math.Pi*1.5)
-				if fy < hz {
+				if hz := horizons[x]; fy < hz {
 					c = mix(sky0, sky1, fy/hz)
 				} else {
 					c = mix(ground0, ground1, (fy-hz)/(h-hz))
 				}
-				c = mix(c, sun.col, sun.coverage(fx, fy))
+				if cov := sun.coverage(fx, fy); cov > 0 {
+					c = mix(c, sun.col, cov)
+				}
 			}
 			for i := range shapes {
 				cov := shapes[i].coverage(fx, fy)
@@ -100,12 +106,9 @@ func paint(s scene, r *rand.Rand) *image.NRGBA {
 					continue
 				}
 				// Porter-Duff "over" in straight alpha.
-				sa := cov
-				oa := sa + a*(1-sa)
-				if oa > 0 {
-					for k := range c {
-						c[k] = (shapes[i].col[k]*sa + c[k]*a*(1-sa)) / oa
-					}
+				oa := cov + a*(1-cov)
+				for k := range c {
+					c[k] = (shapes[i].col[k]*cov + c[k]*a*(1-cov)) / oa
 				}
 				a = oa
 			}
@@ -118,8 +121,10 @@ func paint(s scene, r *rand.Rand) *image.NRGBA {
 				}
 			}
 			if s.grain > 0 && a > 0 {
+				// One draw gives the grain of all three channels.
+				n := r.Uint64()
 				for k := range c {
-					c[k] += float64(r.IntN(2*s.grain+1) - s.grain)
+					c[k] += float64(int((n>>(16*k)&0xffff)%span) - s.grain)
 				}
 			}
 			row[4*x] = clamp8(c[0])
@@ -134,6 +139,9 @@ func paint(s scene, r *rand.Rand) *image.NRGBA {
 // coverage returns how much of the pixel centred on (x, y) sh covers,
 // times its alpha, in 0..1.
 func (sh *shape) coverage(x, y float64) float64 {
+	if x <= sh.cx-sh.rx || x >= sh.cx+sh.rx || y <= sh.cy-sh.ry || y >= sh.cy+sh.ry {
+		return 0
+	}
 	dx, dy := (x-sh.cx)/sh.rx, (y-sh.cy)/sh.ry
 	var d float64 // 0 at the centre, 1 on the edge
 	if sh.ellipse {

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// tandem demo, as a newcomer runs it: both regressions are found with their
+// paths, the harmless resampling differences compare equal, processed_at and
+// id are learned as noise, and promote and rollback apply.
+func TestDemoTellsTheWholeStory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs for 30 s")
+	}
+	cmd := exec.Command(binPath, "demo", "-duration", "30s", "-json")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("demo: %v\n%s", err, errb.String())
+	}
+	t.Logf("demo ran %v", time.Since(start).Round(time.Second))
+	var sum demoSummary
+	if err := json.Unmarshal(out.Bytes(), &sum); err != nil {
+		t.Fatalf("summary: %v\n%s", err, out.String())
+	}
+	has := func(list []demoPath, route, path string) bool {
+		for _, p := range list {
+			if p.Route == route && p.Path == path && p.Count > 0 {
+				return true
+			}
+		}
+		return false
+	}
+	for _, want := range []struct{ route, path, why string }{
+		{"thumbnail", "$.image.dimensions", "new ignores EXIF orientation"},
+		{"thumbnail", "$.image.alpha", "new flattens transparency"},
+		{"upload", "$.width", "new ignores EXIF orientation"},
+		{"upload", "$.format", "new flattens transparency into JPEG"},
+	} {
+		if !has(sum.Regressions, want.route, want.path) {
+			t.Errorf("regression %s %s (%s) not found in %+v", want.route, want.path, want.why, sum.Regressions)
+		}
+	}
+	for _, want := range []struct{ route, path string }{
+		{"upload", "$.processed_at"}, {"upload", "$.id"},
+		{"thumbnail", "$.header.X-Processed-At"}, {"thumbnail", "$.header.X-Thumb-Id"},
+	} {
+		if !has(sum.Noise, want.route, want.path) || has(sum.Regressions, want.route, want.path) {
+			t.Errorf("%s %s not learned as noise", want.route, want.path)
+		}
+	}
+	// Photos are resampled differently by the two flavours (their bytes
+	// always differ), yet compare equal as pictures.
+	if sum.Matched["thumbnail"] == 0 {
+		t.Errorf("no thumbnail matched: harmless resampling differences were not accepted")
+	}
+	for _, r := range sum.Regressions {
+		if strings.HasPrefix(r.Path, "$.body") {
+			t.Errorf("a byte-level body difference was reported: %+v", r)
+		}
+	}
+	if sum.Promote.Requests == 0 || sum.Promote.ServedByNew == 0 || sum.Promote.ServedByNew*4 > sum.Promote.Requests {
+		t.Errorf("at 10%% new served %d of %d", sum.Promote.ServedByNew, sum.Promote.Requests)
+	}
+	if sum.Rollback.Requests == 0 || sum.Rollback.ServedByNew != 0 {
+		t.Errorf("after rollback new served %d of %d", sum.Rollback.ServedByNew, sum.Rollback.Requests)
+	}
+	if !strings.Contains(sum.UI, "/ui/") {
+		t.Errorf("UI URL %q", sum.UI)
+	}
+}
