@@ -26,6 +26,7 @@ var verbs = map[string]verb{
 	"report":         {"print the diff report of every route", runReport},
 	"demo":           {"the whole story on one machine: sample services, shadow traffic, report, promote, rollback", runDemo},
 	"loadtest":       {"send paced load to a URL and report latency percentiles", runLoadtest},
+	"sample-corpus":  {"write the demo's upload corpus (JPEG, PNG, GIF, WebP, rotated, alpha, broken) to a directory", runSampleCorpus},
 	"sample-backend": {"run a sample media service (legacy or new flavour)", runSampleBackend},
 }
 
