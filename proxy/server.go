@@ -61,6 +61,9 @@ type Options struct {
 	Learner *compare.Learner
 	// Rules are the rules in force at start. Nil: Config.Routes as version 1.
 	Rules *rules.Rules
+	// AccessLog is the share of requests (0..1) logged, one line each, at
+	// Info level; the sample is chosen by request id. Zero: no access log.
+	AccessLog float64
 }
 
 // Server is the client-facing proxy.
@@ -83,6 +86,7 @@ type Server struct {
 	idCounter  atomic.Uint64
 	maxBody    int64
 	compareMax int64
+	accessLog  uint32 // buckets of rules.Buckets logged; 0 = off
 }
 
 // New builds a Server with the routes of o.Config as rules version 1.
@@ -96,6 +100,7 @@ func New(o Options) (*Server, error) {
 		observer:   o.Observer,
 		maxBody:    int64(c.Limits.MaxBody),
 		compareMax: int64(c.Limits.CompareMaxBody),
+		accessLog:  rules.Threshold(100 * o.AccessLog),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -323,6 +328,11 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		rt.m.servedNew.Inc()
 	} else {
 		rt.m.servedLegacy.Inc()
+	}
+	if s.accessLog > 0 && rules.MirrorBucket("access-log", b2s(id)) < s.accessLog {
+		s.log.Info("request", "id", string(id), "route", rt.Name, "method", string(ctx.Method()),
+			"path", string(ctx.Path()), "status", resp.StatusCode(), "served_by", serving.Name,
+			"ttfb_ms", float64(ttfb.Microseconds())/1000, "mirrored", sp != nil)
 	}
 
 	// Hand the shadow its own copy of the request before the handler returns.

@@ -144,7 +144,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	readyCh := make(chan *running, 1)
 	served := make(chan error, 1)
 	go func() {
-		served <- serve(cfgPath, cfg, slog.New(slog.NewTextHandler(logFile, nil)), serveSigs, func(r *running) { readyCh <- r })
+		served <- serve(cfgPath, cfg, slog.New(slog.NewTextHandler(logFile, nil)), serveSigs, func(r *running) { readyCh <- r }, serveOptions{})
 	}()
 	var run *running
 	select {

@@ -29,8 +29,13 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("serve", "serve -config FILE", stderr)
 	path := fs.String("config", "tandem.yaml", "configuration file")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
+	accessLog := fs.Float64("access-log", 0, "share of requests to log, one line each (0 = none, 0.01 = 1%, 1 = all)")
 	if code, stop := parseFlags(fs, args); stop {
 		return code
+	}
+	if *accessLog < 0 || *accessLog > 1 {
+		fmt.Fprintf(stderr, "tandem serve: -access-log must be within 0..1, not %v\n", *accessLog)
+		return 2
 	}
 	log, err := newLogger(*logFormat, stderr)
 	if err != nil {
@@ -47,7 +52,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
-	if err := serve(*path, cfg, log, sigs, nil); err != nil {
+	if err := serve(*path, cfg, log, sigs, nil, serveOptions{accessLog: *accessLog}); err != nil {
 		fmt.Fprintf(stderr, "tandem serve: %v\n", err)
 		return 1
 	}
@@ -74,7 +79,12 @@ type running struct {
 
 // serve runs tandem until SIGTERM/SIGINT arrives on sigs (SIGHUP reloads the
 // config file), then shuts down within cfg.ShutdownTimeout.
-func serve(path string, cfg *config.Config, log *slog.Logger, sigs <-chan os.Signal, ready func(*running)) error {
+// serveOptions are serve's command-line settings beyond the config file.
+type serveOptions struct {
+	accessLog float64 // share of requests logged
+}
+
+func serve(path string, cfg *config.Config, log *slog.Logger, sigs <-chan os.Signal, ready func(*running), so serveOptions) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("cannot create data_dir: %w", err)
 	}
@@ -146,12 +156,13 @@ func serve(path string, cfg *config.Config, log *slog.Logger, sigs <-chan os.Sig
 	ctl = ramp.New(state, func(b string) bool { return bs[b] != nil && bs[b].BreakerState() == backends.StateOpen }, log, nil)
 	cur := state.Current()
 	px, err := proxy.New(proxy.Options{
-		Config:   cfg,
-		Backends: bs,
-		Logger:   log,
-		Learner:  learner,
-		Rules:    &cur,
-		Observer: proxy.Observers{storeObserver{st}, rampObserver{ctl}},
+		Config:    cfg,
+		Backends:  bs,
+		Logger:    log,
+		Learner:   learner,
+		Rules:     &cur,
+		Observer:  proxy.Observers{storeObserver{st}, rampObserver{ctl}},
+		AccessLog: so.accessLog,
 	})
 	if err != nil {
 		return err
