@@ -54,7 +54,9 @@ func startInProcess(t *testing.T, cfgText, dataDir string) *inproc {
 	}
 	readyCh := make(chan *running, 1)
 	log := slog.New(slog.NewTextHandler(p.logs, nil))
-	go func() { p.done <- serve(p.cfgPath, cfg, log, p.sigs, func(r *running) { readyCh <- r }, serveOptions{}) }()
+	go func() {
+		p.done <- serve(p.cfgPath, cfg, log, p.sigs, func(r *running) { readyCh <- r }, serveOptions{})
+	}()
 	select {
 	case p.run = <-readyCh:
 	case err := <-p.done:
