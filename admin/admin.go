@@ -41,12 +41,20 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	path := string(ctx.Path())
 	if strings.HasPrefix(path, "/api/") || strings.HasPrefix(path, "/ui/") || path == "/ui" {
 		if s.deps.Token == "" || !tokenOK(ctx.Request.Header.Peek("Authorization"), s.deps.Token) {
+			if isUIPath(path) {
+				s.uiUnauthorized(ctx) // 401 with the page that asks for the token
+				return
+			}
 			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="tandem"`)
 			fail(ctx, fasthttp.StatusUnauthorized, "missing or wrong bearer token")
 			return
 		}
 		if strings.HasPrefix(path, "/api/v1/") || path == "/api/v1" {
 			s.serveAPI(ctx, path)
+			return
+		}
+		if isUIPath(path) {
+			s.serveUI(ctx, path)
 			return
 		}
 		fail(ctx, fasthttp.StatusNotFound, "no such endpoint: %s", path)

@@ -141,6 +141,10 @@ func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, path string) {
 		get(s.getDiffs)
 	case len(parts) == 2 && parts[0] == "diffs":
 		get(func(ctx *fasthttp.RequestCtx) { s.getDiff(ctx, parts[1]) })
+	case len(parts) == 4 && parts[0] == "diffs" && parts[2] == "body":
+		get(func(ctx *fasthttp.RequestCtx) { s.getDiffBody(ctx, parts[1], parts[3]) })
+	case len(parts) == 3 && parts[0] == "diffs" && parts[2] == "heatmap.png":
+		get(func(ctx *fasthttp.RequestCtx) { s.getHeatMap(ctx, parts[1]) })
 	case len(parts) == 1 && parts[0] == "events":
 		get(s.getEvents)
 	default:

@@ -1,0 +1,1172 @@
+/*
+ * tandem admin UI. Loaded by the bootstrap page (index.html) after it has
+ * checked the token; every call to the JSON API carries it as a bearer
+ * token. Data is only ever put in the page as text (textContent), never as
+ * markup. Views: overview (#/), route (#/route/NAME), sample (#/sample/ID),
+ * events (#/events).
+ */
+(function () {
+  "use strict";
+
+  const POLL_MS = 3000; // GET /api/v1/routes
+  const SPARK_POINTS = 40; // polls kept per route for the sparkline
+  const EVENTS_REFRESH_MS = 10000;
+  const BODY_PREVIEW_MAX = 100 * 1024;
+  const KIND_ORDER = ["status", "header", "json", "image", "body"];
+  const NEXT_STEPS = [1, 5, 10, 25, 50, 100];
+
+  // ---------------------------------------------------------------- DOM
+
+  function h(tag, attrs, ...kids) {
+    const el = document.createElement(tag);
+    setAttrs(el, attrs);
+    return append(el, kids);
+  }
+
+  function setAttrs(el, attrs) {
+    if (!attrs) return;
+    for (const [k, v] of Object.entries(attrs)) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === "class") el.setAttribute("class", v);
+      else if (k === "text") el.textContent = String(v);
+      else if (k.startsWith("on") && typeof v === "function") el.addEventListener(k.slice(2), v);
+      else if (k === "style") throw new Error("BUG: style attributes are blocked by the CSP");
+      else el.setAttribute(k, v === true ? "" : String(v));
+    }
+  }
+
+  // set replaces el's children with kids (nodes, strings, arrays; null and
+  // false are skipped).
+  function set(el, ...kids) {
+    el.replaceChildren();
+    return append(el, kids);
+  }
+
+  function append(el, kids) {
+    for (const k of kids.flat(Infinity)) {
+      if (k === null || k === undefined || k === false) continue;
+      el.appendChild(k instanceof Node ? k : document.createTextNode(String(k)));
+    }
+    return el;
+  }
+
+  const SVGNS = "http://www.w3.org/2000/svg";
+  function svg(tag, attrs, ...kids) {
+    const el = document.createElementNS(SVGNS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v));
+    return append(el, kids);
+  }
+
+  function loading(text) {
+    return h("div", { class: "state loading", role: "status" }, h("span", { class: "spinner", "aria-hidden": "true" }), text);
+  }
+  function empty(title, text) {
+    return h("div", { class: "state empty" }, h("strong", { text: title }), text ? h("p", { text: text }) : null);
+  }
+  function errorBox(title, err) {
+    return h("div", { class: "state error", role: "alert", "data-error": err && err.kind ? err.kind : "error" },
+      h("strong", { text: title }), h("p", { text: err && err.message ? err.message : String(err) }));
+  }
+  function badge(text, cls, title) {
+    return h("span", { class: "badge " + (cls || ""), title: title || null, text: text });
+  }
+  function link(href, text, cls) { return h("a", { href: href, class: cls || null, text: text }); }
+  function code(text) { return h("code", { text: text }); }
+
+  // ---------------------------------------------------------- formatting
+
+  function fmtInt(n) {
+    return n === undefined || n === null ? "—" : Number(n).toLocaleString("en-US");
+  }
+  function fmtPercent(p) { // p in 0..100
+    if (p === undefined || p === null) return "—";
+    return String(Math.round(p * 100) / 100) + "%";
+  }
+  function fmtRate(r, compared) { // r in 0..1
+    if (!compared) return "—";
+    const v = r * 100;
+    if (v === 0) return "0%";
+    if (v < 0.01) return "<0.01%";
+    return v.toFixed(2) + "%";
+  }
+  function fmtMS(ms) {
+    if (!ms) return "—";
+    if (ms < 10) return ms.toFixed(2) + " ms";
+    if (ms < 1000) return ms.toFixed(1) + " ms";
+    return (ms / 1000).toFixed(2) + " s";
+  }
+  function fmtBytes(n) {
+    if (n === undefined || n === null) return "—";
+    if (n < 1024) return n + " B";
+    if (n < 1024 * 1024) return (n / 1024).toFixed(1) + " KiB";
+    return (n / 1024 / 1024).toFixed(1) + " MiB";
+  }
+  function pad(n) { return String(n).padStart(2, "0"); }
+  function fmtDuration(sec) {
+    sec = Math.max(0, Math.round(sec || 0));
+    const hh = Math.floor(sec / 3600), mm = Math.floor((sec % 3600) / 60), ss = sec % 60;
+    if (hh) return hh + "h " + pad(mm) + "m";
+    if (mm) return mm + "m " + pad(ss) + "s";
+    return ss + "s";
+  }
+  function fmtTime(iso) {
+    const d = new Date(iso);
+    if (isNaN(d.getTime())) return String(iso);
+    return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + " " +
+      pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
+  }
+  function fmtAgo(iso) {
+    const s = (Date.now() - new Date(iso).getTime()) / 1000;
+    if (!isFinite(s)) return "";
+    if (s < 5) return "just now";
+    if (s < 60) return Math.round(s) + " s ago";
+    if (s < 3600) return Math.round(s / 60) + " min ago";
+    if (s < 86400) return Math.round(s / 3600) + " h ago";
+    return Math.round(s / 86400) + " d ago";
+  }
+  function rateClass(rate, compared) {
+    if (!compared) return "none";
+    if (rate > 0.05) return "bad";
+    if (rate > 0.005) return "warn";
+    return "ok";
+  }
+  function enc(s) { return encodeURIComponent(s); }
+
+  // ----------------------------------------------------------------- API
+
+  class APIError extends Error {
+    constructor(kind, status, message) {
+      super(message);
+      this.kind = kind; // "unreachable" | "auth" | "http"
+      this.status = status;
+    }
+  }
+
+  async function errorText(resp) {
+    try {
+      const j = await resp.json();
+      if (j && j.errors && j.errors.length) return j.error + ": " + j.errors.join("; ");
+      if (j && j.error) return j.error;
+    } catch (e) { /* not JSON */ }
+    return resp.statusText || "error";
+  }
+
+  class API {
+    constructor(token, onStatus) {
+      this.token = token;
+      this.onStatus = onStatus; // called with null (reachable) or an APIError
+    }
+    async fetch(path, opts) {
+      opts = opts || {};
+      const headers = Object.assign({ Authorization: "Bearer " + this.token }, opts.headers || {});
+      let resp;
+      try {
+        resp = await fetch(path, { method: opts.method || "GET", headers: headers, body: opts.body, cache: "no-store", credentials: "omit" });
+      } catch (e) {
+        const err = new APIError("unreachable", 0, "The admin API at " + location.origin + " is unreachable (" + e.message + "). Retrying every " + POLL_MS / 1000 + " s.");
+        this.onStatus(err);
+        throw err;
+      }
+      if (resp.status === 401) {
+        const err = new APIError("auth", 401, "401 Unauthorized: " + (await errorText(resp)) + ". The token was refused; enter it again.");
+        this.onStatus(err);
+        throw err;
+      }
+      this.onStatus(null);
+      if (!resp.ok) throw new APIError("http", resp.status, "HTTP " + resp.status + ": " + (await errorText(resp)));
+      return resp;
+    }
+    async json(path) { return (await this.fetch(path)).json(); }
+    async post(path, body) {
+      const resp = await this.fetch(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+      return resp.json();
+    }
+  }
+
+  // ----------------------------------------------------------------- app
+
+  class App {
+    constructor(boot) {
+      this.boot = boot;
+      this.api = new API(boot.token, (err) => this.setConn(err));
+      this.routes = null; // last GET /api/v1/routes
+      this.routesAt = 0;
+      this.routesError = null;
+      this.history = new Map(); // route name → [{t, rate, compared}]
+      this.view = null;
+      this.conn = null; // null or the APIError of the last call
+      this.pollTimer = 0;
+    }
+
+    start() {
+      this.buildShell();
+      window.addEventListener("hashchange", () => this.navigate());
+      this.navigate();
+      this.poll();
+      setInterval(() => this.showConn(), 1000);
+    }
+
+    buildShell() {
+      document.body.replaceChildren();
+      document.body.classList.add("app");
+      this.connEl = h("span", { class: "conn", id: "conn", role: "status" });
+      this.banner = h("div", { id: "banner", role: "alert", hidden: true });
+      this.main = h("main", { id: "view" });
+      this.toasts = h("div", { id: "toasts", "aria-live": "polite" });
+      const nav = h("nav", null,
+        h("a", { href: "#/", "data-nav": "overview", text: "Overview" }),
+        h("a", { href: "#/events", "data-nav": "events", text: "Events" }));
+      this.nav = nav;
+      append(document.body, [
+        h("header", { class: "top" },
+          h("a", { class: "brand", href: "#/" }, "tandem", h("span", { text: "admin" })),
+          nav, h("span", { class: "spacer" }), this.connEl,
+          h("button", { class: "link", id: "signout", type: "button", onclick: () => this.boot.signOut(), text: "Sign out" })),
+        this.banner, this.main, this.toasts,
+      ]);
+    }
+
+    setConn(err) {
+      const was = this.conn;
+      this.conn = err;
+      if (!err) {
+        if (was) { this.banner.hidden = true; this.banner.replaceChildren(); }
+      } else if (err.kind === "auth") {
+        clearTimeout(this.pollTimer);
+        this.banner.className = "bad";
+        set(this.banner, h("strong", { text: "Token refused. " }), err.message + " ",
+          h("button", { type: "button", onclick: () => this.boot.signOut(), text: "Enter the token again" }));
+        this.banner.hidden = false;
+      } else if (err.kind === "unreachable") {
+        this.banner.className = "warn";
+        set(this.banner, h("strong", { text: "Admin API unreachable. " }), err.message +
+          (this.routesAt ? " The numbers below are from " + fmtTime(new Date(this.routesAt)) + "." : ""));
+        this.banner.hidden = false;
+      }
+      this.showConn();
+    }
+
+    showConn() {
+      const c = this.connEl;
+      if (this.conn && this.conn.kind === "auth") { c.className = "conn bad"; c.textContent = "token refused"; return; }
+      if (this.conn && this.conn.kind === "unreachable") { c.className = "conn bad"; c.textContent = "unreachable"; return; }
+      if (!this.routesAt) { c.className = "conn"; c.textContent = "connecting…"; return; }
+      const age = Math.round((Date.now() - this.routesAt) / 1000);
+      c.className = "conn ok";
+      c.textContent = "live · updated " + (age < 1 ? "now" : age + " s ago");
+    }
+
+    async poll() {
+      clearTimeout(this.pollTimer);
+      try {
+        const data = await this.api.json("/api/v1/routes");
+        this.routes = data.routes || [];
+        this.routesAt = Date.now();
+        this.routesError = null;
+        this.record(this.routes);
+        if (this.view && this.view.onRoutes) this.view.onRoutes(this.routes);
+      } catch (e) {
+        this.routesError = e;
+        if (this.view && this.view.onRoutesError) this.view.onRoutesError(e);
+      }
+      this.showConn();
+      if (!this.conn || this.conn.kind !== "auth") this.pollTimer = setTimeout(() => this.poll(), POLL_MS);
+    }
+
+    record(routes) {
+      const now = Date.now();
+      for (const r of routes) {
+        const hist = this.history.get(r.name) || [];
+        hist.push({ t: now, rate: r.diff_rate, compared: r.compared });
+        while (hist.length > SPARK_POINTS) hist.shift();
+        this.history.set(r.name, hist);
+      }
+    }
+
+    navigate() {
+      const raw = location.hash.replace(/^#\/?/, "");
+      let parts;
+      try { parts = raw.split("/").map(decodeURIComponent); } catch (e) { parts = ["?"]; }
+      let view;
+      if (!parts[0]) view = new OverviewView(this);
+      else if (parts[0] === "route" && parts[1]) view = new RouteView(this, parts[1]);
+      else if (parts[0] === "sample" && parts[1]) view = new SampleView(this, parts[1]);
+      else if (parts[0] === "events") view = new EventsView(this);
+      else view = new NotFoundView(this, raw);
+      if (this.view && this.view.destroy) this.view.destroy();
+      this.view = view;
+      this.main.replaceChildren();
+      this.main.dataset.view = view.name;
+      this.main.dataset.ready = "0";
+      for (const a of this.nav.querySelectorAll("a")) a.classList.toggle("active", a.dataset.nav === view.name);
+      view.mount(this.main);
+      window.scrollTo(0, 0);
+    }
+
+    ready(view) {
+      if (this.view === view) this.main.dataset.ready = "1";
+    }
+
+    toast(text, cls) {
+      const t = h("div", { class: "toast " + (cls || "ok"), text: text });
+      this.toasts.appendChild(t);
+      setTimeout(() => t.remove(), 7000);
+    }
+
+    route(name) {
+      return (this.routes || []).find((r) => r.name === name) || null;
+    }
+  }
+
+  // ------------------------------------------------------------ widgets
+
+  function pctBar(p, cls) {
+    const fill = h("span", { class: "fill " + (cls || "") });
+    fill.style.width = Math.max(0, Math.min(100, p || 0)) + "%";
+    return h("div", { class: "pct" }, h("span", { class: "pct-text", text: fmtPercent(p) }), h("span", { class: "bar" }, fill));
+  }
+
+  function sparkline(hist) {
+    const W = 104, H = 26;
+    const pts = (hist || []).filter((p) => p.compared > 0);
+    const el = svg("svg", { class: "spark", width: W, height: H, viewBox: "0 0 " + W + " " + H, role: "img" });
+    const title = pts.length
+      ? "Diff rate at each poll (every " + POLL_MS / 1000 + " s), last " + pts.length + ": " +
+        fmtRate(pts[0].rate, 1) + " → " + fmtRate(pts[pts.length - 1].rate, 1)
+      : "No comparisons yet";
+    el.appendChild(svg("title", {}, title));
+    el.setAttribute("aria-label", title);
+    if (pts.length < 2) {
+      el.appendChild(svg("line", { x1: 2, x2: W - 2, y1: H - 3, y2: H - 3, class: "spark-empty" }));
+      return el;
+    }
+    const max = Math.max(0.01, ...pts.map((p) => p.rate));
+    const xy = pts.map((p, i) => [2 + (i * (W - 6)) / (pts.length - 1), H - 3 - (p.rate / max) * (H - 7)]);
+    const line = xy.map((q) => q[0].toFixed(1) + "," + q[1].toFixed(1)).join(" ");
+    el.appendChild(svg("polygon", { points: "2," + (H - 3) + " " + line + " " + xy[xy.length - 1][0].toFixed(1) + "," + (H - 3), class: "spark-area" }));
+    el.appendChild(svg("polyline", { points: line, class: "spark-line" }));
+    const last = xy[xy.length - 1];
+    el.appendChild(svg("circle", { cx: last[0].toFixed(1), cy: last[1].toFixed(1), r: 2.2, class: "spark-dot" }));
+    return el;
+  }
+
+  function breakerBadges(breakers) {
+    const names = Object.keys(breakers || {}).sort();
+    if (!names.length) return h("span", { class: "muted", text: "—" });
+    return names.map((n) => {
+      const st = breakers[n];
+      const cls = st === "closed" ? "ok" : st === "open" ? "bad" : "warn";
+      return h("div", { class: "breaker" }, badge(st, cls, "circuit breaker of backend " + n), " ", h("span", { class: "muted", text: n }));
+    });
+  }
+
+  function rampCell(rp) {
+    if (!rp) return h("span", { class: "muted", text: "manual (no ramp)" });
+    const steps = h("div", { class: "steps" }, (rp.steps || []).map((st) =>
+      h("span", { class: "step" + (st === rp.current ? " current" : st < rp.current ? " past" : ""), text: fmtPercent(st) })));
+    let state;
+    if (rp.done) state = badge("done", "ok");
+    else if (rp.halted) state = badge("halted", "bad", "halted after a rollback; promote by hand to resume");
+    else if (rp.next_step) state = h("span", null, "next ", h("strong", { text: fmtPercent(rp.next_step) }));
+    const held = h("div", { class: "small", "data-field": "ramp-held" },
+      "at " + fmtPercent(rp.current) + " for " + fmtDuration(rp.held_seconds) + " of " + fmtDuration(rp.hold_seconds));
+    const prog = h("span", { class: "fill" });
+    prog.style.width = Math.min(100, rp.hold_seconds ? (100 * rp.held_seconds) / rp.hold_seconds : 0) + "%";
+    const last = rp.last_decision;
+    return h("div", { class: "ramp" }, steps, h("div", { class: "small" }, state), held, h("span", { class: "bar thin" }, prog),
+      last ? h("div", { class: "small last", title: last.reason || "" },
+        "last: ", h("strong", { text: last.action }), last.gate ? " (" + last.gate + ")" : "", " — ", last.reason || "") : null);
+  }
+
+  // dialog opens a modal with two steps: a form, then a confirmation.
+  // spec: {title, fields(): [nodes], read(): {values} or throws Error,
+  //        summary(values): [nodes], confirmLabel, danger, submit(values): Promise}
+  function confirmDialog(spec) {
+    const dlg = h("dialog", { class: "confirm", "data-dialog": spec.id });
+    const err = h("p", { class: "error", role: "alert", hidden: true });
+    const showErr = (e) => { err.textContent = e ? e.message || String(e) : ""; err.hidden = !e; };
+    const body = h("div");
+    let values = null;
+    const stepForm = () => {
+      showErr(null);
+      const form = h("form", { method: "dialog", "data-step": "form" },
+        spec.fields(),
+        h("div", { class: "buttons" },
+          h("button", { type: "button", class: "secondary", onclick: () => dlg.close(), text: "Cancel" }),
+          h("button", { type: "submit", "data-action": "review", text: "Review…" })));
+      form.addEventListener("submit", (ev) => {
+        ev.preventDefault();
+        try { values = spec.read(); } catch (e) { showErr(e); return; }
+        stepConfirm();
+      });
+      set(body, form);
+      const first = form.querySelector("input");
+      if (first) first.focus();
+    };
+    const stepConfirm = () => {
+      showErr(null);
+      const confirm = h("button", { type: "button", class: spec.danger ? "danger" : "", "data-action": "confirm", text: spec.confirmLabel });
+      confirm.addEventListener("click", async () => {
+        confirm.disabled = true;
+        showErr(null);
+        try {
+          await spec.submit(values);
+          dlg.close();
+        } catch (e) {
+          showErr(e);
+          confirm.disabled = false;
+        }
+      });
+      set(body, h("div", { "data-step": "confirm" }, h("div", { class: "summary" }, spec.summary(values)),
+        h("div", { class: "buttons" },
+          h("button", { type: "button", class: "secondary", onclick: stepForm, text: "Back" }), confirm)));
+      confirm.focus();
+    };
+    append(dlg, [h("h2", { text: spec.title }), body, err]);
+    dlg.addEventListener("close", () => dlg.remove());
+    document.body.appendChild(dlg);
+    stepForm();
+    dlg.showModal();
+  }
+
+  function field(label, input, hint) {
+    return h("label", { class: "field" }, h("span", { text: label }), input, hint ? h("small", { class: "muted", text: hint }) : null);
+  }
+
+  function requireReason(input) {
+    const v = input.value.trim();
+    if (!v) throw new Error("A reason is required: it goes into the audit log.");
+    return v;
+  }
+
+  function promoteDialog(app, r) {
+    const current = r.serve_new;
+    let next = r.ramp && r.ramp.next_step ? r.ramp.next_step : NEXT_STEPS.find((s) => s > current) || 100;
+    const pct = h("input", { type: "number", name: "percent", min: 0, max: 100, step: 0.01, value: next, required: true });
+    const reason = h("input", { type: "text", name: "reason", maxlength: 500, placeholder: "why (audit log)", required: true });
+    confirmDialog({
+      id: "promote",
+      title: "Promote " + r.name,
+      fields: () => [
+        h("p", null, "Serving new now: ", h("strong", { text: fmtPercent(current) }), ". Sticky key: ", code(r.sticky || "none"), "."),
+        field("New percentage served by " + r.new, pct, "0–100, two decimals"),
+        field("Reason", reason),
+      ],
+      read: () => {
+        const p = Number(pct.value);
+        if (pct.value === "" || !isFinite(p) || p < 0 || p > 100) throw new Error("The percentage must be a number from 0 to 100.");
+        return { percent: Math.round(p * 100) / 100, reason: requireReason(reason) };
+      },
+      summary: (v) => [
+        h("p", { class: "big" }, "serve_new of ", h("strong", { text: r.name }), ": ",
+          h("span", { class: "old", text: fmtPercent(current) }), " → ", h("span", { class: "new", text: fmtPercent(v.percent) })),
+        h("p", { text: v.percent >= current
+          ? "Requests whose bucket is below " + fmtPercent(v.percent) + " will be served by " + r.new + " from the next request; keys already on " + r.new + " stay there."
+          : "Lowering the percentage moves keys back to " + r.legacy + "." }),
+        h("p", null, "Reason: ", h("q", { text: v.reason })),
+      ],
+      confirmLabel: "Confirm promote",
+      submit: async (v) => {
+        const res = await app.api.post("/api/v1/routes/" + enc(r.name) + "/promote", v);
+        app.toast(r.name + ": serve_new " + fmtPercent(current) + " → " + fmtPercent(v.percent) + " (rules version " + res.version + ")");
+        app.poll();
+      },
+    });
+  }
+
+  function rollbackDialog(app, r) {
+    const reason = h("input", { type: "text", name: "reason", maxlength: 500, placeholder: "why (audit log)", required: true });
+    confirmDialog({
+      id: "rollback",
+      title: "Roll back " + r.name,
+      danger: true,
+      fields: () => [
+        h("p", null, "Serving new now: ", h("strong", { text: fmtPercent(r.serve_new) }), ". A rollback sets it to 0%: every request goes to ", code(r.legacy), "."),
+        field("Reason", reason),
+      ],
+      read: () => ({ reason: requireReason(reason) }),
+      summary: (v) => [
+        h("p", { class: "big" }, "serve_new of ", h("strong", { text: r.name }), ": ",
+          h("span", { class: "old", text: fmtPercent(r.serve_new) }), " → ", h("span", { class: "new", text: "0%" })),
+        h("p", { text: "Takes effect for the next request." + (r.ramp ? " The automatic ramp halts until someone promotes by hand." : "") }),
+        h("p", null, "Reason: ", h("q", { text: v.reason })),
+      ],
+      confirmLabel: "Confirm rollback",
+      submit: async (v) => {
+        const res = await app.api.post("/api/v1/routes/" + enc(r.name) + "/rollback", v);
+        app.toast(r.name + ": rolled back to 0% (rules version " + res.version + ")", "warn");
+        app.poll();
+      },
+    });
+  }
+
+  function noiseDialog(app, route, path, done) {
+    const reason = h("input", { type: "text", name: "reason", maxlength: 500, placeholder: "why this difference is harmless", required: true });
+    confirmDialog({
+      id: "noise",
+      title: "Mark as noise",
+      fields: () => [
+        h("p", null, "Route ", h("strong", { text: route }), ", path ", code(path), "."),
+        field("Reason", reason),
+      ],
+      read: () => ({ path: path, reason: requireReason(reason) }),
+      summary: (v) => [
+        h("p", null, "From now on a difference at ", code(path), " on ", h("strong", { text: route }),
+          " counts as noise, not as a mismatch (persisted; it also covers everything below the path)."),
+        h("p", null, "Reason: ", h("q", { text: v.reason })),
+      ],
+      confirmLabel: "Confirm: mark as noise",
+      submit: async (v) => {
+        await app.api.post("/api/v1/routes/" + enc(route) + "/noise", v);
+        app.toast(path + " on " + route + " is marked as noise");
+        done();
+      },
+    });
+  }
+
+  function actionButtons(app, r) {
+    if (!r.new) return h("span", { class: "muted", text: "pass-through" });
+    return h("div", { class: "actions" },
+      h("button", { type: "button", "data-action": "promote", onclick: () => promoteDialog(app, r), text: "Promote…" }),
+      h("button", { type: "button", class: "danger-outline", "data-action": "rollback", disabled: r.serve_new === 0 && !r.ramp ? true : null,
+        onclick: () => rollbackDialog(app, r), text: "Roll back…" }));
+  }
+
+  // -------------------------------------------------------------- views
+
+  class OverviewView {
+    constructor(app) { this.app = app; this.name = "overview"; }
+
+    mount(main) {
+      this.notice = h("div");
+      this.body = h("div", null, loading("Loading routes…"));
+      append(main, [
+        h("div", { class: "view-head" }, h("h1", { text: "Routes" }),
+          h("p", { class: "sub", text: "Live from GET /api/v1/routes every " + POLL_MS / 1000 + " s. The diff-rate trend is kept in this tab only." })),
+        this.notice, this.body,
+      ]);
+      if (this.app.routes) this.onRoutes(this.app.routes);
+      else if (this.app.routesError) this.onRoutesError(this.app.routesError);
+    }
+
+    onRoutes(routes) {
+      const app = this.app;
+      if (!routes.length) {
+        this.notice.replaceChildren();
+        set(this.body, empty("No routes configured.", "Add routes to the config file (routes:) or PUT /api/v1/rules."));
+        app.ready(this);
+        return;
+      }
+      const total = routes.reduce((s, r) => s + (r.requests || 0), 0);
+      set(this.notice, total === 0
+        ? h("div", { class: "state empty", "data-empty": "no-traffic" }, h("strong", { text: "No traffic yet." }),
+          h("p", { text: "Requests sent to the proxy listener show up here within a few seconds." }))
+        : null);
+      const table = h("table", { class: "grid routes", id: "routes-table" },
+        h("thead", null, h("tr", null, ["Route", "Backends", "Serving new", "Mirror", "Requests", "Compared", "Diff rate", "Breakers", "Ramp", ""]
+          .map((t) => h("th", { text: t })))),
+        h("tbody", null, routes.map((r) => this.row(r))));
+      set(this.body, h("div", { class: "table-wrap" }, table));
+      app.ready(this);
+    }
+
+    row(r) {
+      const app = this.app;
+      return h("tr", { "data-route": r.name },
+        h("td", { class: "name" }, link("#/route/" + enc(r.name), r.name),
+          h("div", { class: "muted small", text: r.sticky && r.sticky !== "none" ? "sticky " + r.sticky : "not sticky" })),
+        h("td", { class: "backends" }, code(r.legacy), r.new ? [" → ", code(r.new)] : h("span", { class: "muted", text: " pass-through" })),
+        h("td", { "data-field": "serve_new", "data-value": r.serve_new }, pctBar(r.serve_new, "new")),
+        h("td", { class: "num", "data-field": "mirror", "data-value": r.mirror, text: fmtPercent(r.mirror) }),
+        h("td", { class: "num", "data-field": "requests", "data-value": r.requests }, h("div", { text: fmtInt(r.requests) }),
+          h("div", { class: "muted small", text: "legacy " + fmtInt(r.served_legacy) + " · new " + fmtInt(r.served_new) +
+            (r.fallback ? " · fallback " + fmtInt(r.fallback) : "") })),
+        h("td", { class: "num", "data-field": "compared", "data-value": r.compared }, h("div", { text: fmtInt(r.compared) }),
+          h("div", { class: "muted small", text: fmtInt(r.mismatched) + " mismatched · " + fmtInt(r.noise) + " noise" })),
+        h("td", { "data-field": "diff_rate", "data-value": r.diff_rate },
+          h("div", { class: "rate " + rateClass(r.diff_rate, r.compared), text: fmtRate(r.diff_rate, r.compared) }),
+          sparkline(app.history.get(r.name))),
+        h("td", { "data-field": "breakers" }, breakerBadges(r.breakers)),
+        h("td", { "data-field": "ramp" }, rampCell(r.ramp)),
+        h("td", null, actionButtons(app, r)));
+    }
+
+    onRoutesError(e) {
+      if (this.app.routes) return; // the banner says it; keep the last numbers
+      set(this.body, errorBox("Could not load the routes.", e));
+      this.app.ready(this);
+    }
+  }
+
+  class RouteView {
+    constructor(app, route) {
+      this.app = app;
+      this.name = "route";
+      this.routeName = route;
+      this.pathFilter = "";
+      this.marked = new Set();
+      this.alive = true;
+    }
+
+    mount(main) {
+      const r = this.routeName;
+      this.live = h("div", { class: "cards" });
+      this.actions = h("div", { class: "head-actions" });
+      this.reportBox = h("div", null, loading("Loading the report…"));
+      this.samplesBox = h("div", null, loading("Loading samples…"));
+      this.updated = h("span", { class: "muted small" });
+      append(main, [
+        h("div", { class: "crumbs" }, link("#/", "Overview"), " › ", h("span", { text: r })),
+        h("div", { class: "view-head row" }, h("h1", { text: r }), this.actions,
+          h("button", { type: "button", class: "secondary", onclick: () => this.load(), text: "Refresh" }), this.updated),
+        this.live,
+        h("section", null, this.reportBox),
+        h("section", null, h("h2", { text: "Recent mismatch samples" }), this.samplesBox),
+      ]);
+      this.onRoutes(this.app.routes || []);
+      this.load();
+    }
+
+    destroy() { this.alive = false; }
+
+    onRoutes(routes) {
+      const r = routes.find((x) => x.name === this.routeName);
+      if (!r) { this.live.replaceChildren(); this.actions.replaceChildren(); return; }
+      set(this.actions, actionButtons(this.app, r));
+      const card = (label, value, field, cls) => h("div", { class: "card " + (cls || ""), "data-field": field },
+        h("div", { class: "label", text: label }), h("div", { class: "value" }, value));
+      set(this.live, 
+        card("Serving new (live)", pctBar(r.serve_new, "new"), "serve_new"),
+        card("Mirror", fmtPercent(r.mirror), "mirror"),
+        card("Requests (live)", fmtInt(r.requests), "requests"),
+        card("Diff rate (live)", h("span", null, h("span", { class: "rate " + rateClass(r.diff_rate, r.compared), text: fmtRate(r.diff_rate, r.compared) }), " ",
+          sparkline(this.app.history.get(r.name))), "diff_rate"),
+        card("Breakers", breakerBadges(r.breakers), "breakers"),
+        card("Ramp", rampCell(r.ramp), "ramp", "wide"));
+    }
+
+    async load() {
+      const name = this.routeName;
+      const q = "route=" + enc(name);
+      const pf = this.pathFilter ? "&path=" + enc(this.pathFilter) : "";
+      const [rep, smp] = await Promise.allSettled([
+        this.app.api.json("/api/v1/report?" + q),
+        this.app.api.json("/api/v1/diffs?" + q + "&limit=50" + pf),
+      ]);
+      if (!this.alive) return;
+      if (rep.status === "fulfilled") {
+        const rr = (rep.value.routes || []).find((x) => x.route === name);
+        set(this.reportBox, rr ? this.renderReport(rr) : empty("No report for this route."));
+      } else if (rep.reason.status === 404) {
+        set(this.reportBox, errorBox("No route named " + name + ".", rep.reason), link("#/", "Back to the overview"));
+      } else {
+        set(this.reportBox, errorBox("Could not load the report.", rep.reason));
+      }
+      if (smp.status === "fulfilled") set(this.samplesBox, this.renderSamples(smp.value.diffs || []));
+      else set(this.samplesBox, errorBox("Could not load the samples.", smp.reason));
+      this.updated.textContent = "report at " + fmtTime(new Date());
+      this.app.ready(this);
+    }
+
+    renderReport(rep) {
+      const stat = (label, value, field, cls) => h("div", { class: "stat " + (cls || ""), "data-field": field },
+        h("div", { class: "label", text: label }), h("div", { class: "value", text: value }));
+      const skipped = Object.entries(rep.skipped || {}).filter((e) => e[1] > 0);
+      const out = [
+        h("h2", null, "Report ", h("span", { class: "muted small", text: rep.since && !rep.since.startsWith("0001") ? "since " + fmtTime(rep.since) : "" })),
+        h("div", { class: "stats" },
+          stat("Requests", fmtInt(rep.requests), "r-requests"),
+          stat("Mirrored", fmtInt(rep.mirrored), "r-mirrored"),
+          stat("Compared", fmtInt(rep.compared), "r-compared"),
+          stat("Matched", fmtInt(rep.matched), "r-matched", "ok"),
+          stat("Mismatched", fmtInt(rep.mismatched), "r-mismatched", rep.mismatched ? "bad" : ""),
+          stat("Noise", fmtInt(rep.noise), "r-noise"),
+          stat("Diff rate", fmtRate(rep.diff_rate, rep.compared), "r-diff_rate", rateClass(rep.diff_rate, rep.compared)),
+          stat("Errors legacy / new", fmtInt(rep.legacy_errors) + " / " + fmtInt(rep.new_errors), "r-errors", rep.new_errors > rep.legacy_errors ? "warn" : ""),
+          stat("Compare errors", fmtInt(rep.compare_errors), "r-compare_errors")),
+        h("p", { class: "muted small" }, "Shadows skipped: ",
+          skipped.length ? skipped.map((e, i) => [i ? ", " : "", code(e[0]), " " + fmtInt(e[1])]) : "none"),
+        this.renderLatency(rep.latency || {}),
+        h("h2", { text: "Differences" }),
+        this.renderDiffs(rep),
+      ];
+      return h("div", null, out);
+    }
+
+    renderLatency(l) {
+      const max = Math.max(l.legacy_p99_ms || 0, l.new_p99_ms || 0, 0.001);
+      const bar = (v, cls) => {
+        const f = h("span", { class: "fill " + cls });
+        f.style.width = ((100 * (v || 0)) / max).toFixed(1) + "%";
+        return h("span", { class: "bar" }, f);
+      };
+      const row = (side, p50, p99) => h("tr", { "data-side": side }, h("th", { text: side }),
+        h("td", { class: "num", "data-field": "p50", text: fmtMS(p50) }), h("td", null, bar(p50, side)),
+        h("td", { class: "num", "data-field": "p99", text: fmtMS(p99) }), h("td", null, bar(p99, side)));
+      const ratio = l.legacy_p99_ms && l.new_p99_ms ? l.new_p99_ms / l.legacy_p99_ms : 0;
+      return h("div", { class: "latency" }, h("h2", { text: "Latency" }),
+        !l.legacy_p99_ms && !l.new_p99_ms ? empty("No latency observed yet.") :
+          h("table", { class: "grid compact", id: "latency" },
+            h("thead", null, h("tr", null, h("th"), h("th", { text: "p50" }), h("th"), h("th", { text: "p99" }), h("th"))),
+            h("tbody", null, row("legacy", l.legacy_p50_ms, l.legacy_p99_ms), row("new", l.new_p50_ms, l.new_p99_ms))),
+        ratio ? h("p", { class: "muted small", text: "new p99 is " + ratio.toFixed(2) + "× legacy p99" }) : null);
+    }
+
+    renderDiffs(rep) {
+      const diffs = rep.diffs || [];
+      if (!diffs.length) {
+        return rep.compared
+          ? empty("No differences.", "Every compared pair in this window matched.")
+          : empty("No comparisons yet.", "Mirrored requests are compared as they arrive; differences are grouped here by kind and path.");
+      }
+      const kinds = [...new Set(diffs.map((d) => d.kind))].sort((a, b) => KIND_ORDER.indexOf(a) - KIND_ORDER.indexOf(b));
+      return kinds.map((kind) => {
+        const rows = diffs.filter((d) => d.kind === kind);
+        const total = rows.reduce((s, d) => s + d.count, 0);
+        return h("div", { class: "kind-group", "data-kind": kind },
+          h("h3", null, badge(kind, "kind " + kind), " ", h("span", { class: "muted small", text: rows.length + (rows.length === 1 ? " path, " : " paths, ") + fmtInt(total) + " differences" })),
+          h("table", { class: "grid diffs" },
+            h("thead", null, h("tr", null, ["Path", "Count", "Rate", "Noise", "Example", ""].map((t) => h("th", { text: t })))),
+            h("tbody", null, rows.map((d) => this.diffRow(d)))));
+      });
+    }
+
+    diffRow(d) {
+      const marked = d.noise || this.marked.has(d.path);
+      const rate = h("span", { class: "fill bad" });
+      rate.style.width = Math.min(100, d.rate * 100).toFixed(1) + "%";
+      const pathLink = h("a", { href: "#", class: "path", title: "show the samples with a difference here", text: d.path });
+      pathLink.addEventListener("click", (ev) => { ev.preventDefault(); this.filterSamples(d.path); });
+      let action;
+      if (marked) action = h("span", { class: "muted small", text: d.noise ? "noise" : "marked (applies to new comparisons)" });
+      else if (!d.path.startsWith("$")) action = null;
+      else action = h("button", { type: "button", class: "small-btn", "data-action": "noise",
+        onclick: () => noiseDialog(this.app, this.routeName, d.path, () => { this.marked.add(d.path); this.load(); }), text: "Mark as noise" });
+      return h("tr", { "data-path": d.path, class: d.noise ? "is-noise" : null },
+        h("td", null, pathLink),
+        h("td", { class: "num", "data-field": "count", text: fmtInt(d.count) }),
+        h("td", { class: "rate-cell" }, h("span", { text: fmtRate(d.rate, 1) }), h("span", { class: "bar thin" }, rate)),
+        h("td", null, d.noise ? badge("noise", "muted-badge", "the latest observation was noise (learned or marked)") : h("span", { class: "muted", text: "—" })),
+        h("td", null, d.example_id ? link("#/sample/" + enc(d.example_id), "sample →") : h("span", { class: "muted", text: "none kept" })),
+        h("td", null, action));
+    }
+
+    filterSamples(path) {
+      this.pathFilter = path;
+      set(this.samplesBox, loading("Loading samples…"));
+      this.load();
+      this.samplesBox.scrollIntoView({ behavior: "smooth", block: "start" });
+    }
+
+    renderSamples(list) {
+      const filter = this.pathFilter ? h("p", { class: "filter" }, "Only samples with a difference at ", code(this.pathFilter), " ",
+        h("button", { type: "button", class: "link", onclick: () => this.filterSamples(""), text: "show all" })) : null;
+      if (!list.length) return [filter, empty("No samples stored.", "Mismatching exchanges are kept as samples (capped per path, expiring after the retention period).")];
+      return [filter, h("div", { class: "table-wrap" }, h("table", { class: "grid samples", id: "samples" },
+        h("thead", null, h("tr", null, ["Time", "Request", "Served by", "Outcome", "Status legacy → new", "Differences"].map((t) => h("th", { text: t })))),
+        h("tbody", null, list.map((s) => {
+          const paths = s.diff_paths || [];
+          return h("tr", { "data-sample": s.id },
+            h("td", { class: "nowrap", title: s.at }, link("#/sample/" + enc(s.id), fmtTime(s.at))),
+            h("td", null, code(s.method + " " + s.path), h("div", { class: "muted small", text: s.request_id })),
+            h("td", { text: s.served_by }),
+            h("td", null, badge(s.outcome, "outcome " + s.outcome)),
+            h("td", { class: s.legacy_status !== s.new_status ? "differs" : null, text: s.legacy_status + " → " + s.new_status }),
+            h("td", { class: "paths" }, paths.slice(0, 4).map((p) => code(p)), paths.length > 4 ? h("span", { class: "muted", text: " +" + (paths.length - 4) }) : null));
+        }))))];
+    }
+  }
+
+  // ------------------------------------------------------------- sample
+
+  function decodeBase64(b64) {
+    if (!b64) return new Uint8Array(0);
+    const bin = atob(b64);
+    const out = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  }
+
+  function sniffImage(bytes) {
+    const b = bytes;
+    const starts = (...sig) => sig.every((v, i) => b[i] === v);
+    if (b.length >= 3 && starts(0xff, 0xd8, 0xff)) return "jpeg";
+    if (starts(0x89, 0x50, 0x4e, 0x47)) return "png";
+    if (starts(0x47, 0x49, 0x46, 0x38)) return "gif";
+    if (b.length >= 12 && starts(0x52, 0x49, 0x46, 0x46) && b[8] === 0x57 && b[9] === 0x45 && b[10] === 0x42 && b[11] === 0x50) return "webp";
+    if (starts(0x42, 0x4d) && b.length >= 18) return "bmp";
+    return "";
+  }
+
+  function headerValue(side, name) {
+    const f = (side.header || []).find((x) => x.Name.toLowerCase() === name.toLowerCase());
+    return f ? f.Value : "";
+  }
+
+  // parsePath splits a difference path into display segments:
+  // $.items[3]["odd key"].w → ["items", "[3]", "odd key", "w"].
+  function parsePath(p) {
+    const segs = [];
+    let i = p.startsWith("$") ? 1 : 0;
+    while (i < p.length) {
+      if (p[i] === ".") {
+        let j = i + 1;
+        while (j < p.length && p[j] !== "." && p[j] !== "[") j++;
+        segs.push(p.slice(i + 1, j));
+        i = j;
+      } else if (p[i] === "[") {
+        const q = p[i + 1];
+        if (q === '"' || q === "'") {
+          let j = i + 2;
+          while (j < p.length && p[j] !== q) j += p[j] === "\\" ? 2 : 1;
+          const raw = p.slice(i + 1, j + 1);
+          let key = raw.slice(1, -1);
+          if (q === '"') { try { key = JSON.parse(raw); } catch (e) { /* keep raw */ } }
+          segs.push(key);
+          i = p.indexOf("]", j) + 1 || p.length;
+        } else {
+          const j = p.indexOf("]", i);
+          segs.push(p.slice(i, j < 0 ? p.length : j + 1));
+          i = j < 0 ? p.length : j + 1;
+        }
+      } else {
+        segs.push(p.slice(i));
+        break;
+      }
+    }
+    return segs;
+  }
+
+  // Limits, not values: for these paths Legacy holds the route's limit and
+  // New the measurement (compare/image.go).
+  const MEASURED = { "$.image.psnr": true, "$.image.mean_shift": true };
+
+  function diffValues(d) {
+    const missing = (v) => v === "<missing>" || v === "";
+    const val = (v, cls) => h("span", { class: "val " + cls + (missing(v) ? " missing" : ""), text: missing(v) ? "(absent)" : v });
+    if (MEASURED[d.path]) {
+      return [h("span", { class: "muted small", text: "limit " }), val(d.legacy, "limit"), h("span", { class: "muted small", text: " measured " }), val(d.new, "new")];
+    }
+    return [val(d.legacy, "old"), h("span", { class: "arrow", text: " → " }), val(d.new, "new")];
+  }
+
+  function diffTree(diffs) {
+    const root = { children: new Map(), diffs: [] };
+    for (const d of diffs) {
+      let node = root;
+      const segs = parsePath(d.path);
+      if (!segs.length) segs.push("$");
+      for (const s of segs) {
+        if (!node.children.has(s)) node.children.set(s, { children: new Map(), diffs: [] });
+        node = node.children.get(s);
+      }
+      node.diffs.push(d);
+    }
+    const render = (node) => h("ul", { class: "tree" }, [...node.children.entries()].map(([label, child]) =>
+      h("li", { class: child.diffs.length ? "leaf" : "branch" },
+        h("span", { class: "key", text: label }),
+        child.diffs.map((d) => h("span", { class: "change" + (d.noise ? " is-noise" : ""), "data-path": d.path },
+          " ", badge(d.kind, "kind " + d.kind), " ", diffValues(d), d.noise ? [" ", badge("noise", "muted-badge")] : null)),
+        child.children.size ? render(child) : null)));
+    return h("div", { class: "tree-root" }, h("span", { class: "key root", text: "$" }), render(root));
+  }
+
+  class SampleView {
+    constructor(app, id) {
+      this.app = app;
+      this.name = "sample";
+      this.id = id;
+      this.urls = [];
+      this.alive = true;
+    }
+
+    destroy() {
+      this.alive = false;
+      for (const u of this.urls) URL.revokeObjectURL(u);
+    }
+
+    mount(main) {
+      this.main = main;
+      main.appendChild(loading("Loading sample " + this.id + "…"));
+      this.load();
+    }
+
+    async load() {
+      let d;
+      try {
+        d = await this.app.api.json("/api/v1/diffs/" + enc(this.id));
+      } catch (e) {
+        if (!this.alive) return;
+        set(this.main, h("div", { class: "crumbs" }, link("#/", "Overview")),
+          errorBox(e.status === 404 ? "No sample " + this.id + " (expired or never stored)." : "Could not load the sample.", e));
+        this.app.ready(this);
+        return;
+      }
+      if (!this.alive) return;
+      this.render(d);
+    }
+
+    render(d) {
+      const lb = decodeBase64(d.legacy.body), nb = decodeBase64(d.new.body);
+      const diffs = d.diffs || [];
+      const images = diffs.some((x) => x.kind === "image") || sniffImage(lb) || sniffImage(nb);
+      const imgPending = [];
+      set(this.main, 
+        h("div", { class: "crumbs" }, link("#/", "Overview"), " › ", link("#/route/" + enc(d.route), d.route), " › ", h("span", { text: "sample " + d.id })),
+        h("div", { class: "view-head" }, h("h1", null, code(d.method + " " + d.path)),
+          h("p", { class: "sub" }, badge(d.outcome, "outcome " + d.outcome), " request ", code(d.request_id), " · served by ",
+            h("strong", { text: d.served_by }), " · ", fmtTime(d.at), " (" + fmtAgo(d.at) + ")")),
+        h("section", null, h("h2", { text: "Responses" }), this.renderSides(d)),
+        images ? h("section", { id: "images" }, h("h2", { text: "Images" }), this.renderImages(d, imgPending)) : null,
+        h("section", null, h("h2", null, "Differences ", h("span", { class: "muted small", text: diffs.length + " found" })), this.renderDiffs(diffs)),
+        images ? null : h("section", null, h("h2", { text: "Bodies" }), this.renderBodies(d, lb, nb)));
+      Promise.allSettled(imgPending).then(() => this.app.ready(this));
+    }
+
+    renderSides(d) {
+      const l = d.legacy, n = d.new;
+      const realHeaders = new Set((d.diffs || []).filter((x) => x.kind === "header")
+        .map((x) => x.path.replace(/^\$\.header\.?/, "").replace(/^\["?|"?\]$/g, "").toLowerCase()));
+      const meta = (side, s, o) => {
+        const row = (label, value, differs, field) => h("tr", { class: differs ? "differs" : null, "data-field": field },
+          h("th", { text: label }), h("td", null, value));
+        return h("div", { class: "side " + side, "data-side": side },
+          h("h3", null, side, " ", d.served_by === side ? badge("served", "ok") : badge("shadow", "muted-badge")),
+          h("table", { class: "kv" }, h("tbody", null,
+            row("Status", h("strong", { text: s.status || "—" }), s.status !== o.status, "status"),
+            s.error ? row("Error", h("span", { class: "bad-text", text: s.error }), true, "error") : null,
+            row("Size", fmtBytes(s.size) + (s.body_truncated ? " (stored in part)" : ""), s.size !== o.size, "size"),
+            row("SHA-256", h("code", { class: "hash", title: s.sha256, text: s.sha256 ? s.sha256.slice(0, 16) + "…" : "—" }), s.sha256 !== o.sha256, "sha256"),
+            row("Latency", fmtMS(s.latency_ms), false, "latency"))));
+      };
+      const names = new Map();
+      for (const f of (l.header || []).concat(n.header || [])) if (!names.has(f.Name.toLowerCase())) names.set(f.Name.toLowerCase(), f.Name);
+      const values = (side, key) => (side.header || []).filter((f) => f.Name.toLowerCase() === key).map((f) => f.Value).join(", ");
+      const rows = [...names.keys()].sort().map((key) => {
+        const lv = values(l, key), nv = values(n, key);
+        const differs = lv !== nv;
+        const real = realHeaders.has(key);
+        const cls = real ? "diff-real" : differs ? "diff-ignored" : null;
+        const cell = (v) => h("td", { class: v === "" ? "muted" : null, text: v === "" ? "(absent)" : v });
+        return h("tr", { class: cls, "data-header": names.get(key), title: real ? "differs (compared)" : differs ? "differs, not compared (noise or hop-by-hop header)" : null },
+          h("th", { text: names.get(key) }), cell(lv), cell(nv));
+      });
+      return [
+        h("div", { class: "sides" }, meta("legacy", l, n), meta("new", n, l)),
+        h("h3", { text: "Headers" }),
+        rows.length ? h("div", { class: "table-wrap" }, h("table", { class: "grid headers", id: "headers" },
+          h("thead", null, h("tr", null, h("th", { text: "Header" }), h("th", { text: "legacy" }), h("th", { text: "new" }))),
+          h("tbody", null, rows))) : empty("No headers stored."),
+        h("p", { class: "legend small" }, h("span", { class: "swatch diff-real" }), " differs and counts  ",
+          h("span", { class: "swatch diff-ignored" }), " differs, not compared (noise or hop-by-hop header)"),
+      ];
+    }
+
+    renderImages(d, pending) {
+      const byPath = {};
+      for (const x of d.diffs || []) if (x.kind === "image") byPath[x.path] = x;
+      const base = "/api/v1/diffs/" + enc(d.id);
+      // Dimensions as decoded by the browser, filled in when each image loads.
+      const dims = { legacy: [], new: [] };
+      const dimsOf = (key) => { const el = h("span", { class: "dims", text: "…" }); dims[key].push(el); return el; };
+      const figure = (key, label, path, caption) => {
+        const box = h("div", { class: "img-box" }, loading("Loading…"));
+        const fig = h("figure", { "data-figure": key }, box, h("figcaption", null, h("strong", { text: label }), caption));
+        pending.push(this.loadImage(box, base + path, label + " image", key, dims[key] || []));
+        return fig;
+      };
+      const measure = (label, field, node) => h("div", { class: "measure", "data-measure": field }, h("div", { class: "label", text: label }), h("div", { class: "value" }, node));
+      const psnr = byPath["$.image.psnr"], shift = byPath["$.image.mean_shift"], dim = byPath["$.image.dimensions"];
+      const shiftChips = (s) => {
+        const out = [];
+        const re = /([RGB])([+-]?\d+(?:\.\d+)?)/g;
+        let m;
+        while ((m = re.exec(s))) out.push(h("span", { class: "chan chan-" + m[1] + (Math.abs(Number(m[2])) > 0.005 ? "" : " zero"), text: m[1] + " " + m[2] }));
+        return out.length ? out : s;
+      };
+      const others = ["$.image.format", "$.image.decode", "$.image.alpha", "$.image.orientation", "$.image.frames"]
+        .filter((p) => byPath[p]).map((p) => measure(p.replace("$.image.", ""), p.replace("$.image.", ""),
+          [h("span", { class: "val old", text: byPath[p].legacy }), " → ", h("span", { class: "val new", text: byPath[p].new })]));
+      const note = h("p", { class: "muted small" });
+      return [
+        h("div", { class: "measures" },
+          measure("PSNR", "psnr", psnr ? [h("strong", { class: "bad-text", text: psnr.new }), h("span", { class: "muted small", text: " below the minimum " + psnr.legacy.replace(/ min$/, "") })]
+            : h("span", { class: "ok-text", text: "at or above the route's minimum" })),
+          measure("Mean colour shift (new − legacy)", "mean_shift", shift ? [shiftChips(shift.new), h("span", { class: "muted small", text: " limit " + shift.legacy.replace(/ max$/, "") })]
+            : h("span", { class: "ok-text", text: "within the route's limit" })),
+          measure("Dimensions", "dimensions", dim ? [h("span", { class: "val old", text: dim.legacy.replace("x", "×") }), " → ", h("span", { class: "val new", text: dim.new.replace("x", "×") })]
+            : [h("span", { class: "ok-text", text: "equal" }), " ", dimsOf("legacy")]),
+          others),
+        h("div", { class: "figures" },
+          figure("legacy", "legacy", "/body/legacy", [" ", dimsOf("legacy"), " · " + (headerValue(d.legacy, "Content-Type") || "no Content-Type") + " · " + fmtBytes(d.legacy.size)]),
+          figure("new", "new", "/body/new", [" ", dimsOf("new"), " · " + (headerValue(d.new, "Content-Type") || "no Content-Type") + " · " + fmtBytes(d.new.size)]),
+          figure("heatmap", "difference heat map", "/heatmap.png", [h("span", { class: "ramp-legend" }, h("span", { text: "none" }), h("span", { class: "gradient" }), h("span", { text: "64+ levels" }))])),
+        note,
+      ];
+    }
+
+    async loadImage(box, path, alt, key, dimsEls) {
+      try {
+        const resp = await this.app.api.fetch(path);
+        const blob = await resp.blob();
+        if (!this.alive) return;
+        const url = URL.createObjectURL(blob);
+        this.urls.push(url);
+        const img = h("img", { alt: alt, "data-img": key });
+        img.src = url;
+        await img.decode();
+        // Small images are enlarged to the figure's width: keep their pixels sharp.
+        if (img.naturalWidth < 300) img.classList.add("upscaled");
+        set(box, img);
+        for (const el of dimsEls) el.textContent = img.naturalWidth + "×" + img.naturalHeight;
+      } catch (e) {
+        if (!this.alive) return;
+        set(box, h("div", { class: "state empty small", "data-img-error": key },
+          h("strong", { text: key === "heatmap" ? "No heat map" : "Cannot show this image" }),
+          h("p", { text: e && e.message ? e.message : "the browser cannot decode it" })));
+        for (const el of dimsEls) el.textContent = "";
+      }
+    }
+
+    renderDiffs(diffs) {
+      if (!diffs.length) return empty("No differences stored for this sample.");
+      const kinds = [...new Set(diffs.map((x) => x.kind))].sort((a, b) => KIND_ORDER.indexOf(a) - KIND_ORDER.indexOf(b));
+      const table = h("table", { class: "grid diff-table", id: "diff-table" },
+        h("thead", null, h("tr", null, ["Kind", "Path", "legacy", "new", ""].map((t) => h("th", { text: t })))),
+        h("tbody", null, diffs.map((x) => h("tr", { "data-path": x.path, class: x.noise ? "is-noise" : null },
+          h("td", null, badge(x.kind, "kind " + x.kind)), h("td", null, code(x.path)),
+          h("td", { class: "val old", text: (MEASURED[x.path] ? "limit " : "") + x.legacy }),
+          h("td", { class: "val new", text: x.new }),
+          h("td", null, x.noise ? badge("noise", "muted-badge") : null)))));
+      return h("div", { class: "diff-views" },
+        h("div", { class: "tree-wrap", id: "diff-tree" }, kinds.length ? diffTree(diffs) : null),
+        h("details", { open: true }, h("summary", { text: "As a table" }), h("div", { class: "table-wrap" }, table)));
+    }
+
+    renderBodies(d, lb, nb) {
+      const show = (side, bytes, s) => {
+        let content;
+        if (!bytes.length) {
+          content = empty(s.size ? "Body not stored." : "Empty body.");
+        } else if (bytes.slice(0, 8192).includes(0)) {
+          content = empty("Binary body", fmtBytes(s.size) + (s.body_truncated ? ", stored in part" : ""));
+        } else {
+          let text = new TextDecoder("utf-8").decode(bytes.slice(0, BODY_PREVIEW_MAX));
+          try { if (!s.body_truncated) text = JSON.stringify(JSON.parse(text), null, 2); } catch (e) { /* not JSON */ }
+          content = h("pre", { class: "body", text: text + (bytes.length > BODY_PREVIEW_MAX || s.body_truncated ? "\n… (cut)" : "") });
+        }
+        return h("div", { class: "side", "data-body": side }, h("h3", { text: side + " · " + (headerValue(s, "Content-Type") || "no Content-Type") }), content);
+      };
+      return h("div", { class: "sides" }, show("legacy", lb, d.legacy), show("new", nb, d.new));
+    }
+  }
+
+  // ------------------------------------------------------------- events
+
+  const EVENT_NAMES = {
+    seed: "Rules seeded", replace: "Rules replaced", reload: "Config reloaded", reload_error: "Config reload failed",
+    promote: "Promoted", rollback: "Rolled back", ramp_step: "Ramp step", ramp_rollback: "Ramp rollback",
+    ramp_done: "Ramp finished", noise: "Marked as noise", recovered: "Rules recovered",
+  };
+  const EVENT_CLASS = {
+    promote: "ok", ramp_step: "ok", ramp_done: "ok", rollback: "bad", ramp_rollback: "bad",
+    reload_error: "warn", recovered: "warn",
+  };
+
+  class EventsView {
+    constructor(app) {
+      this.app = app;
+      this.name = "events";
+      this.route = "";
+      this.kind = "";
+      this.events = null;
+      this.alive = true;
+    }
+
+    destroy() { this.alive = false; clearTimeout(this.timer); }
+
+    mount(main) {
+      this.filters = h("div", { class: "filters" });
+      this.body = h("div", null, loading("Loading events…"));
+      append(main, [
+        h("div", { class: "view-head" }, h("h1", { text: "Events" }),
+          h("p", { class: "sub", text: "The audit log: rule changes, ramp decisions, rollbacks, reloads and noise marks, newest first." })),
+        this.filters, this.body,
+      ]);
+      this.load();
+    }
+
+    async load() {
+      clearTimeout(this.timer);
+      try {
+        const data = await this.app.api.json("/api/v1/events?limit=500");
+        if (!this.alive) return;
+        const evs = (data.events || []).slice().reverse();
+        // Re-render only when the log changed, so open details stay open.
+        const sig = evs.length + "|" + (evs.length ? evs[0].time + evs[0].kind : "");
+        if (sig !== this.sig) {
+          this.sig = sig;
+          this.events = evs;
+          this.render();
+        }
+      } catch (e) {
+        if (!this.alive) return;
+        if (!this.events) set(this.body, errorBox("Could not load the events.", e));
+      }
+      this.app.ready(this);
+      if (this.alive) this.timer = setTimeout(() => this.load(), EVENTS_REFRESH_MS);
+    }
+
+    render() {
+      const evs = this.events;
+      const select = (label, value, options, onchange) => {
+        const el = h("select", { "aria-label": label }, h("option", { value: "", text: "all " + label }),
+          options.map((o) => h("option", { value: o, text: o, selected: o === value ? true : null })));
+        el.addEventListener("change", () => onchange(el.value));
+        return h("label", { class: "filter-field" }, el);
+      };
+      const routes = [...new Set(evs.map((e) => e.route).filter(Boolean))].sort();
+      const kinds = [...new Set(evs.map((e) => e.kind))].sort();
+      set(this.filters, 
+        select("routes", this.route, routes, (v) => { this.route = v; this.render(); }),
+        select("kinds", this.kind, kinds, (v) => { this.kind = v; this.render(); }),
+        h("span", { class: "muted small", text: evs.length + " events" }));
+      const shown = evs.filter((e) => (!this.route || e.route === this.route) && (!this.kind || e.kind === this.kind));
+      if (!evs.length) {
+        set(this.body, empty("No events yet.", "Rule changes, ramp decisions, rollbacks and reloads appear here."));
+        return;
+      }
+      if (!shown.length) {
+        set(this.body, empty("No events match the filters."));
+        return;
+      }
+      set(this.body, h("ol", { class: "timeline", id: "events" }, shown.map((e) => this.item(e))));
+    }
+
+    item(e) {
+      const details = Object.entries(e.details || {});
+      return h("li", { class: "event " + (EVENT_CLASS[e.kind] || ""), "data-kind": e.kind, "data-route": e.route || null },
+        h("div", { class: "when", title: e.time }, h("div", { text: fmtTime(e.time) }), h("div", { class: "muted small", text: fmtAgo(e.time) })),
+        h("div", { class: "what" },
+          h("div", { class: "title" }, h("strong", { text: EVENT_NAMES[e.kind] || e.kind }),
+            e.route ? [" ", link("#/route/" + enc(e.route), e.route, "route-link")] : null,
+            " by ", badge(e.actor || "?", "actor actor-" + (e.actor || "unknown"), "who made the change")),
+          e.old || e.new ? h("div", { class: "change" }, h("span", { class: "val old", text: e.old || "—" }), " → ", h("span", { class: "val new", text: e.new || "—" }),
+            e.new_version ? h("span", { class: "muted small", text: "  rules " + (e.old_version ? "v" + e.old_version : "—") + " → v" + e.new_version }) : null) : null,
+          e.reason ? h("div", { class: "why" }, h("q", { text: e.reason })) : h("div", { class: "why muted small", text: "no reason given" }),
+          details.length ? h("details", null, h("summary", { text: "details" }),
+            h("table", { class: "kv small" }, h("tbody", null, details.map(([k, v]) => h("tr", null, h("th", { text: k }),
+              h("td", { text: typeof v === "number" ? String(Math.round(v * 1e6) / 1e6) : typeof v === "string" ? v : JSON.stringify(v) })))))) : null));
+    }
+  }
+
+  class NotFoundView {
+    constructor(app, raw) { this.app = app; this.name = "notfound"; this.raw = raw; }
+    mount(main) {
+      append(main, [empty("No such page: #/" + this.raw), link("#/", "Back to the overview")]);
+      this.app.ready(this);
+    }
+  }
+
+  window.tandemStart = function (boot) { new App(boot).start(); };
+})();

@@ -1,0 +1,604 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"image/png"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/tandem-proxy/tandem/admin"
+	"github.com/tandem-proxy/tandem/store"
+)
+
+// The web UI against a running tandem, in headless Chromium: a wrong token
+// shows an error and no data; the overview's numbers equal the API's and
+// follow live traffic; the route view groups differences; the sample view
+// shows both images and the server's heat map; promote (with a reason and a
+// confirmation) changes serve_new and adds an event; the events view shows it;
+// an unreachable admin API is reported. Screenshots of every view are saved
+// (TANDEM_UI_SCREENSHOTS, else <tmp>/tandem-ui-screenshots).
+func TestUIInBrowser(t *testing.T) {
+	chrome := chromiumPath(t)
+	start := time.Now()
+	legacy := httptest.NewServer(uiBackend("legacy"))
+	defer legacy.Close()
+	newb := httptest.NewServer(uiBackend("new"))
+	defer newb.Close()
+	p := startInProcess(t, fmt.Sprintf(uiConfig, legacy.URL, newb.URL), "")
+
+	shots := os.Getenv("TANDEM_UI_SCREENSHOTS")
+	if shots == "" {
+		shots = filepath.Join(os.TempDir(), "tandem-ui-screenshots")
+	}
+	if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshots in %s", shots)
+
+	b := startBrowser(t, chrome, shots)
+
+	// A wrong token: an error, and no data.
+	b.do("open /ui/", chromedp.Navigate(p.apiBase+"/ui/"), chromedp.WaitVisible(chromedp.ID("token")))
+	b.do("enter a wrong token", chromedp.SetValue(chromedp.ID("token"), "wrong-token-0123456789abcdef"), chromedp.Click(chromedp.ID("boot-submit")))
+	b.wait(`!document.getElementById("boot-error").hidden`)
+	msg := evalJS[string](b, `document.getElementById("boot-error").textContent`)
+	if !strings.Contains(msg, "401") || !strings.Contains(strings.ToLower(msg), "wrong token") {
+		t.Errorf("wrong-token message %q does not say 401 / wrong token", msg)
+	}
+	if evalJS[bool](b, `document.getElementById("view") !== null || document.body.innerText.includes("images")`) {
+		t.Error("data shown with a wrong token")
+	}
+	if evalJS[bool](b, `sessionStorage.length !== 0`) {
+		t.Error("a wrong token was kept in sessionStorage")
+	}
+	b.shot("wrong-token")
+
+	// The right token: the dashboard, before any traffic.
+	b.do("enter the token", chromedp.SetValue(chromedp.ID("token"), p.run.Token), chromedp.Click(chromedp.ID("boot-submit")))
+	b.waitView("overview")
+	b.wait(`document.querySelector('[data-empty="no-traffic"]') !== null`)
+	b.shot("overview-empty")
+
+	// Traffic: images that differ in colour (PNG and JPEG) and in size, and
+	// JSON that differs in fields and a header.
+	send := func(path, user string) {
+		req, _ := http.NewRequest("GET", p.proxyBase+path, nil)
+		req.Header.Set("X-User-Id", user)
+		resp, err := p.httpClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	for i := 0; i < 8; i++ {
+		send("/img/png", fmt.Sprint("u", i))
+		send("/img/jpeg", fmt.Sprint("u", i))
+		send(fmt.Sprintf("/api/items/%d", i), fmt.Sprint("u", i))
+	}
+	send("/img/resized", "u1")
+	send("/img/resized", "u2")
+	waitFor(t, func() bool {
+		var rs struct{ Routes []admin.RouteStatus }
+		_, body := p.api("GET", "/api/v1/routes", "", "", "")
+		json.Unmarshal(body, &rs)
+		var reps struct{ Routes []store.RouteReport }
+		_, body = p.api("GET", "/api/v1/report", "", "", "")
+		json.Unmarshal(body, &reps)
+		done := 0
+		for _, r := range rs.Routes {
+			for _, rep := range reps.Routes {
+				if rep.Route == r.Name && r.Compared == r.Requests && rep.Compared == r.Compared && rep.Requests == r.Requests {
+					done++
+				}
+			}
+		}
+		return done == 2 && len(p.samples("images", "$.image.psnr")) > 0 && len(p.samples("api", "")) > 0
+	})
+
+	// The overview follows, and equals the API.
+	b.wait(`document.querySelectorAll("svg.spark polyline").length >= 2`) // two polls with comparisons
+	b.compareOverview(p)
+	b.shot("overview")
+
+	// Route view: differences grouped by kind and path, samples, latency.
+	b.do("open the images route", chromedp.Click(chromedp.CSS(`tr[data-route="images"] td.name a`)))
+	b.waitView("route")
+	var rep struct{ Routes []store.RouteReport }
+	_, body := p.api("GET", "/api/v1/report?route=images", "", "", "")
+	json.Unmarshal(body, &rep)
+	for _, d := range rep.Routes[0].Diffs {
+		got := evalJS[string](b, fmt.Sprintf(`(document.querySelector('.kind-group[data-kind=%q] tr[data-path=%q] [data-field=count]') || {}).textContent || "missing"`, d.Kind, d.Path))
+		if got != fmt.Sprint(d.Count) {
+			t.Errorf("route view: %s %s count %q, API %d", d.Kind, d.Path, got, d.Count)
+		}
+	}
+	if n := evalJS[int](b, `document.querySelectorAll("#samples tr[data-sample]").length`); n == 0 {
+		t.Error("route view lists no samples")
+	}
+	if got := evalJS[string](b, `document.querySelector('#latency tr[data-side="new"] [data-field="p99"]').textContent`); !strings.Contains(got, "ms") {
+		t.Errorf("new p99 shows %q", got)
+	}
+	b.shot("route")
+
+	// Mark a JSON path as noise from the api route's view.
+	b.hash("#/route/api")
+	b.waitView("route")
+	b.do("mark $.meta.codec as noise", chromedp.Click(chromedp.CSS(`tr[data-path="$.meta.codec"] button[data-action="noise"]`)))
+	b.confirm("noise", map[string]string{"reason": "codec upgrade is intended"})
+	waitFor(t, func() bool {
+		evs := p.events()
+		last := evs[len(evs)-1]
+		return last.Kind == "noise" && last.Route == "api" && last.Reason == "codec upgrade is intended"
+	})
+	b.wait(`document.querySelector('tr[data-path="$.meta.codec"] button[data-action="noise"]') === null`)
+	b.shot("route-api")
+
+	// Sample view of a PNG pair: both images and the heat map load; the
+	// measurements are shown.
+	id := p.samples("images", "$.image.mean_shift")[0].ID
+	for _, s := range p.samples("images", "$.image.mean_shift") {
+		if s.Path == "/img/png" {
+			id = s.ID
+			break
+		}
+	}
+	b.hash("#/sample/" + id)
+	b.waitView("sample")
+	b.wait(`(() => { const imgs = [...document.querySelectorAll("#images img")];
+		return imgs.length === 3 && imgs.every(i => i.complete && i.naturalWidth > 0); })()`)
+	for _, key := range []string{"legacy", "new", "heatmap"} {
+		if w := evalJS[int](b, fmt.Sprintf(`document.querySelector('img[data-img=%q]').naturalWidth`, key)); w <= 0 {
+			t.Errorf("%s image not loaded", key)
+		}
+	}
+	var sample store.Sample
+	_, body = p.api("GET", "/api/v1/diffs/"+id, "", "", "")
+	json.Unmarshal(body, &sample)
+	for _, d := range sample.Diffs {
+		field := strings.TrimPrefix(d.Path, "$.image.")
+		if field != "psnr" && field != "mean_shift" {
+			continue
+		}
+		// The measured value, as compare/image.go writes it, is on the page.
+		got := evalJS[string](b, fmt.Sprintf(`document.querySelector('[data-measure=%q]').textContent.replace(/\s+/g, "")`, field))
+		if field == "psnr" && !strings.Contains(got, strings.Fields(d.New)[0]+"dB") {
+			t.Errorf("PSNR shows %q, want %q", got, d.New)
+		}
+		if field == "mean_shift" && !strings.Contains(got, strings.ReplaceAll(d.New, " ", "")) {
+			t.Errorf("mean shift shows %q, want %q", got, d.New)
+		}
+	}
+	if !evalJS[bool](b, `document.querySelector('#headers tr.diff-real[data-header="X-Backend"]') !== null`) {
+		t.Error("the differing X-Backend header is not highlighted")
+	}
+	b.shot("sample")
+
+	// A resized image: the dimensions are shown.
+	if rs := p.samples("images", "$.image.dimensions"); len(rs) > 0 {
+		b.hash("#/sample/" + rs[0].ID)
+		b.waitView("sample")
+		if got := evalJS[string](b, `document.querySelector('[data-measure="dimensions"]').textContent`); !strings.Contains(got, "96×72") || !strings.Contains(got, "120×90") {
+			t.Errorf("dimensions show %q", got)
+		}
+		b.wait(`[...document.querySelectorAll("#images img")].length === 3`)
+		b.shot("sample-resized")
+	} else {
+		t.Error("no sample with a dimensions difference")
+	}
+
+	// A JSON sample: the diff tree and the highlighted header.
+	b.hash("#/sample/" + p.samples("api", "$.height")[0].ID)
+	b.waitView("sample")
+	for _, path := range []string{"$.height", "$.tags[1]", "$.meta.bitrate"} {
+		if !evalJS[bool](b, fmt.Sprintf(`document.querySelector('#diff-tree [data-path=%q]') !== null`, path)) {
+			t.Errorf("diff tree lacks %s", path)
+		}
+	}
+	if !evalJS[bool](b, `document.querySelector('#headers tr.diff-real[data-header="X-Api-Version"]') !== null`) {
+		t.Error("the differing X-Api-Version header is not highlighted")
+	}
+	b.shot("sample-json")
+
+	// Promote with a reason, through the confirmation step.
+	b.hash("#/")
+	b.waitView("overview")
+	b.do("promote images", chromedp.Click(chromedp.CSS(`tr[data-route="images"] button[data-action="promote"]`)))
+	b.confirm("promote", map[string]string{"percent": "25", "reason": "ui test: canary"})
+	waitFor(t, func() bool {
+		for _, r := range p.rules().Routes {
+			if r.Name == "images" {
+				return r.ServeNew == 25
+			}
+		}
+		return false
+	})
+	evs := p.events()
+	if last := evs[len(evs)-1]; last.Kind != "promote" || last.Route != "images" || last.Reason != "ui test: canary" {
+		t.Errorf("last event %+v, want the promotion", last)
+	}
+	b.wait(`document.querySelector('tr[data-route="images"] [data-field="serve_new"]').dataset.value === "25"`)
+
+	// Events: the promotion is on top, with who, what, why.
+	b.hash("#/events")
+	b.waitView("events")
+	top := evalJS[string](b, `document.querySelector("#events li.event").innerText`)
+	for _, want := range []string{"Promoted", "images", "api", "ui test: canary", "serve_new"} {
+		if !strings.Contains(top, want) {
+			t.Errorf("newest event %q lacks %q", top, want)
+		}
+	}
+	b.shot("events")
+
+	// The admin API goes away: the page says so.
+	b.hash("#/")
+	b.waitView("overview")
+	p.stop()
+	b.wait(`!document.getElementById("banner").hidden && document.getElementById("banner").textContent.includes("unreachable")`)
+	b.shot("unreachable")
+
+	b.checkConsole()
+	t.Logf("browser test took %v", time.Since(start).Round(100*time.Millisecond))
+}
+
+const uiConfig = `
+listen: 127.0.0.1:0
+admin: {listen: 127.0.0.1:0}
+data_dir: {{data}}
+backends:
+  legacy: {url: "%s"}
+  new: {url: "%s"}
+routes:
+  - name: images
+    match: {path_prefix: /img}
+    legacy: legacy
+    new: new
+    sticky: header:X-User-Id
+  - name: api
+    match: {path_prefix: /api}
+    legacy: legacy
+    new: new
+    serve_new: 5
+    sticky: header:X-User-Id
+    ramp: {steps: [1, 5, 25, 50, 100], hold: 10m, min_compared: 1000, max_diff_rate: 0.01, max_error_rate: 0.01, max_latency_ratio: 10}
+`
+
+// uiPicture is a w×h picture: a gradient, a disc and a bar. The new
+// backend's version is redder, and its disc has another colour.
+func uiPicture(w, h int, isNew bool) image.Image {
+	img := image.NewNRGBA(image.Rect(0, 0, w, h))
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			// Coordinates on a 96×72 grid, so resized pictures match.
+			gx, gy := x*96/w, y*72/h
+			c := color.NRGBA{uint8(60 + gx), uint8(70 + 2*gy), 150, 255}
+			if dx, dy := gx-34, gy-36; dx*dx+dy*dy < 18*18 {
+				c = color.NRGBA{230, 180, 40, 255}
+				if isNew {
+					c = color.NRGBA{200, 90, 160, 255}
+				}
+			}
+			if gx >= 62 && gx < 84 && gy >= 16 && gy < 58 {
+				c = color.NRGBA{40, 90, 60, 255}
+			}
+			if isNew {
+				c.R = uint8(min(255, int(c.R)+18))
+			}
+			img.SetNRGBA(x, y, c)
+		}
+	}
+	return img
+}
+
+// uiBackend serves the pictures and JSON documents of one side.
+func uiBackend(side string) http.Handler {
+	isNew := side == "new"
+	encode := func(img image.Image, jpg bool) []byte {
+		var b bytes.Buffer
+		if jpg {
+			jpeg.Encode(&b, img, &jpeg.Options{Quality: 92})
+		} else {
+			png.Encode(&b, img)
+		}
+		return b.Bytes()
+	}
+	pngBody := encode(uiPicture(96, 72, isNew), false)
+	jpegBody := encode(uiPicture(96, 72, isNew), true)
+	resized := encode(uiPicture(96, 72, false), false)
+	if isNew {
+		resized = encode(uiPicture(120, 90, false), false)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Backend", side)
+		switch {
+		case r.URL.Path == "/img/png":
+			w.Header().Set("Content-Type", "image/png")
+			w.Write(pngBody)
+		case r.URL.Path == "/img/jpeg":
+			w.Header().Set("Content-Type", "image/jpeg")
+			w.Write(jpegBody)
+		case r.URL.Path == "/img/resized":
+			w.Header().Set("Content-Type", "image/png")
+			w.Write(resized)
+		case strings.HasPrefix(r.URL.Path, "/api/items/"):
+			id := strings.TrimPrefix(r.URL.Path, "/api/items/")
+			doc := map[string]any{"id": id, "name": "clip-" + id, "width": 640, "height": 480,
+				"tags": []string{"a", "b"}, "meta": map[string]any{"codec": "h264"}}
+			w.Header().Set("X-Api-Version", "1")
+			if isNew {
+				doc["height"] = 360
+				doc["tags"] = []string{"a", "c"}
+				doc["meta"] = map[string]any{"codec": "h265", "bitrate": 900}
+				w.Header().Set("X-Api-Version", "2")
+			}
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(doc)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+}
+
+// samples lists a route's stored samples with a difference at diffPath
+// ("" = any).
+func (p *inproc) samples(route, diffPath string) []store.SampleSummary {
+	p.t.Helper()
+	q := "/api/v1/diffs?route=" + route
+	if diffPath != "" {
+		q += "&path=" + diffPath
+	}
+	st, body := p.api("GET", q, "", "", "")
+	if st != 200 {
+		p.t.Fatalf("GET %s: %d %s", q, st, body)
+	}
+	var out struct{ Diffs []store.SampleSummary }
+	json.Unmarshal(body, &out)
+	return out.Diffs
+}
+
+// chromiumPath finds Chromium; without it the test is skipped, or fails
+// under CI.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{os.Getenv("TANDEM_CHROMIUM"), "/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"} {
+		if name == "" {
+			continue
+		}
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if ci := os.Getenv("CI"); ci != "" && ci != "false" && ci != "0" {
+		t.Fatal("chromium is not installed (apt-get install -y chromium); CI needs it for the UI test")
+	}
+	t.Skip("chromium is not installed (apt-get install -y chromium); skipping the browser test")
+	return ""
+}
+
+// browser is one headless Chromium tab.
+type browser struct {
+	t     *testing.T
+	ctx   context.Context
+	shots string
+
+	mu      sync.Mutex
+	console []chromedp.ConsoleMessage
+}
+
+func startBrowser(t *testing.T, chrome, shots string) *browser {
+	t.Helper()
+	profile, err := os.MkdirTemp("", "tandem-ui-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chrome),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("force-color-profile", "srgb"),
+		chromedp.UserDataDir(profile),
+		chromedp.WindowSize(1440, 1000),
+	)
+	ctx, cancel := chromedp.NewContext(actx)
+	b := &browser{t: t, ctx: ctx, shots: shots}
+	messages := chromedp.Console(ctx) // starts the browser
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			b.mu.Lock()
+			b.console = append(b.console, m)
+			b.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+		<-done
+		os.RemoveAll(profile)
+	})
+	return b
+}
+
+// do runs steps with a time limit.
+func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		b.shot("failed")
+		b.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func evalJS[T any](b *browser, expr string) T {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		b.t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+// wait polls a JavaScript predicate until it is true (15 s at most).
+func (b *browser) wait(expr string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr,
+		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(15*time.Second)))
+	if err != nil {
+		b.shot("failed")
+		b.t.Fatalf("waiting for %s: %v", expr, err)
+	}
+}
+
+func (b *browser) waitView(name string) {
+	b.t.Helper()
+	b.wait(fmt.Sprintf(`document.querySelector('main#view[data-view=%q][data-ready="1"]') !== null`, name))
+}
+
+// hash navigates inside the app.
+func (b *browser) hash(h string) {
+	b.t.Helper()
+	// Mark the current view stale first, so that waitView waits for the
+	// next one even when it has the same name.
+	evalJS[chromedp.Void](b, fmt.Sprintf(`document.getElementById("view").dataset.ready = "stale"; location.hash = %q`, h))
+}
+
+// confirm fills a dialog's fields, reviews and confirms, and waits for it to
+// close.
+func (b *browser) confirm(dialog string, fields map[string]string) {
+	b.t.Helper()
+	sel := fmt.Sprintf(`dialog[data-dialog=%q]`, dialog)
+	b.wait(`document.querySelector('` + sel + `[open]') !== null`)
+	var steps []chromedp.Action[chromedp.Void]
+	for name, v := range fields {
+		steps = append(steps, chromedp.SetValue(chromedp.CSS(fmt.Sprintf(`%s input[name=%q]`, sel, name)), v))
+	}
+	steps = append(steps, chromedp.Click(chromedp.CSS(sel+` button[data-action="review"]`)))
+	b.do("fill the "+dialog+" dialog", steps...)
+	b.wait(`document.querySelector('` + sel + ` [data-step="confirm"]') !== null`)
+	b.shot(dialog + "-confirm")
+	b.do("confirm "+dialog, chromedp.Click(chromedp.CSS(sel+` button[data-action="confirm"]`)))
+	b.wait(`document.querySelector('` + sel + `') === null`)
+}
+
+func (b *browser) shot(name string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`)); err != nil {
+		b.t.Errorf("screenshot %s: %v", name, err)
+		return
+	}
+	img, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Errorf("screenshot %s: %v", name, err)
+		return
+	}
+	if err := os.WriteFile(filepath.Join(b.shots, name+".png"), img, 0o644); err != nil {
+		b.t.Error(err)
+	}
+}
+
+// compareOverview checks every route row against GET /api/v1/routes. The
+// page polls on its own, so a mismatch is retried until a poll has caught
+// up.
+func (b *browser) compareOverview(p *inproc) {
+	b.t.Helper()
+	type row struct {
+		Name                       string
+		ServeNew, Mirror, DiffRate float64
+		Requests, Compared         int64
+		RequestsText, DiffRateText string
+		Breakers, Ramp             string
+	}
+	var problems []string
+	for try := 0; try < 30; try++ {
+		var rs struct{ Routes []admin.RouteStatus }
+		_, body := p.api("GET", "/api/v1/routes", "", "", "")
+		json.Unmarshal(body, &rs)
+		rows := evalJS[[]row](b, `[...document.querySelectorAll("#routes-table tr[data-route]")].map(tr => {
+			const f = n => tr.querySelector('[data-field="' + n + '"]');
+			return {Name: tr.dataset.route, ServeNew: +f("serve_new").dataset.value, Mirror: +f("mirror").dataset.value,
+				DiffRate: +f("diff_rate").dataset.value, Requests: +f("requests").dataset.value, Compared: +f("compared").dataset.value,
+				RequestsText: f("requests").firstChild.textContent, DiffRateText: f("diff_rate").querySelector(".rate").textContent,
+				Breakers: f("breakers").textContent, Ramp: f("ramp").textContent};
+		})`)
+		problems = problems[:0]
+		if len(rows) != len(rs.Routes) {
+			problems = append(problems, fmt.Sprintf("%d rows, API has %d routes", len(rows), len(rs.Routes)))
+		}
+		for i := 0; i < len(rows) && i < len(rs.Routes); i++ {
+			got, want := rows[i], rs.Routes[i]
+			if got.Name != want.Name || got.ServeNew != want.ServeNew || got.Mirror != want.Mirror || got.DiffRate != want.DiffRate ||
+				got.Requests != want.Requests || got.Compared != want.Compared {
+				problems = append(problems, fmt.Sprintf("row %+v, API %+v", got, want))
+				continue
+			}
+			if got.RequestsText != fmt.Sprint(want.Requests) {
+				problems = append(problems, fmt.Sprintf("%s: requests text %q, want %d", got.Name, got.RequestsText, want.Requests))
+			}
+			if wantRate := fmt.Sprintf("%.2f%%", want.DiffRate*100); got.DiffRateText != wantRate {
+				problems = append(problems, fmt.Sprintf("%s: diff rate text %q, want %q", got.Name, got.DiffRateText, wantRate))
+			}
+			for backend, state := range want.Breakers {
+				if !strings.Contains(got.Breakers, state+" "+backend) {
+					problems = append(problems, fmt.Sprintf("%s: breakers %q lack %s %s", got.Name, got.Breakers, state, backend))
+				}
+			}
+			if want.Ramp != nil && !strings.Contains(got.Ramp, "next 25%") {
+				problems = append(problems, fmt.Sprintf("%s: ramp cell %q lacks the next step", got.Name, got.Ramp))
+			}
+		}
+		if len(problems) == 0 {
+			return
+		}
+		time.Sleep(200 * time.Millisecond) // the page polls every 3 s
+	}
+	b.t.Errorf("overview differs from /api/v1/routes:\n%s", strings.Join(problems, "\n"))
+}
+
+// checkConsole fails on script errors and blocked content: the UI must run
+// under its Content-Security-Policy without violations.
+func (b *browser) checkConsole() {
+	b.t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, m := range b.console {
+		text := m.Text
+		switch {
+		case m.IsException(), strings.Contains(text, "Content Security Policy"), strings.Contains(text, "Refused to"):
+			b.t.Errorf("browser console: %s: %s (%s:%d)", m.Type, text, m.URL, m.Line)
+		default:
+			b.t.Logf("browser console: %s: %s", m.Type, text)
+		}
+	}
+}

@@ -1,0 +1,124 @@
+package compare
+
+import (
+	"errors"
+	"fmt"
+	"image"
+	"math"
+)
+
+// DefaultHeatMapSide is the longest side of a heat map when HeatMap is given
+// maxSide <= 0.
+const DefaultHeatMapSide = 512
+
+// heatMapFullScale is the per-pixel difference, in 0..255 levels (the
+// largest of R, G, B and A), drawn at the hot end of the ramp. Smaller
+// differences are spread linearly below it, so that the colour shifts that
+// matter (a few to a few tens of levels) are visible rather than lost near
+// black.
+const heatMapFullScale = 64
+
+// heatMapGhost is the share of the legacy image's grey level drawn under the
+// heat, so that differences can be located in the picture. Identical
+// images give a dim grey copy of the legacy image.
+const heatMapGhost = 0.3
+
+// ErrNotImage is returned by HeatMap when a side is not an image in a
+// format the comparer decodes.
+var ErrNotImage = errors.New("not an image")
+
+// heatRamp is the colour ramp from no difference (black) to a difference
+// of heatMapFullScale levels or more (pale yellow), after matplotlib's
+// "inferno": evenly spaced stops, interpolated linearly.
+var heatRamp = [...][3]float64{
+	{0, 0, 4},
+	{40, 11, 84},
+	{101, 21, 110},
+	{159, 42, 99},
+	{212, 72, 66},
+	{245, 125, 21},
+	{250, 193, 39},
+	{252, 255, 164},
+}
+
+// HeatMap draws where two images differ: both are decoded (under the same
+// guards as the comparer: magic-byte sniffing, header read first, at most
+// DefaultMaxImagePixels pixels, decoder panics caught), reduced to the
+// legacy image's size fitted into maxSide×maxSide (images already smaller
+// keep their size; the new image is stretched to it when its dimensions
+// differ), and each pixel's difference — the largest of its premultiplied
+// R, G, B and A differences — is mapped onto a colour ramp from black (none)
+// to pale yellow (heatMapFullScale levels or more), drawn over a dim grey
+// copy of the legacy image. maxSide <= 0 means DefaultHeatMapSide.
+//
+// The error wraps ErrNotImage when a side is not an image, and says which
+// side cannot be decoded otherwise. HeatMap is pure and safe for concurrent
+// use.
+func HeatMap(legacy, new []byte, maxSide int) (image.Image, error) {
+	if maxSide <= 0 {
+		maxSide = DefaultHeatMapSide
+	}
+	l, err := decodeForHeatMap(legacy)
+	if err != nil {
+		return nil, fmt.Errorf("legacy: %w", err)
+	}
+	n, err := decodeForHeatMap(new)
+	if err != nil {
+		return nil, fmt.Errorf("new: %w", err)
+	}
+	lb := l.Bounds()
+	w, h := fit(lb.Dx(), lb.Dy(), maxSide)
+	a, b := reduce(l, w, h), reduce(n, w, h)
+	out := image.NewRGBA(image.Rect(0, 0, w, h))
+	for i := 0; i < len(a.Pix); i += 4 {
+		d := 0
+		for ch := 0; ch < 4; ch++ {
+			d = max(d, absInt(int(b.Pix[i+ch])-int(a.Pix[i+ch])))
+		}
+		// The grey of the legacy pixel (premultiplied, so transparent
+		// regions are dark), Rec. 601 luma.
+		grey := (0.299*float64(a.Pix[i]) + 0.587*float64(a.Pix[i+1]) + 0.114*float64(a.Pix[i+2])) * heatMapGhost
+		t := math.Min(1, float64(d)/heatMapFullScale)
+		c := heatColour(t)
+		for ch := 0; ch < 3; ch++ {
+			out.Pix[i+ch] = uint8(math.Min(255, math.Round(c[ch]+grey*(1-t))))
+		}
+		out.Pix[i+3] = 0xff
+	}
+	return out, nil
+}
+
+// heatColour returns the ramp's colour at t in [0, 1].
+func heatColour(t float64) [3]float64 {
+	pos := t * float64(len(heatRamp)-1)
+	i := int(pos)
+	if i >= len(heatRamp)-1 {
+		return heatRamp[len(heatRamp)-1]
+	}
+	f := pos - float64(i)
+	var c [3]float64
+	for ch := range c {
+		c[ch] = heatRamp[i][ch]*(1-f) + heatRamp[i+1][ch]*f
+	}
+	return c
+}
+
+// decodeForHeatMap decodes one side with the comparer's guards.
+func decodeForHeatMap(b []byte) (image.Image, error) {
+	format := sniffImage(b)
+	if format == "" {
+		return nil, ErrNotImage
+	}
+	s := readHeader(b, format)
+	if s.err != nil {
+		return nil, fmt.Errorf("cannot decode %s: %w", format, s.err)
+	}
+	if s.pixels() > DefaultMaxImagePixels {
+		return nil, fmt.Errorf("%s %s is over %d pixels; not decoded", format, s.dims(), int64(DefaultMaxImagePixels))
+	}
+	s.decode(b)
+	if s.err != nil {
+		return nil, fmt.Errorf("cannot decode %s: %w", format, s.err)
+	}
+	return s.img, nil
+}
