@@ -1,9 +1,10 @@
 package samples
 
 import (
-	"bytes"
 	"encoding/binary"
 	"image"
+
+	"github.com/tandem-proxy/tandem/internal/imagefmt"
 )
 
 // EXIF orientation (TIFF tag 0x0112), as written by cameras: how the stored
@@ -15,84 +16,9 @@ import (
 //	4 mirror vertically   8 rotate 90° counter-clockwise
 const orientationTag = 0x0112
 
-// jpegOrientation returns the EXIF Orientation (1..8) of a JPEG, read from
-// the IFD0 of its APP1 "Exif" segment, or 0 when there is none or it cannot
-// be read. Only the marker segments before the first scan are walked, so
-// the cost does not depend on the image size.
-func jpegOrientation(b []byte) int {
-	if len(b) < 4 || b[0] != 0xFF || b[1] != 0xD8 {
-		return 0
-	}
-	i := 2
-	for i+4 <= len(b) {
-		if b[i] != 0xFF {
-			return 0
-		}
-		marker := b[i+1]
-		switch {
-		case marker == 0xFF: // fill byte
-			i++
-			continue
-		case marker == 0x01 || marker >= 0xD0 && marker <= 0xD8: // no length
-			i += 2
-			continue
-		case marker == 0xDA || marker == 0xD9: // start of scan, end of image
-			return 0
-		}
-		n := int(binary.BigEndian.Uint16(b[i+2 : i+4]))
-		if n < 2 || i+2+n > len(b) {
-			return 0
-		}
-		seg := b[i+4 : i+2+n]
-		if marker == 0xE1 && bytes.HasPrefix(seg, []byte("Exif\x00\x00")) {
-			return tiffOrientation(seg[6:])
-		}
-		i += 2 + n
-	}
-	return 0
-}
-
-// tiffOrientation reads the Orientation tag from IFD0 of a TIFF structure
-// (the body of an Exif segment); 0 when absent or malformed.
-func tiffOrientation(t []byte) int {
-	if len(t) < 8 {
-		return 0
-	}
-	var bo binary.ByteOrder
-	switch string(t[:2]) {
-	case "II":
-		bo = binary.LittleEndian
-	case "MM":
-		bo = binary.BigEndian
-	default:
-		return 0
-	}
-	if bo.Uint16(t[2:4]) != 42 {
-		return 0
-	}
-	off := int64(bo.Uint32(t[4:8]))
-	if off < 8 || off+2 > int64(len(t)) {
-		return 0
-	}
-	count := int64(bo.Uint16(t[off : off+2]))
-	for k := int64(0); k < count; k++ {
-		e := off + 2 + 12*k
-		if e+12 > int64(len(t)) {
-			return 0
-		}
-		if bo.Uint16(t[e:e+2]) != orientationTag {
-			continue
-		}
-		if bo.Uint16(t[e+2:e+4]) != 3 || bo.Uint32(t[e+4:e+8]) != 1 { // SHORT, count 1
-			return 0
-		}
-		if o := int(bo.Uint16(t[e+8 : e+10])); o >= 1 && o <= 8 {
-			return o
-		}
-		return 0
-	}
-	return 0
-}
+// jpegOrientation returns the EXIF Orientation (1..8) of a JPEG, or 0 when
+// there is none; shared with the comparer.
+var jpegOrientation = imagefmt.JPEGOrientation
 
 // withOrientation returns a copy of the JPEG j with a minimal APP1 Exif
 // segment right after SOI whose IFD0 holds Orientation = o followed by

@@ -11,31 +11,26 @@ import (
 	"math"
 	"net/http"
 
+	"github.com/tandem-proxy/tandem/internal/imagefmt"
 	"golang.org/x/image/draw"
 	"golang.org/x/image/webp"
 )
 
 // Image formats, as named in the JSON answer.
 const (
-	formatJPEG = "jpeg"
-	formatPNG  = "png"
-	formatGIF  = "gif"
-	formatWebP = "webp"
+	formatJPEG = imagefmt.JPEG
+	formatPNG  = imagefmt.PNG
+	formatGIF  = imagefmt.GIF
+	formatWebP = imagefmt.WebP
 )
 
 // sniff names the image format of b from its magic bytes, or "" when b is
 // none of the formats the service decodes. The Content-Type of the upload
 // is not trusted.
 func sniff(b []byte) string {
-	switch {
-	case len(b) >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF:
-		return formatJPEG
-	case bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")):
-		return formatPNG
-	case bytes.HasPrefix(b, []byte("GIF87a")) || bytes.HasPrefix(b, []byte("GIF89a")):
-		return formatGIF
-	case len(b) >= 12 && bytes.HasPrefix(b, []byte("RIFF")) && string(b[8:12]) == "WEBP":
-		return formatWebP
+	switch f := imagefmt.Sniff(b); f {
+	case formatJPEG, formatPNG, formatGIF, formatWebP:
+		return f
 	}
 	return ""
 }
