@@ -1,20 +1,14 @@
 package compare
 
 import (
-	"bytes"
 	"fmt"
 	"image"
 	"image/color"
-	"image/gif"
-	"image/jpeg"
-	"image/png"
 	"math"
 	"strconv"
 
-	"golang.org/x/image/bmp"
+	"github.com/tandem-proxy/tandem/internal/imagefmt"
 	"golang.org/x/image/draw"
-	"golang.org/x/image/tiff"
-	"golang.org/x/image/webp"
 )
 
 // Images (JPEG, PNG, GIF, WebP, BMP, TIFF) are recognised by their magic
@@ -47,38 +41,8 @@ import (
 // is never decoded, and the pair is then compared by hash and size. Only a
 // GIF's first frame is decoded; its frames are counted without decoding.
 
-// decoder decodes one format.
-type decoder struct {
-	config func([]byte) (image.Config, error)
-	decode func([]byte) (image.Image, error)
-}
-
-var decoders = map[string]decoder{
-	formatJPEG: {
-		func(b []byte) (image.Config, error) { return jpeg.DecodeConfig(bytes.NewReader(b)) },
-		func(b []byte) (image.Image, error) { return jpeg.Decode(bytes.NewReader(b)) },
-	},
-	formatPNG: {
-		func(b []byte) (image.Config, error) { return png.DecodeConfig(bytes.NewReader(b)) },
-		func(b []byte) (image.Image, error) { return png.Decode(bytes.NewReader(b)) },
-	},
-	formatGIF: {
-		func(b []byte) (image.Config, error) { return gif.DecodeConfig(bytes.NewReader(b)) },
-		func(b []byte) (image.Image, error) { return gif.Decode(bytes.NewReader(b)) },
-	},
-	formatWebP: {
-		func(b []byte) (image.Config, error) { return webp.DecodeConfig(bytes.NewReader(b)) },
-		func(b []byte) (image.Image, error) { return webp.Decode(bytes.NewReader(b)) },
-	},
-	formatBMP: {
-		func(b []byte) (image.Config, error) { return bmp.DecodeConfig(bytes.NewReader(b)) },
-		func(b []byte) (image.Image, error) { return bmp.Decode(bytes.NewReader(b)) },
-	},
-	formatTIFF: {
-		func(b []byte) (image.Config, error) { return tiff.DecodeConfig(bytes.NewReader(b)) },
-		func(b []byte) (image.Image, error) { return tiff.Decode(bytes.NewReader(b)) },
-	},
-}
+// decoders are the shared image codecs.
+var decoders = imagefmt.Codecs
 
 // imageSide is what is known about one side's image.
 type imageSide struct {
@@ -108,7 +72,7 @@ func (s *imageSide) decodeState() string {
 func readHeader(b []byte, format string) *imageSide {
 	s := &imageSide{format: format, orientation: 1, frames: 1}
 	d := decoders[format]
-	s.err = safely(func() (err error) { s.cfg, err = d.config(b); return err })
+	s.err = safely(func() (err error) { s.cfg, err = d.Config(b); return err })
 	if s.err == nil && (s.cfg.Width <= 0 || s.cfg.Height <= 0) {
 		s.err = fmt.Errorf("%s: empty image %s", format, s.dims())
 	}
@@ -126,7 +90,7 @@ func readHeader(b []byte, format string) *imageSide {
 // decode decodes the pixels.
 func (s *imageSide) decode(b []byte) {
 	d := decoders[s.format]
-	s.err = safely(func() (err error) { s.img, err = d.decode(b); return err })
+	s.err = safely(func() (err error) { s.img, err = d.Decode(b); return err })
 	if s.err == nil && s.img.Bounds().Empty() {
 		s.err = fmt.Errorf("%s: empty image", s.format)
 	}

@@ -67,7 +67,7 @@ func TestCorpusContents(t *testing.T) {
 		if (it.Kind == KindRotated) != (o > 1) {
 			t.Errorf("%s: kind %s with orientation %d", it.Name, it.Kind, o)
 		}
-		img, err := codecs[format].decode(it.Body)
+		img, err := codecs[format].Decode(it.Body)
 		if err != nil {
 			t.Errorf("%s: %v", it.Name, err)
 			continue
@@ -226,7 +226,7 @@ func TestJPEGOrientation(t *testing.T) {
 			if got := jpegOrientation(b); got != int(o) {
 				t.Errorf("orientation %d (big-endian %v): read %d", o, be, got)
 			}
-			if _, err := codecs[formatJPEG].decode(b); err != nil {
+			if _, err := codecs[formatJPEG].Decode(b); err != nil {
 				t.Errorf("orientation %d: the JPEG no longer decodes: %v", o, err)
 			}
 		}

@@ -105,7 +105,7 @@ func decodeThumb(t testing.TB, b []byte, format string) image.Image {
 	if got := sniff(b); got != format {
 		t.Fatalf("thumbnail sniffs as %q, JSON says %q", got, format)
 	}
-	img, err := codecs[format].decode(b)
+	img, err := codecs[format].Decode(b)
 	if err != nil {
 		t.Fatalf("thumbnail does not decode: %v", err)
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"image"
 	"image/color"
-	"image/gif"
 	"image/jpeg"
 	"image/png"
 	"math"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/tandem-proxy/tandem/internal/imagefmt"
 	"golang.org/x/image/draw"
-	"golang.org/x/image/webp"
 )
 
 // Image formats, as named in the JSON answer.
@@ -35,30 +33,8 @@ func sniff(b []byte) string {
 	return ""
 }
 
-// codec reads one format.
-type codec struct {
-	config func([]byte) (image.Config, error)
-	decode func([]byte) (image.Image, error)
-}
-
-var codecs = map[string]codec{
-	formatJPEG: {
-		func(b []byte) (image.Config, error) { return jpeg.DecodeConfig(bytes.NewReader(b)) },
-		func(b []byte) (image.Image, error) { return jpeg.Decode(bytes.NewReader(b)) },
-	},
-	formatPNG: {
-		func(b []byte) (image.Config, error) { return png.DecodeConfig(bytes.NewReader(b)) },
-		func(b []byte) (image.Image, error) { return png.Decode(bytes.NewReader(b)) },
-	},
-	formatGIF: { // the first frame only
-		func(b []byte) (image.Config, error) { return gif.DecodeConfig(bytes.NewReader(b)) },
-		func(b []byte) (image.Image, error) { return gif.Decode(bytes.NewReader(b)) },
-	},
-	formatWebP: {
-		func(b []byte) (image.Config, error) { return webp.DecodeConfig(bytes.NewReader(b)) },
-		func(b []byte) (image.Image, error) { return webp.Decode(bytes.NewReader(b)) },
-	},
-}
+// codecs are the shared image codecs.
+var codecs = imagefmt.Codecs
 
 // thumbnail is one processed upload.
 type thumbnail struct {
@@ -98,7 +74,7 @@ func checkHeader(body []byte) (string, image.Config, *requestError) {
 		return "", image.Config{}, badRequest("not a supported image: want JPEG, PNG, GIF or WebP")
 	}
 	var cfg image.Config
-	err := safely(func() (err error) { cfg, err = codecs[format].config(body); return err })
+	err := safely(func() (err error) { cfg, err = codecs[format].Config(body); return err })
 	if err != nil {
 		return "", cfg, badRequest("cannot read %s header: %v", format, err)
 	}
@@ -116,7 +92,7 @@ func checkHeader(body []byte) (string, image.Config, *requestError) {
 // its thumbnail the way flavour f does.
 func makeThumbnail(body []byte, format string, f Flavour) (*thumbnail, *requestError) {
 	var img image.Image
-	err := safely(func() (err error) { img, err = codecs[format].decode(body); return err })
+	err := safely(func() (err error) { img, err = codecs[format].Decode(body); return err })
 	if err != nil {
 		return nil, badRequest("cannot decode %s: %v", format, err)
 	}

@@ -7,6 +7,14 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"image"
+	"image/gif"
+	"image/jpeg"
+	"image/png"
+
+	"golang.org/x/image/bmp"
+	"golang.org/x/image/tiff"
+	"golang.org/x/image/webp"
 )
 
 // Image formats, as Sniff names them.
@@ -126,4 +134,40 @@ func exifOrientation(t []byte) (int, error) {
 		return 0, errNoOrientation
 	}
 	return 0, errNoOrientation
+}
+
+// Codec reads one format from bytes: its header only (Config, cheap, to
+// refuse decode bombs before any pixel buffer exists) or the whole image.
+// A GIF decodes to its first frame.
+type Codec struct {
+	Config func([]byte) (image.Config, error)
+	Decode func([]byte) (image.Image, error)
+}
+
+// Codecs maps every format Sniff names to its codec.
+var Codecs = map[string]Codec{
+	JPEG: {
+		func(b []byte) (image.Config, error) { return jpeg.DecodeConfig(bytes.NewReader(b)) },
+		func(b []byte) (image.Image, error) { return jpeg.Decode(bytes.NewReader(b)) },
+	},
+	PNG: {
+		func(b []byte) (image.Config, error) { return png.DecodeConfig(bytes.NewReader(b)) },
+		func(b []byte) (image.Image, error) { return png.Decode(bytes.NewReader(b)) },
+	},
+	GIF: {
+		func(b []byte) (image.Config, error) { return gif.DecodeConfig(bytes.NewReader(b)) },
+		func(b []byte) (image.Image, error) { return gif.Decode(bytes.NewReader(b)) },
+	},
+	WebP: {
+		func(b []byte) (image.Config, error) { return webp.DecodeConfig(bytes.NewReader(b)) },
+		func(b []byte) (image.Image, error) { return webp.Decode(bytes.NewReader(b)) },
+	},
+	BMP: {
+		func(b []byte) (image.Config, error) { return bmp.DecodeConfig(bytes.NewReader(b)) },
+		func(b []byte) (image.Image, error) { return bmp.Decode(bytes.NewReader(b)) },
+	},
+	TIFF: {
+		func(b []byte) (image.Config, error) { return tiff.DecodeConfig(bytes.NewReader(b)) },
+		func(b []byte) (image.Image, error) { return tiff.Decode(bytes.NewReader(b)) },
+	},
 }
