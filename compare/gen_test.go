@@ -17,6 +17,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/tandem-proxy/tandem/internal/imagefmt"
 	"golang.org/x/image/draw"
 )
 
@@ -229,100 +230,16 @@ func withOrientation(j []byte, o uint16, bigEndian bool) []byte {
 	return append(out, j[2:]...)
 }
 
-// encWebP encodes img as lossless WebP (VP8L). To stay small, the encoder
-// uses only "simple" prefix codes, so each channel of img may take at most
-// two distinct values; it fails the test otherwise.
+// encWebP encodes img as lossless WebP (VP8L) with the shared encoder.
 func encWebP(t testing.TB, img *image.NRGBA) []byte {
 	t.Helper()
-	b := img.Bounds()
-	// The (at most two) values of each channel, in ARGB order of the codes:
-	// green, red, blue, alpha.
-	order := [4]int{1, 0, 2, 3} // offsets into NRGBA pixels
-	var vals [4][]uint8
-	for c, off := range order {
-		for i := off; i < len(img.Pix); i += 4 {
-			v := img.Pix[i]
-			if len(vals[c]) > 0 && vals[c][0] == v || len(vals[c]) > 1 && vals[c][1] == v {
-				continue
-			}
-			if len(vals[c]) == 2 {
-				t.Fatalf("encWebP: channel %d has more than two values", off)
-			}
-			vals[c] = append(vals[c], v)
-		}
+	b, err := imagefmt.EncodeWebP(img)
+	if err != nil {
+		t.Fatal(err)
 	}
-	var w bitWriter
-	w.write(0x2f, 8)
-	w.write(uint32(b.Dx()-1), 14)
-	w.write(uint32(b.Dy()-1), 14)
-	w.write(1, 1) // alpha hint
-	w.write(0, 3) // version
-	w.write(0, 1) // no transform
-	w.write(0, 1) // no colour cache
-	w.write(0, 1) // no meta prefix codes
-	for _, vs := range vals {
-		w.write(1, 1) // simple code
-		w.write(uint32(len(vs)-1), 1)
-		w.write(1, 1) // first symbol has 8 bits
-		w.write(uint32(vs[0]), 8)
-		if len(vs) == 2 {
-			w.write(uint32(vs[1]), 8)
-		}
-	}
-	w.write(1, 1) // distance code: simple, one symbol, 1 bit: 0
-	w.write(0, 1)
-	w.write(0, 1)
-	w.write(0, 1)
-	for i := 0; i < len(img.Pix); i += 4 {
-		for c, off := range order {
-			if len(vals[c]) == 2 {
-				if img.Pix[i+off] == vals[c][0] {
-					w.write(0, 1)
-				} else {
-					w.write(1, 1)
-				}
-			}
-		}
-	}
-	payload := w.bytes()
-	var out []byte
-	out = append(out, "RIFF"...)
-	pad := len(payload) & 1
-	out = binary.LittleEndian.AppendUint32(out, uint32(4+8+len(payload)+pad))
-	out = append(out, "WEBPVP8L"...)
-	out = binary.LittleEndian.AppendUint32(out, uint32(len(payload)))
-	out = append(out, payload...)
-	if pad == 1 {
-		out = append(out, 0)
-	}
-	return out
+	return b
 }
 
-// bitWriter writes bits least significant first, as VP8L reads them.
-type bitWriter struct {
-	buf   []byte
-	acc   uint64
-	nbits uint
-}
-
-func (w *bitWriter) write(v uint32, n uint) {
-	w.acc |= uint64(v) << w.nbits
-	w.nbits += n
-	for w.nbits >= 8 {
-		w.buf = append(w.buf, byte(w.acc))
-		w.acc >>= 8
-		w.nbits -= 8
-	}
-}
-
-func (w *bitWriter) bytes() []byte {
-	if w.nbits > 0 {
-		return append(w.buf, byte(w.acc))
-	}
-	return w.buf
-}
-
-// checkerboard returns a w×h two-colour checkerboard of 8-pixel squares.
 func checkerboard(w, h int, a, b color.NRGBA) *image.NRGBA {
 	img := image.NewNRGBA(image.Rect(0, 0, w, h))
 	for y := 0; y < h; y++ {

@@ -11,6 +11,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+
+	"github.com/tandem-proxy/tandem/internal/imagefmt"
 )
 
 // Kinds of corpus items.
@@ -150,7 +152,7 @@ func (g gen) png(name, kind string, s scene) Item {
 }
 
 func (g gen) webp(name, kind string, s scene) Item {
-	body, err := encodeWebP(paint(s, g.rand(name)))
+	body, err := imagefmt.EncodeWebP(paint(s, g.rand(name)))
 	must(err)
 	return Item{Name: name, ContentType: "image/webp", Body: body, Kind: kind, Width: s.w, Height: s.h}
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/tandem-proxy/tandem/internal/imagefmt"
 	"golang.org/x/image/webp"
 )
 
@@ -157,7 +158,7 @@ func TestWebPRoundTrip(t *testing.T) {
 	one := image.NewNRGBA(image.Rect(0, 0, 1, 1))
 	one.SetNRGBA(0, 0, color.NRGBA{1, 2, 3, 4})
 	for name, m := range map[string]*image.NRGBA{"noisy": noisy, "opaque": opaque, "one pixel": one} {
-		b, err := encodeWebP(m)
+		b, err := imagefmt.EncodeWebP(m)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -175,7 +176,7 @@ func TestWebPRoundTrip(t *testing.T) {
 			}
 		}
 	}
-	if _, err := encodeWebP(image.NewNRGBA(image.Rect(0, 0, 1<<14+1, 1))); err == nil {
+	if _, err := imagefmt.EncodeWebP(image.NewNRGBA(image.Rect(0, 0, 1<<14+1, 1))); err == nil {
 		t.Errorf("encodeWebP accepted a width over 16384")
 	}
 }

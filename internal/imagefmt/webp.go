@@ -1,4 +1,4 @@
-package samples
+package imagefmt
 
 import (
 	"encoding/binary"
@@ -7,15 +7,15 @@ import (
 	"math/bits"
 )
 
-// encodeWebP encodes img as a lossless WebP file (a RIFF "VP8L" chunk).
+// EncodeWebP encodes img as a lossless WebP file (a RIFF "VP8L" chunk).
 //
-// golang.org/x/image has a WebP decoder but no encoder, so the corpus
+// golang.org/x/image has a WebP decoder but no encoder, so the sample
 // carries this minimal one. It uses no transform, no colour cache and one
 // set of prefix codes: a channel that holds one value costs no bits, any
 // other channel is written as fixed 8-bit codes. The files are therefore
 // about as large as the raw pixels (3 or 4 bytes a pixel), but they are
-// valid VP8L that any decoder reads, which is all the corpus needs.
-func encodeWebP(img *image.NRGBA) ([]byte, error) {
+// valid VP8L that any decoder reads, which is all the corpus and tests need.
+func EncodeWebP(img *image.NRGBA) ([]byte, error) {
 	b := img.Bounds()
 	w, h := b.Dx(), b.Dy()
 	if w < 1 || h < 1 || w > 1<<14 || h > 1<<14 {
