@@ -31,3 +31,11 @@ fuzz:
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 $(PKGS)
 	GO=$(GO) bash bench/run.sh
+
+# soak: the binary under steady paced load with a faulty shadow for
+# SOAK_DURATION (default 10m); checks goroutines, fds, RSS and upstream
+# connections stay flat and that the counters reconcile. Not part of `test`.
+SOAK_DURATION ?= 10m
+.PHONY: soak
+soak:
+	SOAK_DURATION=$(SOAK_DURATION) $(GO) test -tags soak -run TestSoak -count=1 -v -timeout 30m ./cmd/tandem

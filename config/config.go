@@ -60,6 +60,11 @@ type Limits struct {
 	// CompareMaxBody is the response bytes kept for comparison; beyond, the
 	// bodies are compared by hash and size. Default 32MiB.
 	CompareMaxBody Size `yaml:"compare_max_body"`
+	// CompareMemory bounds the response bytes held for comparison by all
+	// shadow jobs together; past it, further bodies are compared by hash and
+	// size only, so a flood of large or endless shadow responses cannot grow
+	// the heap. Default 64MiB.
+	CompareMemory Size `yaml:"compare_memory"`
 }
 
 // Client configures the client-facing connections.
@@ -115,6 +120,7 @@ func Default() *Config {
 			SpoolDisk:         4 << 30,
 			ShadowConcurrency: 64,
 			CompareMaxBody:    32 << 20,
+			CompareMemory:     64 << 20,
 		},
 		Client: Client{
 			HeaderTimeout: rules.Duration(10 * time.Second),
@@ -209,6 +215,7 @@ func (c *Config) Validate() []error {
 	positive("limits.spool_disk", int64(l.SpoolDisk))
 	positive("limits.shadow_concurrency", int64(l.ShadowConcurrency))
 	positive("limits.compare_max_body", int64(l.CompareMaxBody))
+	positive("limits.compare_memory", int64(l.CompareMemory))
 	if l.MaxBody > 1<<40 {
 		bad("limits.max_body", "%s is more than 1TiB", l.MaxBody)
 	}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"crypto/sha256"
 	"hash"
+	"sync/atomic"
 
 	"github.com/tandem-proxy/tandem/compare"
 	"github.com/valyala/fasthttp"
@@ -12,13 +13,49 @@ import (
 // the first limit bytes of the body, and the size and sha256 of all of it.
 // It owns its memory.
 type capture struct {
-	limit int64
-	h     hash.Hash
-	resp  compare.Response
+	limit  int64
+	budget *memBudget
+	held   int64 // bytes taken from budget
+	h      hash.Hash
+	resp   compare.Response
 }
 
-func newCapture(limit int64) *capture {
-	return &capture{limit: limit, h: sha256.New()}
+func newCapture(limit int64, budget *memBudget) *capture {
+	return &capture{limit: limit, budget: budget, h: sha256.New()}
+}
+
+// memBudget is a byte budget shared by every capture of a server.
+type memBudget struct {
+	left atomic.Int64
+}
+
+func newMemBudget(n int64) *memBudget {
+	b := &memBudget{}
+	b.left.Store(n)
+	return b
+}
+
+// take reserves up to n bytes and returns how many it got.
+func (b *memBudget) take(n int64) int64 {
+	for {
+		left := b.left.Load()
+		got := min(n, left)
+		if got <= 0 {
+			return 0
+		}
+		if b.left.CompareAndSwap(left, left-got) {
+			return got
+		}
+	}
+}
+
+// release returns the bytes a capture held; its body must no longer be used
+// by the proxy (an observer may still hold it, briefly).
+func (c *capture) release() {
+	if c.held > 0 {
+		c.budget.left.Add(c.held)
+		c.held = 0
+	}
 }
 
 // setHeader snapshots the status and headers (copied: src is pooled).
@@ -32,12 +69,18 @@ func (c *capture) setHeader(src *fasthttp.ResponseHeader) {
 func (c *capture) Write(p []byte) (int, error) {
 	c.h.Write(p)
 	c.resp.Size += int64(len(p))
-	if room := c.limit - int64(len(c.resp.Body)); room > 0 {
+	if room := c.limit - int64(len(c.resp.Body)); room > 0 && c.limit > 0 {
 		q := p
 		if int64(len(q)) > room {
 			q = q[:room]
 		}
-		c.resp.Body = append(c.resp.Body, q...)
+		got := c.budget.take(int64(len(q)))
+		c.held += got
+		c.resp.Body = append(c.resp.Body, q[:got]...)
+		if got < int64(len(q)) {
+			// Over the shared budget: keep what we have, hash the rest.
+			c.limit = int64(len(c.resp.Body))
+		}
 	}
 	return len(p), nil
 }

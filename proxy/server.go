@@ -86,7 +86,8 @@ type Server struct {
 	idCounter  atomic.Uint64
 	maxBody    int64
 	compareMax int64
-	accessLog  uint32 // buckets of rules.Buckets logged; 0 = off
+	captureMem *memBudget // response bytes held for comparison, all jobs together
+	accessLog  uint32     // buckets of rules.Buckets logged; 0 = off
 }
 
 // New builds a Server with the routes of o.Config as rules version 1.
@@ -100,6 +101,7 @@ func New(o Options) (*Server, error) {
 		observer:   o.Observer,
 		maxBody:    int64(c.Limits.MaxBody),
 		compareMax: int64(c.Limits.CompareMaxBody),
+		captureMem: newMemBudget(int64(c.Limits.CompareMemory)),
 		accessLog:  rules.Threshold(100 * o.AccessLog),
 	}
 	if s.log == nil {
@@ -403,11 +405,18 @@ func (s *Server) parseError(ctx *fasthttp.RequestCtx, err error) {
 func (s *Server) upstreamFailed(ctx *fasthttp.RequestCtx, rt *route, b *backends.Backend, body *bodyReader, err error) {
 	if body.err != nil {
 		// The client's body was the problem, not the backend.
-		if errors.Is(body.err, fasthttp.ErrBodyTooLarge) {
+		var ne net.Error
+		switch {
+		case errors.Is(body.err, fasthttp.ErrBodyTooLarge):
 			s.fail(ctx, fasthttp.StatusRequestEntityTooLarge, "request body too large", true)
-			return
+		case errors.As(body.err, &ne) && ne.Timeout():
+			s.fail(ctx, fasthttp.StatusRequestTimeout, "request body not received within client.body_timeout", true)
+		default:
+			// Malformed chunking or a broken connection; the details (socket
+			// addresses) are for the log, not the client.
+			s.log.Debug("cannot read request body", "err", body.err)
+			s.fail(ctx, fasthttp.StatusBadRequest, "malformed or incomplete request body", true)
 		}
-		s.fail(ctx, fasthttp.StatusBadRequest, "cannot read request body: "+body.err.Error(), true)
 		return
 	}
 	reason := backends.Classify(err)
@@ -578,6 +587,7 @@ func (b *servedBody) Close() error {
 		}
 		b.job.servedResp = b.job.servedCap.finish(msg)
 		close(b.job.servedDone)
+		b.job.doneWithServed()
 	}
 	// fasthttp drops its reference after Close, so the value can be reused.
 	*b = servedBody{}

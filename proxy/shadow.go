@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/tandem-proxy/tandem/backends"
@@ -24,7 +25,11 @@ type shadowJob struct {
 	servedTTFB  time.Duration
 	secrets     []string // credential values the client sent (see Exchange.Secrets)
 
-	servedCap  *capture
+	servedCap *capture
+	caps      []*capture // the shadow-side captures, released with the job
+	// refs counts the two owners of servedCap: the shadow worker and the
+	// served body stream. The last one done releases its budget.
+	refs       atomic.Int32
 	servedResp *compare.Response // set before servedDone is closed
 	servedDone chan struct{}
 }
@@ -34,7 +39,7 @@ func (s *Server) newJob(rt *route, out *fasthttp.Request, sp *spool, servedByNew
 	out.Header.CopyTo(&req.Header)
 	req.SetRequestURIBytes(out.RequestURI())
 	req.Header.SetBytesKV(hdrXTandemShadow, []byte("1"))
-	return &shadowJob{
+	j := &shadowJob{
 		rt:          rt,
 		req:         req,
 		spool:       sp,
@@ -44,10 +49,12 @@ func (s *Server) newJob(rt *route, out *fasthttp.Request, sp *spool, servedByNew
 		path:        string(out.URI().PathOriginal()),
 		at:          time.Now(),
 		servedTTFB:  ttfb,
-		servedCap:   newCapture(s.compareMax),
+		servedCap:   newCapture(s.compareMax, s.captureMem),
 		servedDone:  make(chan struct{}),
 		secrets:     requestSecrets(&out.Header),
 	}
+	j.refs.Store(2)
+	return j
 }
 
 // requestSecrets collects the credential values of a request: the
@@ -71,7 +78,18 @@ func requestSecrets(h *fasthttp.RequestHeader) []string {
 	return out
 }
 
+// doneWithServed is called once by each owner of servedCap.
+func (j *shadowJob) doneWithServed() {
+	if j.refs.Add(-1) == 0 {
+		j.servedCap.release()
+	}
+}
+
 func (j *shadowJob) release() {
+	for _, c := range j.caps {
+		c.release()
+	}
+	j.caps = nil
 	if j.req != nil {
 		fasthttp.ReleaseRequest(j.req)
 		j.req = nil
@@ -108,6 +126,7 @@ func (s *Server) shadowWorker() {
 // one), waits for the served side's capture, and compares.
 func (s *Server) runShadow(j *shadowJob, buf []byte) {
 	defer j.release()
+	defer j.doneWithServed()
 	rt := j.rt
 	target := rt.new
 	if j.servedByNew {
@@ -203,7 +222,8 @@ func (s *Server) sendCopy(j *shadowJob, b *backends.Backend, buf []byte) (r *com
 	start := time.Now()
 	err = b.Do(req, resp, backends.Shadow)
 	ttfb = time.Since(start)
-	c := newCapture(s.compareMax)
+	c := newCapture(s.compareMax, s.captureMem)
+	j.caps = append(j.caps, c)
 	if err == nil {
 		c.setHeader(&resp.Header)
 		if bs := resp.BodyStream(); bs != nil {
