@@ -124,6 +124,11 @@ func FuzzParsePath(f *testing.F) {
 			return
 		}
 		r := renderPath(segs)
+		if len(r) > maxPathLen {
+			// Escaping can make a path that fits the limit render longer
+			// than it; such a rendering is only ever displayed.
+			return
+		}
 		again, err := parsePath(r, true)
 		if err != nil || !slices.Equal(again, segs) {
 			t.Fatalf("%q rendered as %q, which parses as %v (%v)", s, r, again, err)
