@@ -12,6 +12,6 @@
 // it and what it still holds.
 //
 // The package owns test fixtures only. It must not import any tandem package
-// and must not be imported by non-test code. Every loop in it is bounded: by
+// but the leaf fixture package internal/recorder, and must not be imported by non-test code. Every loop in it is bounded: by
 // Close, by a per-connection deadline and by byte caps.
 package faultbackend

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tandem-proxy/tandem/internal/recorder"
 )
 
 // Kind is what the Backend does with a request.
@@ -120,12 +122,11 @@ type Backend struct {
 	seq      atomic.Int64
 	endless  atomic.Int64
 
-	mu      sync.Mutex
-	mode    Mode
-	recs    []Received
-	open    map[net.Conn]struct{}
-	changed chan struct{}
-	once    sync.Once
+	mu   sync.Mutex
+	mode Mode
+	recs recorder.Log[Received]
+	open map[net.Conn]struct{}
+	once sync.Once
 }
 
 // Start starts a Backend on 127.0.0.1 with an ephemeral port and registers
@@ -138,7 +139,7 @@ func Start(t testing.TB, m Mode) *Backend {
 	}
 	b := &Backend{
 		Addr: ln.Addr().String(), ln: ln, done: make(chan struct{}), mode: m,
-		open: map[net.Conn]struct{}{}, changed: make(chan struct{}),
+		open: map[net.Conn]struct{}{},
 	}
 	b.URL = "http://" + b.Addr
 	b.wg.Add(1)
@@ -155,38 +156,14 @@ func (b *Backend) SetMode(m Mode) {
 }
 
 // Received returns a copy of the recorded requests in recording order.
-func (b *Backend) Received() []Received {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]Received(nil), b.recs...)
-}
+func (b *Backend) Received() []Received { return b.recs.All() }
 
 // Count returns the number of recorded requests.
-func (b *Backend) Count() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return len(b.recs)
-}
+func (b *Backend) Count() int { return b.recs.Len() }
 
 // WaitCount waits up to timeout for at least n recorded requests.
 func (b *Backend) WaitCount(n int, timeout time.Duration) bool {
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	for {
-		b.mu.Lock()
-		got, ch := len(b.recs), b.changed
-		b.mu.Unlock()
-		if got >= n {
-			return true
-		}
-		select {
-		case <-ch:
-		case <-timer.C:
-			return b.Count() >= n
-		case <-b.done:
-			return b.Count() >= n
-		}
-	}
+	return b.recs.Wait(n, timeout, b.done)
 }
 
 // Conns returns the number of connections open now.
@@ -237,13 +214,7 @@ func (b *Backend) acceptLoop() {
 	}
 }
 
-func (b *Backend) record(r Received) {
-	b.mu.Lock()
-	b.recs = append(b.recs, r)
-	close(b.changed)
-	b.changed = make(chan struct{})
-	b.mu.Unlock()
-}
+func (b *Backend) record(r Received) { b.recs.Add(r) }
 
 // modeFor returns the mode of the next request with Every applied.
 func (b *Backend) modeFor() Mode {

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tandem-proxy/tandem/internal/recorder"
 )
 
 // Received is one request as the Backend saw it. It is recorded when the
@@ -35,11 +37,10 @@ type Backend struct {
 	srv    *http.Server
 	served chan struct{} // closed when Serve has returned
 
-	mu      sync.Mutex
-	mode    Mode
-	recs    []Received
-	changed chan struct{} // closed and replaced whenever a request is recorded
-	closed  bool
+	mu     sync.Mutex
+	mode   Mode
+	recs   recorder.Log[Received]
+	closed bool
 
 	inflight  sync.WaitGroup // handlers running; Add only under mu while !closed
 	done      chan struct{}  // closed by Close: unblocks waiting handlers
@@ -64,7 +65,6 @@ func Start(t testing.TB, name string, m Mode) *Backend {
 		Name:    name,
 		served:  make(chan struct{}),
 		mode:    m,
-		changed: make(chan struct{}),
 		done:    make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
@@ -103,53 +103,26 @@ func (b *Backend) SetMode(m Mode) {
 // Received returns a copy of the recorded requests in the order their bodies
 // finished (or stopped) being read. The caller owns the copy, headers included.
 func (b *Backend) Received() []Received {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	out := make([]Received, len(b.recs))
-	for i, r := range b.recs {
-		r.Header = r.Header.Clone()
-		out[i] = r
+	out := b.recs.All()
+	for i := range out {
+		out[i].Header = out[i].Header.Clone()
 	}
 	return out
 }
 
 // Count returns the number of recorded requests.
-func (b *Backend) Count() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return len(b.recs)
-}
+func (b *Backend) Count() int { return b.recs.Len() }
 
 // WaitCount waits until at least n requests are recorded and reports whether
 // that happened within timeout. It returns false early once the backend is
 // closed with fewer than n recorded, since no more can arrive.
 func (b *Backend) WaitCount(n int, timeout time.Duration) bool {
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	for {
-		b.mu.Lock()
-		got, changed := len(b.recs), b.changed
-		b.mu.Unlock()
-		if got >= n {
-			return true
-		}
-		select {
-		case <-changed:
-		case <-timer.C:
-			return b.Count() >= n
-		case <-b.stopped:
-			return b.Count() >= n
-		}
-	}
+	return b.recs.Wait(n, timeout, b.stopped)
 }
 
 // Reset forgets every recorded request. Requests still being read are
 // recorded when they finish.
-func (b *Backend) Reset() {
-	b.mu.Lock()
-	b.recs = nil
-	b.mu.Unlock()
-}
+func (b *Backend) Reset() { b.recs.Reset() }
 
 // Close stops the server, closes every connection, unblocks hung and delayed
 // handlers and waits for all handlers to return. It is idempotent and safe to
@@ -179,13 +152,7 @@ func (b *Backend) begin() (Mode, bool) {
 	return b.mode, true
 }
 
-func (b *Backend) record(rec Received) {
-	b.mu.Lock()
-	b.recs = append(b.recs, rec)
-	close(b.changed)
-	b.changed = make(chan struct{})
-	b.mu.Unlock()
-}
+func (b *Backend) record(rec Received) { b.recs.Add(rec) }
 
 // ClosedURL returns the URL of a 127.0.0.1 port that refuses connections: it
 // binds an ephemeral port and closes it at once. Nothing else in the test

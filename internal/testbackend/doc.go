@@ -12,7 +12,8 @@
 //
 // The package owns test fixtures only: its Backend, the recorded Received
 // values it hands out (always copies), and the generated patterns. It must
-// not import any tandem package (proxy, backends, compare, rules, ...), so
+// not import any tandem package (proxy, backends, compare, rules, ...) but
+// the leaf fixture package internal/recorder, so
 // every package can use it in its tests without an import cycle, and it must
 // not be imported by non-test code.
 package testbackend
