@@ -27,7 +27,8 @@ import (
 )
 
 // ---------------------------------------------------------------------------
-// Helpers shared by crash_test.go and diskfull_test.go: a `tandem serve`
+// Helpers shared by every test that runs the binary (e2e, crash, disk full,
+// soak): a `tandem serve`
 // child process whose config file and data_dir the test chooses, so that a
 // second child can be started on the same data_dir after the first died.
 

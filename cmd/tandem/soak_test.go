@@ -163,7 +163,7 @@ func TestSoak(t *testing.T) {
 		}
 		bodies = append(bodies, loadtest.Body{Name: fmt.Sprint("b", size), ContentType: "application/octet-stream", Data: data})
 	}
-	att, err := loadtest.NewAttacker(&loadtest.Targets{URL: "http://" + p.addr + "/upload", Bodies: bodies},
+	att, err := loadtest.NewAttacker(&loadtest.Targets{URL: "http://" + p.s.addr + "/upload", Bodies: bodies},
 		loadtest.Options{Pacer: loadtest.ConstantPacer{Freq: rate, Per: time.Second}, Duration: d, Timeout: 10 * time.Second, MaxWorkers: 256})
 	if err != nil {
 		t.Fatal(err)
@@ -189,7 +189,7 @@ wait:
 		case res = <-done:
 			break wait
 		case <-tick.C:
-			m := scrapeMetrics(t, p.admin)
+			m := scrapeMetrics(t, p.s.admin)
 			s := soakSample{
 				at:           time.Since(start).Round(time.Second),
 				goroutines:   m["go_goroutines"],
@@ -233,7 +233,7 @@ wait:
 	var m map[string]float64
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		m = scrapeMetrics(t, p.admin)
+		m = scrapeMetrics(t, p.s.admin)
 		if sumPrefix(m, "tandem_shadow_total{") >= float64(r.Requests) && m["tandem_shadow_in_flight"] == 0 || time.Now().After(deadline) {
 			break
 		}
