@@ -128,7 +128,8 @@ func (f *fixture) metric(name string) float64 {
 	return 0
 }
 
-// waitMetric waits until metric name reaches want (shadow work is async).
+// waitMetric waits until metric name is at least want (shadow work is async).
+// It cannot wait for a value to fall (use waitIdle for shadows in flight).
 func (f *fixture) waitMetric(name string, want float64) {
 	f.t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
