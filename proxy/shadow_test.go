@@ -149,10 +149,21 @@ func TestShadowFailuresDoNotReachClient(t *testing.T) {
 			if legacy.Count() != n {
 				t.Fatalf("legacy got %d requests, want %d", legacy.Count(), n)
 			}
-			if m.want == OutcomeError {
-				if v := f.metric(`tandem_compare_total{route="up",result="error"}`); v != 0 && v > n {
-					t.Fatalf("compare errors %v", v)
+			// Every finished shadow yields exactly one comparison: a failed
+			// one is a compare error, an answered one a verdict.
+			errName := `tandem_compare_total{route="up",result="error"}`
+			total := 0.0
+			for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+				total = 0
+				for _, r := range compareResults {
+					total += f.metric(fmt.Sprintf(`tandem_compare_total{route="up",result=%q}`, r))
 				}
+				if total >= n {
+					break
+				}
+			}
+			if total != n || (m.want == OutcomeError) != (f.metric(errName) == n) {
+				t.Fatalf("comparisons: %v in all, %v errors; want %d, all errors iff the shadow failed", total, f.metric(errName), n)
 			}
 		})
 	}
