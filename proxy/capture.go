@@ -18,6 +18,7 @@ type capture struct {
 	held   int64 // bytes taken from budget
 	h      hash.Hash
 	resp   compare.Response
+	cut    bool // the body was cut at a bound: its hash is unknown
 }
 
 func newCapture(limit int64, budget *memBudget) *capture {
@@ -85,9 +86,20 @@ func (c *capture) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// overBound marks a body that was cut past its bound (see copyShadowBody):
+// its size is the declared Content-Length when that is larger than what was
+// read, else what was read (a lower bound), and its hash is unknown (zero),
+// so a comparison goes by size and never claims a hash of a prefix.
+func (c *capture) overBound(declared int) {
+	c.resp.Size = max(c.resp.Size, int64(declared))
+	c.cut = true
+}
+
 // finish completes the capture; a non-empty errMsg marks a failed exchange.
 func (c *capture) finish(errMsg string) *compare.Response {
 	c.resp.Err = errMsg
-	c.h.Sum(c.resp.SHA256[:0])
+	if !c.cut {
+		c.h.Sum(c.resp.SHA256[:0])
+	}
 	return &c.resp
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,9 @@ type shadowJob struct {
 	refs       atomic.Int32
 	servedResp *compare.Response // set before servedDone is closed
 	servedDone chan struct{}
+	// servedBy is when waiting for servedDone gives up (zero until the
+	// first wait), so that every wait of one job shares one bound.
+	servedBy time.Time
 }
 
 func (s *Server) newJob(rt *route, out *fasthttp.Request, sp *spool, servedByNew bool, id []byte, ttfb time.Duration) *shadowJob {
@@ -149,13 +153,7 @@ func (s *Server) runShadow(j *shadowJob, buf []byte) {
 	j.spool.release()
 	j.spool = nil
 
-	// The served side completes when fasthttp has written (or abandoned) the
-	// client response; bound the wait in case of a stuck client.
-	wait := time.NewTimer(s.cfg.Client.WriteTimeout.D() + time.Second)
-	defer wait.Stop()
-	select {
-	case <-j.servedDone:
-	case <-wait.C:
+	if !s.waitServed(j) {
 		rt.m.compare[compare.OutcomeError].Inc()
 		return
 	}
@@ -206,6 +204,84 @@ func (s *Server) runShadow(j *shadowJob, buf []byte) {
 	}
 }
 
+// waitServed waits for the served side's capture and reports whether it
+// is complete (j.servedResp is then set). The served side completes when
+// fasthttp has written (or abandoned) the client response; the wait is
+// bounded in case of a stuck client, and all the waits of one job share
+// that bound.
+func (s *Server) waitServed(j *shadowJob) bool {
+	select {
+	case <-j.servedDone:
+		return true
+	default:
+	}
+	if j.servedBy.IsZero() {
+		j.servedBy = time.Now().Add(s.cfg.Client.WriteTimeout.D() + time.Second)
+	}
+	wait := time.NewTimer(time.Until(j.servedBy))
+	defer wait.Stop()
+	select {
+	case <-j.servedDone:
+		return true
+	case <-wait.C:
+		return false
+	}
+}
+
+// errShadowTooLarge marks a shadow response body cut at its bound; it is
+// what the breaker and the connection close are told.
+var errShadowTooLarge = errors.New("shadow response body over its bound")
+
+// copyShadowBody reads a shadow response body into c, up to a bound, and
+// reports whether the body went over it (c then holds limit+1 bytes' worth
+// of size; the rest of the body is left unread).
+//
+// The bound is max(compare_max_body, 2 × the served response's size):
+//   - Up to compare_max_body the bytes are worth reading whatever the served
+//     side turns out to be: they are what the comparison keeps, and reading
+//     them needs no wait, so an ordinary shadow never waits for the client.
+//   - Past it, the shadow waits for the served side (usually long done) to
+//     learn its size. A body larger than twice the served one already differs
+//     from it by size, so the verdict is known; reading on would only burn
+//     CPU (hashing at loopback speed) and hold a worker for an answer that
+//     may never end. Twice, not once, keeps the cut far from ordinary size
+//     differences, whose exact sizes and hashes are still reported.
+//   - limits.max_body would bound nothing useful: it is the upload limit
+//     (1 GiB by default), and sixteen shadows reading a flood to 1 GiB each
+//     take the CPU the served requests need.
+func (s *Server) copyShadowBody(j *shadowJob, c *capture, r io.Reader, buf []byte) (over bool, err error) {
+	limit, widened := s.compareMax, false
+	for {
+		// Read at most limit+1 bytes in all: enough to know it is over.
+		p := buf
+		if room := limit + 1 - c.resp.Size; room < int64(len(p)) {
+			p = p[:max(room, 0)]
+		}
+		if len(p) == 0 {
+			if !widened {
+				widened = true
+				if s.waitServed(j) {
+					limit = max(limit, 2*j.servedResp.Size)
+				}
+				if c.resp.Size <= limit {
+					continue
+				}
+			}
+			return true, nil
+		}
+		n, rerr := r.Read(p)
+		if n > 0 {
+			c.Write(p[:n])
+		}
+		switch {
+		case rerr == io.EOF:
+			return false, nil
+		case rerr != nil:
+			return false, rerr
+		}
+	}
+}
+
 // sendCopy sends the job's request with the spooled body to b through its
 // shadow pool and captures the answer. ok is false when b's breaker refused.
 func (s *Server) sendCopy(j *shadowJob, b *backends.Backend, buf []byte) (r *compare.Response, ttfb time.Duration, ok bool) {
@@ -224,16 +300,35 @@ func (s *Server) sendCopy(j *shadowJob, b *backends.Backend, buf []byte) (r *com
 	ttfb = time.Since(start)
 	c := newCapture(s.compareMax, s.captureMem)
 	j.caps = append(j.caps, c)
+	over := false
 	if err == nil {
 		c.setHeader(&resp.Header)
 		if bs := resp.BodyStream(); bs != nil {
-			_, err = io.CopyBuffer(c, bs, buf)
+			over, err = s.copyShadowBody(j, c, bs, buf)
+			if rc, ok := bs.(fasthttp.ReadCloserWithError); ok && over {
+				// The rest of the body is unread: closing the stream with an
+				// error closes the connection instead of pooling it mid-body.
+				rc.CloseWithError(errShadowTooLarge)
+			}
 		}
-		if cerr := resp.CloseBodyStream(); err == nil && cerr != nil && cerr != io.EOF {
+		if cerr := resp.CloseBodyStream(); err == nil && !over && cerr != nil && cerr != io.EOF {
 			err = cerr
 		}
 	}
-	done(breakerResult(err, resp))
+	switch {
+	case over:
+		// The shadow answered, and its body is larger than the served one:
+		// a size mismatch (outcome sent, one comparison: a body difference
+		// by size, hash unknown). The backend is charged with it as a
+		// protocol error (the closed reason set has no closer fit) and the
+		// breaker hears of a failure, so a shadow that keeps answering
+		// floods gets skipped.
+		c.overBound(resp.Header.ContentLength())
+		done(errShadowTooLarge)
+		j.rt.m.backendError(b.Name, backends.ReasonProtocol)
+	default:
+		done(breakerResult(err, resp))
+	}
 	msg := ""
 	if err != nil {
 		reason := backends.Classify(err)
