@@ -10,6 +10,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/pprofhandler"
 )
 
 // Server is the admin HTTP server.
@@ -39,7 +40,8 @@ func (s *Server) Shutdown() error { return s.srv.Shutdown() }
 
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	path := string(ctx.Path())
-	if strings.HasPrefix(path, "/api/") || strings.HasPrefix(path, "/ui/") || path == "/ui" {
+	if strings.HasPrefix(path, "/api/") || strings.HasPrefix(path, "/ui/") || path == "/ui" ||
+		strings.HasPrefix(path, "/debug/pprof/") {
 		if s.deps.Token == "" || !tokenOK(ctx.Request.Header.Peek("Authorization"), s.deps.Token) {
 			if isUIPath(path) {
 				s.uiUnauthorized(ctx) // 401 with the page that asks for the token
@@ -55,6 +57,12 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		}
 		if isUIPath(path) {
 			s.serveUI(ctx, path)
+			return
+		}
+		if strings.HasPrefix(path, "/debug/pprof/") {
+			// Go's profiles (CPU, heap, allocs, goroutines), for operators
+			// chasing CPU or memory; behind the token like the API.
+			pprofhandler.PprofHandler(ctx)
 			return
 		}
 		fail(ctx, fasthttp.StatusNotFound, "no such endpoint: %s", path)

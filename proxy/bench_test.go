@@ -93,3 +93,7 @@ func BenchmarkMirrored1KiB(b *testing.B) {
 func BenchmarkMirrored64KiBParallel(b *testing.B) {
 	runBench(b, benchFixture(b, benchMirrorConfig), 64<<10, true)
 }
+
+func BenchmarkPassThrough64KiB(b *testing.B) {
+	runBench(b, benchFixture(b, benchPassConfig), 64<<10, false)
+}
