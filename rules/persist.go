@@ -24,6 +24,14 @@ import (
 // the rename undoes what was done (the temporary file is removed, the audit
 // entry truncated away) and returns inPlace false. A failure of the final
 // directory fsync returns inPlace true: rules.json already holds r.
+//
+// The audit entry is written first on purpose (write-ahead): a version in
+// force always has its entry, so the log never misses a change. A crash
+// (or power loss) between the append and the rename (or before the
+// directory fsync) therefore leaves an entry for a version that never
+// applied; reconcileLocked, at start-up, records that and moves the version
+// past it, and nextVersionLocked never hands out a number the log already
+// holds, so a version number is never used for two changes.
 func (s *State) commitLocked(r Rules, fileDigest string, ev *Event, savePrev bool) (inPlace bool, err error) {
 	if savePrev {
 		if cur := s.cur.Load(); cur != nil {
@@ -133,7 +141,9 @@ func (s *State) removeTemps() {
 
 // appendAudit appends e as one JSON line and fsyncs. On failure the file is
 // truncated back to its previous length, so no partial line is left for the
-// next append to run into. The returned undo does the same after success.
+// next append to run into. The returned undo does the same after success;
+// only when that truncation works does the log forget e's version (see
+// nextVersionLocked).
 func (s *State) appendAudit(e Event) (undo func(), err error) {
 	line, err := json.Marshal(e)
 	if err != nil {
@@ -159,10 +169,67 @@ func (s *State) appendAudit(e Event) (undo func(), err error) {
 		err = f.Sync()
 	}
 	if err != nil {
-		f.Truncate(size)
+		if f.Truncate(size) != nil {
+			s.noteAuditVersion(e.NewVersion) // the entry may be there
+		}
 		return nil, fmt.Errorf("cannot append to audit log: %w", err)
 	}
-	return func() { os.Truncate(path, size) }, nil
+	before := s.auditVersion
+	s.noteAuditVersion(e.NewVersion)
+	return func() {
+		if os.Truncate(path, size) == nil {
+			s.auditVersion = before
+		}
+	}, nil
+}
+
+// noteAuditVersion records that the audit log may hold version v.
+func (s *State) noteAuditVersion(v int64) { s.auditVersion = max(s.auditVersion, v) }
+
+// nextVersionLocked is the version of the next change: one more than both
+// the version in force and every version the audit log holds, so that a
+// version the log records but that never applied is not used again.
+func (s *State) nextVersionLocked() int64 {
+	return max(s.cur.Load().Version, s.auditVersion) + 1
+}
+
+// reconcileLocked makes the audit log and rules.json (version cur, just
+// loaded) agree at start-up, and returns what it did ("" if nothing):
+//   - the log holds a version above cur: tandem stopped after logging a
+//     change and before installing it (see commitLocked), so that change
+//     never applied. The rules in force are re-committed as the version
+//     after the highest logged one, with a "recovered" event saying which
+//     version never applied; the next change cannot reuse its number.
+//   - the log's highest version is below cur (entries lost: the log was
+//     truncated, deleted or restored from an older backup): a "recovered"
+//     event records that version cur is in force and that the entries
+//     after the log's highest version are missing.
+func (s *State) reconcileLocked(cur Rules, fileDigest string) (string, error) {
+	logged := s.auditVersion
+	switch {
+	case logged > cur.Version:
+		next := Rules{Version: logged + 1, Routes: cur.Routes}
+		reason := fmt.Sprintf("the audit log records version %d but %s holds version %d: tandem stopped after logging that change and before applying it, so it never applied; version %d's rules stay in force as version %d",
+			logged, RulesFile, cur.Version, cur.Version, next.Version)
+		ev := Event{Time: s.now(), Actor: "tandem", Kind: KindRecovered, Reason: reason,
+			OldVersion: cur.Version, NewVersion: next.Version,
+			Details: map[string]any{"applied_version": cur.Version, "unapplied_version": logged}}
+		if _, err := s.commitLocked(next, fileDigest, &ev, true); err != nil {
+			return "", fmt.Errorf("cannot reconcile %s (version %d) with the audit log (version %d): %w", RulesFile, cur.Version, logged, err)
+		}
+		s.cur.Store(&next)
+		return reason, nil
+	case logged < cur.Version:
+		reason := fmt.Sprintf("%s holds version %d but the audit log's last version is %d: the log entries after version %d are missing",
+			RulesFile, cur.Version, logged, logged)
+		ev := Event{Time: s.now(), Actor: "tandem", Kind: KindRecovered, Reason: reason, NewVersion: cur.Version,
+			Details: map[string]any{"applied_version": cur.Version, "last_logged_version": logged}}
+		if _, err := s.appendAudit(ev); err != nil {
+			return "", err
+		}
+		return reason, nil
+	}
+	return "", nil
 }
 
 // repairAuditTail ends the audit log with a newline if a crash cut its last
@@ -244,10 +311,10 @@ func (s *State) scanAudit(f func(Event)) error {
 }
 
 // highestAuditVersion returns the highest rules version in the audit log.
-func (s *State) highestAuditVersion() int64 {
+func (s *State) highestAuditVersion() (int64, error) {
 	var v int64
-	s.scanAudit(func(e Event) { v = max(v, e.NewVersion) })
-	return v
+	err := s.scanAudit(func(e Event) { v = max(v, e.NewVersion) })
+	return v, err
 }
 
 // routesDigest identifies a set of routes by their persisted form; "" if

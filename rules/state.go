@@ -162,6 +162,10 @@ const (
 //     event "recovered"; Recovered says so. Without a usable
 //     rules.json.prev, OpenState refuses with an error naming both files and
 //     how to fix them, and leaves the corrupt file where it is.
+//   - rules.json and the audit log disagree (a crash between logging a
+//     change and applying it, or lost log entries): the audit log is made
+//     to say so, and a logged version that never applied is never reused
+//     (see reconcileLocked); Recovered says so.
 //   - rules.json parses but does not validate (the config's backends
 //     changed): if the config file's routes changed too and are valid, they
 //     replace the stored rules as a new version (event "reload", actor
@@ -178,6 +182,9 @@ type State struct {
 	cur        atomic.Pointer[Rules]
 	fileDigest string // guarded by mu: digest of the routes last applied from the config file
 	recovered  string
+	// auditVersion is the highest rules version the audit log may hold
+	// (guarded by mu); see nextVersionLocked.
+	auditVersion int64
 
 	notifyMu sync.Mutex // held while subscribers run, so they see versions in order
 	subs     []func(Rules)
@@ -214,6 +221,11 @@ func openState(dir string, seed []Route, validate Validator, now func() time.Tim
 	if err := s.repairAuditTail(); err != nil {
 		return nil, err
 	}
+	v, err := s.highestAuditVersion()
+	if err != nil {
+		return nil, err
+	}
+	s.auditVersion = v
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	data, err := os.ReadFile(s.path(RulesFile))
@@ -236,20 +248,23 @@ func openState(dir string, seed []Route, validate Validator, now func() time.Tim
 	stored := Rules{Version: sf.Version, Routes: sf.Routes}
 	s.cur.Store(&stored)
 	s.fileDigest = sf.FileRoutes
+	if s.recovered, err = s.reconcileLocked(stored, sf.FileRoutes); err != nil {
+		return nil, err
+	}
 	if errs := s.validate(sf.Routes); len(errs) > 0 {
 		d := routesDigest(seed)
 		if seed != nil && d != sf.FileRoutes && len(s.validate(seed)) == 0 {
 			reason := fmt.Sprintf("the config file's routes changed while tandem was stopped and stored version %d no longer validates: %s",
-				sf.Version, joinErrs(errs))
+				s.cur.Load().Version, joinErrs(errs))
 			ev := Event{Actor: "file", Kind: KindReload, Reason: reason}
 			if _, _, err := s.applyLocked(0, ev, &d, func(r *Rules) error { r.Routes = cloneRoutes(seed); return nil }); err != nil {
 				return nil, fmt.Errorf("cannot replace the stored rules with the config file's routes: %w", err)
 			}
-			s.recovered = reason
+			s.recovered = strings.TrimPrefix(s.recovered+"; "+reason, "; ")
 			return s, nil
 		}
 		return nil, fmt.Errorf("the rules stored in %s (version %d) do not fit the configuration: %s; fix the configuration, or change its routes so that they replace the stored ones",
-			s.path(RulesFile), sf.Version, joinErrs(errs))
+			s.path(RulesFile), s.cur.Load().Version, joinErrs(errs))
 	}
 	return s, nil
 }
@@ -259,7 +274,7 @@ func (s *State) seedLocked(seed []Route) error {
 	if errs := s.validate(seed); len(errs) > 0 {
 		return &ValidationError{Errs: errs}
 	}
-	version := s.highestAuditVersion() + 1
+	version := s.auditVersion + 1
 	r := Rules{Version: version, Routes: cloneRoutes(seed)}
 	d := routesDigest(seed)
 	_, neu := summarize(nil, r.Routes, "")
@@ -299,7 +314,7 @@ func (s *State) recoverLocked(perr error) error {
 	if err := os.Rename(cur, aside); err != nil {
 		return fmt.Errorf("cannot move corrupt %s aside: %w", cur, err)
 	}
-	version := max(sf.Version, s.highestAuditVersion()) + 1
+	version := max(sf.Version, s.auditVersion) + 1
 	r := Rules{Version: version, Routes: sf.Routes}
 	reason := fmt.Sprintf("%s was corrupt (%v); moved to %s; restored version %d from %s as version %d",
 		RulesFile, perr, filepath.Base(aside), sf.Version, PrevRulesFile, version)
@@ -383,7 +398,7 @@ func (s *State) applyLocked(ifMatch int64, ev Event, fileDigest *string, mutate 
 		}
 		return cur.Clone(), false, nil
 	}
-	next.Version = cur.Version + 1
+	next.Version = s.nextVersionLocked()
 	ev.Time = s.now()
 	ev.OldVersion, ev.NewVersion = cur.Version, next.Version
 	if ev.Old == "" && ev.New == "" {
