@@ -521,7 +521,11 @@ type bodyReader struct {
 
 var bodyPool = sync.Pool{New: func() any { return new(bodyReader) }}
 
-func (b *bodyReader) Read(p []byte) (int, error) {
+func (b *bodyReader) Read(p []byte) (int, error) { return b.read(p, false) }
+
+// read reads into p; inSpool says p is the spool's own free memory, so the
+// bytes are committed to it rather than copied.
+func (b *bodyReader) read(p []byte, inSpool bool) (int, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
@@ -532,7 +536,10 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 			b.err = fasthttp.ErrBodyTooLarge
 			return 0, b.err
 		}
-		if b.tee != nil {
+		switch {
+		case inSpool:
+			b.tee.commit(n)
+		case b.tee != nil:
 			b.tee.Write(p[:n])
 		}
 	}
@@ -545,19 +552,38 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// WriteTo copies the rest of the body to w through a pooled buffer. fasthttp
-// prefers it to its own copy, which for bodies larger than the connection's
-// write buffer went through net.TCPConn.ReadFrom and io.Copy: two small
-// allocations and a fresh 32 KiB buffer per request. The buffer is large so
-// that big bodies move in few read and write calls.
+// WriteTo copies the rest of the body to w. fasthttp prefers it to its own
+// copy, which for bodies larger than the connection's write buffer went
+// through net.TCPConn.ReadFrom and io.Copy: two small allocations and a fresh
+// 32 KiB buffer per request. A mirrored body is read straight into the
+// spool's memory and written from there, so it is never copied in user
+// space; otherwise (or once the spool moves to disk) a pooled 64 KiB buffer
+// carries it. Large buffers move big bodies in few read and write calls.
 func (b *bodyReader) WriteTo(w io.Writer) (int64, error) {
-	bp := copyBufPool.Get().(*[]byte)
-	defer copyBufPool.Put(bp)
+	var bp *[]byte
+	defer func() {
+		if bp != nil {
+			copyBufPool.Put(bp)
+		}
+	}()
 	var total int64
 	for {
-		n, rerr := b.Read(*bp)
+		var p []byte
+		inSpool := false
+		if b.tee != nil {
+			if room := b.tee.room(); len(room) >= 4<<10 {
+				p, inSpool = room, true
+			}
+		}
+		if p == nil {
+			if bp == nil {
+				bp = copyBufPool.Get().(*[]byte)
+			}
+			p = *bp
+		}
+		n, rerr := b.read(p, inSpool)
 		if n > 0 {
-			m, werr := w.Write((*bp)[:n])
+			m, werr := w.Write(p[:n])
 			total += int64(m)
 			if werr != nil {
 				return total, werr

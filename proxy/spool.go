@@ -139,6 +139,23 @@ func (s *spool) Write(b []byte) (int, error) {
 	return n, nil
 }
 
+// room returns the free in-memory tail of the spool, so that a body can be
+// read straight into it; commit then records how much was. It is empty when
+// the spool has failed or already spilled to disk.
+func (s *spool) room() []byte {
+	if s.failed != "" || s.f != nil || s.buf == nil {
+		return nil
+	}
+	buf := *s.buf
+	return buf[len(buf):cap(buf)]
+}
+
+// commit appends the n bytes just read into room().
+func (s *spool) commit(n int) {
+	*s.buf = (*s.buf)[:len(*s.buf)+n]
+	s.size += int64(n)
+}
+
 func (s *spool) fail(outcome string) {
 	s.failed = outcome
 	s.closeFile()
