@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"hash"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/tandem-proxy/tandem/compare"
 	"github.com/valyala/fasthttp"
@@ -60,11 +61,32 @@ func (c *capture) release() {
 }
 
 // setHeader snapshots the status and headers (copied: src is pooled).
+// Every name and value is copied into one buffer and the strings point into
+// it: two allocations per response instead of two per header.
 func (c *capture) setHeader(src *fasthttp.ResponseHeader) {
 	c.resp.Status = src.StatusCode()
+	n, size := 0, 0
 	for k, v := range src.All() {
-		c.resp.Header = append(c.resp.Header, compare.HeaderField{Name: string(k), Value: string(v)})
+		n++
+		size += len(k) + len(v)
 	}
+	if n == 0 {
+		return
+	}
+	arena := make([]byte, 0, size)
+	fields := make([]compare.HeaderField, 0, n)
+	str := func(b []byte) string {
+		start := len(arena)
+		arena = append(arena, b...) // within capacity: never moves
+		return unsafe.String(unsafe.SliceData(arena[start:]), len(b))
+	}
+	for k, v := range src.All() {
+		if len(fields) == n || len(arena)+len(k)+len(v) > size {
+			break // the header cannot change under us; be safe anyway
+		}
+		fields = append(fields, compare.HeaderField{Name: str(k), Value: str(v)})
+	}
+	c.resp.Header = fields
 }
 
 func (c *capture) Write(p []byte) (int, error) {
