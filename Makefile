@@ -8,11 +8,12 @@ build:
 	$(GO) build -o bin/tandem ./cmd/tandem
 
 # test: vet and format check, the whole suite under the race detector (large
-# bodies are scaled down there), then the large-body and memory tests without
-# it, then a short fuzz pass on every parser.
+# bodies are scaled down there), then the large-body, memory and allocation
+# tests without
+# it (the allocation test needs it: -race allocates), then a short fuzz pass.
 test: lint
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
-	$(GO) test -count=1 -timeout 20m -run 'Large|Memory|ServedBytes|SIGTERM' ./proxy/ ./cmd/...
+	$(GO) test -count=1 -timeout 20m -run 'Large|Memory|ServedBytes|SIGTERM|Allocs' ./proxy/ ./cmd/...
 	$(MAKE) fuzz FUZZTIME=5s
 
 lint:
