@@ -9,8 +9,7 @@ build:
 
 # test: vet and format check, the whole suite under the race detector (large
 # bodies are scaled down there), then the large-body, memory and allocation
-# tests without
-# it (the allocation test needs it: -race allocates), then a short fuzz pass.
+# tests without it (-race allocates), then a short fuzz pass on every parser.
 test: lint
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	$(GO) test -count=1 -timeout 20m -run 'Large|Memory|ServedBytes|SIGTERM|Allocs' ./proxy/ ./cmd/...
