@@ -88,6 +88,7 @@ type Server struct {
 	compareMax int64
 	captureMem *memBudget // response bytes held for comparison, all jobs together
 	accessLog  uint32     // buckets of rules.Buckets logged; 0 = off
+	lingers    lingerSet  // client connections draining before close (linger.go)
 }
 
 // New builds a Server with the routes of o.Config as rules version 1.
@@ -189,13 +190,18 @@ func (s *Server) RulesVersion() int64 { return s.table.Load().version }
 // Learner returns the server's noise learner.
 func (s *Server) Learner() *compare.Learner { return s.learner }
 
-// Serve accepts connections on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
+// Serve accepts connections on ln until Shutdown. Connections the proxy
+// closes first linger briefly, so that the client reads the last response
+// (linger.go).
+func (s *Server) Serve(ln net.Listener) error {
+	return s.srv.Serve(&lingerListener{Listener: ln, set: &s.lingers})
+}
 
 // Shutdown stops accepting connections, waits for in-flight served requests
 // (bounded by ctx), then lets running shadow jobs finish within what is left
 // of ctx, counting the ones abandoned in tandem_shadow_abandoned_total.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.lingers.stop() // from now on connections close at once
 	err := s.srv.ShutdownWithContext(ctx)
 	s.stopOnce.Do(func() { close(s.jobs) })
 	done := make(chan struct{})
