@@ -230,6 +230,7 @@ start_backend() { # name delay -> sets PORT_<name>
 	PIDS+=($!)
 	wait_port "$port" "$!" "backend $name" "$T/backend-$name.log"
 	printf -v "PORT_$name" '%s' "$port"
+	printf -v "PID_$name" '%s' "$!"
 	log "backend $name on 127.0.0.1:$port (delay $delay, pid $!)"
 }
 start_backend legacy 0s
@@ -382,7 +383,7 @@ tandem_skipped() {
 
 # ---------------------------------------------------------------- one run
 RESULTS="$T/results.tsv"
-printf 'round\tscenario\tsize\ttarget\trps\tp50_us\tp99_us\trequests\terrors\tcpu_s\thwm_kb\tlegacy_recv\tmirrors_recv\tshadow_skipped\n' >"$RESULTS"
+printf 'round\tscenario\tsize\ttarget\trps\tp50_us\tp99_us\trequests\terrors\tcpu_s\tbackends_cpu_s\thwm_kb\tlegacy_recv\tmirrors_recv\tshadow_skipped\n' >"$RESULTS"
 
 # Parse wrk output: the BENCH line from done(); if it is missing, fall back to
 # wrk's human-readable text (latency in us/ms/s/m/h, Requests/sec).
@@ -434,9 +435,12 @@ run_one() { # round scenario size target new_port
 	# warm-up (not measured), then let every in-flight mirror land
 	timeout $(( $(dur_secs "$WARMUP") + 30 )) wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" --timeout 10s \
 		-s "$T/post-$size.lua" "$url" >/dev/null 2>&1 || log "warm-up wrk failed ($target $tag)"
-	local before after c0 c1
+	local before after c0 c1 bc0 bc1 bpids
+	# the backends this run uses: legacy, plus the mirror (direct has none)
+	bpids=("$PID_legacy")
+	[[ $target != direct ]] && { [[ $newport == "$PORT_slow" ]] && bpids+=("$PID_slow") || bpids+=("$PID_new"); }
 	before=$(settle_counts "$newport")
-	c0=$(cpu_ticks "${PROXY_PIDS[@]}")
+	c0=$(cpu_ticks "${PROXY_PIDS[@]}"); bc0=$(cpu_ticks "${bpids[@]}")
 	local skipped0=0
 	[[ $target == tandem ]] && skipped0=$(tandem_skipped)
 
@@ -446,7 +450,7 @@ run_one() { # round scenario size target new_port
 	[[ $wrk_rc == 0 ]] || log "wrk exited $wrk_rc ($target $tag), see $wlog"
 
 	after=$(settle_counts "$newport")   # mirrors still in flight count too
-	c1=$(cpu_ticks "${PROXY_PIDS[@]}")
+	c1=$(cpu_ticks "${PROXY_PIDS[@]}"); bc1=$(cpu_ticks "${bpids[@]}")
 	local hwm=0 skipped=""
 	[[ ${#PROXY_PIDS[@]} -gt 0 ]] && hwm=$(hwm_kb "${PROXY_PIDS[@]}")
 	if [[ $target == tandem ]]; then
@@ -459,13 +463,14 @@ run_one() { # round scenario size target new_port
 	read -r reqs rps p50 p99 errs < <(parse_wrk "$wlog")
 	local leg=$(( ${after% *} - ${before% *} ))
 	local mir=$(( ${after#* } - ${before#* } ))
-	local cpu="" hwmv="" mirv="" skv=""
+	local cpu="" hwmv="" mirv="" skv="" bcpu
+	bcpu=$(awk -v a="$bc0" -v b="$bc1" -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", (b - a) / hz }')
 	if [[ $target != direct ]]; then
 		cpu=$(awk -v a="$c0" -v b="$c1" -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", (b - a) / hz }')
 		hwmv=$hwm; mirv=$mir; skv=$skipped
 	fi
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
-		"$round" "$scen" "$size" "$target" "$rps" "$p50" "$p99" "$reqs" "$errs" "$cpu" "$hwmv" "$leg" "$mirv" "$skv" >>"$RESULTS"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+		"$round" "$scen" "$size" "$target" "$rps" "$p50" "$p99" "$reqs" "$errs" "$cpu" "$bcpu" "$hwmv" "$leg" "$mirv" "$skv" >>"$RESULTS"
 	log "$(printf '%-6s %-10s %8s B  %9s req/s  p50 %7.2f ms  p99 %8.2f ms  errors %s  legacy %s  mirrors %s  cpu %ss  rss %s kB' \
 		"$target" "$scen" "$size" "$rps" "$(awk -v v="$p50" 'BEGIN{print v/1000}')" "$(awk -v v="$p99" 'BEGIN{print v/1000}')" \
 		"$errs" "$leg" "${mirv:--}" "${cpu:--}" "${hwmv:--}")"
@@ -523,10 +528,18 @@ summary_table() {
 	}
 	function ms(us) { return (us >= 100000) ? sprintf("%.0f", us/1000) : (us >= 10000) ? sprintf("%.1f", us/1000) : sprintf("%.2f", us/1000) }
 	function ratio(a, b) { return (b > 0) ? sprintf("%.2f×", a / b) : "—" }
+	# CPU seconds per 10k requests of field f: per round, then the median
+	function per10k(key, f,    n, i, ca, ra, cl) {
+		n = split(vals[key, f], ca, " "); split(vals[key, "requests"], ra, " ")
+		cl = ""
+		for (i = 1; i <= n; i++) if (ra[i] > 0) cl = cl (cl == "" ? "" : " ") (ca[i] / ra[i] * 10000)
+		vals[key, f "_10k"] = cl
+		return median(key, f "_10k")
+	}
 	NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
 	{
 		key = $col["scenario"] SUBSEP $col["size"] SUBSEP $col["target"]
-		split("rps p50_us p99_us cpu_s hwm_kb requests legacy_recv mirrors_recv errors shadow_skipped", ms_, " ")
+		split("rps p50_us p99_us cpu_s backends_cpu_s hwm_kb requests legacy_recv mirrors_recv errors shadow_skipped", ms_, " ")
 		for (k in ms_) {
 			v = $col[ms_[k]]
 			if (v == "" || v == "?") continue
@@ -536,8 +549,8 @@ summary_table() {
 		seen[key] = 1
 	}
 	END {
-		print "| scenario | body | target | req/s (median) | × direct | p50 ms | × direct | p99 ms | × direct | CPU s / 10k req | peak RSS MiB | mirrors received / requests sent | wrk errors |"
-		print "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+		print "| scenario | body | target | req/s (median) | × direct | p50 ms | × direct | p99 ms | × direct | CPU s / 10k req | backends CPU s / 10k req | peak RSS MiB | mirrors received / requests sent | wrk errors |"
+		print "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 		ns = split(sizes, sz, " ")
 		nt = split("direct nginx tandem", tg, " ")
 		for (s = 1; s <= ns + 1; s++) {
@@ -551,25 +564,20 @@ summary_table() {
 				key = scen SUBSEP size SUBSEP target
 				if (!(key in seen)) {
 					if (target == "nginx" && havenginx != 1)
-						printf "| %s | %s | nginx | skipped: not installed | | | | | | | | | |\n", sname, lbl(size)
+						printf "| %s | %s | nginx | skipped: not installed | | | | | | | | | | |\n", sname, lbl(size)
 					continue
 				}
 				rps = median(key, "rps"); p50 = median(key, "p50_us"); p99 = median(key, "p99_us")
+				bcpu10k = per10k(key, "backends_cpu_s")
 				if (target == "direct") {
-					printf "| %s | %s | **direct** | %.0f | 1.00× | %s | 1.00× | %s | 1.00× | — | — | — | %d |\n", "baseline (no proxy)", lbl(size), rps, ms(p50), ms(p99), sum[key, "errors"]
+					printf "| %s | %s | **direct** | %.0f | 1.00× | %s | 1.00× | %s | 1.00× | — | %.3f | — | — | %d |\n", "baseline (no proxy)", lbl(size), rps, ms(p50), ms(p99), bcpu10k, sum[key, "errors"]
 					continue
 				}
-				cpu = median(key, "cpu_s"); reqs = sum[key, "requests"]
-				# CPU per 10k requests: per round, then median
-				n = split(vals[key, "cpu_s"], ca, " "); split(vals[key, "requests"], ra, " ")
-				cl = ""
-				for (i = 1; i <= n; i++) if (ra[i] > 0) cl = cl (cl == "" ? "" : " ") (ca[i] / ra[i] * 10000)
-				vals[key, "cpu10k"] = cl
-				cpu10k = median(key, "cpu10k")
+				cpu10k = per10k(key, "cpu_s")
 				hwm = median(key, "hwm_kb")
 				leg = sum[key, "legacy_recv"]; mir = sum[key, "mirrors_recv"]
 				mr = (leg > 0) ? sprintf("%.2f%% (%d / %d)", 100 * mir / leg, mir, leg) : "—"
-				printf "| %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %.3f | %.1f | %s | %d |\n", sname, lbl(size), target, rps, ratio(rps, drps), ms(p50), ratio(p50, d50), ms(p99), ratio(p99, d99), cpu10k, hwm / 1024, mr, sum[key, "errors"]
+				printf "| %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %.3f | %.3f | %.1f | %s | %d |\n", sname, lbl(size), target, rps, ratio(rps, drps), ms(p50), ratio(p50, d50), ms(p99), ratio(p99, d99), cpu10k, bcpu10k, hwm / 1024, mr, sum[key, "errors"]
 			}
 		}
 	}' "$RESULTS"
@@ -577,8 +585,8 @@ summary_table() {
 
 raw_table() {
 	awk -F'\t' '
-	NR == 1 { print "| round | scenario | body B | target | req/s | p50 µs | p99 µs | requests | errors | CPU s | peak RSS kB | legacy received | mirrors received | tandem shadows skipped |"
-	          print "|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"; next }
+	NR == 1 { print "| round | scenario | body B | target | req/s | p50 µs | p99 µs | requests | errors | CPU s | backends CPU s | peak RSS kB | legacy received | mirrors received | tandem shadows skipped |"
+	          print "|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"; next }
 	{ row = "|"; for (i = 1; i <= NF; i++) row = row " " ($i == "" ? "—" : $i) " |"; print row }' "$RESULTS"
 }
 
@@ -689,6 +697,11 @@ EOF
 - **CPU s / 10k req**: (utime+stime) of the proxy process(es) from \`/proc/PID/stat\`,
   sampled after the warm-up and after the run plus mirror drain, divided by
   the completed requests × 10,000 (clock tick $CLK_TCK Hz). nginx = master + workers.
+- **backends CPU s / 10k req**: the same for the backends the run used (legacy,
+  plus the mirror backend behind a proxy). All processes share the CPUs, so
+  throughput ≈ cores ÷ (proxy + backends + wrk CPU per request): this column
+  shows how much of the budget the proxy leaves, and what it makes the
+  backends spend.
 - **peak RSS**: \`VmHWM\` from \`/proc/PID/status\`; nginx = master + all workers summed.
 - **mirrors received / requests sent**: POSTs counted by the new backend's
   \`/count\` over POSTs counted by the legacy backend during the measured run,
