@@ -21,9 +21,10 @@ const (
 )
 
 const (
-	maxBatch       = 256                    // items per transaction
+	maxBatch       = 1024                   // items per transaction
 	maxBatchBytes  = 16 << 20               // body bytes per transaction, so a retry after a full disk stays small
 	flushInterval  = 100 * time.Millisecond // longest wait to fill a batch
+	pollInterval   = 10 * time.Millisecond  // how often a filling batch looks at the queue
 	failureBackoff = time.Second            // pause after a failed transaction
 	janitorEvery   = time.Minute            // janitor ticker
 )
