@@ -174,6 +174,13 @@ get_count() { # port -> POSTs received by that benchbackend
 	echo "$c"
 }
 
+get_conns() { # port -> connections that benchbackend saw open with a POST
+	local c
+	c=$(http_get "$1" /conns 2>/dev/null | tr -dc '0-9') || true
+	[[ -n $c ]] || die "cannot read /conns from backend on port $1"
+	echo "$c"
+}
+
 # Wait until both backends' counters stop moving (in-flight mirrors drained):
 # unchanged for 4 polls 250ms apart, at most 30s. Prints "legacy new".
 settle_counts() {
@@ -383,7 +390,7 @@ tandem_skipped() {
 
 # ---------------------------------------------------------------- one run
 RESULTS="$T/results.tsv"
-printf 'round\tscenario\tsize\ttarget\trps\tp50_us\tp99_us\trequests\terrors\tcpu_s\tbackends_cpu_s\thwm_kb\tlegacy_recv\tmirrors_recv\tshadow_skipped\n' >"$RESULTS"
+printf 'round\tscenario\tsize\ttarget\trps\tp50_us\tp99_us\trequests\terrors\tcpu_s\tbackends_cpu_s\thwm_kb\tlegacy_recv\tmirrors_recv\tshadow_skipped\tbackend_conns\n' >"$RESULTS"
 
 # Parse wrk output: the BENCH line from done(); if it is missing, fall back to
 # wrk's human-readable text (latency in us/ms/s/m/h, Requests/sec).
@@ -440,6 +447,8 @@ run_one() { # round scenario size target new_port
 	bpids=("$PID_legacy")
 	[[ $target != direct ]] && { [[ $newport == "$PORT_slow" ]] && bpids+=("$PID_slow") || bpids+=("$PID_new"); }
 	before=$(settle_counts "$newport")
+	local conns0 conns1
+	conns0=$(( $(get_conns "$LEGACY_PORT") + $(get_conns "$newport") ))
 	c0=$(cpu_ticks "${PROXY_PIDS[@]}"); bc0=$(cpu_ticks "${bpids[@]}")
 	local skipped0=0
 	[[ $target == tandem ]] && skipped0=$(tandem_skipped)
@@ -450,6 +459,7 @@ run_one() { # round scenario size target new_port
 	[[ $wrk_rc == 0 ]] || log "wrk exited $wrk_rc ($target $tag), see $wlog"
 
 	after=$(settle_counts "$newport")   # mirrors still in flight count too
+	conns1=$(( $(get_conns "$LEGACY_PORT") + $(get_conns "$newport") ))
 	c1=$(cpu_ticks "${PROXY_PIDS[@]}"); bc1=$(cpu_ticks "${bpids[@]}")
 	local hwm=0 skipped=""
 	[[ ${#PROXY_PIDS[@]} -gt 0 ]] && hwm=$(hwm_kb "${PROXY_PIDS[@]}")
@@ -469,8 +479,8 @@ run_one() { # round scenario size target new_port
 		cpu=$(awk -v a="$c0" -v b="$c1" -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", (b - a) / hz }')
 		hwmv=$hwm; mirv=$mir; skv=$skipped
 	fi
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
-		"$round" "$scen" "$size" "$target" "$rps" "$p50" "$p99" "$reqs" "$errs" "$cpu" "$bcpu" "$hwmv" "$leg" "$mirv" "$skv" >>"$RESULTS"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+		"$round" "$scen" "$size" "$target" "$rps" "$p50" "$p99" "$reqs" "$errs" "$cpu" "$bcpu" "$hwmv" "$leg" "$mirv" "$skv" "$((conns1 - conns0))" >>"$RESULTS"
 	log "$(printf '%-6s %-10s %8s B  %9s req/s  p50 %7.2f ms  p99 %8.2f ms  errors %s  legacy %s  mirrors %s  cpu %ss  rss %s kB' \
 		"$target" "$scen" "$size" "$rps" "$(awk -v v="$p50" 'BEGIN{print v/1000}')" "$(awk -v v="$p99" 'BEGIN{print v/1000}')" \
 		"$errs" "$leg" "${mirv:--}" "${cpu:--}" "${hwmv:--}")"
@@ -528,18 +538,19 @@ summary_table() {
 	}
 	function ms(us) { return (us >= 100000) ? sprintf("%.0f", us/1000) : (us >= 10000) ? sprintf("%.1f", us/1000) : sprintf("%.2f", us/1000) }
 	function ratio(a, b) { return (b > 0) ? sprintf("%.2f×", a / b) : "—" }
-	# CPU seconds per 10k requests of field f: per round, then the median
-	function per10k(key, f,    n, i, ca, ra, cl) {
+	# field f per `per` requests: per round, then the median
+	function perreq(key, f, per,    n, i, ca, ra, cl) {
 		n = split(vals[key, f], ca, " "); split(vals[key, "requests"], ra, " ")
 		cl = ""
-		for (i = 1; i <= n; i++) if (ra[i] > 0) cl = cl (cl == "" ? "" : " ") (ca[i] / ra[i] * 10000)
-		vals[key, f "_10k"] = cl
-		return median(key, f "_10k")
+		for (i = 1; i <= n; i++) if (ra[i] > 0) cl = cl (cl == "" ? "" : " ") (ca[i] / ra[i] * per)
+		vals[key, f "_" per] = cl
+		return median(key, f "_" per)
 	}
+	function per10k(key, f) { return perreq(key, f, 10000) }
 	NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
 	{
 		key = $col["scenario"] SUBSEP $col["size"] SUBSEP $col["target"]
-		split("rps p50_us p99_us cpu_s backends_cpu_s hwm_kb requests legacy_recv mirrors_recv errors shadow_skipped", ms_, " ")
+		split("rps p50_us p99_us cpu_s backends_cpu_s hwm_kb requests legacy_recv mirrors_recv errors shadow_skipped backend_conns", ms_, " ")
 		for (k in ms_) {
 			v = $col[ms_[k]]
 			if (v == "" || v == "?") continue
@@ -549,8 +560,8 @@ summary_table() {
 		seen[key] = 1
 	}
 	END {
-		print "| scenario | body | target | req/s (median) | × direct | p50 ms | × direct | p99 ms | × direct | CPU s / 10k req | backends CPU s / 10k req | peak RSS MiB | mirrors received / requests sent | wrk errors |"
-		print "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+		print "| scenario | body | target | req/s (median) | × direct | p50 ms | × direct | p99 ms | × direct | CPU s / 10k req | backends CPU s / 10k req | backend connections opened / 1k req | peak RSS MiB | mirrors received / requests sent | wrk errors |"
+		print "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 		ns = split(sizes, sz, " ")
 		nt = split("direct nginx tandem", tg, " ")
 		for (s = 1; s <= ns + 1; s++) {
@@ -564,20 +575,21 @@ summary_table() {
 				key = scen SUBSEP size SUBSEP target
 				if (!(key in seen)) {
 					if (target == "nginx" && havenginx != 1)
-						printf "| %s | %s | nginx | skipped: not installed | | | | | | | | | | |\n", sname, lbl(size)
+						printf "| %s | %s | nginx | skipped: not installed | | | | | | | | | | | |\n", sname, lbl(size)
 					continue
 				}
 				rps = median(key, "rps"); p50 = median(key, "p50_us"); p99 = median(key, "p99_us")
 				bcpu10k = per10k(key, "backends_cpu_s")
+				conns1k = perreq(key, "backend_conns", 1000)
 				if (target == "direct") {
-					printf "| %s | %s | **direct** | %.0f | 1.00× | %s | 1.00× | %s | 1.00× | — | %.3f | — | — | %d |\n", "baseline (no proxy)", lbl(size), rps, ms(p50), ms(p99), bcpu10k, sum[key, "errors"]
+					printf "| %s | %s | **direct** | %.0f | 1.00× | %s | 1.00× | %s | 1.00× | — | %.3f | %.1f | — | — | %d |\n", "baseline (no proxy)", lbl(size), rps, ms(p50), ms(p99), bcpu10k, conns1k, sum[key, "errors"]
 					continue
 				}
 				cpu10k = per10k(key, "cpu_s")
 				hwm = median(key, "hwm_kb")
 				leg = sum[key, "legacy_recv"]; mir = sum[key, "mirrors_recv"]
 				mr = (leg > 0) ? sprintf("%.2f%% (%d / %d)", 100 * mir / leg, mir, leg) : "—"
-				printf "| %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %.3f | %.3f | %.1f | %s | %d |\n", sname, lbl(size), target, rps, ratio(rps, drps), ms(p50), ratio(p50, d50), ms(p99), ratio(p99, d99), cpu10k, bcpu10k, hwm / 1024, mr, sum[key, "errors"]
+				printf "| %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %.3f | %.3f | %.1f | %.1f | %s | %d |\n", sname, lbl(size), target, rps, ratio(rps, drps), ms(p50), ratio(p50, d50), ms(p99), ratio(p99, d99), cpu10k, bcpu10k, conns1k, hwm / 1024, mr, sum[key, "errors"]
 			}
 		}
 	}' "$RESULTS"
@@ -585,8 +597,8 @@ summary_table() {
 
 raw_table() {
 	awk -F'\t' '
-	NR == 1 { print "| round | scenario | body B | target | req/s | p50 µs | p99 µs | requests | errors | CPU s | backends CPU s | peak RSS kB | legacy received | mirrors received | tandem shadows skipped |"
-	          print "|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"; next }
+	NR == 1 { print "| round | scenario | body B | target | req/s | p50 µs | p99 µs | requests | errors | CPU s | backends CPU s | peak RSS kB | legacy received | mirrors received | tandem shadows skipped | backend connections opened |"
+	          print "|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"; next }
 	{ row = "|"; for (i = 1; i <= NF; i++) row = row " " ($i == "" ? "—" : $i) " |"; print row }' "$RESULTS"
 }
 
@@ -702,6 +714,14 @@ EOF
   throughput ≈ cores ÷ (proxy + backends + wrk CPU per request): this column
   shows how much of the budget the proxy leaves, and what it makes the
   backends spend.
+- **backend connections opened / 1k req**: connections whose first request
+  was a POST, counted by the backends (\`GET /conns\`), per 1,000 completed
+  requests. A proxy that keeps its upstream connections alive opens about 0;
+  one new connection per mirrored request shows as about 1,000. nginx's
+  \`mirror\` module makes its subrequests \`header_only\` (it never reads the
+  mirror's response body), so \`upstream { keepalive }\` cannot keep those
+  connections: every mirrored request opens a new one, whatever the config.
+  This is part of what the backends' CPU column shows.
 - **peak RSS**: \`VmHWM\` from \`/proc/PID/status\`; nginx = master + all workers summed.
 - **mirrors received / requests sent**: POSTs counted by the new backend's
   \`/count\` over POSTs counted by the legacy backend during the measured run,

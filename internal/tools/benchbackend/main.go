@@ -6,7 +6,10 @@
 //
 // GET /count answers the number of POST requests received so far (plain
 // decimal, newline-terminated), so the benchmark can check that mirrored
-// requests arrived. It binds loopback addresses only.
+// requests arrived. GET /conns answers the number of connections whose first
+// request was a POST: how many connections a proxy opened to send its
+// traffic (a proxy that reuses its connections opens few; one that does not
+// opens one per request). It binds loopback addresses only.
 //
 // Two server implementations are built in (-impl fasthttp|nethttp); fasthttp
 // is the default. Measured on the 2-CPU benchmark machine with wrk -t2 -c32,
@@ -18,6 +21,7 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"flag"
@@ -34,7 +38,21 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-var posts atomic.Int64
+var posts, postConns atomic.Int64
+
+// stats answers GET /count and GET /conns; ok is false for other requests.
+func stats(get bool, path string) (body string, ok bool) {
+	if !get {
+		return "", false
+	}
+	switch path {
+	case "/count":
+		return strconv.FormatInt(posts.Load(), 10) + "\n", true
+	case "/conns":
+		return strconv.FormatInt(postConns.Load(), 10) + "\n", true
+	}
+	return "", false
+}
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "listen address (loopback only; port 0 picks a free port)")
@@ -85,14 +103,17 @@ func serveFast(ln net.Listener, delay time.Duration) error {
 		MaxRequestBodySize: 4 << 30,
 		ReadBufferSize:     16 << 10,
 		Handler: func(ctx *fasthttp.RequestCtx) {
-			if ctx.IsGet() && string(ctx.Path()) == "/count" {
+			if body, ok := stats(ctx.IsGet(), string(ctx.Path())); ok {
 				ctx.SetContentType("text/plain")
-				ctx.SetBodyString(strconv.FormatInt(posts.Load(), 10) + "\n")
+				ctx.SetBodyString(body)
 				return
 			}
 			isPost := ctx.IsPost()
 			if isPost {
 				posts.Add(1)
+				if ctx.ConnRequestNum() == 1 {
+					postConns.Add(1)
+				}
 			}
 			h := sha256.New()
 			var n int64
@@ -117,16 +138,22 @@ func serveFast(ln net.Listener, delay time.Duration) error {
 	return s.Serve(ln)
 }
 
+type firstKey struct{}
+
 func serveNet(ln net.Listener, delay time.Duration) error {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet && r.URL.Path == "/count" {
+		if body, ok := stats(r.Method == http.MethodGet, r.URL.Path); ok {
 			w.Header().Set("Content-Type", "text/plain")
-			io.WriteString(w, strconv.FormatInt(posts.Load(), 10)+"\n")
+			io.WriteString(w, body)
 			return
 		}
 		isPost := r.Method == http.MethodPost
+		first := !r.Context().Value(firstKey{}).(*atomic.Bool).Swap(true)
 		if isPost {
 			posts.Add(1)
+			if first {
+				postConns.Add(1)
+			}
 		}
 		sh := sha256.New()
 		n, err := io.Copy(sh, r.Body)
@@ -140,6 +167,11 @@ func serveNet(ln net.Listener, delay time.Duration) error {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(answer(sh.Sum(nil), n))
 	})
-	s := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(os.Stderr, "benchbackend: ", 0)}
+	s := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(os.Stderr, "benchbackend: ", 0),
+		// One flag per connection: set by its first request.
+		ConnContext: func(ctx context.Context, _ net.Conn) context.Context {
+			return context.WithValue(ctx, firstKey{}, new(atomic.Bool))
+		},
+	}
 	return s.Serve(ln)
 }
