@@ -6,7 +6,10 @@
 # Environment (all optional):
 #   BENCH_DURATION   wrk duration of each measured run       (default 10s)
 #   BENCH_ROUNDS     interleaved rounds; medians are reported  (default 3)
-#   BENCH_WARMUP     unmeasured wrk run before each measured one (default 1s)
+#   BENCH_WARMUP     unmeasured wrk run before each measured one (default 3s:
+#                    at 1 MiB tandem's shadow pool takes a few seconds to reach
+#                    its steady size; measured from a 1s warm-up, the first-touch
+#                    page faults of that growth were ~7% of its CPU)
 #   BENCH_THREADS    wrk -t                                    (default 2)
 #   BENCH_CONNS      wrk -c                                    (default 32)
 #   BENCH_SIZES      body sizes in bytes                       (default "1024 65536 1048576")
@@ -24,7 +27,7 @@ cd "$ROOT"
 
 DURATION=${BENCH_DURATION:-10s}
 ROUNDS=${BENCH_ROUNDS:-3}
-WARMUP=${BENCH_WARMUP:-1s}
+WARMUP=${BENCH_WARMUP:-3s}
 THREADS=${BENCH_THREADS:-2}
 CONNS=${BENCH_CONNS:-32}
 SIZES=${BENCH_SIZES:-"1024 65536 1048576"}
@@ -626,7 +629,7 @@ observations() {
 		for (k in keys) {
 			if (n[k, "nginx"] && n[k, "tandem"]) {
 				a = rps[k, "tandem"] / n[k, "tandem"]; b = rps[k, "nginx"] / n[k, "nginx"]
-				if (a < b) { printf "- %s: tandem mean throughput %.0f req/s is below nginx %.0f req/s (%.2f×).\n", k, a, b, a / b; any = 1 }
+				if (a < b) { printf "- %s: tandem mean throughput %.1f req/s is below nginx %.1f req/s (%.3f×).\n", k, a, b, a / b; any = 1 }
 			}
 			split("nginx tandem", ts, " ")
 			for (i = 1; i <= 2; i++) {
