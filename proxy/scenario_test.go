@@ -24,7 +24,7 @@ listen: 127.0.0.1:0
 data_dir: {{data}}
 limits: {compare_max_body: 1MiB}
 backends:
-  legacy: {url: "{{legacy}}", timeout: 500ms}
+  legacy: {url: "{{legacy}}", timeout: %s}
   new:
     url: "{{new}}"
     timeout: 1s
@@ -123,11 +123,12 @@ func TestScenarios(t *testing.T) {
 	scenarios := []struct {
 		name           string
 		legacy, shadow scenarioSide
-		breaker        int  // consecutive shadow failures that open the breaker
-		abort          bool // the client leaves mid-upload
-		status         int  // the status every client gets; 200: legacy's exact bytes
-		legacyFails    bool // no shadow is dispatched (the served side failed)
-		shadowEach     int  // 1: the shadow backend receives each id once; 0: at most once
+		breaker        int    // consecutive shadow failures that open the breaker
+		legacyTimeout  string // legacy's timeout; "" means 5s, long enough for a loaded -race run
+		abort          bool   // the client leaves mid-upload
+		status         int    // the status every client gets; 200: legacy's exact bytes
+		legacyFails    bool   // no shadow is dispatched (the served side failed)
+		shadowEach     int    // 1: the shadow backend receives each id once; 0: at most once
 	}{
 		{name: "healthy", status: 200, breaker: 1000000, shadowEach: 1},
 		{name: "shadow down", shadow: scenarioSide{down: true}, status: 200, breaker: 1000000},
@@ -138,7 +139,7 @@ func TestScenarios(t *testing.T) {
 		{name: "shadow garbage", shadow: scenarioSide{fault: &faultbackend.Mode{Kind: faultbackend.KindGarbage}}, status: 200, breaker: 1000000, shadowEach: 1},
 		{name: "shadow huge/endless", shadow: scenarioSide{fault: &endless}, status: 200, breaker: 1000000, shadowEach: 1},
 		{name: "legacy down (502)", legacy: scenarioSide{down: true}, status: 502, breaker: 1000000, legacyFails: true},
-		{name: "legacy slow (504)", legacy: scenarioSide{fault: &faultbackend.Mode{Kind: faultbackend.KindLatency, Delay: time.Second}}, status: 504, breaker: 1000000, legacyFails: true},
+		{name: "legacy slow (504)", legacy: scenarioSide{fault: &faultbackend.Mode{Kind: faultbackend.KindLatency, Delay: time.Second}}, status: 504, breaker: 1000000, legacyTimeout: "500ms", legacyFails: true},
 		{name: "client abort mid-upload", abort: true, breaker: 1000000, legacyFails: true},
 	}
 	var table []string
@@ -146,7 +147,11 @@ func TestScenarios(t *testing.T) {
 		t.Run(sc.name, func(t *testing.T) {
 			sc.legacy.start(t, "legacy")
 			sc.shadow.start(t, "new")
-			f := startProxy(t, fmt.Sprintf(scenarioConfig, sc.breaker), map[string]string{"legacy": sc.legacy.url, "new": sc.shadow.url})
+			timeout := sc.legacyTimeout
+			if timeout == "" {
+				timeout = "5s"
+			}
+			f := startProxy(t, fmt.Sprintf(scenarioConfig, timeout, sc.breaker), map[string]string{"legacy": sc.legacy.url, "new": sc.shadow.url})
 
 			var (
 				wg        sync.WaitGroup
