@@ -133,6 +133,16 @@ func New(name string, c *config.Backend, o Options) (*Backend, error) {
 	return b, nil
 }
 
+// writeBufferSize is the buffer a request is written through. A request of
+// up to 64 KiB of body plus 8 KiB of headers leaves in one write; with 16 KiB
+// (fasthttp's default is 4) the headers and the start of the body went out
+// first and the rest in a second write. Measured at 64 KiB uploads under wrk
+// (old and new binaries alternating, 4 pairs): tandem CPU 202 against 214 µs
+// per request, 3674 against 3560 req/s. A writer is held only while one
+// request is written, so this costs 72 KiB per request being written, not per
+// connection.
+const writeBufferSize = 72 << 10
+
 func newHostClient(name, raw string, maxConns int, timeout time.Duration) (*fasthttp.HostClient, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -149,7 +159,7 @@ func newHostClient(name, raw string, maxConns int, timeout time.Duration) (*fast
 		MaxIdemponentCallAttempts: 1,
 		RetryIf:                   func(*fasthttp.Request) bool { return false },
 		ReadBufferSize:            16 << 10,
-		WriteBufferSize:           16 << 10,
+		WriteBufferSize:           writeBufferSize,
 		StreamResponseBody:        true,
 		DisablePathNormalizing:    true,
 		// Bodies are streamed, so a slow peer is bounded by the request
