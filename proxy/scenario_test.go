@@ -15,8 +15,8 @@ import (
 	"github.com/tandem-proxy/tandem/internal/testbackend"
 )
 
-// scenarioConfig is faultConfig with short timeouts on both sides (a slow
-// legacy gets its 504 after 0.5 s, a hung shadow is cut at 1 s) and the
+// scenarioConfig is faultConfig with legacy's timeout as %s (5 s, or 0.5 s
+// where a slow legacy must get its 504), a hung shadow cut at 1 s, and the
 // shadow breaker's threshold as %d. Two healthy echo backends match (their
 // answers differ only in Date, X-Backend and whether they saw a shadow).
 const scenarioConfig = `

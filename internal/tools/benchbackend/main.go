@@ -142,13 +142,13 @@ type firstKey struct{}
 
 func serveNet(ln net.Listener, delay time.Duration) error {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		first := !r.Context().Value(firstKey{}).(*atomic.Bool).Swap(true)
 		if body, ok := stats(r.Method == http.MethodGet, r.URL.Path); ok {
 			w.Header().Set("Content-Type", "text/plain")
 			io.WriteString(w, body)
 			return
 		}
 		isPost := r.Method == http.MethodPost
-		first := !r.Context().Value(firstKey{}).(*atomic.Bool).Swap(true)
 		if isPost {
 			posts.Add(1)
 			if first {

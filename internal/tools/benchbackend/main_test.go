@@ -14,9 +14,9 @@ import (
 )
 
 // TestCountsPostsAndConnections drives each implementation over real
-// loopback connections: three POSTs on one kept-alive connection and one on
-// a second connection are four posts from two connections; a connection that
-// only asks for /count is not counted as a POST connection.
+// loopback connections: three POSTs on one kept-alive connection, one on a
+// second, and one on a third that first asked for /count are five posts from
+// two connections whose first request was a POST.
 func TestCountsPostsAndConnections(t *testing.T) {
 	for _, impl := range []struct {
 		name  string
@@ -74,8 +74,17 @@ func TestCountsPostsAndConnections(t *testing.T) {
 			}
 			c2, r2 := dial()
 			post(c2, r2, "dddd")
-			if got := get("/count"); got != "4" {
-				t.Errorf("/count = %s, want 4", got)
+			c3, r3 := dial()
+			fmt.Fprintf(c3, "GET /count HTTP/1.1\r\nHost: x\r\n\r\n")
+			if resp, err := http.ReadResponse(r3, nil); err != nil {
+				t.Fatal(err)
+			} else {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			post(c3, r3, "eeeee")
+			if got := get("/count"); got != "5" {
+				t.Errorf("/count = %s, want 5", got)
 			}
 			if got := get("/conns"); got != "2" {
 				t.Errorf("/conns = %s, want 2", got)
