@@ -16,7 +16,7 @@ build:
 # in Go 1.27); a count has no deadline to race.
 test: lint
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
-	$(GO) test -count=1 -timeout 20m -run 'Large|Memory|ServedBytes|SIGTERM|Allocs' ./proxy/ ./cmd/...
+	$(GO) test -count=1 -timeout 20m -run 'Large|Memory|ServedBytes|SIGTERM|Allocs' ./proxy/ ./cmd/... ./internal/rawconn/
 	$(MAKE) fuzz FUZZTIME=50000x
 
 lint:

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sony/gobreaker/v2"
 	"github.com/tandem-proxy/tandem/config"
+	"github.com/tandem-proxy/tandem/internal/rawconn"
 	"github.com/valyala/fasthttp"
 )
 
@@ -167,6 +168,13 @@ func newHostClient(name, raw string, maxConns int, timeout time.Duration) (*fast
 		// deadline (the backend's timeout), not by per-read timeouts.
 		ReadTimeout:  timeout,
 		WriteTimeout: timeout,
+		DialTimeout: func(addr string, timeout time.Duration) (net.Conn, error) {
+			c, err := fasthttp.DialTimeout(addr, timeout)
+			if err != nil {
+				return nil, err
+			}
+			return rawconn.Wrap(c), nil
+		},
 	}
 	if hc.IsTLS {
 		hc.TLSConfig = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}

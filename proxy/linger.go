@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tandem-proxy/tandem/internal/rawconn"
 )
 
 // Lingering close.
@@ -45,6 +47,7 @@ func (l *lingerListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	c = rawconn.Wrap(c)
 	cw, ok := c.(closeWriter)
 	if !ok {
 		return c, nil
