@@ -393,7 +393,7 @@ tandem_skipped() {
 
 # ---------------------------------------------------------------- one run
 RESULTS="$T/results.tsv"
-printf 'round\tscenario\tsize\ttarget\trps\tp50_us\tp99_us\trequests\terrors\tcpu_s\tbackends_cpu_s\thwm_kb\tlegacy_recv\tmirrors_recv\tshadow_skipped\tbackend_conns\n' >"$RESULTS"
+printf 'round\tscenario\tsize\ttarget\trps\tp50_us\tp99_us\trequests\terrors\tcpu_s\tbackends_cpu_s\twrk_cpu_s\thwm_kb\tlegacy_recv\tmirrors_recv\tshadow_skipped\tbackend_conns\n' >"$RESULTS"
 
 # Parse wrk output: the BENCH line from done(); if it is missing, fall back to
 # wrk's human-readable text (latency in us/ms/s/m/h, Requests/sec).
@@ -456,9 +456,15 @@ run_one() { # round scenario size target new_port
 	local skipped0=0
 	[[ $target == tandem ]] && skipped0=$(tandem_skipped)
 
+	# wrk runs in a subshell whose \`times\` gives wrk's own CPU (user, sys).
 	local wrk_rc=0
-	timeout $(( DUR_S + 60 )) wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 10s --latency \
-		-s "$T/post-$size.lua" "$url" >"$wlog" 2>&1 || wrk_rc=$?
+	(
+		timeout $(( DUR_S + 60 )) wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 10s --latency \
+			-s "$T/post-$size.lua" "$url" >"$wlog" 2>&1
+		rc=$?
+		times >"$wlog.times"
+		exit $rc
+	) || wrk_rc=$?
 	[[ $wrk_rc == 0 ]] || log "wrk exited $wrk_rc ($target $tag), see $wlog"
 
 	after=$(settle_counts "$newport")   # mirrors still in flight count too
@@ -476,14 +482,16 @@ run_one() { # round scenario size target new_port
 	read -r reqs rps p50 p99 errs < <(parse_wrk "$wlog")
 	local leg=$(( ${after% *} - ${before% *} ))
 	local mir=$(( ${after#* } - ${before#* } ))
-	local cpu="" hwmv="" mirv="" skv="" bcpu
+	local cpu="" hwmv="" mirv="" skv="" bcpu wcpu
 	bcpu=$(awk -v a="$bc0" -v b="$bc1" -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", (b - a) / hz }')
+	# second line of `times`: the children's user and system time, as 1m2.345s
+	wcpu=$(awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); t += a[1] * 60 + a[2] } printf "%.3f", t }' "$wlog.times" 2>/dev/null || true)
 	if [[ $target != direct ]]; then
 		cpu=$(awk -v a="$c0" -v b="$c1" -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", (b - a) / hz }')
 		hwmv=$hwm; mirv=$mir; skv=$skipped
 	fi
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
-		"$round" "$scen" "$size" "$target" "$rps" "$p50" "$p99" "$reqs" "$errs" "$cpu" "$bcpu" "$hwmv" "$leg" "$mirv" "$skv" "$((conns1 - conns0))" >>"$RESULTS"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+		"$round" "$scen" "$size" "$target" "$rps" "$p50" "$p99" "$reqs" "$errs" "$cpu" "$bcpu" "$wcpu" "$hwmv" "$leg" "$mirv" "$skv" "$((conns1 - conns0))" >>"$RESULTS"
 	log "$(printf '%-6s %-10s %8s B  %9s req/s  p50 %7.2f ms  p99 %8.2f ms  errors %s  legacy %s  mirrors %s  cpu %ss  rss %s kB' \
 		"$target" "$scen" "$size" "$rps" "$(awk -v v="$p50" 'BEGIN{print v/1000}')" "$(awk -v v="$p99" 'BEGIN{print v/1000}')" \
 		"$errs" "$leg" "${mirv:--}" "${cpu:--}" "${hwmv:--}")"
@@ -526,8 +534,8 @@ GITDIRTY=$(git status --porcelain 2>/dev/null | head -1 || true)
 # Medians per (scenario, size, target) and ratios vs direct at the same size;
 # the slow-mirror scenario is compared with direct at its body size (the
 # legacy backend is the same one).
-summary_table() {
-	awk -F'\t' -v slowsize="$SLOW_SIZE" -v havenginx="$HAVE_NGINX" -v sizes="$SIZES" -v slowdelay="$SLOW_DELAY" '
+summary_table() { # [ceiling]
+	awk -F'\t' -v mode="${1:-}" -v slowsize="$SLOW_SIZE" -v havenginx="$HAVE_NGINX" -v sizes="$SIZES" -v slowdelay="$SLOW_DELAY" '
 	function median(key, m,   n, i, j, t, a) {
 		n = split(vals[key, m], a, " ")
 		if (n == 0 || vals[key, m] == "") return ""
@@ -550,10 +558,38 @@ summary_table() {
 		return median(key, f "_" per)
 	}
 	function per10k(key, f) { return perreq(key, f, 10000) }
+	# The throughput a proxy costing no CPU could reach: each request costs
+	# wrk and two backends (each doing what it does for direct) instead of
+	# one, on CPUs as busy as in the direct runs.
+	function ceiling(   ns, sz, s, size, dkey, nkey, tkey, drps, w, b, busy, ceil, nrps, trps, tcpu, ncpu, budget) {
+		print "| body | direct req/s | wrk CPU µs/req | backend CPU µs/req | ceiling req/s | ceiling ÷ nginx | tandem ÷ nginx | tandem ÷ ceiling | proxy CPU µs/req left for 1.5× nginx | tandem CPU µs/req | nginx CPU µs/req |"
+		print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+		ns = split(sizes, sz, " ")
+		for (s = 1; s <= ns; s++) {
+			size = sz[s]; dkey = "mirror" SUBSEP size SUBSEP "direct"
+			if (!(dkey in seen)) continue
+			drps = median(dkey, "rps")
+			w = perreq(dkey, "wrk_cpu_s", 1e6); b = perreq(dkey, "backends_cpu_s", 1e6)
+			if (w == "" || drps <= 0) continue
+			busy = drps * (w + b) / 1e6 # CPUs kept busy in the direct runs
+			ceil = busy * 1e6 / (w + 2 * b)
+			nkey = "mirror" SUBSEP size SUBSEP "nginx"; tkey = "mirror" SUBSEP size SUBSEP "tandem"
+			nrps = (nkey in seen) ? median(nkey, "rps") : 0
+			trps = (tkey in seen) ? median(tkey, "rps") : 0
+			tcpu = (tkey in seen) ? sprintf("%.0f", perreq(tkey, "cpu_s", 1e6)) : "—"
+			ncpu = (nkey in seen) ? sprintf("%.0f", perreq(nkey, "cpu_s", 1e6)) : "—"
+			budget = "—"
+			if (nrps > 0) {
+				budget = busy * 1e6 / (1.5 * nrps) - w - 2 * b
+				budget = (budget > 0) ? sprintf("%.0f", budget) : sprintf("none (%.0f)", budget)
+			}
+			printf "| %s | %.0f | %.1f | %.1f | %.0f | %s | %s | %s | %s | %s | %s |\n", lbl(size), drps, w, b, ceil, ratio(ceil, nrps), ratio(trps, nrps), ratio(trps, ceil), budget, tcpu, ncpu
+		}
+	}
 	NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
 	{
 		key = $col["scenario"] SUBSEP $col["size"] SUBSEP $col["target"]
-		split("rps p50_us p99_us cpu_s backends_cpu_s hwm_kb requests legacy_recv mirrors_recv errors shadow_skipped backend_conns", ms_, " ")
+		split("rps p50_us p99_us cpu_s backends_cpu_s wrk_cpu_s hwm_kb requests legacy_recv mirrors_recv errors shadow_skipped backend_conns", ms_, " ")
 		for (k in ms_) {
 			v = $col[ms_[k]]
 			if (v == "" || v == "?") continue
@@ -563,6 +599,7 @@ summary_table() {
 		seen[key] = 1
 	}
 	END {
+		if (mode == "ceiling") { ceiling(); exit }
 		print "| scenario | body | target | req/s (median) | × direct | p50 ms | × direct | p99 ms | × direct | CPU s / 10k req | backends CPU s / 10k req | backend connections opened / 1k req | peak RSS MiB | mirrors received / requests sent | wrk errors |"
 		print "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 		ns = split(sizes, sz, " ")
@@ -600,8 +637,8 @@ summary_table() {
 
 raw_table() {
 	awk -F'\t' '
-	NR == 1 { print "| round | scenario | body B | target | req/s | p50 µs | p99 µs | requests | errors | CPU s | backends CPU s | peak RSS kB | legacy received | mirrors received | tandem shadows skipped | backend connections opened |"
-	          print "|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"; next }
+	NR == 1 { print "| round | scenario | body B | target | req/s | p50 µs | p99 µs | requests | errors | CPU s | backends CPU s | wrk CPU s | peak RSS kB | legacy received | mirrors received | tandem shadows skipped | backend connections opened |"
+	          print "|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"; next }
 	{ row = "|"; for (i = 1; i <= NF; i++) row = row " " ($i == "" ? "—" : $i) " |"; print row }' "$RESULTS"
 }
 
@@ -739,6 +776,23 @@ EOF
   \`limits.shadow_concurrency\` ($SHADOW_CONCURRENCY) and skips the rest (\`queue_full\`),
   so it mirrors at most about $SHADOW_CONCURRENCY / delay requests per second and
   serves the others at full speed, as DESIGN.md requires.
+
+### What a proxy that cost nothing could reach
+
+All processes share the CPUs, so with 100% mirrored every request costs wrk
+plus two backends, even through a proxy that used no CPU at all. From the
+direct runs (medians of wrk's and the backend's CPU per request, and of the
+throughput, which shows how busy the machine kept its CPUs), the ceiling is
+direct req/s × (wrk + backend) ÷ (wrk + 2 × backend). "Proxy CPU left for
+1.5× nginx" is what a proxy may spend per request and still reach 1.5×
+nginx's median throughput on those CPUs: CPUs busy ÷ (1.5 × nginx req/s) −
+wrk − 2 × backend. A proxy's real backends cost at least that much (nginx's
+new connection per mirror costs them more). wrk's CPU is bash's \`times\` for
+the subshell that runs it.
+
+EOF
+	summary_table ceiling
+	cat <<EOF
 
 ### Automatic observations
 
