@@ -222,6 +222,13 @@ func TestErrorsMatchTCPConn(t *testing.T) {
 				if !errors.Is(err, syscall.ECONNRESET) || !errors.As(err, &se) || se.Syscall != "read" {
 					t.Fatalf("Read after a reset = %v; want *os.SyscallError read: ECONNRESET", err)
 				}
+				// Writing to the dead connection fails with EPIPE (the kernel's
+				// SIGPIPE is ignored by Go's runtime for sockets, raw or not).
+				_, err = a.Write([]byte("more"))
+				checkOpError(t, err, "write")
+				if !errors.Is(err, syscall.EPIPE) && !errors.Is(err, syscall.ECONNRESET) {
+					t.Fatalf("Write after a reset = %v; want EPIPE or ECONNRESET", err)
+				}
 			})
 		})
 	}
