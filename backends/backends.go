@@ -168,18 +168,29 @@ func newHostClient(name, raw string, maxConns int, timeout time.Duration) (*fast
 		// deadline (the backend's timeout), not by per-read timeouts.
 		ReadTimeout:  timeout,
 		WriteTimeout: timeout,
-		DialTimeout: func(addr string, timeout time.Duration) (net.Conn, error) {
-			c, err := fasthttp.DialTimeout(addr, timeout)
-			if err != nil {
-				return nil, err
-			}
-			return rawconn.Wrap(c), nil
-		},
+		DialTimeout:  dialRaw,
 	}
 	if hc.IsTLS {
 		hc.TLSConfig = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
 	}
 	return hc, nil
+}
+
+// dialRaw dials as fasthttp does without a dial function (a zero timeout
+// means fasthttp's default one, not an expired one) and wraps the
+// connection for raw reads and writes (internal/rawconn).
+func dialRaw(addr string, timeout time.Duration) (net.Conn, error) {
+	var c net.Conn
+	var err error
+	if timeout > 0 {
+		c, err = fasthttp.DialTimeout(addr, timeout)
+	} else {
+		c, err = fasthttp.Dial(addr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return rawconn.Wrap(c), nil
 }
 
 func hostPort(u *url.URL) string {
