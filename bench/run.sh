@@ -456,7 +456,7 @@ run_one() { # round scenario size target new_port
 	local skipped0=0
 	[[ $target == tandem ]] && skipped0=$(tandem_skipped)
 
-	# wrk runs in a subshell whose \`times\` gives wrk's own CPU (user, sys).
+	# wrk runs in a subshell whose `times` gives wrk's own CPU (user, sys).
 	local wrk_rc=0
 	(
 		timeout $(( DUR_S + 60 )) wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 10s --latency \

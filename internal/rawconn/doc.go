@@ -14,9 +14,9 @@
 // blocking behave as on the wrapped connection.
 //
 // The cost of keeping the P: a stop-the-world pause of the garbage collector
-// waits for a copy in progress to end (the copy is bounded by the socket
-// buffer, well under a millisecond for the buffers Linux grows by default),
-// and the goroutines queued on that P wait for another P to steal them.
+// waits for a copy in progress to end (a copy never exceeds what the socket
+// buffer holds), and the goroutines queued on that P wait for another P to
+// steal them.
 //
 // Only Linux gets the raw calls; elsewhere Wrap returns the connection as is.
 package rawconn
