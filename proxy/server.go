@@ -80,7 +80,9 @@ type Server struct {
 
 	jobs       chan *shadowJob
 	workers    sync.WaitGroup
-	busy       atomic.Int64 // shadow workers busy with a job
+	busy       atomic.Int64 // shadow jobs admitted and not finished, queued or running (submit)
+	jobsMu     sync.RWMutex // held for reading while sending on jobs, for writing to close it
+	jobsClosed bool         // under jobsMu: Shutdown closed jobs
 	stopOnce   sync.Once
 	idPrefix   [16]byte // hex of 8 random bytes
 	idCounter  atomic.Uint64
@@ -158,7 +160,7 @@ func New(o Options) (*Server, error) {
 		},
 	}
 	n := c.Limits.ShadowConcurrency
-	s.jobs = make(chan *shadowJob)
+	s.jobs = make(chan *shadowJob, n) // one slot per admitted job: see submit
 	for i := 0; i < n; i++ {
 		s.workers.Add(1)
 		go s.shadowWorker()
@@ -203,7 +205,7 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.lingers.stop() // from now on connections close at once
 	err := s.srv.ShutdownWithContext(ctx)
-	s.stopOnce.Do(func() { close(s.jobs) })
+	s.stopOnce.Do(s.closeJobs)
 	done := make(chan struct{})
 	go func() { s.workers.Wait(); close(done) }()
 	select {
@@ -278,7 +280,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			skip = OutcomeSampling
 		case shadowTarget.BreakerState() == backends.StateOpen:
 			skip = OutcomeBreakerOpen
-		case s.busy.Load() >= int64(s.cfg.Limits.ShadowConcurrency):
+		case s.busy.Load() >= int64(cap(s.jobs)):
 			skip = OutcomeQueueFull
 		default:
 			sp, skip = s.spools.get(cl)
