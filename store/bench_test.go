@@ -148,6 +148,29 @@ func BenchmarkWriterThroughput(b *testing.B) {
 	}
 }
 
+// BenchmarkWriterSmallBatches is the writer under steady proxy load: a
+// batch of 50 matching exchanges (what 500 req/s fill in the 100 ms batch
+// window) into the current minute, each with both latencies, so every batch
+// rewrites the same minute row and its two histograms.
+func BenchmarkWriterSmallBatches(b *testing.B) {
+	s := openTest(b, Options{noJanitor: true})
+	batch := make([]item, 50)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		for j := range batch {
+			ex := exch("r", t0.Add(time.Duration(i%50000)*time.Millisecond), compare.OutcomeMatch)
+			ex.LegacyLatency = time.Duration(500+i%2000) * time.Microsecond
+			ex.NewLatency = time.Duration(600+i%2500) * time.Microsecond
+			batch[j] = item{ex: ex}
+			i++
+		}
+		if err := s.writeBatch(batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkReport7Days measures a report over a week of minutes, each with
 // latency histograms and a few differing paths.
 func BenchmarkReport7Days(b *testing.B) {

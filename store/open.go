@@ -194,7 +194,7 @@ func dsn(path string, o Options, readOnly bool) string {
 }
 
 func open(path string, o Options) (_ *Store, err error) {
-	s := &Store{path: path, o: o, pathCounts: map[pathKey]int{}}
+	s := &Store{path: path, o: o, pathCounts: map[pathKey]int{}, hists: map[minuteKey]*minuteHists{}}
 	ctx := context.Background()
 
 	s.wdb, err = sql.Open("sqlite", dsn(path, o, false))

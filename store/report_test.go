@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/json"
 	"math"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -224,5 +225,96 @@ func TestLatencyMergesAcrossBatches(t *testing.T) {
 	}
 	if got := reportOf(t, s, "r", sec(60)); math.Abs(got.Latency.LegacyP50-88) > 1 {
 		t.Errorf("minute 1 only: legacy p50 %v, want ≈ 88 (76..100 ms)", got.Latency.LegacyP50)
+	}
+}
+
+// The writer keeps the histograms of the minutes it last wrote and merges
+// later batches into them; what it writes always equals what is stored plus
+// the batch: after a batch for another minute, after a reopen, and after a
+// batch that failed (its latencies must not reach the stored histogram).
+func TestLatencyHistogramsFollowStore(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "store.db")
+	s := openAt(t, path, Options{})
+	stored := func(s *Store, minute int) int64 {
+		t.Helper()
+		var b []byte
+		err := s.rdb.QueryRow("SELECT hist_legacy FROM minutes WHERE route = 'r' AND minute = ?", minuteOf(sec(60*minute))).Scan(&b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := decodeHist(b)
+		if err != nil || h == nil {
+			t.Fatalf("stored histogram %x: %v", b, err)
+		}
+		return h.TotalCount()
+	}
+	batch := func(s *Store, minute, n int, diffs ...compare.Difference) error {
+		for i := range n {
+			ex := exch("r", sec(60*minute+i), compare.OutcomeMatch)
+			if len(diffs) > 0 {
+				ex = exch("r", sec(60*minute+i), compare.OutcomeMismatch, diffs...)
+			}
+			record(t, s, ex)
+		}
+		return s.Flush()
+	}
+	steps := []struct {
+		what         string
+		minute, n    int
+		want0, want1 int64
+	}{
+		{"first batch", 0, 10, 10, 0},
+		{"same minute again", 0, 5, 15, 0},
+		{"another minute", 1, 7, 15, 7},
+		{"the first minute after the other", 0, 3, 18, 7},
+	}
+	for _, st := range steps {
+		if err := batch(s, st.minute, st.n); err != nil {
+			t.Fatal(err)
+		}
+		if got := stored(s, 0); got != st.want0 {
+			t.Fatalf("%s: minute 0 holds %d latencies, want %d", st.what, got, st.want0)
+		}
+		if st.want1 > 0 {
+			if got := stored(s, 1); got != st.want1 {
+				t.Fatalf("%s: minute 1 holds %d latencies, want %d", st.what, got, st.want1)
+			}
+		}
+	}
+
+	// A batch that fails after writing its minute rows is rolled back.
+	exec := func(q string) {
+		t.Helper()
+		s.wmu.Lock()
+		defer s.wmu.Unlock()
+		if _, err := s.wdb.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exec("ALTER TABLE minute_diffs RENAME TO minute_diffs_away")
+	if err := batch(s, 0, 4, diff(compare.KindJSON, "$.w", false)); err == nil {
+		t.Fatal("a batch without its minute_diffs table was committed")
+	}
+	exec("ALTER TABLE minute_diffs_away RENAME TO minute_diffs")
+	if got := stored(s, 0); got != 18 {
+		t.Fatalf("minute 0 holds %d latencies after a failed batch, want 18", got)
+	}
+	if err := batch(s, 0, 2); err != nil {
+		t.Fatal(err)
+	}
+	if got := stored(s, 0); got != 20 {
+		t.Fatalf("minute 0 holds %d latencies after the failed batch and 2 more, want 20 (the failed 4 must not count)", got)
+	}
+
+	// A reopened store starts from what is on disk.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openAt(t, path, Options{})
+	if err := batch(s, 0, 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := stored(s, 0); got != 21 {
+		t.Fatalf("minute 0 holds %d latencies after a reopen and 1 more, want 21", got)
 	}
 }

@@ -156,6 +156,10 @@ type Store struct {
 	wdb        *sql.DB
 	stmts      writeStmts
 	pathCounts map[pathKey]int // charged samples per key; a cache of sample_paths
+	// hists holds the latency histograms of the minute rows the last batch
+	// wrote, as committed, so the next batch merges into them instead of
+	// reading and decoding the stored ones again. Cleared when a batch fails.
+	hists map[minuteKey]*minuteHists
 
 	rdb *sql.DB // readers: Report, Samples, Sample
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
@@ -158,6 +159,7 @@ func (s *Store) writeBatch(batch []item) error {
 	if err := s.applyBatch(batch); err != nil {
 		s.writeErrors.Add(n)
 		clear(s.pathCounts) // it may hold counts read inside the failed transaction
+		clear(s.hists)      // and histograms merged into it
 		return fmt.Errorf("cannot write %d items to %s: %w", n, s.path, err)
 	}
 	s.written.Add(n)
@@ -293,13 +295,13 @@ func (s *Store) addExchange(ctx context.Context, ts *writeStmts, b *batchState, 
 	}
 	if ex.Legacy != nil && ex.LegacyLatency > 0 {
 		if m.hl == nil {
-			m.hl = newHist()
+			m.hl = batchHist()
 		}
 		recordLatency(m.hl, ex.LegacyLatency)
 	}
 	if ex.New != nil && ex.NewLatency > 0 {
 		if m.hn == nil {
-			m.hn = newHist()
+			m.hn = batchHist()
 		}
 		recordLatency(m.hn, ex.NewLatency)
 	}
@@ -387,12 +389,17 @@ func (s *Store) writeMinutes(ctx context.Context, ts *writeStmts, b *batchState)
 	for k, m := range b.minutes {
 		var hl, hn any
 		if m.hl != nil || m.hn != nil {
-			var ol, on []byte
-			err := sel.QueryRowContext(ctx, k.route, k.minute).Scan(&ol, &on)
-			if err != nil && err != sql.ErrNoRows {
-				return err
+			c := s.hists[k]
+			if c == nil {
+				var ol, on []byte
+				err := sel.QueryRowContext(ctx, k.route, k.minute).Scan(&ol, &on)
+				if err != nil && err != sql.ErrNoRows {
+					return err
+				}
+				c = &minuteHists{l: decodeStored(ol), n: decodeStored(on)}
+				s.hists[k] = c
 			}
-			hl, hn = mergeEncoded(ol, m.hl), mergeEncoded(on, m.hn)
+			hl, hn = c.l.merge(m.hl), c.n.merge(m.hn)
 		}
 		args = append(args[:0], k.route, k.minute)
 		for _, v := range m.n {
@@ -403,21 +410,56 @@ func (s *Store) writeMinutes(ctx context.Context, ts *writeStmts, b *batchState)
 			return err
 		}
 	}
+	// Keep only this batch's minutes: the next batch mostly writes the same
+	// ones, and a late exchange for an older minute reads its row again.
+	for k := range s.hists {
+		if _, ok := b.minutes[k]; !ok {
+			delete(s.hists, k)
+		}
+	}
 	return nil
 }
 
-// mergeEncoded merges h into the encoded histogram old and returns the new
-// encoding, or nil (keep the stored value) when h is nil. A stored
-// histogram that cannot be decoded is replaced rather than blocking writes.
-func mergeEncoded(old []byte, h *hdrhistogram.Histogram) any {
+// minuteHists are one minute row's latency histograms as stored.
+type minuteHists struct{ l, n storedHist }
+
+// storedHist is a stored histogram, decoded; h is nil while the row has none.
+type storedHist struct{ h *hdrhistogram.Histogram }
+
+// decodeStored decodes a stored histogram. One that cannot be decoded is
+// replaced by the next write rather than blocking writes.
+func decodeStored(b []byte) storedHist {
+	h, err := decodeHist(b)
+	if err != nil {
+		return storedHist{}
+	}
+	return storedHist{h}
+}
+
+// merge adds h to the stored histogram and returns the new encoding, or nil
+// (keep the stored value) when h is nil. h is the batch's and is not used
+// again, so it becomes the stored one when there was none.
+func (s *storedHist) merge(h *hdrhistogram.Histogram) any {
 	if h == nil {
 		return nil
 	}
-	if prev, err := decodeHist(old); err == nil && prev != nil {
-		prev.Merge(h)
-		h = prev
+	if s.h == nil {
+		s.h = h
+	} else {
+		s.h.Merge(h)
+		spareHists.Put(h)
 	}
-	return encodeHist(h)
+	return encodeHist(s.h)
+}
+
+// spareHists recycles batch histograms once merged: each is 25 KiB of counts.
+var spareHists = sync.Pool{New: func() any { return newHist() }}
+
+// batchHist returns an empty histogram for one batch's latencies of a minute.
+func batchHist() *hdrhistogram.Histogram {
+	h := spareHists.Get().(*hdrhistogram.Histogram)
+	h.Reset()
+	return h
 }
 
 func boolInt(b bool) int {
