@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # bench/run.sh — end-to-end benchmark: direct backend vs nginx (mirror module)
 # vs tandem, each serving from a "legacy" backend and mirroring 100% of the
-# requests to a "new" backend. Writes BENCHMARKS.md at the repository root.
+# requests to a "new" backend, and internal/tools/mirrorfloor, the least work
+# a mirroring proxy can do, as a floor. Writes BENCHMARKS.md at the repository
+# root.
 #
 # Environment (all optional):
 #   BENCH_DURATION   wrk duration of each measured run       (default 10s)
@@ -223,7 +225,7 @@ hwm_kb() { # pid... -> VmHWM summed, kB
 CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 
 # ---------------------------------------------------------------- build
-log "building tandem and benchbackend into $T"
+log "building tandem, benchbackend and mirrorfloor into $T"
 if [[ -n ${BENCH_TANDEM_BIN:-} ]]; then
 	cp "$BENCH_TANDEM_BIN" "$T/tandem" || die "cannot copy BENCH_TANDEM_BIN=$BENCH_TANDEM_BIN"
 	log "using prebuilt tandem $BENCH_TANDEM_BIN"
@@ -231,6 +233,7 @@ else
 	$GO build -o "$T/tandem" ./cmd/tandem || die "go build ./cmd/tandem failed"
 fi
 $GO build -o "$T/benchbackend" ./internal/tools/benchbackend || die "go build ./internal/tools/benchbackend failed"
+$GO build -o "$T/mirrorfloor" ./internal/tools/mirrorfloor || die "go build ./internal/tools/mirrorfloor failed"
 
 # ---------------------------------------------------------------- backends
 start_backend() { # name delay -> sets PORT_<name>
@@ -376,6 +379,17 @@ EOF
 	for w in $workers; do PROXY_PIDS+=("$w"); PIDS+=("$w"); done
 }
 
+start_floor() { # new_port tag
+	local dir="$T/floor-$2"
+	mkdir -p "$dir"
+	PROXY_PORT=$(free_port)
+	"$T/mirrorfloor" -listen "127.0.0.1:$PROXY_PORT" -legacy "127.0.0.1:$LEGACY_PORT" -new "127.0.0.1:$1" >"$dir/floor.log" 2>&1 &
+	PROXY_MAIN=$!
+	PIDS+=("$PROXY_MAIN")
+	wait_port "$PROXY_PORT" "$PROXY_MAIN" mirrorfloor "$dir/floor.log"
+	PROXY_PIDS=("$PROXY_MAIN")
+}
+
 stop_proxy() {
 	[[ -n $PROXY_MAIN ]] || return 0
 	stop_pid "${PROXY_PIDS[@]}"
@@ -438,6 +452,7 @@ run_one() { # round scenario size target new_port
 	direct) port=$LEGACY_PORT; PROXY_PIDS=(); PROXY_MAIN="" ;;
 	nginx)  start_nginx "$newport" "$tag"; port=$PROXY_PORT ;;
 	tandem) start_tandem "$newport" "$tag"; port=$PROXY_PORT ;;
+	floor)  start_floor "$newport" "$tag"; port=$PROXY_PORT ;;
 	esac
 	url="http://127.0.0.1:$port/upload"
 	wlog="$T/wrk-$tag-$target.txt"
@@ -498,9 +513,12 @@ run_one() { # round scenario size target new_port
 }
 
 # ---------------------------------------------------------------- main loop
-TARGETS="direct tandem"
-[[ $HAVE_NGINX == 1 ]] && TARGETS="direct nginx tandem"
+TARGETS="direct tandem floor"
+[[ $HAVE_NGINX == 1 ]] && TARGETS="direct nginx tandem floor"
+# The floor writes each mirror before serving the next request, so a slow
+# mirror would only measure its socket buffers: it runs in the fast scenario.
 SLOW_TARGETS=${TARGETS#direct }
+SLOW_TARGETS=${SLOW_TARGETS% floor}
 SLOW_SIZE=1024
 NSIZES=$(wc -w <<<"$SIZES")
 NRUNS=$(( ROUNDS * (NSIZES * $(wc -w <<<"$TARGETS") + $(wc -w <<<"$SLOW_TARGETS")) ))
@@ -561,9 +579,9 @@ summary_table() { # [ceiling]
 	# The throughput a proxy costing no CPU could reach: each request costs
 	# wrk and two backends (each doing what it does for direct) instead of
 	# one, on CPUs as busy as in the direct runs.
-	function ceiling(   ns, sz, s, size, dkey, nkey, tkey, drps, w, b, busy, ceil, nrps, trps, tcpu, ncpu, budget) {
-		print "| body | direct req/s | wrk CPU µs/req | backend CPU µs/req | ceiling req/s | ceiling ÷ nginx | tandem ÷ nginx | tandem ÷ ceiling | proxy CPU µs/req left for 1.5× nginx | tandem CPU µs/req | nginx CPU µs/req |"
-		print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+	function ceiling(   ns, sz, s, size, dkey, nkey, tkey, fkey, drps, w, b, busy, ceil, nrps, trps, frps, tcpu, ncpu, fcpu, budget) {
+		print "| body | direct req/s | wrk CPU µs/req | backend CPU µs/req | ceiling req/s | ceiling ÷ nginx | floor ÷ nginx | tandem ÷ nginx | tandem ÷ floor | tandem ÷ ceiling | proxy CPU µs/req left for 1.5× nginx | floor CPU µs/req | tandem CPU µs/req | nginx CPU µs/req |"
+		print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 		ns = split(sizes, sz, " ")
 		for (s = 1; s <= ns; s++) {
 			size = sz[s]; dkey = "mirror" SUBSEP size SUBSEP "direct"
@@ -574,16 +592,19 @@ summary_table() { # [ceiling]
 			busy = drps * (w + b) / 1e6 # CPUs kept busy in the direct runs
 			ceil = busy * 1e6 / (w + 2 * b)
 			nkey = "mirror" SUBSEP size SUBSEP "nginx"; tkey = "mirror" SUBSEP size SUBSEP "tandem"
+			fkey = "mirror" SUBSEP size SUBSEP "floor"
 			nrps = (nkey in seen) ? median(nkey, "rps") : 0
 			trps = (tkey in seen) ? median(tkey, "rps") : 0
+			frps = (fkey in seen) ? median(fkey, "rps") : 0
 			tcpu = (tkey in seen) ? sprintf("%.0f", perreq(tkey, "cpu_s", 1e6)) : "—"
 			ncpu = (nkey in seen) ? sprintf("%.0f", perreq(nkey, "cpu_s", 1e6)) : "—"
+			fcpu = (fkey in seen) ? sprintf("%.0f", perreq(fkey, "cpu_s", 1e6)) : "—"
 			budget = "—"
 			if (nrps > 0) {
 				budget = busy * 1e6 / (1.5 * nrps) - w - 2 * b
 				budget = (budget > 0) ? sprintf("%.0f", budget) : sprintf("none (%.0f)", budget)
 			}
-			printf "| %s | %.0f | %.1f | %.1f | %.0f | %s | %s | %s | %s | %s | %s |\n", lbl(size), drps, w, b, ceil, ratio(ceil, nrps), ratio(trps, nrps), ratio(trps, ceil), budget, tcpu, ncpu
+			printf "| %s | %.0f | %.1f | %.1f | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", lbl(size), drps, w, b, ceil, ratio(ceil, nrps), ratio(frps, nrps), ratio(trps, nrps), ratio(trps, frps), ratio(trps, ceil), budget, fcpu, tcpu, ncpu
 		}
 	}
 	NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
@@ -603,7 +624,7 @@ summary_table() { # [ceiling]
 		print "| scenario | body | target | req/s (median) | × direct | p50 ms | × direct | p99 ms | × direct | CPU s / 10k req | backends CPU s / 10k req | backend connections opened / 1k req | peak RSS MiB | mirrors received / requests sent | wrk errors |"
 		print "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 		ns = split(sizes, sz, " ")
-		nt = split("direct nginx tandem", tg, " ")
+		nt = split("direct nginx tandem floor", tg, " ")
 		for (s = 1; s <= ns + 1; s++) {
 			if (s <= ns) { scen = "mirror"; size = sz[s]; sname = "mirror 100%" }
 			else { scen = "slowmirror"; size = slowsize; sname = "mirror 100%, mirror backend +" slowdelay }
@@ -694,7 +715,13 @@ Do not edit by hand: re-run the benchmark instead.
 
 tandem, nginx (mirror module) and no proxy at all ("direct") are driven with the
 same wrk load. Both proxies serve every request from the \`legacy\` backend and
-mirror 100% of them to the \`new\` backend. The backends are
+mirror 100% of them to the \`new\` backend. So does "floor",
+\`internal/tools/mirrorfloor\`: the least work a mirroring proxy can do (one
+read of each request into a buffer, the same bytes written to legacy and to
+new, legacy's answer copied back, HTTP framing and nothing else: no header
+rewriting, timeouts, comparison or records). It is not a proxy anyone should
+run; it shows what the machine leaves to any mirroring proxy written in Go.
+The backends are
 \`internal/tools/benchbackend\` (fasthttp; it streams the body into SHA-256 and
 answers \`{"sha256":..,"size":..}\`).
 
@@ -734,8 +761,10 @@ post-<size>.lua sets \`wrk.method = "POST"\`, \`wrk.body = string.rep("x", <size
 wrk's human-readable units (the text output is parsed as a fallback, us/ms/s/m/h).
 
 Order: $ROUNDS round(s); in each round, for each body size ($(for s in $SIZES; do printf '%s, ' "$(size_label "$s")"; done | sed 's/, $//')),
-direct → nginx → tandem; then the slow-mirror scenario (mirror backend started
-with \`-delay $SLOW_DELAY\`, $(size_label "$SLOW_SIZE") bodies) nginx → tandem. Each proxy
+direct → nginx → tandem → floor; then the slow-mirror scenario (mirror backend started
+with \`-delay $SLOW_DELAY\`, $(size_label "$SLOW_SIZE") bodies) nginx → tandem (the floor
+writes each mirror before it serves the next request, so it has no slow-mirror
+run). Each proxy
 is started fresh for each run, so peak RSS belongs to that run (plus its warm-up).
 
 ## Results (medians over $ROUNDS round(s), $DURATION each)
@@ -788,7 +817,9 @@ direct req/s × (wrk + backend) ÷ (wrk + 2 × backend). "Proxy CPU left for
 nginx's median throughput on those CPUs: CPUs busy ÷ (1.5 × nginx req/s) −
 wrk − 2 × backend. A proxy's real backends cost at least that much (nginx's
 new connection per mirror costs them more). wrk's CPU is bash's \`times\` for
-the subshell that runs it.
+the subshell that runs it. "floor ÷ nginx" is the measured counterpart: the
+throughput of the floor proxy (above), which spends on each request only the
+system calls and copies that mirroring needs.
 
 EOF
 	summary_table ceiling
