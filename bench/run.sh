@@ -515,8 +515,9 @@ run_one() { # round scenario size target new_port
 # ---------------------------------------------------------------- main loop
 TARGETS="direct tandem floor"
 [[ $HAVE_NGINX == 1 ]] && TARGETS="direct nginx tandem floor"
-# The floor writes each mirror before serving the next request, so a slow
-# mirror would only measure its socket buffers: it runs in the fast scenario.
+# The floor's mirror falls at most three pieces behind before it holds up the
+# served requests, so a slow mirror would only measure that: it runs in the
+# fast scenario.
 SLOW_TARGETS=${TARGETS#direct }
 SLOW_TARGETS=${SLOW_TARGETS% floor}
 SLOW_SIZE=1024
@@ -716,11 +717,13 @@ Do not edit by hand: re-run the benchmark instead.
 tandem, nginx (mirror module) and no proxy at all ("direct") are driven with the
 same wrk load. Both proxies serve every request from the \`legacy\` backend and
 mirror 100% of them to the \`new\` backend. So does "floor",
-\`internal/tools/mirrorfloor\`: the least work a mirroring proxy can do (one
-read of each request into a buffer, the same bytes written to legacy and to
-new, legacy's answer copied back, HTTP framing and nothing else: no header
-rewriting, timeouts, comparison or records). It is not a proxy anyone should
-run; it shows what the machine leaves to any mirroring proxy written in Go.
+\`internal/tools/mirrorfloor\`: the least work a mirroring proxy can do. It
+reads each request as it arrives, writes every piece to legacy and hands it
+to a goroutine that writes it to new, copies legacy's answer back, and does
+HTTP framing and nothing else (no header rewriting, timeouts, comparison or
+records), over tandem's own socket layer (\`internal/rawconn\`) with two
+backend connections per client connection. It is not a proxy anyone should
+run; it shows what this machine leaves to any mirroring proxy written in Go.
 The backends are
 \`internal/tools/benchbackend\` (fasthttp; it streams the body into SHA-256 and
 answers \`{"sha256":..,"size":..}\`).
@@ -762,9 +765,9 @@ wrk's human-readable units (the text output is parsed as a fallback, us/ms/s/m/h
 
 Order: $ROUNDS round(s); in each round, for each body size ($(for s in $SIZES; do printf '%s, ' "$(size_label "$s")"; done | sed 's/, $//')),
 direct → nginx → tandem → floor; then the slow-mirror scenario (mirror backend started
-with \`-delay $SLOW_DELAY\`, $(size_label "$SLOW_SIZE") bodies) nginx → tandem (the floor
-writes each mirror before it serves the next request, so it has no slow-mirror
-run). Each proxy
+with \`-delay $SLOW_DELAY\`, $(size_label "$SLOW_SIZE") bodies) nginx → tandem (the floor's
+mirror falls at most three pieces behind before it holds up the served
+requests, so it has no slow-mirror run). Each proxy
 is started fresh for each run, so peak RSS belongs to that run (plus its warm-up).
 
 ## Results (medians over $ROUNDS round(s), $DURATION each)

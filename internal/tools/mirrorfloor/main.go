@@ -3,10 +3,11 @@
 // anyone should run.
 //
 // For each client connection it keeps one connection to the legacy backend
-// and one to the new one. It reads a request (headers and a Content-Length
-// body) in pieces of up to 64 KiB and writes each piece unchanged to legacy
-// and then to new, reads legacy's response the same way and writes it back;
-// another goroutine reads and drops new's responses. That is one copy of each
+// and one to the new one, through internal/rawconn as tandem's are. It reads
+// a request (headers and a Content-Length body) as it arrives, in pieces of
+// up to 256 KiB, writes each piece unchanged to legacy and hands it to a
+// goroutine that writes it to new; it reads legacy's response the same way and
+// writes it back; another goroutine reads and drops new's responses. That is one copy of each
 // request from the kernel, two copies back into it, and HTTP framing, with
 // nothing else: no header rewriting, no timeouts, no chunked bodies, no
 // comparison, no records, no limits. Anything it cannot frame (no
@@ -31,6 +32,8 @@ import (
 	"slices"
 	"strconv"
 	"syscall"
+
+	"github.com/tandem-proxy/tandem/internal/rawconn"
 )
 
 func main() {
@@ -79,22 +82,25 @@ func closedByPeer(err error) bool {
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
-// chunk is the most a relay reads before writing: a body is copied in
-// pieces of this size, each written while it is still in the CPU's cache.
-const chunk = 64 << 10
+// piece is the most a relay reads before writing. A read returns what the
+// socket holds, up to this, and what it returned is written at once.
+const piece = 256 << 10
 
 // proxyConn serves one client connection until it closes or fails.
 func proxyConn(c net.Conn, legacy, mirror string) error {
+	c = rawconn.Wrap(c)
 	defer c.Close()
 	l, err := net.Dial("tcp", legacy)
 	if err != nil {
 		return fmt.Errorf("legacy: %w", err)
 	}
+	l = rawconn.Wrap(l)
 	defer l.Close()
 	m, err := net.Dial("tcp", mirror)
 	if err != nil {
 		return fmt.Errorf("new: %w", err)
 	}
+	m = rawconn.Wrap(m)
 	defer m.Close()
 	go func() {
 		// new's responses are read and dropped until its connection closes
@@ -107,11 +113,35 @@ func proxyConn(c net.Conn, legacy, mirror string) error {
 			}
 		}
 	}()
+	// What was written to legacy is written to new by another goroutine, so
+	// that the served path does not wait for it: three buffers take turns
+	// between reading and the mirror's writes.
+	free := make(chan []byte, 3)
+	for range cap(free) {
+		free <- nil
+	}
+	toMirror := make(chan []byte, cap(free))
+	defer close(toMirror)
+	go func() {
+		var failed error
+		for b := range toMirror {
+			if failed == nil {
+				if _, failed = m.Write(b); failed != nil && !closedByPeer(failed) {
+					log.Printf("new: %v", failed)
+				}
+			}
+			free <- b
+		}
+	}()
+	handOver := func(b []byte) []byte {
+		toMirror <- b
+		return <-free
+	}
 	cr := bufio.NewReaderSize(c, 16<<10)
 	lr := bufio.NewReaderSize(l, 16<<10)
-	var buf []byte
+	buf := <-free
 	for {
-		if buf, err = relay(cr, buf, l, m); err != nil {
+		if buf, err = relay(cr, buf, l, handOver); err != nil {
 			return fmt.Errorf("request: %w", err)
 		}
 		if buf, err = relay(lr, buf, c, nil); err != nil {
@@ -125,39 +155,41 @@ var (
 	errNoCL    = errors.New("no Content-Length")
 )
 
-// relay copies one HTTP/1.1 message (start line, headers, body) from r to w1
-// and to w2 when it is not nil, reading into buf and returning it for reuse.
-// The headers leave with the start of the body, then the body follows in
-// writes of at most chunk bytes. The body must be framed by Content-Length; a
-// message without one has no body, except a request whose method carries one
-// (POST, PUT, PATCH), which is refused.
-func relay(r *bufio.Reader, buf []byte, w1, w2 io.Writer) ([]byte, error) {
+// relay copies one HTTP/1.1 message (start line, headers, body) from r to w,
+// reading into buf. When mirror is not nil, every piece written to w is then
+// handed to mirror, which returns the buffer to read the next piece into.
+// relay returns its last buffer for reuse. The headers leave with the start
+// of the body; the body follows as it arrives, at most piece bytes a write.
+// The body must be framed by Content-Length; a message without one has no
+// body, except a request whose method carries one (POST, PUT, PATCH), which
+// is refused.
+func relay(r *bufio.Reader, buf []byte, w io.Writer, mirror func([]byte) []byte) ([]byte, error) {
 	buf, cl, err := readHeader(r, buf[:0])
 	if err != nil {
 		return buf, err
 	}
 	for left := cl; ; {
-		if n := min(left, chunk-len(buf)); n > 0 {
+		if n := min(left, piece-len(buf)); n > 0 {
 			off := len(buf)
 			buf = slices.Grow(buf, n)[:off+n] // reused buffers are not cleared
-			if _, err := io.ReadFull(r, buf[off:]); err != nil {
-				if errors.Is(err, io.EOF) {
+			got, err := r.Read(buf[off:])
+			buf = buf[:off+got]
+			left -= got
+			if err != nil || got == 0 {
+				if err == nil || errors.Is(err, io.EOF) {
 					err = io.ErrUnexpectedEOF
 				}
 				return buf, fmt.Errorf("body: %w", err)
 			}
-			left -= n
 		}
-		if _, err := w1.Write(buf); err != nil {
+		if _, err := w.Write(buf); err != nil {
 			return buf, err
 		}
-		if w2 != nil {
-			if _, err := w2.Write(buf); err != nil {
-				return buf, err
-			}
+		if mirror != nil {
+			buf = mirror(buf)
 		}
 		if left == 0 {
-			return buf, nil
+			return buf[:0], nil
 		}
 		buf = buf[:0]
 	}
