@@ -17,6 +17,12 @@
 // Whatever throughput and CPU per request it reaches on a machine bounds
 // what a mirroring proxy written in Go can reach there: a real one does all
 // of this plus its own work.
+//
+// With -late it keeps a whole copy of each request and writes it to new only
+// after legacy has answered, which is tandem's order (a shadow is sent from
+// its spool once the served response has begun). Comparing the two modes
+// measures what writing a body from memory the CPU's cache no longer holds
+// costs, against writing each piece while it is fresh.
 package main
 
 import (
@@ -40,6 +46,7 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "listen address (loopback only)")
 	legacy := flag.String("legacy", "", "legacy backend host:port (served)")
 	mirror := flag.String("new", "", "new backend host:port (mirrored)")
+	late := flag.Bool("late", false, "copy each request whole and write it to new after legacy's answer, as tandem does, instead of piece by piece as it arrives")
 	flag.Parse()
 	if *legacy == "" || *mirror == "" {
 		fmt.Fprintln(os.Stderr, "mirrorfloor: -legacy and -new are required")
@@ -57,18 +64,18 @@ func main() {
 	}
 	log.SetPrefix("mirrorfloor: ")
 	log.SetFlags(0)
-	log.Fatal(serve(ln, *legacy, *mirror))
+	log.Fatal(serve(ln, *legacy, *mirror, *late))
 }
 
-// serve accepts connections until ln is closed.
-func serve(ln net.Listener, legacy, mirror string) error {
+// serve accepts connections until ln is closed. late is -late.
+func serve(ln net.Listener, legacy, mirror string, late bool) error {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			return err
 		}
 		go func() {
-			if err := proxyConn(c, legacy, mirror); err != nil && !closedByPeer(err) {
+			if err := proxyConn(c, legacy, mirror, late); err != nil && !closedByPeer(err) {
 				log.Print(err)
 			}
 		}()
@@ -87,7 +94,7 @@ func closedByPeer(err error) bool {
 const piece = 256 << 10
 
 // proxyConn serves one client connection until it closes or fails.
-func proxyConn(c net.Conn, legacy, mirror string) error {
+func proxyConn(c net.Conn, legacy, mirror string, late bool) error {
 	c = rawconn.Wrap(c)
 	defer c.Close()
 	l, err := net.Dial("tcp", legacy)
@@ -108,7 +115,7 @@ func proxyConn(c net.Conn, legacy, mirror string) error {
 		var buf []byte
 		for {
 			var err error
-			if buf, err = relay(mr, buf, io.Discard, nil); err != nil {
+			if buf, err = relay(mr, buf, io.Discard, nil, false); err != nil {
 				return
 			}
 		}
@@ -140,12 +147,21 @@ func proxyConn(c net.Conn, legacy, mirror string) error {
 	cr := bufio.NewReaderSize(c, 16<<10)
 	lr := bufio.NewReaderSize(l, 16<<10)
 	buf := <-free
+	var whole []byte // -late: the request, read whole into one buffer
 	for {
-		if buf, err = relay(cr, buf, l, handOver); err != nil {
+		if late {
+			whole, err = relay(cr, <-free, l, nil, true)
+		} else {
+			buf, err = relay(cr, buf, l, handOver, false)
+		}
+		if err != nil {
 			return fmt.Errorf("request: %w", err)
 		}
-		if buf, err = relay(lr, buf, c, nil); err != nil {
+		if buf, err = relay(lr, buf, c, nil, false); err != nil {
 			return fmt.Errorf("legacy response: %w", err)
+		}
+		if late {
+			toMirror <- whole
 		}
 	}
 }
@@ -158,18 +174,21 @@ var (
 // relay copies one HTTP/1.1 message (start line, headers, body) from r to w,
 // reading into buf. When mirror is not nil, every piece written to w is then
 // handed to mirror, which returns the buffer to read the next piece into.
-// relay returns its last buffer for reuse. The headers leave with the start
-// of the body; the body follows as it arrives, at most piece bytes a write.
+// relay returns its last buffer for reuse, emptied; with keep, it reads the
+// whole message into buf instead of reusing it piece after piece, and
+// returns it. The headers leave with the start of the body; the body follows
+// as it arrives, at most piece bytes a write.
 // The body must be framed by Content-Length; a message without one has no
 // body, except a request whose method carries one (POST, PUT, PATCH), which
 // is refused.
-func relay(r *bufio.Reader, buf []byte, w io.Writer, mirror func([]byte) []byte) ([]byte, error) {
+func relay(r *bufio.Reader, buf []byte, w io.Writer, mirror func([]byte) []byte, keep bool) ([]byte, error) {
 	buf, cl, err := readHeader(r, buf[:0])
 	if err != nil {
 		return buf, err
 	}
+	start := 0 // where the piece being read begins in buf
 	for left := cl; ; {
-		if n := min(left, piece-len(buf)); n > 0 {
+		if n := min(left, piece-(len(buf)-start)); n > 0 {
 			off := len(buf)
 			buf = slices.Grow(buf, n)[:off+n] // reused buffers are not cleared
 			got, err := r.Read(buf[off:])
@@ -182,10 +201,17 @@ func relay(r *bufio.Reader, buf []byte, w io.Writer, mirror func([]byte) []byte)
 				return buf, fmt.Errorf("body: %w", err)
 			}
 		}
-		if _, err := w.Write(buf); err != nil {
+		if _, err := w.Write(buf[start:]); err != nil {
 			return buf, err
 		}
-		if mirror != nil {
+		switch {
+		case keep:
+			if left == 0 {
+				return buf, nil
+			}
+			start = len(buf)
+			continue
+		case mirror != nil:
 			buf = mirror(buf)
 		}
 		if left == 0 {

@@ -54,23 +54,29 @@ func (b *hashBackend) received() []string {
 	return append([]string(nil), b.got...)
 }
 
-func startFloor(t *testing.T, legacy, mirror string) string {
+func startFloor(t *testing.T, legacy, mirror string, late bool) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	go serve(ln, legacy, mirror)
+	go serve(ln, legacy, mirror, late)
 	t.Cleanup(func() { ln.Close() })
 	return ln.Addr().String()
 }
 
 // TestServesLegacyAndMirrorsEveryRequest sends bodies of several sizes, up to
-// 1 MiB, on one kept-alive connection: every answer is legacy's for that
-// body, and new receives the same bodies in the same order.
+// 1 MiB, on one kept-alive connection, in both modes: every answer is
+// legacy's for that body, and new receives the same bodies in the same order.
 func TestServesLegacyAndMirrorsEveryRequest(t *testing.T) {
+	for _, late := range []bool{false, true} {
+		t.Run(fmt.Sprintf("late=%v", late), func(t *testing.T) { testServesAndMirrors(t, late) })
+	}
+}
+
+func testServesAndMirrors(t *testing.T, late bool) {
 	legacy, mirror := startBackend(t, "legacy"), startBackend(t, "new")
-	addr := startFloor(t, legacy.addr, mirror.addr)
+	addr := startFloor(t, legacy.addr, mirror.addr, late)
 	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
 	var want []string
 	for i, size := range []int{0, 1, 1024, 64 << 10, 1 << 20, 3} {
@@ -103,7 +109,7 @@ func TestServesLegacyAndMirrorsEveryRequest(t *testing.T) {
 // Content-Length, close the connection without reaching a backend.
 func TestRefusesWhatItCannotFrame(t *testing.T) {
 	legacy, mirror := startBackend(t, "legacy"), startBackend(t, "new")
-	addr := startFloor(t, legacy.addr, mirror.addr)
+	addr := startFloor(t, legacy.addr, mirror.addr, false)
 	for _, req := range []string{
 		"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
 		"POST /upload HTTP/1.1\r\nHost: x\r\n\r\nabc",
