@@ -12,7 +12,8 @@
 // nothing else: no header rewriting, no timeouts, no chunked bodies, no
 // comparison, no records, no limits. Anything it cannot frame (no
 // Content-Length on a request with a body, chunked encoding, a malformed
-// line) closes the connection and is logged.
+// line) closes the connection and is logged; it does not know that the
+// answer to HEAD has no body, so it is for the benchmark's POSTs only.
 //
 // Whatever throughput and CPU per request it reaches on a machine bounds
 // what a mirroring proxy written in Go can reach there: a real one does all
