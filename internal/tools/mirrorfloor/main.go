@@ -22,8 +22,9 @@
 // With -late it keeps a whole copy of each request and writes it to new only
 // after legacy has answered, which is tandem's order (a shadow is sent from
 // its spool once the served response has begun). Comparing the two modes
-// measures what writing a body from memory the CPU's cache no longer holds
-// costs, against writing each piece while it is fresh.
+// measures what that order costs a relay: at 1 MiB on the benchmark VM,
+// 130-180 µs more CPU per request. It does not explain tandem's own cost: a
+// tandem that started each shadow as its body arrived spent no less.
 package main
 
 import (
