@@ -5,12 +5,14 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -105,8 +107,10 @@ func testServesAndMirrors(t *testing.T, late bool) {
 	}
 }
 
-// TestRefusesWhatItCannotFrame: a chunked request, and a POST without
-// Content-Length, close the connection without reaching a backend.
+// TestRefusesWhatItCannotFrame: a chunked request, a POST without
+// Content-Length, a negative Content-Length and a header line without a colon
+// each close the connection with no answer and reach no backend. The close
+// may come as a reset (the floor closes with the request's body unread).
 func TestRefusesWhatItCannotFrame(t *testing.T) {
 	legacy, mirror := startBackend(t, "legacy"), startBackend(t, "new")
 	addr := startFloor(t, legacy.addr, mirror.addr, false)
@@ -126,7 +130,7 @@ func TestRefusesWhatItCannotFrame(t *testing.T) {
 		}
 		rest, err := io.ReadAll(bufio.NewReader(c))
 		c.Close()
-		if err != nil || len(rest) != 0 {
+		if (err != nil && !errors.Is(err, syscall.ECONNRESET)) || len(rest) != 0 {
 			t.Errorf("%q: got %q, %v; want the connection closed with no answer", req, rest, err)
 		}
 	}
