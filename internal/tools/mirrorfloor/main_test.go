@@ -115,7 +115,8 @@ func TestRefusesWhatItCannotFrame(t *testing.T) {
 	legacy, mirror := startBackend(t, "legacy"), startBackend(t, "new")
 	addr := startFloor(t, legacy.addr, mirror.addr, false)
 	for _, req := range []string{
-		"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+		// with a Content-Length too, so that only the chunked rule refuses it
+		"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
 		"POST /upload HTTP/1.1\r\nHost: x\r\n\r\nabc",
 		"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
 		"POST /upload HTTP/1.1\r\nHost x\r\nContent-Length: 3\r\n\r\nabc",
