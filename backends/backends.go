@@ -35,6 +35,12 @@ func (r Role) String() string {
 // ErrBreakerOpen is returned by Allow while the backend's breaker refuses traffic.
 var ErrBreakerOpen = errors.New("circuit breaker open")
 
+// ErrNotTried, given to Allow's done, says the exchange told nothing about
+// the backend: tandem refused the request itself (the client's body was too
+// large, too slow or malformed) or could not send it for reasons of its own.
+// The breaker counts it neither as a success nor as a failure.
+var ErrNotTried = errors.New("request not tried on the backend")
+
 // doer is what both fasthttp.HostClient and fasthttp.LBClient offer.
 type doer interface {
 	Do(req *fasthttp.Request, resp *fasthttp.Response) error
@@ -125,6 +131,7 @@ func New(name string, c *config.Backend, o Options) (*Backend, error) {
 		MaxRequests: 1,
 		Timeout:     c.Breaker.OpenFor.D(),
 		ReadyToTrip: func(cn gobreaker.Counts) bool { return cn.ConsecutiveFailures >= failures },
+		IsExcluded:  func(err error) bool { return errors.Is(err, ErrNotTried) },
 		OnStateChange: func(n string, from, to gobreaker.State) {
 			if o.OnBreakerChange != nil {
 				o.OnBreakerChange(n, fromGobreaker(from), fromGobreaker(to))
@@ -227,7 +234,8 @@ func (b *Backend) Do(req *fasthttp.Request, resp *fasthttp.Response, role Role) 
 
 // Allow asks the breaker whether optional traffic may go to this backend. On
 // success the caller must call done exactly once with the exchange's outcome
-// (nil for success). It returns ErrBreakerOpen while the breaker refuses.
+// (nil for success; ErrNotTried when the exchange says nothing about the
+// backend). It returns ErrBreakerOpen while the breaker refuses.
 func (b *Backend) Allow() (done func(error), err error) {
 	done, err = b.breaker.Allow()
 	if err != nil {

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"errors"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 )
@@ -39,6 +40,7 @@ type reqMeta struct {
 	nTokens    int
 	scratch    []byte
 	xff        []byte // X-Forwarded-For being built
+	hostless   bool   // the client sent no Host and an origin-form target (buildOutbound)
 }
 
 // scanHeaders checks the raw request headers for ambiguous framing and
@@ -155,17 +157,70 @@ var (
 	strHTTP            = []byte("http")
 	strHTTPS           = []byte("https")
 	strCommaSpace      = []byte(", ")
+	strSchemeSep       = []byte("://")
+	strSlash           = []byte("/")
 )
 
-// buildOutbound writes the request to send upstream into out: method, URI as
-// received, end-to-end headers, the request id and the X-Forwarded-* set.
-// Content-Length and Transfer-Encoding are left to the body setter.
-func buildOutbound(ctx *fasthttp.RequestCtx, m *reqMeta, id []byte, out *fasthttp.Request) {
+// errUnsendable is returned by buildOutbound for a request that cannot be
+// forwarded as it is. It is tandem's own refusal, answered with 400 and a
+// plain-text reason; no backend sees the request and no breaker, error rate or
+// backend error metric hears of it.
+type errUnsendable string
+
+func (e errUnsendable) Error() string { return string(e) }
+
+// buildOutbound writes the request to send upstream into out: method, the
+// target in origin-form, Host, end-to-end headers, the request id and the
+// X-Forwarded-* set. Content-Length and Transfer-Encoding are left to the
+// body setter.
+//
+// The target: origin-form (/path?query) goes out byte for byte, //x included
+// (the client's path is never normalised). Absolute-form
+// (http://authority/path) is reduced to origin-form, as RFC 9112 §3.2.2 asks
+// of a server; its authority becomes Host and X-Forwarded-Host, in place of a
+// Host header the client also sent. Any other form (authority-form, "*", a
+// scheme other than http and https) is an errUnsendable.
+//
+// Host: the client's, not rewritten (not even lower-cased). A request with
+// none (HTTP/1.0 allows it) gets defaultHost, the serving backend's host:port,
+// and m.hostless is set so that a copy sent to another backend can carry that
+// backend's instead (see hostFor). X-Forwarded-Host names the host the client
+// asked for, and is left out when it named none.
+//
+// out's URI is set from parts, not parsed from a string: fasthttp's parser
+// reads a target such as //a/http://b as scheme-relative and would send
+// another path to another host.
+func buildOutbound(ctx *fasthttp.RequestCtx, m *reqMeta, id []byte, out *fasthttp.Request, defaultHost []byte) error {
 	in := &ctx.Request.Header
 	oh := &out.Header
+	authority, origin, err := splitTarget(in.RequestURI())
+	if err != nil {
+		return err
+	}
+	asked := in.Host()
+	if authority != nil {
+		asked = authority
+	}
+	host := asked
+	m.hostless = len(host) == 0
+	if m.hostless {
+		host = defaultHost
+	}
 	oh.SetMethodBytes(in.Method())
-	out.SetRequestURIBytes(in.RequestURI())
-	oh.SetHostBytes(in.Host())
+	u := out.URI()
+	u.DisablePathNormalizing = true
+	u.SetHostBytes(host)
+	path, query := origin, origin[len(origin):]
+	if q := bytes.IndexByte(origin, '?'); q >= 0 {
+		path, query = origin[:q], origin[q+1:]
+	}
+	if len(path) == 0 {
+		path = strSlash // http://h or http://h?q: RFC 9112 §3.2.1
+	}
+	u.SetPathBytes(path)
+	u.SetQueryStringBytes(query)
+	oh.SetHostBytes(host)
+	out.UseHostHeader = true // fasthttp would write the URI's lower-cased host
 	xff := m.xff[:0]
 	for k, v := range in.All() {
 		switch {
@@ -195,7 +250,54 @@ func buildOutbound(ctx *fasthttp.RequestCtx, m *reqMeta, id []byte, out *fasthtt
 	} else {
 		oh.SetBytesKV(hdrXForwardedProto, strHTTP)
 	}
-	oh.SetBytesKV(hdrXForwardedHost, in.Host())
+	if len(asked) > 0 {
+		oh.SetBytesKV(hdrXForwardedHost, asked)
+	}
+	return nil
+}
+
+// splitTarget splits a request-target into the authority of an
+// absolute-form target (nil for origin-form) and the origin-form part to
+// send: path and query, exactly as received (an absolute-form target may
+// leave the path empty).
+func splitTarget(t []byte) (authority, origin []byte, err error) {
+	if len(t) > 0 && t[0] == '/' {
+		return nil, t, nil
+	}
+	i := bytes.Index(t, strSchemeSep)
+	if i < 0 {
+		return nil, nil, errUnsendable("cannot forward this request target: only origin-form (/path) and absolute-form (http://host/path) are forwarded")
+	}
+	if scheme := t[:i]; !equalFold(scheme, "http") && !equalFold(scheme, "https") {
+		return nil, nil, errUnsendable("cannot forward this request target: the scheme is not http or https")
+	}
+	rest := t[i+len(strSchemeSep):]
+	end := bytes.IndexAny(rest, "/?")
+	if end < 0 {
+		end = len(rest)
+	}
+	authority, origin = rest[:end], rest[end:]
+	switch {
+	case len(authority) == 0:
+		return nil, nil, errUnsendable("cannot forward this request target: absolute-form without a host")
+	case !validAuthority(authority):
+		return nil, nil, errUnsendable("cannot forward this request target: invalid host (user info, or a character a Host header cannot carry)")
+	}
+	return authority, origin, nil
+}
+
+// validAuthority accepts host[:port] as a Host header may carry it: reg-name
+// and IP-literal characters (RFC 3986 §3.2.2), no user info.
+func validAuthority(a []byte) bool {
+	for _, c := range a {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("-._~!$&'()*+,;=:[]%", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // copyResponseHeaders copies an upstream response's end-to-end headers to the

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"fmt"
+	"sync"
+	"sync/atomic"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/tandem-proxy/tandem/backends"
@@ -30,6 +32,53 @@ var errorReasons = []backends.Reason{backends.ReasonConnect, backends.ReasonTime
 // client errors answered by tandem itself, by status.
 var clientErrorStatuses = []int{400, 404, 408, 413, 431, 502, 504}
 
+// Who answered a client: the closed label set of
+// tandem_requests_total{served_by}. ServedByTandem is a request tandem
+// answered itself with no backend at fault: it refused the client's body
+// (400, 408, 413) or could not forward the request (see buildOutbound).
+const (
+	ServedByLegacy = "legacy"
+	ServedByNew    = "new"
+	ServedByTandem = "tandem"
+)
+
+type servedBy uint8
+
+const (
+	byLegacy servedBy = iota
+	byNew
+	byTandem
+	nServedBy
+)
+
+var servedByNames = [nServedBy]string{ServedByLegacy, ServedByNew, ServedByTandem}
+
+// answerCounts count a route's answered requests, one cell per kind of
+// answer: who served it, whether its copy went to the shadow side, whether
+// it was an error. Each answer adds to exactly one cell, so every figure
+// made of cells (requests, served by each side, mirrored, errors) is read
+// from the same increments: no snapshot, and no difference of two
+// snapshots, can count a request's mirror without the request.
+// tandem_requests_total is exported from them.
+type answerCounts struct {
+	c [nServedBy][2][2]atomic.Uint64 // [served by][mirrored][error]
+}
+
+func (a *answerCounts) add(by servedBy, mirrored, failed bool) {
+	a.c[by][b2i(mirrored)][b2i(failed)].Add(1)
+}
+
+func (a *answerCounts) served(by servedBy) uint64 {
+	return a.c[by][0][0].Load() + a.c[by][0][1].Load() + a.c[by][1][0].Load() + a.c[by][1][1].Load()
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // serverMetrics are one Server's metrics. Each Server has its own
 // metrics.Set, registered for /metrics while the server lives, so that two
 // servers in one process (tests) never share counters.
@@ -37,11 +86,14 @@ type serverMetrics struct {
 	set          *metrics.Set
 	clientErrors map[int]*metrics.Counter
 	abandoned    *metrics.Counter
+
+	answersMu sync.Mutex
+	answers   map[string]*answerCounts // by route name; kept across rules versions
 }
 
 func newServerMetrics(s *Server) *serverMetrics {
 	set := metrics.NewSet()
-	m := &serverMetrics{set: set, clientErrors: map[int]*metrics.Counter{}}
+	m := &serverMetrics{set: set, clientErrors: map[int]*metrics.Counter{}, answers: map[string]*answerCounts{}}
 	for _, st := range clientErrorStatuses {
 		m.clientErrors[st] = set.NewCounter(fmt.Sprintf(`tandem_client_errors_total{status="%d"}`, st))
 	}
@@ -65,25 +117,28 @@ func (m *serverMetrics) clientError(status int) {
 // routeMetrics holds one route's counters, created when the route is compiled
 // so the hot path only increments.
 type routeMetrics struct {
-	servedLegacy, servedNew, fallback *metrics.Counter
-	shadow                            map[string]*metrics.Counter
-	compare                           map[compare.Outcome]*metrics.Counter
-	mismatch                          map[compare.Kind]*metrics.Counter
+	answers  *answerCounts
+	fallback *metrics.Counter
+	shadow   map[string]*metrics.Counter
+	compare  map[compare.Outcome]*metrics.Counter
+	mismatch map[compare.Kind]*metrics.Counter
 	// per backend name → role → histogram
 	duration map[string]map[backends.Role]*metrics.PrometheusHistogram
 	errors   map[string]map[backends.Reason]*metrics.Counter
 }
 
-func newRouteMetrics(set *metrics.Set, route string, backendNames []string) *routeMetrics {
+// newRouteMetrics returns a compiled route's metrics. A route keeps its
+// counters across rules versions: they are found by name.
+func newRouteMetrics(sm *serverMetrics, route string, backendNames []string) *routeMetrics {
+	set := sm.set
 	m := &routeMetrics{
-		servedLegacy: set.GetOrCreateCounter(fmt.Sprintf(`tandem_requests_total{route=%q,served_by="legacy"}`, route)),
-		servedNew:    set.GetOrCreateCounter(fmt.Sprintf(`tandem_requests_total{route=%q,served_by="new"}`, route)),
-		fallback:     set.GetOrCreateCounter(fmt.Sprintf(`tandem_fallback_total{route=%q}`, route)),
-		shadow:       map[string]*metrics.Counter{},
-		compare:      map[compare.Outcome]*metrics.Counter{},
-		mismatch:     map[compare.Kind]*metrics.Counter{},
-		duration:     map[string]map[backends.Role]*metrics.PrometheusHistogram{},
-		errors:       map[string]map[backends.Reason]*metrics.Counter{},
+		answers:  sm.routeAnswers(route),
+		fallback: set.GetOrCreateCounter(fmt.Sprintf(`tandem_fallback_total{route=%q}`, route)),
+		shadow:   map[string]*metrics.Counter{},
+		compare:  map[compare.Outcome]*metrics.Counter{},
+		mismatch: map[compare.Kind]*metrics.Counter{},
+		duration: map[string]map[backends.Role]*metrics.PrometheusHistogram{},
+		errors:   map[string]map[backends.Reason]*metrics.Counter{},
 	}
 	for _, o := range shadowOutcomes {
 		m.shadow[o] = set.GetOrCreateCounter(fmt.Sprintf(`tandem_shadow_total{route=%q,outcome=%q}`, route, o))
@@ -107,6 +162,23 @@ func newRouteMetrics(set *metrics.Set, route string, backendNames []string) *rou
 		}
 	}
 	return m
+}
+
+// routeAnswers returns route's answer counts, creating them (and their
+// tandem_requests_total series) on first use.
+func (sm *serverMetrics) routeAnswers(route string) *answerCounts {
+	sm.answersMu.Lock()
+	defer sm.answersMu.Unlock()
+	a := sm.answers[route]
+	if a == nil {
+		a = new(answerCounts)
+		sm.answers[route] = a
+		for by := range nServedBy {
+			sm.set.NewGauge(fmt.Sprintf(`tandem_requests_total{route=%q,served_by=%q}`, route, servedByNames[by]),
+				func() float64 { return float64(a.served(by)) })
+		}
+	}
+	return a
 }
 
 func (m *routeMetrics) backendError(backend string, r backends.Reason) {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 
-	"github.com/VictoriaMetrics/metrics"
 	"github.com/tandem-proxy/tandem/backends"
 	"github.com/tandem-proxy/tandem/compare"
 	"github.com/tandem-proxy/tandem/rules"
@@ -32,7 +31,7 @@ type table struct {
 	routes  []*route
 }
 
-func compileTable(version int64, rs []rules.Route, bs map[string]*backends.Backend, set *metrics.Set) (*table, error) {
+func compileTable(version int64, rs []rules.Route, bs map[string]*backends.Backend, sm *serverMetrics) (*table, error) {
 	t := &table{version: version}
 	for i := range rs {
 		r := rs[i]
@@ -72,7 +71,7 @@ func compileTable(version int64, rs []rules.Route, bs map[string]*backends.Backe
 		for _, m := range r.Match.Methods {
 			cr.methods = append(cr.methods, []byte(m))
 		}
-		cr.m = newRouteMetrics(set, r.Name, names)
+		cr.m = newRouteMetrics(sm, r.Name, names)
 		t.routes = append(t.routes, cr)
 	}
 	return t, nil

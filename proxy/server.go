@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -88,9 +89,10 @@ type Server struct {
 	idCounter  atomic.Uint64
 	maxBody    int64
 	compareMax int64
-	captureMem *memBudget // response bytes held for comparison, all jobs together
-	accessLog  uint32     // buckets of rules.Buckets logged; 0 = off
-	lingers    lingerSet  // client connections draining before close (linger.go)
+	captureMem *memBudget        // response bytes held for comparison, all jobs together
+	accessLog  uint32            // buckets of rules.Buckets logged; 0 = off
+	hosts      map[string][]byte // backend name → the Host a request without one gets (hostFor)
+	lingers    lingerSet         // client connections draining before close (linger.go)
 }
 
 // New builds a Server with the routes of o.Config as rules version 1.
@@ -113,6 +115,7 @@ func New(o Options) (*Server, error) {
 	if s.learner == nil {
 		s.learner = compare.NewLearner()
 	}
+	s.hosts = backendHosts(c, o.Backends)
 	var rnd [8]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return nil, fmt.Errorf("cannot seed request ids: %w", err)
@@ -169,13 +172,35 @@ func New(o Options) (*Server, error) {
 	return s, nil
 }
 
+// backendHosts maps every backend to the Host header a request that has none
+// is sent with: the host[:port] of its (first) URL, as configured; nginx's
+// proxy_pass sends its upstream's name the same way. A backend the config
+// does not describe gets its name.
+func backendHosts(c *config.Config, bs map[string]*backends.Backend) map[string][]byte {
+	out := make(map[string][]byte, len(bs))
+	for name := range bs {
+		out[name] = []byte(name)
+		if bc := c.Backends[name]; bc != nil {
+			if us := bc.AllURLs(); len(us) > 0 {
+				if u, err := url.Parse(us[0]); err == nil && u.Host != "" {
+					out[name] = []byte(u.Host)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// hostFor is the Host sent to b for a request whose client sent none.
+func (s *Server) hostFor(b *backends.Backend) []byte { return s.hosts[b.Name] }
+
 // Metrics returns the server's metrics set (registered for /metrics).
 func (s *Server) Metrics() *metrics.Set { return s.m.set }
 
 // SetRules compiles routes and makes them the rules for the next request.
 // On error the previous rules stay in force.
 func (s *Server) SetRules(version int64, routes []rules.Route) error {
-	t, err := compileTable(version, routes, s.backends, s.m.set)
+	t, err := compileTable(version, routes, s.backends, s.m)
 	if err != nil {
 		return err
 	}
@@ -236,7 +261,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 	cl := int64(ctx.Request.Header.ContentLength())
 	if cl > s.maxBody {
-		s.fail(ctx, fasthttp.StatusRequestEntityTooLarge, "request body too large", true)
+		s.refuse(ctx, rt, fasthttp.StatusRequestEntityTooLarge, "request body too large")
 		return
 	}
 	if cl == -2 {
@@ -289,7 +314,18 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 
 	out := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(out)
-	buildOutbound(ctx, meta, id, out)
+	if err := buildOutbound(ctx, meta, id, out, s.hostFor(serving)); err != nil {
+		// No backend sees it, so no breaker hears of it: new's done is
+		// told the exchange says nothing about new.
+		if newDone != nil {
+			newDone(backends.ErrNotTried)
+		}
+		if sp != nil {
+			sp.release()
+		}
+		s.refuse(ctx, rt, fasthttp.StatusBadRequest, err.Error())
+		return
+	}
 
 	body := bodyPool.Get().(*bodyReader)
 	*body = bodyReader{r: ctx.RequestBodyStream(), limit: s.maxBody}
@@ -308,12 +344,15 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	err := serving.Do(out, resp, backends.Served)
 	if newDone != nil {
-		newDone(breakerResult(err, resp))
+		newDone(servedBreakerResult(err, resp, body))
 		if err != nil && body.n == 0 && backends.IsConnectError(err) {
 			// new refused before any byte was sent: legacy serves instead.
 			rt.m.backendError(rt.new.Name, backends.ReasonConnect)
 			rt.m.fallback.Inc()
 			servedByNew, serving = false, rt.legacy
+			if meta.hostless {
+				out.Header.SetHostBytes(s.hostFor(serving))
+			}
 			setBody()
 			start = time.Now()
 			err = serving.Do(out, resp, backends.Served)
@@ -327,17 +366,12 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			sp, skip = nil, OutcomeError
 		}
 		s.countShadowSkip(rt, skip)
-		s.upstreamFailed(ctx, rt, serving, body, err)
+		s.upstreamFailed(ctx, rt, serving, servedByNew, body, err)
 		return
 	}
 	rt.m.duration[serving.Name][backends.Served].Update(ttfb.Seconds())
 	if resp.StatusCode() >= 500 {
 		rt.m.backendError(serving.Name, backends.ReasonStatus)
-	}
-	if servedByNew {
-		rt.m.servedNew.Inc()
-	} else {
-		rt.m.servedLegacy.Inc()
 	}
 	if s.accessLog > 0 && rules.MirrorBucket("access-log", b2s(id)) < s.accessLog {
 		s.log.Info("request", "id", string(id), "route", rt.Name, "method", string(ctx.Method()),
@@ -359,6 +393,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			sp.release()
 		} else {
 			job = s.newJob(rt, out, sp, servedByNew, id, ttfb)
+			job.hostless = meta.hostless
 			if !s.submit(job) {
 				job.release()
 				job, skip = nil, OutcomeQueueFull
@@ -366,6 +401,11 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	s.countShadowSkip(rt, skip)
+	by := byLegacy
+	if servedByNew {
+		by = byNew
+	}
+	rt.m.answers.add(by, job != nil, resp.StatusCode() >= 500)
 
 	copyResponseHeaders(&resp.Header, &ctx.Response.Header)
 	sb := servedBodyPool.Get().(*servedBody)
@@ -409,24 +449,40 @@ func (s *Server) parseError(ctx *fasthttp.RequestCtx, err error) {
 	}
 }
 
-// upstreamFailed answers the client after the serving backend failed.
-func (s *Server) upstreamFailed(ctx *fasthttp.RequestCtx, rt *route, b *backends.Backend, body *bodyReader, err error) {
+// upstreamFailed answers the client after the serving backend's exchange
+// failed, and counts the answer: served by tandem when the client's body was
+// the problem or tandem could not send the request (no backend at fault, no
+// backend error counted), else by the serving side, as an error.
+func (s *Server) upstreamFailed(ctx *fasthttp.RequestCtx, rt *route, b *backends.Backend, servedByNew bool, body *bodyReader, err error) {
 	if body.err != nil {
 		// The client's body was the problem, not the backend.
 		var ne net.Error
 		switch {
 		case errors.Is(body.err, fasthttp.ErrBodyTooLarge):
-			s.fail(ctx, fasthttp.StatusRequestEntityTooLarge, "request body too large", true)
+			s.refuse(ctx, rt, fasthttp.StatusRequestEntityTooLarge, "request body too large")
 		case errors.As(body.err, &ne) && ne.Timeout():
-			s.fail(ctx, fasthttp.StatusRequestTimeout, "request body not received within client.body_timeout", true)
+			s.refuse(ctx, rt, fasthttp.StatusRequestTimeout, "request body not received within client.body_timeout")
 		default:
 			// Malformed chunking or a broken connection; the details (socket
 			// addresses) are for the log, not the client.
 			s.log.Debug("cannot read request body", "err", body.err)
-			s.fail(ctx, fasthttp.StatusBadRequest, "malformed or incomplete request body", true)
+			s.refuse(ctx, rt, fasthttp.StatusBadRequest, "malformed or incomplete request body")
 		}
 		return
 	}
+	if unsendable(err) {
+		// fasthttp refused to write the request (buildOutbound should
+		// have made that impossible): tandem's failure, not the backend's.
+		s.log.Warn("cannot send request", "backend", b.Name, "err", err)
+		s.fail(ctx, fasthttp.StatusBadGateway, "cannot send the request to backend "+b.Name, true)
+		rt.m.answers.add(byTandem, false, true)
+		return
+	}
+	by := byLegacy
+	if servedByNew {
+		by = byNew
+	}
+	rt.m.answers.add(by, false, true)
 	reason := backends.Classify(err)
 	rt.m.backendError(b.Name, reason)
 	if reason == backends.ReasonTimeout {
@@ -434,6 +490,13 @@ func (s *Server) upstreamFailed(ctx *fasthttp.RequestCtx, rt *route, b *backends
 		return
 	}
 	s.fail(ctx, fasthttp.StatusBadGateway, "backend "+b.Name+" failed: "+string(reason), true)
+}
+
+// refuse answers a request on route rt that tandem will not forward, or
+// whose body it stopped reading, and counts it as served by tandem.
+func (s *Server) refuse(ctx *fasthttp.RequestCtx, rt *route, status int, msg string) {
+	s.fail(ctx, status, msg, true)
+	rt.m.answers.add(byTandem, false, true)
 }
 
 func (s *Server) countShadowSkip(rt *route, skip string) {
@@ -455,8 +518,12 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, status int, msg string, closeCon
 }
 
 // breakerResult tells the breaker whether an exchange failed: transport
-// errors and 5xx answers do.
+// errors and 5xx answers do. A request fasthttp would not write says nothing
+// about the backend (backends.ErrNotTried).
 func breakerResult(err error, resp *fasthttp.Response) error {
+	if unsendable(err) {
+		return backends.ErrNotTried
+	}
 	if err != nil {
 		return err
 	}
@@ -467,6 +534,27 @@ func breakerResult(err error, resp *fasthttp.Response) error {
 }
 
 var errStatus5xx = errors.New("5xx answer")
+
+// servedBreakerResult is breakerResult for the served exchange: when the
+// client's body failed (too large, too slow, malformed), the exchange says
+// nothing about the backend.
+func servedBreakerResult(err error, resp *fasthttp.Response, body *bodyReader) error {
+	if err != nil && body.err != nil {
+		return backends.ErrNotTried
+	}
+	return breakerResult(err, resp)
+}
+
+// unsendable reports whether err is fasthttp's client refusing to write a
+// request for a reason of the request itself, before any byte went out.
+// Before buildOutbound set the target from parts, an absolute-form target
+// whose scheme differed from the backend's got
+// ErrHostClientRedirectToDifferentScheme, and a request without Host got
+// "missing required host header"; both were charged to the backend.
+func unsendable(err error) bool {
+	return err != nil && (errors.Is(err, fasthttp.ErrHostClientRedirectToDifferentScheme) ||
+		errors.Is(err, fasthttp.ErrorInvalidURI))
+}
 
 // validRequestID accepts client request ids of printable ASCII up to 128 bytes.
 func validRequestID(id []byte) bool {

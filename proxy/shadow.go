@@ -25,6 +25,7 @@ type shadowJob struct {
 	at          time.Time
 	servedTTFB  time.Duration
 	secrets     []string // credential values the client sent (see Exchange.Secrets)
+	hostless    bool     // the client sent no Host: each copy gets its backend's (Server.hostFor)
 
 	servedCap *capture
 	caps      []*capture // the shadow-side captures, released with the job
@@ -41,7 +42,8 @@ type shadowJob struct {
 func (s *Server) newJob(rt *route, out *fasthttp.Request, sp *spool, servedByNew bool, id []byte, ttfb time.Duration) *shadowJob {
 	req := fasthttp.AcquireRequest()
 	out.Header.CopyTo(&req.Header)
-	req.SetRequestURIBytes(out.RequestURI())
+	req.SetURI(out.URI()) // the parts buildOutbound set, not a string to parse again
+	req.UseHostHeader = true
 	req.Header.SetBytesKV(hdrXTandemShadow, []byte("1"))
 	j := &shadowJob{
 		rt:          rt,
@@ -311,6 +313,9 @@ func (s *Server) sendCopy(j *shadowJob, b *backends.Backend, buf []byte) (r *com
 		return nil, 0, false
 	}
 	req := j.req
+	if j.hostless {
+		req.Header.SetHostBytes(s.hostFor(b))
+	}
 	if j.spool.size > 0 || req.Header.ContentLength() != 0 {
 		req.SetBodyStream(j.spool.reader(), int(j.spool.size))
 	}

@@ -300,7 +300,7 @@ func flushCounters(px *proxy.Server, st *store.Store, last map[string]proxy.Rout
 			ServedLegacy: c.ServedLegacy - p.ServedLegacy,
 			ServedNew:    c.ServedNew - p.ServedNew,
 			Fallback:     c.Fallback - p.Fallback,
-			Sent:         c.Shadow[proxy.OutcomeSent] + c.Shadow[proxy.OutcomeError] - p.Shadow[proxy.OutcomeSent] - p.Shadow[proxy.OutcomeError],
+			Sent:         c.Mirrored - p.Mirrored,
 			Skipped:      map[string]int64{},
 		}
 		d.Requests = d.ServedLegacy + d.ServedNew

@@ -114,7 +114,7 @@ func routeStatus(state *rules.State, px *proxy.Server, ctl *ramp.Controller) []a
 			ServedLegacy: c.ServedLegacy,
 			ServedNew:    c.ServedNew,
 			Fallback:     c.Fallback,
-			Mirrored:     c.Shadow[proxy.OutcomeSent] + c.Shadow[proxy.OutcomeError],
+			Mirrored:     c.Mirrored,
 			Matched:      c.Compare[compare.OutcomeMatch],
 			Mismatched:   c.Compare[compare.OutcomeMismatch],
 			Noise:        c.Compare[compare.OutcomeNoise],
