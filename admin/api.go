@@ -29,26 +29,32 @@ type Reports interface {
 	Sample(id string) (*store.Sample, error)
 }
 
-// RouteStatus is one route's live state for GET /api/v1/routes.
+// RouteStatus is one route's live state for GET /api/v1/routes. The counts
+// are the proxy's since it started, with the meaning of the report's fields
+// of the same names (store.RouteReport): Requests is every answer the
+// route's clients got, ServedLegacy + ServedNew + ServedTandem, and is never
+// below Mirrored.
 type RouteStatus struct {
-	Name         string            `json:"name"`
-	Legacy       string            `json:"legacy"`
-	New          string            `json:"new,omitempty"`
-	ServeNew     float64           `json:"serve_new"`
-	Mirror       float64           `json:"mirror"`
-	Sticky       string            `json:"sticky"`
-	Breakers     map[string]string `json:"breakers"`
-	Requests     int64             `json:"requests"`
-	ServedLegacy int64             `json:"served_legacy"`
-	ServedNew    int64             `json:"served_new"`
-	Fallback     int64             `json:"fallback"`
-	Mirrored     int64             `json:"mirrored"`
-	Compared     int64             `json:"compared"`
-	Matched      int64             `json:"matched"`
-	Mismatched   int64             `json:"mismatched"`
-	Noise        int64             `json:"noise"`
-	DiffRate     float64           `json:"diff_rate"`
-	Ramp         any               `json:"ramp,omitempty"`
+	Name         string             `json:"name"`
+	Legacy       string             `json:"legacy"`
+	New          string             `json:"new,omitempty"`
+	ServeNew     float64            `json:"serve_new"`
+	Mirror       float64            `json:"mirror"`
+	Sticky       string             `json:"sticky"`
+	Breakers     map[string]string  `json:"breakers"`
+	Requests     int64              `json:"requests"`
+	ServedLegacy int64              `json:"served_legacy"`
+	ServedNew    int64              `json:"served_new"`
+	ServedTandem int64              `json:"served_tandem"`
+	ServedErrors store.ServedCounts `json:"served_errors"`
+	Fallback     int64              `json:"fallback"`
+	Mirrored     int64              `json:"mirrored"`
+	Compared     int64              `json:"compared"`
+	Matched      int64              `json:"matched"`
+	Mismatched   int64              `json:"mismatched"`
+	Noise        int64              `json:"noise"`
+	DiffRate     float64            `json:"diff_rate"`
+	Ramp         any                `json:"ramp,omitempty"`
 }
 
 // Deps are what the API serves. Nil fields disable their endpoints (503).

@@ -3,7 +3,8 @@
 // journal, synchronous=FULL), and keeps two things in it:
 //
 //   - per-(route, minute) aggregates: the data plane's traffic counters
-//     (AddCounters), compare outcome counts, per-(kind, path) difference
+//     (AddCounters: every answer clients got, by who served it, its errors,
+//     the mirrored share), compare outcome counts, per-(kind, path) difference
 //     counts and one HdrHistogram of latencies per side. Report sums them.
 //   - samples: a bounded set of whole exchanges (both responses' metadata,
 //     capped bodies, every difference) kept for mismatch, noise and error

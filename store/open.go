@@ -14,8 +14,10 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
-// schemaVersion is stored in PRAGMA user_version.
-const schemaVersion = 1
+// schemaVersion is stored in PRAGMA user_version. Version 2 added the
+// served_tandem and served_errors_* columns (migrate adds them to a version 1
+// file, zero in its old rows).
+const schemaVersion = 2
 
 // Counter columns of the minutes table, in the order of a minuteAgg.
 const (
@@ -36,6 +38,10 @@ const (
 	colCompareErrors
 	colLegacyErrors
 	colNewErrors
+	colServedTandem
+	colServedErrorsLegacy
+	colServedErrorsNew
+	colServedErrorsTandem
 	nCols
 )
 
@@ -43,6 +49,7 @@ var colNames = [nCols]string{
 	"requests", "served_legacy", "served_new", "fallback", "sent",
 	"skip_sampling", "skip_queue_full", "skip_breaker_open", "skip_too_large", "skip_spool_full", "skip_error",
 	"matched", "mismatched", "noise", "compare_errors", "legacy_errors", "new_errors",
+	"served_tandem", "served_errors_legacy", "served_errors_new", "served_errors_tandem",
 }
 
 // skipCol maps a skip reason to its column.
@@ -228,6 +235,9 @@ func open(path string, o Options) (_ *Store, err error) {
 	if _, err = s.wdb.ExecContext(ctx, schema()); err != nil {
 		return nil, fmt.Errorf("cannot create schema: %w", err)
 	}
+	if err = migrate(ctx, s.wdb); err != nil {
+		return nil, fmt.Errorf("cannot migrate schema from version %d: %w", version, err)
+	}
 	if _, err = s.wdb.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
 		return nil, err
 	}
@@ -250,6 +260,41 @@ func open(path string, o Options) (_ *Store, err error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// migrate adds the counter columns an older file's minutes table lacks, in
+// one transaction; old rows read 0 in them.
+func migrate(ctx context.Context, db *sql.DB) error {
+	rows, err := db.QueryContext(ctx, "SELECT name FROM pragma_table_info('minutes')")
+	if err != nil {
+		return err
+	}
+	have := map[string]bool{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return err
+		}
+		have[name] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, c := range colNames {
+		if !have[c] {
+			if _, err := tx.ExecContext(ctx, "ALTER TABLE minutes ADD COLUMN "+c+" INTEGER NOT NULL DEFAULT 0"); err != nil {
+				return err
+			}
+		}
+	}
+	return tx.Commit()
 }
 
 // writeStmts are the writer's statements, prepared once on the write

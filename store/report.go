@@ -21,12 +21,20 @@ type RouteReport struct {
 	// argument, or, for a report over everything, the first minute with data.
 	Since time.Time `json:"since"`
 
-	// Traffic counters from AddCounters.
+	// Traffic counters from AddCounters. Requests counts every answer the
+	// route's clients got, tandem's own 502, 504 and refusals included:
+	// ServedLegacy + ServedNew + ServedTandem. Requests ≥ Mirrored in every
+	// window.
 	Requests     int64 `json:"requests"`
-	ServedLegacy int64 `json:"served_legacy"`
-	ServedNew    int64 `json:"served_new"`
-	Fallback     int64 `json:"fallback"`
-	Mirrored     int64 `json:"mirrored"` // shadows sent that got an answer (Counters.Sent)
+	ServedLegacy int64 `json:"served_legacy"` // sent to legacy, its failures included
+	ServedNew    int64 `json:"served_new"`    // sent to new, its failures included
+	ServedTandem int64 `json:"served_tandem"` // answered by tandem itself: a refused body, a request it cannot forward
+	// ServedErrors are the error answers clients got, by who served them:
+	// the side's failure (tandem's 502/504) or its 5xx; every answer served
+	// by tandem is one.
+	ServedErrors ServedCounts `json:"served_errors"`
+	Fallback     int64        `json:"fallback"`
+	Mirrored     int64        `json:"mirrored"` // served requests whose copy went to the shadow side (Counters.Sent)
 
 	// Comparison counts from Record: Compared = Matched + Mismatched +
 	// Noise + CompareErrors.
@@ -36,7 +44,8 @@ type RouteReport struct {
 	Noise         int64 `json:"noise"`      // differences, all noise
 	CompareErrors int64 `json:"compare_errors"`
 	// LegacyErrors and NewErrors count compared exchanges whose side failed:
-	// a transport error or a 5xx status.
+	// a transport error or a 5xx status. A served request that failed is
+	// never compared: it is in ServedErrors.
 	LegacyErrors int64 `json:"legacy_errors"`
 	NewErrors    int64 `json:"new_errors"`
 
@@ -287,6 +296,8 @@ func fillCounts(r *RouteReport, n *[nCols]int64) {
 	r.ServedNew = n[colServedNew]
 	r.Fallback = n[colFallback]
 	r.Mirrored = n[colSent]
+	r.ServedTandem = n[colServedTandem]
+	r.ServedErrors = ServedCounts{Legacy: n[colServedErrorsLegacy], New: n[colServedErrorsNew], Tandem: n[colServedErrorsTandem]}
 	for reason, col := range skipCol {
 		r.Skipped[reason] = n[col]
 	}

@@ -124,13 +124,33 @@ var SkipReasons = []string{SkipSampling, SkipQueueFull, SkipBreakerOpen, SkipToo
 // Counters are traffic counters kept by the data plane. The caller flushes
 // deltas (not totals) every few seconds with AddCounters.
 type Counters struct {
-	Requests, ServedLegacy, ServedNew, Fallback int64
+	// Requests counts every answer the route's clients got: ServedLegacy +
+	// ServedNew + ServedTandem. ServedLegacy and ServedNew count the
+	// requests sent to that side, its failures (tandem's 502 and 504)
+	// included; ServedTandem those tandem answered itself, no backend at
+	// fault (a refused body, a request it cannot forward).
+	Requests, ServedLegacy, ServedNew, ServedTandem, Fallback int64
+	// ServedErrors counts the error answers clients got, by who served them:
+	// a failed exchange or a 5xx for legacy and new, every answer for tandem.
+	ServedErrors ServedCounts
 	// Skipped counts shadows not sent, by reason (SkipReasons); other keys
 	// are ignored. Negative values anywhere are ignored.
 	Skipped map[string]int64
-	// Sent counts shadows sent that got an answer; reports call it Mirrored.
+	// Sent counts the served requests whose copy was handed to the shadow
+	// side; reports call it Mirrored. It is never more than Requests in the
+	// same delta.
 	Sent int64
 }
+
+// ServedCounts are counts by who answered the client.
+type ServedCounts struct {
+	Legacy int64 `json:"legacy"`
+	New    int64 `json:"new"`
+	Tandem int64 `json:"tandem"`
+}
+
+// Total is the sum of the three.
+func (c ServedCounts) Total() int64 { return c.Legacy + c.New + c.Tandem }
 
 // StoreStats are the store's own counters, exported by the caller as metrics.
 type StoreStats struct {

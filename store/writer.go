@@ -260,6 +260,10 @@ func addCounters(m *minuteAgg, c *Counters) {
 	m.n[colServedNew] += max(c.ServedNew, 0)
 	m.n[colFallback] += max(c.Fallback, 0)
 	m.n[colSent] += max(c.Sent, 0)
+	m.n[colServedTandem] += max(c.ServedTandem, 0)
+	m.n[colServedErrorsLegacy] += max(c.ServedErrors.Legacy, 0)
+	m.n[colServedErrorsNew] += max(c.ServedErrors.New, 0)
+	m.n[colServedErrorsTandem] += max(c.ServedErrors.Tandem, 0)
 	for reason, v := range c.Skipped {
 		if col, ok := skipCol[reason]; ok {
 			m.n[col] += max(v, 0)

@@ -78,6 +78,18 @@
   function fmtInt(n) {
     return n === undefined || n === null ? "—" : Number(n).toLocaleString("en-US");
   }
+  // served_errors: the error answers clients got, by who served them
+  // ({legacy, new, tandem}; every answer tandem gave itself is one).
+  function servedErrorsTotal(e) {
+    return e ? (e.legacy || 0) + (e.new || 0) + (e.tandem || 0) : 0;
+  }
+  function servedErrorsLine(e) {
+    const n = servedErrorsTotal(e);
+    if (!n) return null;
+    const parts = [["legacy", e.legacy], ["new", e.new], ["tandem", e.tandem]].filter((p) => p[1] > 0)
+      .map((p) => p[0] + " " + fmtInt(p[1]));
+    return h("div", { class: "small bad-text", "data-field": "served_errors", "data-value": n, text: "errors " + fmtInt(n) + " (" + parts.join(" · ") + ")" });
+  }
   function fmtPercent(p) { // p in 0..100
     if (p === undefined || p === null) return "—";
     return String(Math.round(p * 100) / 100) + "%";
@@ -580,7 +592,9 @@
         h("td", { class: "num", "data-field": "mirror", "data-value": r.mirror, text: fmtPercent(r.mirror) }),
         h("td", { class: "num", "data-field": "requests", "data-value": r.requests }, h("div", { text: fmtInt(r.requests) }),
           h("div", { class: "muted small", text: "legacy " + fmtInt(r.served_legacy) + " · new " + fmtInt(r.served_new) +
-            (r.fallback ? " · fallback " + fmtInt(r.fallback) : "") })),
+            (r.served_tandem ? " · tandem " + fmtInt(r.served_tandem) : "") +
+            (r.fallback ? " · fallback " + fmtInt(r.fallback) : "") }),
+          servedErrorsLine(r.served_errors)),
         h("td", { class: "num", "data-field": "compared", "data-value": r.compared }, h("div", { text: fmtInt(r.compared) }),
           h("div", { class: "muted small", text: fmtInt(r.mismatched) + " mismatched · " + fmtInt(r.noise) + " noise" })),
         h("td", { "data-field": "diff_rate", "data-value": r.diff_rate },
@@ -639,6 +653,7 @@
         card("Serving new (live)", pctBar(r.serve_new, "new"), "serve_new"),
         card("Mirror", fmtPercent(r.mirror), "mirror"),
         card("Requests (live)", fmtInt(r.requests), "requests"),
+        card("Errors served (live)", h("span", { class: servedErrorsTotal(r.served_errors) ? "bad-text" : "", text: fmtInt(servedErrorsTotal(r.served_errors)) }), "served_errors"),
         card("Diff rate (live)", h("span", null, h("span", { class: "rate " + rateClass(r.diff_rate, r.compared), text: fmtRate(r.diff_rate, r.compared) }), " ",
           sparkline(this.app.history.get(r.name))), "diff_rate"),
         card("Breakers", breakerBadges(r.breakers), "breakers"),
@@ -676,14 +691,19 @@
         h("h2", null, "Report ", h("span", { class: "muted small", text: rep.since && !rep.since.startsWith("0001") ? "since " + fmtTime(rep.since) : "" })),
         h("div", { class: "stats" },
           stat("Requests", fmtInt(rep.requests), "r-requests"),
+          stat("Errors served", fmtInt(servedErrorsTotal(rep.served_errors)), "r-served_errors", servedErrorsTotal(rep.served_errors) ? "bad" : ""),
           stat("Mirrored", fmtInt(rep.mirrored), "r-mirrored"),
           stat("Compared", fmtInt(rep.compared), "r-compared"),
           stat("Matched", fmtInt(rep.matched), "r-matched", "ok"),
           stat("Mismatched", fmtInt(rep.mismatched), "r-mismatched", rep.mismatched ? "bad" : ""),
           stat("Noise", fmtInt(rep.noise), "r-noise"),
           stat("Diff rate", fmtRate(rep.diff_rate, rep.compared), "r-diff_rate", rateClass(rep.diff_rate, rep.compared)),
-          stat("Errors legacy / new", fmtInt(rep.legacy_errors) + " / " + fmtInt(rep.new_errors), "r-errors", rep.new_errors > rep.legacy_errors ? "warn" : ""),
+          stat("Failed in comparisons legacy / new", fmtInt(rep.legacy_errors) + " / " + fmtInt(rep.new_errors), "r-errors", rep.new_errors > rep.legacy_errors ? "warn" : ""),
           stat("Compare errors", fmtInt(rep.compare_errors), "r-compare_errors")),
+        h("p", { class: "muted small", "data-field": "r-served" }, "Served by legacy " + fmtInt(rep.served_legacy) + " · new " + fmtInt(rep.served_new) +
+          " · tandem " + fmtInt(rep.served_tandem) + "; errors served by legacy " + fmtInt((rep.served_errors || {}).legacy) +
+          " · new " + fmtInt((rep.served_errors || {}).new) + " · tandem " + fmtInt((rep.served_errors || {}).tandem) +
+          " (tandem's own answers: refused bodies and requests it cannot forward)."),
         h("p", { class: "muted small" }, "Shadows skipped: ",
           skipped.length ? skipped.map((e, i) => [i ? ", " : "", code(e[0]), " " + fmtInt(e[1])]) : "none"),
         this.renderLatency(rep.latency || {}),

@@ -80,14 +80,14 @@ func renderReport(w io.Writer, reps []store.RouteReport, top int) {
 	}
 	sort.Slice(reps, func(i, j int) bool { return reps[i].Route < reps[j].Route })
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ROUTE\tREQUESTS\tSERVED NEW\tMIRRORED\tCOMPARED\tMISMATCHED\tNOISE\tDIFF RATE\tP50 LEGACY/NEW\tP99 LEGACY/NEW")
+	fmt.Fprintln(tw, "ROUTE\tREQUESTS\tERRORS\tSERVED NEW\tMIRRORED\tCOMPARED\tMISMATCHED\tNOISE\tDIFF RATE\tP50 LEGACY/NEW\tP99 LEGACY/NEW")
 	for _, r := range reps {
 		servedNew := 0.0
 		if r.Requests > 0 {
 			servedNew = 100 * float64(r.ServedNew) / float64(r.Requests)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.1f%%\t%d\t%d\t%d\t%d\t%.2f%%\t%s / %s\t%s / %s\n",
-			r.Route, r.Requests, servedNew, r.Mirrored, r.Compared, r.Mismatched, r.Noise, 100*r.DiffRate,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f%%\t%d\t%d\t%d\t%d\t%.2f%%\t%s / %s\t%s / %s\n",
+			r.Route, r.Requests, r.ServedErrors.Total(), servedNew, r.Mirrored, r.Compared, r.Mismatched, r.Noise, 100*r.DiffRate,
 			ms(r.Latency.LegacyP50), ms(r.Latency.NewP50), ms(r.Latency.LegacyP99), ms(r.Latency.NewP99))
 	}
 	tw.Flush()
@@ -103,7 +103,9 @@ func renderReport(w io.Writer, reps []store.RouteReport, top int) {
 				skipped = append(skipped, fmt.Sprintf("%s %d", k, r.Skipped[k]))
 			}
 		}
-		fmt.Fprintf(w, "\n%s: errors legacy %d, new %d; skipped shadows: %s\n", r.Route, r.LegacyErrors, r.NewErrors, orNone(strings.Join(skipped, ", ")))
+		fmt.Fprintf(w, "\n%s: served legacy %d, new %d, tandem %d; errors served legacy %d, new %d, tandem %d; failed in comparisons legacy %d, new %d; skipped shadows: %s\n",
+			r.Route, r.ServedLegacy, r.ServedNew, r.ServedTandem, r.ServedErrors.Legacy, r.ServedErrors.New, r.ServedErrors.Tandem,
+			r.LegacyErrors, r.NewErrors, orNone(strings.Join(skipped, ", ")))
 		if len(r.Diffs) == 0 {
 			fmt.Fprintln(w, "  no differences")
 			continue

@@ -36,8 +36,9 @@ func TestReportTableGolden(t *testing.T) {
 	reps := []store.RouteReport{
 		{
 			Route: "thumbs", Since: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC),
-			Requests: 1000, ServedLegacy: 900, ServedNew: 100, Mirrored: 990, Compared: 985,
-			Matched: 950, Mismatched: 20, Noise: 15, CompareErrors: 0, LegacyErrors: 1, NewErrors: 4,
+			Requests: 1000, ServedLegacy: 880, ServedNew: 100, ServedTandem: 20, Mirrored: 990, Compared: 985,
+			ServedErrors: store.ServedCounts{Legacy: 18, New: 2, Tandem: 20},
+			Matched:      950, Mismatched: 20, Noise: 15, CompareErrors: 0, LegacyErrors: 1, NewErrors: 4,
 			Skipped:  map[string]int64{"sampling": 0, "queue_full": 7, "breaker_open": 3, "too_large": 0, "spool_full": 0, "error": 0},
 			DiffRate: 20.0 / 985,
 			Diffs: []store.PathStat{

@@ -292,25 +292,34 @@ func background(stop <-chan struct{}, px *proxy.Server, st *store.Store, noise *
 }
 
 // flushCounters sends the counters' growth since the last flush to the store.
+// Requests, the served counts, their errors and Sent (mirrored) come from one
+// snapshot of the route's answer cells (proxy.RouteCounters), so every delta,
+// and so every window of the report, has Sent ≤ Requests.
 func flushCounters(px *proxy.Server, st *store.Store, last map[string]proxy.RouteCounters) {
 	now := time.Now()
 	for route, c := range px.Counters() {
 		p := last[route]
 		d := store.Counters{
+			Requests:     c.Requests() - p.Requests(),
 			ServedLegacy: c.ServedLegacy - p.ServedLegacy,
 			ServedNew:    c.ServedNew - p.ServedNew,
-			Fallback:     c.Fallback - p.Fallback,
-			Sent:         c.Mirrored - p.Mirrored,
-			Skipped:      map[string]int64{},
+			ServedTandem: c.ServedTandem - p.ServedTandem,
+			ServedErrors: store.ServedCounts{
+				Legacy: c.Errors.Legacy - p.Errors.Legacy,
+				New:    c.Errors.New - p.Errors.New,
+				Tandem: c.Errors.Tandem - p.Errors.Tandem,
+			},
+			Fallback: c.Fallback - p.Fallback,
+			Sent:     c.Mirrored - p.Mirrored,
+			Skipped:  map[string]int64{},
 		}
-		d.Requests = d.ServedLegacy + d.ServedNew
 		for _, r := range store.SkipReasons {
 			if r == store.SkipError {
 				continue // a shadow that was sent and failed is mirrored, not skipped
 			}
 			d.Skipped[r] = c.Shadow[r] - p.Shadow[r]
 		}
-		if d.Requests == 0 && d.Sent == 0 && sumMap(d.Skipped) == 0 {
+		if d.Requests == 0 && d.Sent == 0 && d.Fallback == 0 && sumMap(d.Skipped) == 0 {
 			continue
 		}
 		if st.AddCounters(route, now, d) {

@@ -113,6 +113,8 @@ func routeStatus(state *rules.State, px *proxy.Server, ctl *ramp.Controller) []a
 			Requests:     c.Requests(),
 			ServedLegacy: c.ServedLegacy,
 			ServedNew:    c.ServedNew,
+			ServedTandem: c.ServedTandem,
+			ServedErrors: store.ServedCounts{Legacy: c.Errors.Legacy, New: c.Errors.New, Tandem: c.Errors.Tandem},
 			Fallback:     c.Fallback,
 			Mirrored:     c.Mirrored,
 			Matched:      c.Compare[compare.OutcomeMatch],
