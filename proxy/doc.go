@@ -9,6 +9,16 @@
 // never waits on shadow work. The one thing used after the handler returns is
 // the served response's body stream, which fasthttp itself reads and closes.
 //
+// Counting: every answer given to a client on a matched route — the
+// backend's, tandem's own 502 and 504, and its refusals (a body too large,
+// too slow or malformed; a request it cannot forward) — adds to exactly one
+// cell of the route's answerCounts (served by legacy, new or tandem ×
+// mirrored × error). tandem_requests_total{route,served_by} and Counters
+// are read from those cells, so requests ≥ mirrored in every snapshot and
+// between any two. A request tandem refused itself, or could not send for
+// its own reasons, is charged to no breaker (backends.ErrNotTried) and to
+// no backend error.
+//
 // The rule above all: the shadow never hurts the served request. Every shadow
 // failure, over-budget body, full queue or open breaker is counted in
 // tandem_shadow_total{outcome} and the served request goes on untouched.
