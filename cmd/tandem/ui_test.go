@@ -9,6 +9,7 @@ import (
 	"image/color"
 	"image/jpeg"
 	"image/png"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -91,6 +92,13 @@ func TestUIInBrowser(t *testing.T) {
 	}
 	send("/img/resized", "u1")
 	send("/img/resized", "u2")
+	// A body over max_body (chunked, so legacy has seen part of it): tandem
+	// answers 413 itself, an error served by tandem.
+	if resp, err := p.httpClient.Post(p.proxyBase+"/img/upload", "image/png", io.MultiReader(strings.NewReader(strings.Repeat("x", 2048)))); err != nil {
+		t.Fatal(err)
+	} else if resp.Body.Close(); resp.StatusCode != 413 {
+		t.Fatalf("a 2 KiB body with max_body 1KiB: %d", resp.StatusCode)
+	}
 	waitFor(t, func() bool {
 		var rs struct{ Routes []admin.RouteStatus }
 		_, body := p.api("GET", "/api/v1/routes", "", "", "")
@@ -101,7 +109,7 @@ func TestUIInBrowser(t *testing.T) {
 		done := 0
 		for _, r := range rs.Routes {
 			for _, rep := range reps.Routes {
-				if rep.Route == r.Name && r.Compared == r.Requests && rep.Compared == r.Compared && rep.Requests == r.Requests {
+				if rep.Route == r.Name && r.Compared == r.Requests-r.ServedTandem && rep.Compared == r.Compared && rep.Requests == r.Requests {
 					done++
 				}
 			}
@@ -132,6 +140,13 @@ func TestUIInBrowser(t *testing.T) {
 	if got := evalJS[string](b, `document.querySelector('#latency tr[data-side="new"] [data-field="p99"]').textContent`); !strings.Contains(got, "ms") {
 		t.Errorf("new p99 shows %q", got)
 	}
+	// The refused body is an error the client got, in the report and in
+	// the live cards.
+	if e := rep.Routes[0].ServedErrors; e.Tandem != 1 || e.Total() != 1 || rep.Routes[0].ServedTandem != 1 {
+		t.Errorf("report: served_tandem %d, served_errors %+v; want the one refused body", rep.Routes[0].ServedTandem, e)
+	}
+	b.wait(`(document.querySelector('[data-field="r-served_errors"] .value') || {}).textContent === "1"`)
+	b.wait(`(document.querySelector('.card[data-field="served_errors"] .value') || {}).textContent === "1"`)
 	b.shot("route")
 
 	// Mark a JSON path as noise from the api route's view.
@@ -258,6 +273,7 @@ const uiConfig = `
 listen: 127.0.0.1:0
 admin: {listen: 127.0.0.1:0}
 data_dir: {{data}}
+limits: {max_body: 1KiB}
 backends:
   legacy: {url: "%s"}
   new: {url: "%s"}
@@ -537,6 +553,7 @@ func (b *browser) compareOverview(p *inproc) {
 		Name                       string
 		ServeNew, Mirror, DiffRate float64
 		Requests, Compared         int64
+		ServedErrors               int64
 		RequestsText, DiffRateText string
 		Breakers, Ramp             string
 	}
@@ -549,6 +566,7 @@ func (b *browser) compareOverview(p *inproc) {
 			const f = n => tr.querySelector('[data-field="' + n + '"]');
 			return {Name: tr.dataset.route, ServeNew: +f("serve_new").dataset.value, Mirror: +f("mirror").dataset.value,
 				DiffRate: +f("diff_rate").dataset.value, Requests: +f("requests").dataset.value, Compared: +f("compared").dataset.value,
+				ServedErrors: f("served_errors") ? +f("served_errors").dataset.value : 0,
 				RequestsText: f("requests").firstChild.textContent, DiffRateText: f("diff_rate").querySelector(".rate").textContent,
 				Breakers: f("breakers").textContent, Ramp: f("ramp").textContent};
 		})`)
@@ -559,7 +577,7 @@ func (b *browser) compareOverview(p *inproc) {
 		for i := 0; i < len(rows) && i < len(rs.Routes); i++ {
 			got, want := rows[i], rs.Routes[i]
 			if got.Name != want.Name || got.ServeNew != want.ServeNew || got.Mirror != want.Mirror || got.DiffRate != want.DiffRate ||
-				got.Requests != want.Requests || got.Compared != want.Compared {
+				got.Requests != want.Requests || got.Compared != want.Compared || got.ServedErrors != want.ServedErrors.Total() {
 				problems = append(problems, fmt.Sprintf("row %+v, API %+v", got, want))
 				continue
 			}
