@@ -347,3 +347,21 @@ func TestRefusedBodyNotChargedToBreaker(t *testing.T) {
 		t.Errorf("after the refusals: status %d, fallbacks %v; want new's 200 and no fallback", st, f.metric(`tandem_fallback_total{route="all"}`))
 	}
 }
+
+// When new refuses the connection and legacy serves instead, a request
+// without Host reaches legacy with legacy's host:port, not new's.
+func TestHostlessFallbackGetsLegacyHost(t *testing.T) {
+	legacy := startHeadBackend(t)
+	f := startProxy(t, unsendableConfig, map[string]string{"legacy": "http://" + legacy.addr, "new": tb.ClosedURL(t)})
+	if st, body := rawStatus(t, f.addr, "GET /x HTTP/1.0\r\n\r\n"); st != "HTTP/1.1 200 OK" || body != "ok" {
+		t.Fatalf("got %q %q, want legacy's 200 ok", st, body)
+	}
+	legacy.wait(t, 1)
+	req := legacy.requests()[0]
+	if h := header(req, "Host"); req[0] != "GET /x HTTP/1.1" || len(h) != 1 || h[0] != legacy.addr {
+		t.Errorf("legacy got %q with Host %q, want GET /x with Host %s", req[0], h, legacy.addr)
+	}
+	if got := f.metric(`tandem_fallback_total{route="all"}`); got != 1 {
+		t.Errorf("fallbacks = %v, want 1", got)
+	}
+}
