@@ -24,8 +24,9 @@ type RouteCounters struct {
 	// shadow side (whatever the shadow then did: see Shadow).
 	Mirrored int64
 	// Errors counts the error answers clients got, by who served them: a
-	// failed exchange (tandem's 502/504) or a 5xx from the backend; every
-	// answer served by tandem is one.
+	// failed exchange (tandem's 502/504), a 5xx from the backend, or a body
+	// that broke off after the status went out; every answer served by
+	// tandem is one.
 	Errors   ServedCounts
 	Fallback int64
 	// Shadow counts shadow outcomes: sent, error and the skip reasons.
@@ -54,6 +55,9 @@ func (s *Server) Counters() map[string]RouteCounters {
 			Compare:  make(map[compare.Outcome]int64, len(compareResults)),
 		}
 		var served, errs [nServedBy]int64
+		for by := range nServedBy {
+			errs[by] = int64(r.m.answers.cut[by].Load()) // before the cells: see answerCounts
+		}
 		for by := range nServedBy {
 			for mirrored := range 2 {
 				for failed := range 2 {

@@ -2,12 +2,14 @@ package proxy
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/tandem-proxy/tandem/internal/faultbackend"
 	tb "github.com/tandem-proxy/tandem/internal/testbackend"
 )
 
@@ -118,5 +120,39 @@ func TestCountersRequestsCoverMirrored(t *testing.T) {
 		if got := f.metric(m.name); got != m.want {
 			t.Errorf("%s = %v, want %v", m.name, got, m.want)
 		}
+	}
+}
+
+// A served answer whose body breaks off after legacy's status (legacy resets
+// the connection 1000 bytes into a 64 KiB body; the client gets a short body,
+// or nothing when the status was still in tandem's buffer) is an error the
+// client got: the request counts as legacy's, as an error, and as a reset of
+// legacy in tandem_backend_errors_total. Before, it counted as a success and
+// no backend error.
+func TestBodyBrokenOffIsAnError(t *testing.T) {
+	legacy := faultbackend.Start(t, faultbackend.Mode{Kind: faultbackend.KindResetResponse, N: 1000, Body: make([]byte, 64<<10)})
+	newb := tb.Start(t, "new", tb.Mode{Kind: tb.KindEchoHash})
+	f := startProxy(t, strings.ReplaceAll(basicConfig, "mirror: 100", "mirror: 0"), map[string]string{"legacy": legacy.URL, "new": newb.URL})
+	const n = 3
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	for i := 0; i < n; i++ {
+		resp, err := client.Post(f.url+"/upload", "text/plain", strings.NewReader("x"))
+		if err != nil {
+			// The status and the first bytes were still in tandem's write
+			// buffer when the body broke: the client got nothing at all.
+			continue
+		}
+		_, rerr := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || rerr == nil {
+			t.Fatalf("request %d: status %d, body error %v; want 200 and a body cut short", i, resp.StatusCode, rerr)
+		}
+	}
+	// The count lands when fasthttp closes the body stream, just after the
+	// client saw the connection end.
+	f.waitMetric(`tandem_backend_errors_total{route="up",backend="legacy",reason="reset"}`, n)
+	c := f.srv.Counters()["up"]
+	if c.Requests() != n || c.ServedLegacy != n || c.Errors.Legacy != n || c.Errors.Total() != n {
+		t.Errorf("counters %+v, want %d requests served by legacy, each an error", c, n)
 	}
 }

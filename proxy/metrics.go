@@ -60,8 +60,14 @@ var servedByNames = [nServedBy]string{ServedByLegacy, ServedByNew, ServedByTande
 // from the same increments: no snapshot, and no difference of two
 // snapshots, can count a request's mirror without the request.
 // tandem_requests_total is exported from them.
+//
+// cut counts the answers, already in a cell as sent, whose body then broke
+// off (the serving backend reset, timed out or closed mid-body): errors the
+// client got after its status. They are incremented after the answer's cell,
+// so a reader that loads cut first never counts more errors than requests.
 type answerCounts struct {
-	c [nServedBy][2][2]atomic.Uint64 // [served by][mirrored][error]
+	c   [nServedBy][2][2]atomic.Uint64 // [served by][mirrored][error]
+	cut [nServedBy]atomic.Uint64
 }
 
 func (a *answerCounts) add(by servedBy, mirrored, failed bool) {

@@ -409,7 +409,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 
 	copyResponseHeaders(&resp.Header, &ctx.Response.Header)
 	sb := servedBodyPool.Get().(*servedBody)
-	*sb = servedBody{upstream: resp, r: resp.BodyStream(), job: job}
+	*sb = servedBody{upstream: resp, r: resp.BodyStream(), job: job, rt: rt, backend: serving, by: by}
 	if job != nil {
 		job.servedCap.setHeader(&resp.Header)
 	}
@@ -708,6 +708,11 @@ type servedBody struct {
 	job      *shadowJob
 	err      error
 	closed   bool
+	// the route, backend and side that served, to count a body that broke
+	// off as an error the client got
+	rt      *route
+	backend *backends.Backend
+	by      servedBy
 }
 
 func (b *servedBody) Read(p []byte) (int, error) {
@@ -729,6 +734,12 @@ func (b *servedBody) Close() error {
 		return nil
 	}
 	b.closed = true
+	if b.err != nil {
+		// The client had the status and part of the body: an error it got,
+		// the serving backend's.
+		b.rt.m.answers.cut[b.by].Add(1)
+		b.rt.m.backendError(b.backend.Name, backends.Classify(b.err))
+	}
 	b.upstream.CloseBodyStream()
 	fasthttp.ReleaseResponse(b.upstream)
 	if b.job != nil {
