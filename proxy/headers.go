@@ -187,10 +187,13 @@ func (e errUnsendable) Error() string { return string(e) }
 // backend's instead (see hostFor). X-Forwarded-Host names the host the client
 // asked for, and is left out when it named none.
 //
+// scheme is the serving backend's (http or https): fasthttp's client sends
+// only a URI of its connection's scheme.
+//
 // out's URI is set from parts, not parsed from a string: fasthttp's parser
 // reads a target such as //a/http://b as scheme-relative and would send
 // another path to another host.
-func buildOutbound(ctx *fasthttp.RequestCtx, m *reqMeta, id []byte, out *fasthttp.Request, defaultHost []byte) error {
+func buildOutbound(ctx *fasthttp.RequestCtx, m *reqMeta, id []byte, out *fasthttp.Request, defaultHost, scheme []byte) error {
 	in := &ctx.Request.Header
 	oh := &out.Header
 	authority, origin, err := splitTarget(in.RequestURI())
@@ -209,6 +212,7 @@ func buildOutbound(ctx *fasthttp.RequestCtx, m *reqMeta, id []byte, out *fasthtt
 	oh.SetMethodBytes(in.Method())
 	u := out.URI()
 	u.DisablePathNormalizing = true
+	u.SetSchemeBytes(scheme)
 	u.SetHostBytes(host)
 	path, query := origin, origin[len(origin):]
 	if q := bytes.IndexByte(origin, '?'); q >= 0 {

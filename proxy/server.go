@@ -89,10 +89,10 @@ type Server struct {
 	idCounter  atomic.Uint64
 	maxBody    int64
 	compareMax int64
-	captureMem *memBudget        // response bytes held for comparison, all jobs together
-	accessLog  uint32            // buckets of rules.Buckets logged; 0 = off
-	hosts      map[string][]byte // backend name → the Host a request without one gets (hostFor)
-	lingers    lingerSet         // client connections draining before close (linger.go)
+	captureMem *memBudget               // response bytes held for comparison, all jobs together
+	accessLog  uint32                   // buckets of rules.Buckets logged; 0 = off
+	targets    map[string]backendTarget // by backend name (hostFor, schemeFor)
+	lingers    lingerSet                // client connections draining before close (linger.go)
 }
 
 // New builds a Server with the routes of o.Config as rules version 1.
@@ -115,7 +115,7 @@ func New(o Options) (*Server, error) {
 	if s.learner == nil {
 		s.learner = compare.NewLearner()
 	}
-	s.hosts = backendHosts(c, o.Backends)
+	s.targets = backendTargets(c, o.Backends)
 	var rnd [8]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return nil, fmt.Errorf("cannot seed request ids: %w", err)
@@ -172,27 +172,45 @@ func New(o Options) (*Server, error) {
 	return s, nil
 }
 
-// backendHosts maps every backend to the Host header a request that has none
-// is sent with: the host[:port] of its (first) URL, as configured; nginx's
-// proxy_pass sends its upstream's name the same way. A backend the config
-// does not describe gets its name.
-func backendHosts(c *config.Config, bs map[string]*backends.Backend) map[string][]byte {
-	out := make(map[string][]byte, len(bs))
+// backendTarget is what an outbound request's URI takes from the backend it
+// goes to.
+type backendTarget struct {
+	// host is the Host header a request that has none is sent with: the
+	// host[:port] of the backend's (first) URL, as configured; nginx's
+	// proxy_pass sends its upstream's name the same way.
+	host []byte
+	// scheme is the URL's: fasthttp's client refuses (before any byte) a
+	// request whose URI scheme is not its connection's, so an https backend
+	// got none of its requests.
+	scheme []byte
+}
+
+// backendTargets maps every backend to its backendTarget. A backend the
+// config does not describe gets its name as host and http.
+func backendTargets(c *config.Config, bs map[string]*backends.Backend) map[string]backendTarget {
+	out := make(map[string]backendTarget, len(bs))
 	for name := range bs {
-		out[name] = []byte(name)
+		t := backendTarget{host: []byte(name), scheme: strHTTP}
 		if bc := c.Backends[name]; bc != nil {
 			if us := bc.AllURLs(); len(us) > 0 {
 				if u, err := url.Parse(us[0]); err == nil && u.Host != "" {
-					out[name] = []byte(u.Host)
+					t.host = []byte(u.Host)
+					if u.Scheme == "https" {
+						t.scheme = strHTTPS
+					}
 				}
 			}
 		}
+		out[name] = t
 	}
 	return out
 }
 
 // hostFor is the Host sent to b for a request whose client sent none.
-func (s *Server) hostFor(b *backends.Backend) []byte { return s.hosts[b.Name] }
+func (s *Server) hostFor(b *backends.Backend) []byte { return s.targets[b.Name].host }
+
+// schemeFor is the scheme of the URI of a request sent to b.
+func (s *Server) schemeFor(b *backends.Backend) []byte { return s.targets[b.Name].scheme }
 
 // Metrics returns the server's metrics set (registered for /metrics).
 func (s *Server) Metrics() *metrics.Set { return s.m.set }
@@ -314,7 +332,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 
 	out := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(out)
-	if err := buildOutbound(ctx, meta, id, out, s.hostFor(serving)); err != nil {
+	if err := buildOutbound(ctx, meta, id, out, s.hostFor(serving), s.schemeFor(serving)); err != nil {
 		// No backend sees it, so no breaker hears of it: new's done is
 		// told the exchange says nothing about new.
 		if newDone != nil {
@@ -350,6 +368,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			rt.m.backendError(rt.new.Name, backends.ReasonConnect)
 			rt.m.fallback.Inc()
 			servedByNew, serving = false, rt.legacy
+			out.URI().SetSchemeBytes(s.schemeFor(serving))
 			if meta.hostless {
 				out.Header.SetHostBytes(s.hostFor(serving))
 			}

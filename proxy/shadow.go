@@ -313,6 +313,7 @@ func (s *Server) sendCopy(j *shadowJob, b *backends.Backend, buf []byte) (r *com
 		return nil, 0, false
 	}
 	req := j.req
+	req.URI().SetSchemeBytes(s.schemeFor(b))
 	if j.hostless {
 		req.Header.SetHostBytes(s.hostFor(b))
 	}

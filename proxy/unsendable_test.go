@@ -2,12 +2,18 @@ package proxy
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
+	"io"
+	"log"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/textproto"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -363,5 +369,36 @@ func TestHostlessFallbackGetsLegacyHost(t *testing.T) {
 	}
 	if got := f.metric(`tandem_fallback_total{route="all"}`); got != 1 {
 		t.Errorf("fallbacks = %v, want 1", got)
+	}
+}
+
+// An https backend gets its requests: the outbound URI carries the
+// backend's scheme. Before, fasthttp's client refused every request to an
+// https backend before dialing (ErrHostClientRedirectToDifferentScheme: the
+// URI said http), 502 "failed: protocol", charged to the backend. The test
+// backend's certificate is not one the client trusts, so the exchange fails
+// at the handshake, the backend's own failure; that the TLS handshake began
+// shows the request was on its way.
+func TestHTTPSBackendIsDialed(t *testing.T) {
+	var hellos atomic.Int64
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
+	ts.TLS = &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		hellos.Add(1)
+		return nil, nil
+	}}
+	ts.Config.ErrorLog = log.New(io.Discard, "", 0) // the handshake errors are expected
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	cfg := strings.ReplaceAll(basicConfig, "mirror: 100", "mirror: 0")
+	f := startProxy(t, cfg, map[string]string{"legacy": ts.URL, "new": ts.URL})
+	const n = 3
+	for i := 0; i < n; i++ {
+		st, body := rawStatus(t, f.addr, "GET /upload HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		if st != "HTTP/1.1 502 Bad Gateway" || !strings.HasPrefix(body, "tandem: backend legacy failed: ") {
+			t.Fatalf("got %q %q, want legacy's own failure (an untrusted certificate)", st, body)
+		}
+	}
+	if got := hellos.Load(); got < n {
+		t.Errorf("the https backend saw %d TLS handshakes for %d requests", got, n)
 	}
 }
