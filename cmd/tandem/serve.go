@@ -93,7 +93,9 @@ func serve(path string, cfg *config.Config, log *slog.Logger, sigs <-chan os.Sig
 		return err
 	}
 	if src == admin.FromGenerated {
-		log.Info("generated an admin token", "file", filepath.Join(cfg.DataDir, "admin.token"), "token", token)
+		// The token itself never goes to the log: logs are shipped, kept and
+		// read by people who must not be able to change routing.
+		log.Info("generated an admin token; read it from the file (mode 0600)", "file", filepath.Join(cfg.DataDir, "admin.token"))
 	}
 
 	var ctl *ramp.Controller
