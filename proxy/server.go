@@ -224,6 +224,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	meta := metaPool.Get().(*reqMeta)
 	defer metaPool.Put(meta)
+	meta.keepUnderscores = s.cfg.Client.UnderscoresInHeaders
 	if err := scanHeaders(ctx.Request.Header.RawHeaders(), meta); err != nil {
 		s.fail(ctx, fasthttp.StatusBadRequest, err.Error(), true)
 		return

@@ -1,0 +1,157 @@
+package proxy
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	tb "github.com/tandem-proxy/tandem/internal/testbackend"
+)
+
+// underscoreRequest carries headers whose names contain underscores: a
+// forged shadow marker and request id, a forged X-Forwarded-For, a
+// hop-by-hop header in disguise, and an ordinary one.
+const underscoreRequest = "POST /upload HTTP/1.1\r\n" +
+	"Host: media.example\r\n" +
+	"X_Tandem_Shadow: 1\r\n" +
+	"x_request_id: forged-id\r\n" +
+	"X_Forwarded_For: 10.6.6.6\r\n" +
+	"Transfer_Encoding: chunked\r\n" +
+	"X_Custom_Thing: a\r\n" +
+	"X-Kept: yes\r\n" +
+	"Content-Length: 3\r\nConnection: close\r\n\r\nabc"
+
+// received waits for one request on each backend and returns them.
+func receivedBoth(t *testing.T, legacy, newb *tb.Backend) []tb.Received {
+	t.Helper()
+	if !legacy.WaitCount(1, 30*time.Second) || !newb.WaitCount(1, 30*time.Second) {
+		t.Fatalf("legacy got %d requests and new %d, want 1 each", legacy.Count(), newb.Count())
+	}
+	return []tb.Received{legacy.Received()[0], newb.Received()[0]}
+}
+
+// By default (client.underscores_in_headers: false) a header whose name has
+// an underscore never reaches a backend, as with nginx's default: a CGI,
+// WSGI, Rack or PHP legacy would read X_Tandem_Shadow as X-Tandem-Shadow
+// and treat a served request as a shadow.
+func TestUnderscoreHeadersDropped(t *testing.T) {
+	legacy := tb.Start(t, "legacy", tb.Mode{Kind: tb.KindEchoHash})
+	newb := tb.Start(t, "new", tb.Mode{Kind: tb.KindEchoHash})
+	f := startProxy(t, basicConfig, map[string]string{"legacy": legacy.URL, "new": newb.URL})
+	out := rawExchange(t, f.addr, underscoreRequest)
+	if !strings.HasPrefix(out, "HTTP/1.1 200 ") {
+		t.Fatalf("got %q", firstLine(out))
+	}
+	for i, r := range receivedBoth(t, legacy, newb) {
+		for name := range r.Header {
+			if strings.Contains(name, "_") {
+				t.Errorf("backend %d got %s: %q", i, name, r.Header[name])
+			}
+		}
+		if r.Header.Get("X-Kept") != "yes" || r.BodySize != 3 || r.Header.Get("X-Forwarded-For") != "127.0.0.1" {
+			t.Errorf("backend %d: end-to-end parts lost: %+v", i, r)
+		}
+		if r.RequestID == "forged-id" {
+			t.Errorf("backend %d got the forged request id", i)
+		}
+	}
+	if legacy.Received()[0].Shadow || !newb.Received()[0].Shadow {
+		t.Errorf("shadow marker: legacy %v new %v, want false and true", legacy.Received()[0].Shadow, newb.Received()[0].Shadow)
+	}
+}
+
+// client.underscores_in_headers: true keeps ordinary names with
+// underscores, but never one that reads as tandem's own or a hop-by-hop
+// header once '_' is taken for '-'.
+func TestUnderscoreHeadersKept(t *testing.T) {
+	legacy := tb.Start(t, "legacy", tb.Mode{Kind: tb.KindEchoHash})
+	newb := tb.Start(t, "new", tb.Mode{Kind: tb.KindEchoHash})
+	f := startProxy(t, basicConfig+"client: {underscores_in_headers: true}\n", map[string]string{"legacy": legacy.URL, "new": newb.URL})
+	out := rawExchange(t, f.addr, underscoreRequest)
+	if !strings.HasPrefix(out, "HTTP/1.1 200 ") {
+		t.Fatalf("got %q", firstLine(out))
+	}
+	for i, r := range receivedBoth(t, legacy, newb) {
+		var names []string
+		for name := range r.Header {
+			if strings.Contains(name, "_") {
+				names = append(names, name)
+			}
+		}
+		if len(names) != 1 || !strings.EqualFold(names[0], "X_Custom_Thing") || r.Header.Get(names[0]) != "a" {
+			t.Errorf("backend %d: headers with underscores %q, want only X_Custom_Thing: a", i, names)
+		}
+		if r.RequestID == "forged-id" || r.Header.Get("X-Forwarded-For") != "127.0.0.1" {
+			t.Errorf("backend %d: request id %q, X-Forwarded-For %q", i, r.RequestID, r.Header.Get("X-Forwarded-For"))
+		}
+	}
+	if legacy.Received()[0].Shadow {
+		t.Errorf("legacy took the served request for a shadow")
+	}
+}
+
+// FuzzScanHeaders: scanHeaders (the smuggling guard) never panics, never
+// allocates once its scratch has grown, and what it accepts is what it
+// claims: every line a "name: value" with no whitespace in the name, at
+// most one Content-Length value and never with Transfer-Encoding, and the
+// underscore flag set exactly when a name has '_'. Seeds are header blocks
+// from the framing, hop-by-hop and underscore tests and a browser's upload.
+func FuzzScanHeaders(f *testing.F) {
+	for _, s := range []string{
+		"Host: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"Host: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+		"Host: x\r\nContent-Length: 5, 5\r\n\r\n",
+		"Host: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+		"Host: x\r\nX-A: 1\r\n  folded\r\nContent-Length: 0\r\n\r\n",
+		"Host: x\r\nContent-Length : 5\r\n\r\n",
+		"Host: media.example\r\nConnection: keep-alive, X-Forwarded-For, X-Secret\r\nConnection: X-Other\r\nKeep-Alive: timeout=5\r\nUpgrade: h2c\r\nTE: trailers\r\nX-Secret: s\r\nContent-Length: 3\r\n\r\n",
+		"Host: media.example\r\nX_Tandem_Shadow: 1\r\nx_request_id: forged-id\r\nTransfer_Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+		"Host: 127.0.0.1:8080\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0\r\nAccept: */*\r\nAccept-Language: en-US,en;q=0.5\r\nAccept-Encoding: gzip, deflate, br\r\nContent-Type: multipart/form-data; boundary=---------------------------3126426384\r\nContent-Length: 58231\r\nOrigin: http://127.0.0.1:8080\r\nConnection: keep-alive\r\nCookie: session=abc\r\n\r\n",
+		"Host: x\nContent-Length: 1\n\n",
+	} {
+		f.Add([]byte(s))
+	}
+	m := &reqMeta{scratch: make([]byte, 0, 64)}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		err := scanHeaders(raw, m)
+		if m.nTokens > maxConnTokens {
+			t.Fatalf("%d Connection tokens kept, at most %d", m.nTokens, maxConnTokens)
+		}
+		if err != nil {
+			return
+		}
+		if n := testing.AllocsPerRun(3, func() { scanHeaders(raw, m) }); n != 0 {
+			t.Fatalf("%.1f allocations scanning %q", n, raw)
+		}
+		var cl [][]byte
+		te, under := 0, false
+		for _, line := range strings.Split(string(raw), "\n") {
+			line = strings.TrimSuffix(line, "\r")
+			if line == "" {
+				continue
+			}
+			name, value, ok := strings.Cut(line, ":")
+			if !ok || name == "" || strings.ContainsAny(name, " \t") || line[0] == ' ' || line[0] == '\t' {
+				t.Fatalf("accepted the line %q", line)
+			}
+			under = under || strings.Contains(name, "_")
+			switch strings.ToLower(name) {
+			case "content-length":
+				cl = append(cl, []byte(strings.TrimSpace(value)))
+			case "transfer-encoding":
+				te++
+			}
+		}
+		if under != m.underscores {
+			t.Fatalf("underscores = %v for %q", m.underscores, raw)
+		}
+		if te > 1 || te > 0 && len(cl) > 0 {
+			t.Fatalf("accepted %d Transfer-Encoding and %d Content-Length in %q", te, len(cl), raw)
+		}
+		for _, v := range cl {
+			if string(v) != string(cl[0]) || !allDigits(v) || len(v) == 0 {
+				t.Fatalf("accepted Content-Length %q in %q", cl, raw)
+			}
+		}
+	})
+}
