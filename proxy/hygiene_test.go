@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -154,4 +155,79 @@ func FuzzScanHeaders(f *testing.F) {
 			}
 		}
 	})
+}
+
+// catchAllConfig mirrors every request on every path, so that anything not
+// refused reaches both backends.
+const catchAllConfig = `
+listen: 127.0.0.1:0
+data_dir: {{data}}
+backends:
+  legacy: {url: "{{legacy}}", timeout: 5s}
+  new:    {url: "{{new}}", timeout: 5s}
+routes:
+  - name: all
+    legacy: legacy
+    new: new
+    mirror: 100
+`
+
+// Request lines nginx 1.22 refuses are refused the same way (status as
+// nginx answered each of them, probed on 127.0.0.1), with the connection
+// closed, and neither forwarded nor mirrored. Before, each reached legacy
+// and new.
+func TestRequestLineRefusals(t *testing.T) {
+	legacy := tb.Start(t, "legacy", tb.Mode{Kind: tb.KindEchoHash})
+	newb := tb.Start(t, "new", tb.Mode{Kind: tb.KindEchoHash})
+	f := startProxy(t, catchAllConfig, map[string]string{"legacy": legacy.URL, "new": newb.URL})
+	cases := []struct {
+		why, line string
+		status    int
+	}{
+		{"CONNECT to an authority: nginx cannot parse the target", "CONNECT example.com:443 HTTP/1.1", 400},
+		{"CONNECT with a path: nginx 405", "CONNECT /upload HTTP/1.1", 405},
+		{"TRACE echoes credentials: nginx 405", "TRACE /upload HTTP/1.1", 405},
+		{"asterisk form: nginx 400", "OPTIONS * HTTP/1.1", 400},
+		{"lower-case method: nginx 400", "get /upload HTTP/1.1", 400},
+		{"mixed-case method: nginx 400", "Post /upload HTTP/1.1", 400},
+		{"digit in a method: nginx 400", "GET1 /upload HTTP/1.1", 400},
+		{"HTTP/2.0 request line: nginx 505", "GET /upload HTTP/2.0", 505},
+		{"HTTP/3.0: nginx 505", "GET /upload HTTP/3.0", 505},
+		{"HTTP/0.9 with headers: nginx 400", "GET /upload HTTP/0.9", 400},
+	}
+	for _, c := range cases {
+		out := rawExchange(t, f.addr, c.line+"\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+		if !strings.HasPrefix(out, fmt.Sprintf("HTTP/1.1 %d ", c.status)) || !strings.Contains(out, "Connection: close") {
+			t.Errorf("%s: %q got %q, want %d and a closed connection", c.why, c.line, out, c.status)
+		}
+	}
+	// What nginx takes, tandem takes: an extension method, OPTIONS on a
+	// path, HTTP/1.0, and HTTP/1.2 (read as 1.1).
+	for _, line := range []string{"PURGE /upload HTTP/1.1", "MKCOL_X /upload HTTP/1.1", "OPTIONS /upload HTTP/1.1", "GET /upload HTTP/1.0", "GET /upload HTTP/1.2"} {
+		out := rawExchange(t, f.addr, line+"\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+		if !strings.HasPrefix(out, "HTTP/1.1 200 ") {
+			t.Errorf("%q got %q, want 200", line, firstLine(out))
+		}
+	}
+	if !legacy.WaitCount(5, 10*time.Second) || !newb.WaitCount(5, 10*time.Second) {
+		t.Fatalf("legacy got %d and new %d requests, want the 5 accepted ones", legacy.Count(), newb.Count())
+	}
+	for _, b := range []*tb.Backend{legacy, newb} {
+		if b.Count() != 5 {
+			t.Errorf("%s received %d requests, want 5", b.Name, b.Count())
+		}
+		for _, r := range b.Received() {
+			switch r.Method {
+			case "PURGE", "MKCOL_X", "OPTIONS", "GET":
+			default:
+				t.Errorf("%s received %s %s", b.Name, r.Method, r.Path)
+			}
+		}
+	}
+	if got := f.metric(`tandem_client_errors_total{status="505"}`); got != 2 {
+		t.Errorf(`tandem_client_errors_total{status="505"} = %v, want 2`, got)
+	}
+	if got := f.metric(`tandem_client_errors_total{status="405"}`); got != 2 {
+		t.Errorf(`tandem_client_errors_total{status="405"} = %v, want 2`, got)
+	}
 }

@@ -222,6 +222,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // handle serves one client request. See the package doc for ownership rules.
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	if st, msg := checkRequestLine(&ctx.Request.Header); st != 0 {
+		s.fail(ctx, st, msg, true) // no backend sees it, so none mirrors it
+		return
+	}
 	meta := metaPool.Get().(*reqMeta)
 	defer metaPool.Put(meta)
 	meta.keepUnderscores = s.cfg.Client.UnderscoresInHeaders
