@@ -400,7 +400,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 
 // parseError answers requests fasthttp could not parse (the connection is
 // then closed): 431 for headers over client.max_header, 408 for a client too
-// slow to send its headers, 400 otherwise. No backend sees these requests.
+// slow to send its headers, 400 otherwise (at once for a header line ended
+// by a bare LF: third_party/fasthttp patch 4). No backend sees these requests.
 func (s *Server) parseError(ctx *fasthttp.RequestCtx, err error) {
 	var small *fasthttp.ErrSmallBuffer
 	var ne *net.OpError
@@ -409,6 +410,8 @@ func (s *Server) parseError(ctx *fasthttp.RequestCtx, err error) {
 		s.fail(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "request headers too large", true)
 	case errors.As(err, &ne) && ne.Timeout():
 		s.fail(ctx, fasthttp.StatusRequestTimeout, "request timeout", true)
+	case errors.Is(err, fasthttp.ErrBareLF):
+		s.fail(ctx, fasthttp.StatusBadRequest, "request header lines must end with CRLF", true)
 	default:
 		s.fail(ctx, fasthttp.StatusBadRequest, "malformed request", true)
 	}

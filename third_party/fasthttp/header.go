@@ -38,6 +38,11 @@ type header struct {
 	// already searched for the terminator without finding it.
 	terminatorSearched int
 
+	// lfSearched is how much of the buffered block bareLF has checked;
+	// lfBlockStart is where the block starts after leading empty lines
+	// (tandem patch 4).
+	lfSearched, lfBlockStart int
+
 	disableNormalizing    bool
 	secureErrorLogMessage bool
 	noHTTP11              bool
@@ -64,6 +69,43 @@ func (h *header) blockTerminated(b []byte) bool {
 	}
 	h.terminatorSearched = len(b)
 	return false
+}
+
+// ErrBareLF is returned for a request header block with a line ended by LF
+// alone (tandem patch 4).
+var ErrBareLF = errors.New("request header line ended by LF without CR")
+
+// bareLF reports whether the request header block at the start of b has a
+// line ended by LF alone. RFC 9112 §2.2 lets a recipient accept one; a
+// proxy that did would frame requests differently from a strict server
+// behind or in front of it, and fasthttp, finding no CRLFCRLF, waited for
+// more until the read timeout. It checks only what earlier retries have
+// not (h.lfSearched) and stops at the CRLFCRLF ending the block, so a body
+// after it is never looked at (tandem patch 4).
+func (h *header) bareLF(b []byte) bool {
+	i := h.lfSearched
+	if i == 0 {
+		// Empty lines before the request line are skipped (RFC 9112 §2.2).
+		for i+1 < len(b) && b[i] == '\r' && b[i+1] == '\n' {
+			i += 2
+		}
+		h.lfBlockStart = i
+	}
+	for {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			h.lfSearched = len(b)
+			return false
+		}
+		i += j
+		if i == 0 || b[i-1] != '\r' {
+			return true
+		}
+		if i-3 >= h.lfBlockStart && b[i-3] == '\r' && b[i-2] == '\n' {
+			return false // CRLFCRLF: the end of the block
+		}
+		i++
+	}
 }
 
 // ResponseHeader represents HTTP response header.
@@ -2769,6 +2811,9 @@ func (h *ResponseHeader) tryRead(r *bufio.Reader, n int) error {
 		return fmt.Errorf("error when reading response headers: %w", err)
 	}
 	b = mustPeekBuffered(r)
+	if h.bareLF(b) {
+		return headerError("request", err, ErrBareLF, b, h.secureErrorLogMessage)
+	}
 	if n > 1 && !h.blockTerminated(b) {
 		// A retry reparses the whole block, so it waits for the terminator;
 		// the status line is still checked as soon as it is complete, and an
@@ -2890,6 +2935,7 @@ func (h *RequestHeader) Read(r *bufio.Reader) error {
 func (h *RequestHeader) readLoop(r *bufio.Reader, waitForMore bool) error {
 	n := 1
 	h.terminatorSearched = 0
+	h.lfSearched, h.lfBlockStart = 0, 0
 	for {
 		err := h.tryRead(r, n)
 		if err == nil {
@@ -2906,6 +2952,9 @@ func (h *RequestHeader) readLoop(r *bufio.Reader, waitForMore bool) error {
 func (h *RequestHeader) tryRead(r *bufio.Reader, n int) error {
 	h.resetSkipNormalize()
 	if r.Buffered() >= n {
+		if h.bareLF(mustPeekBuffered(r)) {
+			return headerError("request", nil, ErrBareLF, mustPeekBuffered(r), h.secureErrorLogMessage)
+		}
 		headersLen, errParse := h.parse(mustPeekBuffered(r))
 		if errParse != nil {
 			return headerError("request", nil, errParse, mustPeekBuffered(r), h.secureErrorLogMessage)
@@ -2942,6 +2991,9 @@ func (h *RequestHeader) tryRead(r *bufio.Reader, n int) error {
 		return fmt.Errorf("error when reading request headers: %w", err)
 	}
 	b = mustPeekBuffered(r)
+	if h.bareLF(b) {
+		return headerError("request", err, ErrBareLF, b, h.secureErrorLogMessage)
+	}
 	if n > 1 && !h.blockTerminated(b) {
 		// A retry reparses the whole block, so it waits for the terminator;
 		// the request line is still checked as soon as it is complete, and an
