@@ -82,7 +82,7 @@ var ErrBareLF = errors.New("request header line ended by LF without CR")
 // more until the read timeout. It checks only what earlier retries have
 // not (h.lfSearched) and stops at the CRLFCRLF ending the block, so a body
 // after it is never looked at (tandem patch 4).
-func (h *header) bareLF(b []byte) bool {
+func (h *RequestHeader) bareLF(b []byte) bool {
 	i := h.lfSearched
 	if i == 0 {
 		// Empty lines before the request line are skipped (RFC 9112 §2.2).
@@ -2811,9 +2811,6 @@ func (h *ResponseHeader) tryRead(r *bufio.Reader, n int) error {
 		return fmt.Errorf("error when reading response headers: %w", err)
 	}
 	b = mustPeekBuffered(r)
-	if h.bareLF(b) {
-		return headerError("request", err, ErrBareLF, b, h.secureErrorLogMessage)
-	}
 	if n > 1 && !h.blockTerminated(b) {
 		// A retry reparses the whole block, so it waits for the terminator;
 		// the status line is still checked as soon as it is complete, and an
