@@ -149,7 +149,7 @@ func serve(path string, cfg *config.Config, log *slog.Logger, sigs <-chan os.Sig
 		log.Warn("learned noise not restored", "err", err)
 	}
 
-	st, err := store.Open(filepath.Join(cfg.DataDir, "store.db"), store.Options{})
+	st, err := store.Open(filepath.Join(cfg.DataDir, "store.db"), store.Options{Logger: log})
 	if err != nil {
 		return err
 	}
