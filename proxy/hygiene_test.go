@@ -295,3 +295,67 @@ func TestImmediateRefusals(t *testing.T) {
 		t.Fatalf("legacy got %d requests, first %+v", legacy.Count(), r)
 	}
 }
+
+// A backend answering with bare-LF header lines is still relayed: the
+// bare-LF refusal (third_party/fasthttp patch 4) is for client requests
+// only, never for the responses tandem reads as a client. (A block of LF
+// lines ended by LF LF, not CRLF CRLF, is another matter: fasthttp's client
+// waits for a CRLFCRLF that never comes and the request times out, as it
+// did before patch 4.) Several answers
+// on one kept-alive backend connection, so a reused response header shows
+// any state left over from the one before.
+func TestBareLFResponseRelayed(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				defer c.Close()
+				buf := make([]byte, 64<<10)
+				for i := 0; ; i++ {
+					n, err := c.Read(buf)
+					if err != nil || n == 0 {
+						return
+					}
+					// One request per read is enough for these small GETs.
+					var answer string
+					if i%2 == 0 {
+						answer = "HTTP/1.1 200 OK\nContent-Type: text/plain\nX-Long-Header-To-Grow-The-Block: " + strings.Repeat("v", 200) + "\nContent-Length: 2\r\n\r\nok"
+					} else {
+						answer = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nyes"
+					}
+					if _, err := io.WriteString(c, answer); err != nil {
+						return
+					}
+				}
+			}(c)
+		}
+	}()
+	f := startProxy(t, `
+data_dir: {{data}}
+backends: {legacy: {url: "http://`+ln.Addr().String()+`", timeout: 5s}}
+routes: [{name: r, legacy: legacy}]
+`, nil)
+	for i := 0; i < 6; i++ {
+		resp, err := f.client.Get(f.url + "/x")
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		want := "ok"
+		if i%2 == 1 {
+			want = "yes"
+		}
+		if resp.StatusCode != 200 || string(b) != want {
+			t.Fatalf("request %d: %d %q, want 200 %q", i, resp.StatusCode, b, want)
+		}
+	}
+}
