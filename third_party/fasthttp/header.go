@@ -79,9 +79,11 @@ var ErrBareLF = errors.New("request header line ended by LF without CR")
 // line ended by LF alone. RFC 9112 §2.2 lets a recipient accept one; a
 // proxy that did would frame requests differently from a strict server
 // behind or in front of it, and fasthttp, finding no CRLFCRLF, waited for
-// more until the read timeout. It checks only what earlier retries have
-// not (h.lfSearched) and stops at the CRLFCRLF ending the block, so a body
-// after it is never looked at (tandem patch 4).
+// more until the read timeout. tryRead calls it only while the block is
+// incomplete (a complete block is checked line by line as it is parsed:
+// parseFirstLine and headerScanner.strictCRLF). It checks only what earlier
+// retries have not (h.lfSearched) and stops at a CRLFCRLF, so a body after
+// one is never looked at (tandem patch 4).
 func (h *RequestHeader) bareLF(b []byte) bool {
 	i := h.lfSearched
 	if i == 0 {
@@ -2949,9 +2951,6 @@ func (h *RequestHeader) readLoop(r *bufio.Reader, waitForMore bool) error {
 func (h *RequestHeader) tryRead(r *bufio.Reader, n int) error {
 	h.resetSkipNormalize()
 	if r.Buffered() >= n {
-		if h.bareLF(mustPeekBuffered(r)) {
-			return headerError("request", nil, ErrBareLF, mustPeekBuffered(r), h.secureErrorLogMessage)
-		}
 		headersLen, errParse := h.parse(mustPeekBuffered(r))
 		if errParse != nil {
 			return headerError("request", nil, errParse, mustPeekBuffered(r), h.secureErrorLogMessage)
@@ -2988,13 +2987,14 @@ func (h *RequestHeader) tryRead(r *bufio.Reader, n int) error {
 		return fmt.Errorf("error when reading request headers: %w", err)
 	}
 	b = mustPeekBuffered(r)
-	if h.bareLF(b) {
-		return headerError("request", err, ErrBareLF, b, h.secureErrorLogMessage)
-	}
 	if n > 1 && !h.blockTerminated(b) {
 		// A retry reparses the whole block, so it waits for the terminator;
 		// the request line is still checked as soon as it is complete, and an
-		// empty block is complete at its CRLF.
+		// empty block is complete at its CRLF. A bare LF in what came so far
+		// is refused now rather than at the read timeout (tandem patch 4).
+		if h.bareLF(b) {
+			return headerError("request", err, ErrBareLF, b, h.secureErrorLogMessage)
+		}
 		m, errParse := h.parseFirstLine(b)
 		if errParse != nil {
 			return headerError("request", err, errParse, b, h.secureErrorLogMessage)
@@ -3589,6 +3589,11 @@ func (h *RequestHeader) parseFirstLine(buf []byte) (int, error) {
 		if b, bNext, err = nextLine(bNext); err != nil {
 			return 0, err
 		}
+		// tandem patch 4: lines end with CRLF, empty ones before the
+		// request line too.
+		if lf := len(buf) - len(bNext) - 1; lf == 0 || buf[lf-1] != '\r' {
+			return 0, ErrBareLF
+		}
 	}
 
 	// parse method; common methods skip the byte-wise validation
@@ -3839,6 +3844,7 @@ func (h *RequestHeader) parseHeaders(buf []byte) (headersLen, rawSaved int, err 
 	var s headerScanner
 	s.b = buf
 	s.raw = &h.rawHeaders
+	s.strictCRLF = true // tandem patch 4
 	var trailers trailerSet
 
 	for s.next() {
