@@ -109,8 +109,8 @@ func apiCall(t *testing.T, method, url, body string, hdr ...string) (int, string
 }
 
 // Mutating bodies are one JSON value with no duplicate keys and a reason
-// of at most MaxReason bytes; anything else gets 400 (413 past the body
-// limit) with a message that names the problem, and changes nothing.
+// of at most MaxReason bytes; anything else gets 400 with a message that
+// names the problem, and changes nothing.
 func TestMutationBodiesStrict(t *testing.T) {
 	fr := newFakeRules()
 	var noise []string
@@ -137,7 +137,7 @@ func TestMutationBodiesStrict(t *testing.T) {
 		{"reason over the bound", "POST", promote,
 			`{"percent": 5, "reason": "` + long + `"}`, 400, `\"reason\" is 1025 bytes; at most 1024`},
 		{"3 MiB reason on rollback", "POST", base + "/api/v1/routes/img/rollback",
-			`{"reason": "` + strings.Repeat("r", 3<<20) + `"}`, 413, "at most 1048576"},
+			`{"reason": "` + strings.Repeat("r", 3<<20) + `"}`, 400, "is 3145728 bytes; at most 1024"},
 		{"reason over the bound on the rules document", "PUT", base + "/api/v1/rules",
 			`{"routes": [], "reason": "` + long + `"}`, 400, `\"reason\" is 1025 bytes`},
 		{"reason over the bound on noise", "POST", base + "/api/v1/routes/img/noise",

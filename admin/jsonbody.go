@@ -9,12 +9,9 @@ import (
 	"unicode/utf8"
 )
 
-// Limits on the JSON bodies of mutating API calls. A rules document is the
-// largest (a few hundred bytes per route); everything else is a handful of
-// fields.
+// Limits on the JSON bodies of mutating API calls (whose size fasthttp
+// bounds at 4 MiB).
 const (
-	// maxMutationBody bounds a mutating request's body; larger gets 413.
-	maxMutationBody = 1 << 20
 	// MaxReason bounds the "reason" of a rules change, in bytes of UTF-8.
 	// It is written to the audit log and shown in the UI with every event,
 	// so it is a sentence, not a document.
