@@ -1,9 +1,11 @@
 package admin
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -122,6 +124,12 @@ func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, path string) {
 		ct := string(ctx.Request.Header.ContentType())
 		if mt, _, _ := strings.Cut(ct, ";"); !strings.EqualFold(strings.TrimSpace(mt), "application/json") {
 			fail(ctx, fasthttp.StatusUnsupportedMediaType, "Content-Type must be application/json, not %q", ct)
+			return
+		}
+		// Bodies over fasthttp's DefaultMaxRequestBodySize (4 MiB; the admin
+		// server sets no other) were refused with 413 before this handler.
+		if err := checkJSON(ctx.PostBody()); err != nil {
+			fail(ctx, fasthttp.StatusBadRequest, "invalid JSON body: %v", err)
 			return
 		}
 		h(ctx)
@@ -248,7 +256,13 @@ func (s *Server) putRules(ctx *fasthttp.RequestCtx) {
 	var body struct {
 		Reason string `json:"reason"`
 	}
-	json.Unmarshal(ctx.PostBody(), &body) // reason is optional and not part of the rules
+	if err := json.Unmarshal(ctx.PostBody(), &body); err != nil {
+		fail(ctx, fasthttp.StatusBadRequest, "invalid JSON body: %v", err)
+		return
+	}
+	if !reasonOK(ctx, body.Reason) {
+		return
+	}
 	r, err := s.deps.Rules.Update(version, s.actor(ctx), "replace", "", body.Reason, func(cur *rules.Rules) error {
 		cur.Routes = doc.Routes
 		return nil
@@ -256,12 +270,26 @@ func (s *Server) putRules(ctx *fasthttp.RequestCtx) {
 	answerUpdate(ctx, r, err)
 }
 
-// decodeBody decodes a small JSON body strictly.
+// decodeBody decodes a small JSON body strictly: no unknown fields (and,
+// checked by mutate before, one value with no duplicate keys).
 func decodeBody(ctx *fasthttp.RequestCtx, v any) bool {
-	dec := json.NewDecoder(strings.NewReader(string(ctx.PostBody())))
+	dec := json.NewDecoder(bytes.NewReader(ctx.PostBody()))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		fail(ctx, fasthttp.StatusBadRequest, "invalid JSON body: %v", err)
+		return false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		fail(ctx, fasthttp.StatusBadRequest, "invalid JSON body: trailing data after the JSON value")
+		return false
+	}
+	return true
+}
+
+// reasonOK refuses a "reason" longer than MaxReason bytes (400).
+func reasonOK(ctx *fasthttp.RequestCtx, reason string) bool {
+	if len(reason) > MaxReason {
+		fail(ctx, fasthttp.StatusBadRequest, `"reason" is %d bytes; at most %d are accepted`, len(reason), MaxReason)
 		return false
 	}
 	return true
@@ -276,7 +304,7 @@ func (s *Server) promote(ctx *fasthttp.RequestCtx, route string) {
 		Percent *float64 `json:"percent"`
 		Reason  string   `json:"reason"`
 	}
-	if !decodeBody(ctx, &body) {
+	if !decodeBody(ctx, &body) || !reasonOK(ctx, body.Reason) {
 		return
 	}
 	if body.Percent == nil {
@@ -295,7 +323,7 @@ func (s *Server) rollback(ctx *fasthttp.RequestCtx, route string) {
 	var body struct {
 		Reason string `json:"reason"`
 	}
-	if !decodeBody(ctx, &body) {
+	if !decodeBody(ctx, &body) || !reasonOK(ctx, body.Reason) {
 		return
 	}
 	r, err := s.deps.Rules.Rollback(route, s.actor(ctx), body.Reason)
@@ -311,7 +339,7 @@ func (s *Server) noise(ctx *fasthttp.RequestCtx, route string) {
 		Path   string `json:"path"`
 		Reason string `json:"reason"`
 	}
-	if !decodeBody(ctx, &body) {
+	if !decodeBody(ctx, &body) || !reasonOK(ctx, body.Reason) {
 		return
 	}
 	if !strings.HasPrefix(body.Path, "$") {

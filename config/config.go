@@ -79,6 +79,14 @@ type Client struct {
 	IdleTimeout rules.Duration `yaml:"idle_timeout"`
 	// MaxHeader is the largest request header block; larger gets 431. Default 64KiB.
 	MaxHeader Size `yaml:"max_header"`
+	// UnderscoresInHeaders keeps request headers whose names contain an
+	// underscore. Default false: they are dropped before any backend sees
+	// them, as nginx does (underscores_in_headers off), because CGI, WSGI,
+	// Rack and PHP map both X_Tandem_Shadow and X-Tandem-Shadow to
+	// HTTP_X_TANDEM_SHADOW, so a client could forge a header tandem sets.
+	// Even when true, a name that equals one of tandem's own headers or a
+	// hop-by-hop header once '_' is read as '-' is dropped.
+	UnderscoresInHeaders bool `yaml:"underscores_in_headers"`
 }
 
 // Backend is one upstream service.

@@ -31,6 +31,21 @@ func withURL(b Backend, u string, conns int) Backend {
 	return b
 }
 
+// client.underscores_in_headers: true is read.
+func TestUnderscoresInHeaders(t *testing.T) {
+	c, errs := Parse([]byte(`
+client: {underscores_in_headers: true}
+backends: {legacy: {url: "http://127.0.0.1:1"}}
+routes: [{name: r, legacy: legacy}]
+`))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if !c.Client.UnderscoresInHeaders {
+		t.Fatal("client.underscores_in_headers: true was not read")
+	}
+}
+
 // Absent keys take their documented defaults.
 func TestDefaults(t *testing.T) {
 	c, errs := Parse([]byte(`
@@ -48,6 +63,9 @@ routes: [{name: r, legacy: legacy, new: new}]
 	if b.Timeout.D() != 30*time.Second || b.Breaker.ConsecutiveFailures != 5 || b.Breaker.OpenFor.D() != 10*time.Second {
 		t.Errorf("backend defaults: %+v", b)
 	}
+	if c.Client.UnderscoresInHeaders {
+		t.Errorf("client.underscores_in_headers defaults to true; want false (drop, as nginx)")
+	}
 	if c.Limits.MaxBody != 1<<30 || c.DataDir != "./tandem-data" || c.Admin.Listen != "127.0.0.1:9901" {
 		t.Errorf("top-level defaults: %+v", c)
 	}
@@ -63,6 +81,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad size", "limits: {max_body: huge}\n", []string{"line 1:", `invalid size "huge"`}},
 		{"bad duration", "client: {idle_timeout: forever}\n", []string{"line 1:", `invalid duration "forever"`}},
 		{"duplicate key", "listen: a:1\nlisten: b:2\n", []string{"line 2:"}},
+		{"underscores_in_headers is a boolean", "client:\n  underscores_in_headers: drop\n", []string{"line 2:", "drop"}},
 		{"syntax error", "routes: [\n", []string{"line"}},
 		{"empty", "", []string{"empty document"}},
 		{"no backends or routes", "listen: 127.0.0.1:1\n", []string{"backends: at least one backend", "routes: at least one route"}},

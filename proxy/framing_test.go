@@ -33,7 +33,8 @@ func TestBadFramingNeverReachesBackend(t *testing.T) {
 		{"chunk size overflow", "POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\nhello\r\n0\r\n\r\n", 400},
 		{"obs-fold", "POST /upload HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n  folded\r\nContent-Length: 0\r\n\r\n", 400},
 		{"space before colon", "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length : 5\r\n\r\nhello", 400},
-		// fasthttp pre-reads up to 8 KiB of a body before calling the handler.
+		// Refused on its declared length, whether or not the body follows
+		// (TestImmediateRefusals: without a body byte, at once).
 		{"body over max_body", "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n" + strings.Repeat("b", 9000), 413},
 		{"headers over max_header", "POST /upload HTTP/1.1\r\nHost: x\r\nX-Big: " + big + "\r\nContent-Length: 0\r\n\r\n", 431},
 	}

@@ -41,6 +41,24 @@ type reqMeta struct {
 	scratch    []byte
 	xff        []byte // X-Forwarded-For being built
 	hostless   bool   // the client sent no Host and an origin-form target (buildOutbound)
+	// underscores says some header name contains '_' (set by scanHeaders).
+	underscores bool
+	// keepUnderscores is client.underscores_in_headers (set by the handler).
+	keepUnderscores bool
+}
+
+// ownHeaders are the request headers tandem sets or interprets itself,
+// lower case. With client.underscores_in_headers a name that matches one of
+// these (or a hop-by-hop header) once '_' is read as '-' is still dropped:
+// CGI, WSGI, Rack and PHP would read X_Tandem_Shadow as X-Tandem-Shadow.
+var ownHeaders = [][]byte{
+	[]byte("x-tandem-shadow"),
+	[]byte("x-request-id"),
+	[]byte("x-forwarded-for"),
+	[]byte("x-forwarded-proto"),
+	[]byte("x-forwarded-host"),
+	[]byte("content-length"),
+	[]byte("host"),
 }
 
 // scanHeaders checks the raw request headers for ambiguous framing and
@@ -52,6 +70,7 @@ func scanHeaders(raw []byte, m *reqMeta) error {
 	var cl []byte
 	m.nTokens = 0
 	m.scratch = m.scratch[:0]
+	m.underscores = false
 	for len(raw) > 0 {
 		i := bytes.IndexByte(raw, '\n')
 		var line []byte
@@ -74,6 +93,9 @@ func scanHeaders(raw []byte, m *reqMeta) error {
 		name := line[:colon]
 		if bytes.ContainsAny(name, " \t") {
 			return errFraming("whitespace in header name")
+		}
+		if !m.underscores && bytes.IndexByte(name, '_') >= 0 {
+			m.underscores = true
 		}
 		value := bytes.TrimSpace(line[colon+1:])
 		switch {
@@ -128,8 +150,16 @@ func (m *reqMeta) addTokens(v []byte) error {
 	return nil
 }
 
-// isHopByHop reports whether a header must not be forwarded.
+// isHopByHop reports whether a header must not be forwarded: a hop-by-hop
+// header, one named in Connection, or (client.underscores_in_headers off, as
+// nginx's underscores_in_headers) any name with an underscore. nginx drops
+// those because CGI-style servers map '-' and '_' alike to '_'; with the
+// switch on, a name that is a hop-by-hop or tandem's own header once '_' is
+// read as '-' is dropped all the same.
 func (m *reqMeta) isHopByHop(name []byte) bool {
+	if m.underscores && bytes.IndexByte(name, '_') >= 0 {
+		return !m.keepUnderscores || m.isReservedDashed(name)
+	}
 	for _, h := range hopByHop {
 		if equalFoldBytes(name, h) {
 			return true
@@ -137,6 +167,27 @@ func (m *reqMeta) isHopByHop(name []byte) bool {
 	}
 	for i := 0; i < m.nTokens; i++ {
 		if equalFoldBytes(name, m.connTokens[i]) {
+			return true
+		}
+	}
+	return false
+}
+
+// isReservedDashed reports whether name, with '_' read as '-', is a
+// hop-by-hop header, one named in Connection, or one of ownHeaders.
+func (m *reqMeta) isReservedDashed(name []byte) bool {
+	for _, h := range hopByHop {
+		if equalFoldDashed(name, h) {
+			return true
+		}
+	}
+	for _, h := range ownHeaders {
+		if equalFoldDashed(name, h) {
+			return true
+		}
+	}
+	for i := 0; i < m.nTokens; i++ {
+		if equalFoldDashed(name, m.connTokens[i]) {
 			return true
 		}
 	}
@@ -374,6 +425,26 @@ func equalFoldBytes(a, b []byte) bool {
 	}
 	for i := 0; i < len(a); i++ {
 		if toLower(a[i]) != toLower(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// equalFoldDashed is equalFoldBytes with '_' and '-' taken as equal.
+func equalFoldDashed(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := toLower(a[i]), toLower(b[i])
+		if x == '_' {
+			x = '-'
+		}
+		if y == '_' {
+			y = '-'
+		}
+		if x != y {
 			return false
 		}
 	}

@@ -30,7 +30,7 @@ var mismatchKinds = []compare.Kind{compare.KindStatus, compare.KindHeader, compa
 var errorReasons = []backends.Reason{backends.ReasonConnect, backends.ReasonTimeout, backends.ReasonReset, backends.ReasonProtocol, backends.ReasonStatus, backends.ReasonBusy}
 
 // client errors answered by tandem itself, by status.
-var clientErrorStatuses = []int{400, 404, 408, 413, 431, 502, 504}
+var clientErrorStatuses = []int{400, 404, 405, 408, 413, 431, 502, 504, 505}
 
 // Who answered a client: the closed label set of
 // tandem_requests_total{served_by}. ServedByTandem is a request tandem

@@ -265,8 +265,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // handle serves one client request. See the package doc for ownership rules.
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	if st, msg := checkRequestLine(&ctx.Request.Header); st != 0 {
+		s.fail(ctx, st, msg, true) // no backend sees it, so none mirrors it
+		return
+	}
 	meta := metaPool.Get().(*reqMeta)
 	defer metaPool.Put(meta)
+	meta.keepUnderscores = s.cfg.Client.UnderscoresInHeaders
 	if err := scanHeaders(ctx.Request.Header.RawHeaders(), meta); err != nil {
 		s.fail(ctx, fasthttp.StatusBadRequest, err.Error(), true)
 		return
@@ -454,7 +459,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 
 // parseError answers requests fasthttp could not parse (the connection is
 // then closed): 431 for headers over client.max_header, 408 for a client too
-// slow to send its headers, 400 otherwise. No backend sees these requests.
+// slow to send its headers, 400 otherwise (at once for a header line ended
+// by a bare LF: third_party/fasthttp patch 4). No backend sees these requests.
 func (s *Server) parseError(ctx *fasthttp.RequestCtx, err error) {
 	var small *fasthttp.ErrSmallBuffer
 	var ne *net.OpError
@@ -463,6 +469,8 @@ func (s *Server) parseError(ctx *fasthttp.RequestCtx, err error) {
 		s.fail(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "request headers too large", true)
 	case errors.As(err, &ne) && ne.Timeout():
 		s.fail(ctx, fasthttp.StatusRequestTimeout, "request timeout", true)
+	case errors.Is(err, fasthttp.ErrBareLF):
+		s.fail(ctx, fasthttp.StatusBadRequest, "request header lines must end with CRLF", true)
 	default:
 		s.fail(ctx, fasthttp.StatusBadRequest, "malformed request", true)
 	}

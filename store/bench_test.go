@@ -122,7 +122,7 @@ func BenchmarkWriterThroughput(b *testing.B) {
 					for _, ex := range exs[i:min(i+maxBatch, len(exs))] {
 						batch = append(batch, item{ex: ex})
 					}
-					if err := s.writeBatch(batch); err != nil {
+					if _, err := s.writeBatch(batch); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -165,7 +165,7 @@ func BenchmarkWriterSmallBatches(b *testing.B) {
 			batch[j] = item{ex: ex}
 			i++
 		}
-		if err := s.writeBatch(batch); err != nil {
+		if _, err := s.writeBatch(batch); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -185,7 +185,7 @@ func BenchmarkReport7Days(b *testing.B) {
 			batch = append(batch, item{ex: ex})
 		}
 		if len(batch) >= maxBatch || m == minutes-1 {
-			if err := s.writeBatch(batch); err != nil {
+			if _, err := s.writeBatch(batch); err != nil {
 				b.Fatal(err)
 			}
 			batch = batch[:0]

@@ -17,9 +17,12 @@
 // full; the refusal is counted in StoreStats.Dropped. One writer goroutine
 // (runWriter) drains the queue and commits up to 256 items, or what arrived
 // within 100 ms, as ONE transaction. A failed transaction (disk full, I/O
-// error) loses that batch, counts its items in StoreStats.WriteErrors,
-// backs off for a second and goes on with the next batch, so the store
-// recovers by itself when space frees. Close flushes the queue.
+// error) loses that batch, counts its items in StoreStats.WriteErrors (and
+// by reason in WriteErrorsBy: disk_full, io, other), backs off for a second
+// and goes on with the next batch, so the store recovers by itself when
+// space frees. Options.Logger gets one line when writes start failing and
+// one when they succeed again (with the items lost), not one per batch.
+// Close flushes the queue.
 //
 // # Crash safety
 //

@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +56,10 @@ type Options struct {
 	// Now is the clock, used when an Exchange or a counter delta has a zero
 	// time and by the janitor. nil means time.Now.
 	Now func() time.Time
+	// Logger receives one line when writes start failing (a full or broken
+	// disk under data_dir) and one when they succeed again, never one per
+	// failed batch. nil means slog.Default().
+	Logger *slog.Logger
 
 	// Test hooks and tuning, unexported.
 	beforeBatch func()        // called by the writer before committing each batch
@@ -81,6 +86,9 @@ func (o *Options) fill() {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
 	}
 	if o.backoff <= 0 {
 		o.backoff = failureBackoff
@@ -157,8 +165,21 @@ type StoreStats struct {
 	Queued      int64 // items on the queue now
 	Dropped     int64 // Record/AddCounters calls refused: queue full (or store closed)
 	WriteErrors int64 // items lost because their transaction failed
-	Written     int64 // items committed
+	// WriteErrorsBy splits WriteErrors by reason, indexed like
+	// WriteErrorReasons.
+	WriteErrorsBy [len(WriteErrorReasons)]int64
+	Written       int64 // items committed
 }
+
+// Write error reasons: the closed set of StoreStats.WriteErrorsBy.
+const (
+	WriteErrorDiskFull = "disk_full" // SQLITE_FULL or ENOSPC: data_dir has no room
+	WriteErrorIO       = "io"        // SQLITE_IOERR and the like: the disk failed the write
+	WriteErrorOther    = "other"     // anything else (a locked or corrupt file, a bug)
+)
+
+// WriteErrorReasons lists the write error reasons in WriteErrorsBy's order.
+var WriteErrorReasons = [...]string{WriteErrorDiskFull, WriteErrorIO, WriteErrorOther}
 
 // Store is the diff store. Its methods are safe for concurrent use.
 type Store struct {
@@ -186,6 +207,7 @@ type Store struct {
 	sampleBytes atomic.Int64 // approximate total of samples.bytes
 	dropped     atomic.Int64
 	writeErrors atomic.Int64
+	writeErrBy  [len(WriteErrorReasons)]atomic.Int64
 	written     atomic.Int64
 
 	janitorKick chan struct{}
@@ -259,11 +281,19 @@ func (s *Store) Flush() error {
 // Stats returns the store's counters.
 func (s *Store) Stats() StoreStats {
 	return StoreStats{
-		Queued:      int64(len(s.q)),
-		Dropped:     s.dropped.Load(),
-		WriteErrors: s.writeErrors.Load(),
-		Written:     s.written.Load(),
+		Queued:        int64(len(s.q)),
+		Dropped:       s.dropped.Load(),
+		WriteErrors:   s.writeErrors.Load(),
+		WriteErrorsBy: s.writeErrorsBy(),
+		Written:       s.written.Load(),
 	}
+}
+
+func (s *Store) writeErrorsBy() (by [len(WriteErrorReasons)]int64) {
+	for i := range by {
+		by[i] = s.writeErrBy[i].Load()
+	}
+	return by
 }
 
 // Close stops accepting items, commits what is queued, stops the janitor and

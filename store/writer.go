@@ -4,13 +4,16 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/tandem-proxy/tandem/compare"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // pathKey is the key of the per-path sample cap.
@@ -55,6 +58,7 @@ const maxPathCache = 100_000
 func (s *Store) runWriter() {
 	defer close(s.writerDone)
 	batch := make([]item, 0, maxBatch)
+	var ep failureEpisode
 	for {
 		first, ok := <-s.q
 		if !ok {
@@ -99,7 +103,8 @@ func (s *Store) runWriter() {
 		if h := s.o.beforeBatch; h != nil {
 			h()
 		}
-		err := s.writeBatch(batch)
+		n, err := s.writeBatch(batch)
+		ep.note(s, n, err)
 		for i := range batch {
 			if batch[i].flush != nil {
 				batch[i].flush <- err
@@ -142,9 +147,69 @@ func (s *Store) checkpoint() {
 	s.wdb.ExecContext(context.Background(), "PRAGMA wal_checkpoint(TRUNCATE)")
 }
 
+// failureEpisode is the writer's memory of a run of failed batches, so
+// that a full disk is logged once when it starts and once when it ends
+// rather than once a second, or never.
+type failureEpisode struct {
+	failing bool
+	since   time.Time
+	lost    int64 // items lost since the episode began
+	batches int64 // failed batches since the episode began
+}
+
+// note records the outcome of a batch of n data items (n == 0: only flush
+// markers, which prove nothing either way).
+func (e *failureEpisode) note(s *Store, n int64, err error) {
+	switch {
+	case n == 0:
+	case err != nil:
+		e.lost += n
+		e.batches++
+		if !e.failing {
+			e.failing, e.since = true, time.Now()
+			s.o.Logger.Error("cannot write to the diff store: comparisons, samples and report counters are being lost until writes succeed again",
+				"path", s.path, "reason", writeErrorReason(err), "err", err)
+		}
+	case e.failing:
+		s.o.Logger.Info("diff store writes succeed again", "path", s.path,
+			"failed_for", time.Since(e.since).Round(time.Millisecond).String(), "lost_items", e.lost, "failed_batches", e.batches)
+		*e = failureEpisode{}
+	}
+}
+
+// writeErrorReason classifies a failed transaction's error (WriteErrorReasons).
+func writeErrorReason(err error) string {
+	var se interface{ Code() int }
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff { // primary result code of an extended one
+		case sqlite3.SQLITE_FULL: // SQLite's unix VFS maps ENOSPC here
+			return WriteErrorDiskFull
+		case sqlite3.SQLITE_IOERR:
+			return WriteErrorIO
+		}
+	}
+	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return WriteErrorDiskFull
+	case errors.Is(err, syscall.EIO), errors.Is(err, syscall.EROFS):
+		return WriteErrorIO
+	}
+	return WriteErrorOther
+}
+
+func reasonIndex(reason string) int {
+	for i, r := range WriteErrorReasons {
+		if r == reason {
+			return i
+		}
+	}
+	panic("BUG: unknown write error reason " + reason)
+}
+
 // writeBatch commits the data items of batch in one transaction and keeps
-// the counters. On failure the batch is lost and counted in WriteErrors.
-func (s *Store) writeBatch(batch []item) error {
+// the counters; it returns how many data items the batch held. On failure
+// the batch is lost and counted in WriteErrors (and WriteErrorsBy).
+func (s *Store) writeBatch(batch []item) (int64, error) {
 	var n int64
 	for i := range batch {
 		if batch[i].flush == nil {
@@ -152,18 +217,19 @@ func (s *Store) writeBatch(batch []item) error {
 		}
 	}
 	if n == 0 {
-		return nil
+		return 0, nil
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if err := s.applyBatch(batch); err != nil {
 		s.writeErrors.Add(n)
+		s.writeErrBy[reasonIndex(writeErrorReason(err))].Add(n)
 		clear(s.pathCounts) // it may hold counts read inside the failed transaction
 		clear(s.hists)      // and histograms merged into it
-		return fmt.Errorf("cannot write %d items to %s: %w", n, s.path, err)
+		return n, fmt.Errorf("cannot write %d items to %s: %w", n, s.path, err)
 	}
 	s.written.Add(n)
-	return nil
+	return n, nil
 }
 
 // batchState accumulates one batch before it is written.

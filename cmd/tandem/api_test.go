@@ -447,3 +447,28 @@ func TestConfigFileChangeOnDiskReloads(t *testing.T) {
 		t.Fatalf("last event %+v", last)
 	}
 }
+
+// A generated admin token is written to <data_dir>/admin.token and the log
+// says where, never what: logs are shipped and read by people who must not
+// be able to change routing.
+func TestGeneratedTokenNotLogged(t *testing.T) {
+	t.Setenv("TANDEM_ADMIN_TOKEN", "")
+	p := apiFixture(t)
+	p.logs.mu.Lock()
+	logs := p.logs.b.String()
+	p.logs.mu.Unlock()
+	file := filepath.Join(p.dataDir, "admin.token")
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(string(b)) != p.run.Token {
+		t.Fatalf("admin.token holds %q, serve uses %q", b, p.run.Token)
+	}
+	if strings.Contains(logs, p.run.Token) {
+		t.Fatalf("the log holds the admin token:\n%s", logs)
+	}
+	if !strings.Contains(logs, "generated an admin token") || !strings.Contains(logs, file) {
+		t.Fatalf("the log does not say where the generated token is (%s):\n%s", file, logs)
+	}
+}

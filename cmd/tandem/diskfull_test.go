@@ -220,7 +220,7 @@ func TestDiskFullKeepsServing(t *testing.T) {
 	}
 	metric := func(m map[string]float64, name string) float64 { return m[name] }
 	const (
-		mWriteErrors = "tandem_store_write_errors_total"
+		mWriteErrors = `tandem_store_write_errors_total{reason="disk_full"}`
 		mDropped     = "tandem_store_dropped_total"
 		mSpoolFull   = `tandem_shadow_total{route="up",outcome="spool_full"}`
 		mSent        = `tandem_shadow_total{route="up",outcome="sent"}`
@@ -328,6 +328,14 @@ func TestDiskFullKeepsServing(t *testing.T) {
 	if refused == 0 {
 		t.Errorf("every rules change succeeded on a full disk: the test did not fill it")
 	}
+	// The store says so in the log, once per episode of failures (the
+	// filler may free a page now and then, so a few episodes are fine, a
+	// line per failed batch is not).
+	failLines := strings.Count(c.logText(), "cannot write to the diff store")
+	okLines := strings.Count(c.logText(), "diff store writes succeed again")
+	if failLines == 0 || failLines > okLines+1 {
+		t.Errorf("while full: %d store failure lines and %d recovery lines in the log, want one failure per episode:\n%s", failLines, okLines, c.logText())
+	}
 	stopWorkers()
 	if n := failures.Load(); n > 0 {
 		t.Fatalf("%d of %d client requests failed while the disk was full; first: %v", n, n+served.Load(), firstFail.Load())
@@ -363,6 +371,12 @@ func TestDiskFullKeepsServing(t *testing.T) {
 			c.report().Compared, fullEnd.Compared, recovered, recIDs, metric(c.metrics(), mSent), sentBefore, dfMetricDump(c.metrics()), c.logText())
 	}
 	after := c.report()
+	failLines = strings.Count(c.logText(), "cannot write to the diff store")
+	okLines = strings.Count(c.logText(), "diff store writes succeed again")
+	if okLines != failLines {
+		t.Errorf("after recovery: %d store failure lines and %d recovery lines, want as many of each:\n%s", failLines, okLines, c.logText())
+	}
+	t.Logf("store failure episodes logged: %d", failLines)
 	t.Logf("recovered: compared %d -> %d, store written %v, write errors %v", fullEnd.Compared, after.Compared,
 		metric(c.metrics(), "tandem_store_written_total"), metric(c.metrics(), mWriteErrors))
 	if metric(c.metrics(), mSent) <= sentBefore {

@@ -93,7 +93,9 @@ func serve(path string, cfg *config.Config, log *slog.Logger, sigs <-chan os.Sig
 		return err
 	}
 	if src == admin.FromGenerated {
-		log.Info("generated an admin token", "file", filepath.Join(cfg.DataDir, "admin.token"), "token", token)
+		// The token itself never goes to the log: logs are shipped, kept and
+		// read by people who must not be able to change routing.
+		log.Info("generated an admin token; read it from the file (mode 0600)", "file", filepath.Join(cfg.DataDir, "admin.token"))
 	}
 
 	var ctl *ramp.Controller
@@ -147,7 +149,7 @@ func serve(path string, cfg *config.Config, log *slog.Logger, sigs <-chan os.Sig
 		log.Warn("learned noise not restored", "err", err)
 	}
 
-	st, err := store.Open(filepath.Join(cfg.DataDir, "store.db"), store.Options{})
+	st, err := store.Open(filepath.Join(cfg.DataDir, "store.db"), store.Options{Logger: log})
 	if err != nil {
 		return err
 	}

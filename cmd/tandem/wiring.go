@@ -145,6 +145,8 @@ func registerStoreMetrics(ms *metrics.Set, st *store.Store) {
 	}
 	gauge("tandem_store_queued", func(s store.StoreStats) int64 { return s.Queued })
 	gauge("tandem_store_dropped_total", func(s store.StoreStats) int64 { return s.Dropped })
-	gauge("tandem_store_write_errors_total", func(s store.StoreStats) int64 { return s.WriteErrors })
+	for i, reason := range store.WriteErrorReasons {
+		gauge(fmt.Sprintf(`tandem_store_write_errors_total{reason=%q}`, reason), func(s store.StoreStats) int64 { return s.WriteErrorsBy[i] })
+	}
 	gauge("tandem_store_written_total", func(s store.StoreStats) int64 { return s.Written })
 }

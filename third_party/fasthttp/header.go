@@ -38,6 +38,11 @@ type header struct {
 	// already searched for the terminator without finding it.
 	terminatorSearched int
 
+	// lfSearched is how much of the buffered block bareLF has checked;
+	// lfBlockStart is where the block starts after leading empty lines
+	// (tandem patch 4).
+	lfSearched, lfBlockStart int
+
 	disableNormalizing    bool
 	secureErrorLogMessage bool
 	noHTTP11              bool
@@ -64,6 +69,45 @@ func (h *header) blockTerminated(b []byte) bool {
 	}
 	h.terminatorSearched = len(b)
 	return false
+}
+
+// ErrBareLF is returned for a request header block with a line ended by LF
+// alone (tandem patch 4).
+var ErrBareLF = errors.New("request header line ended by LF without CR")
+
+// bareLF reports whether the request header block at the start of b has a
+// line ended by LF alone. RFC 9112 §2.2 lets a recipient accept one; a
+// proxy that did would frame requests differently from a strict server
+// behind or in front of it, and fasthttp, finding no CRLFCRLF, waited for
+// more until the read timeout. tryRead calls it only while the block is
+// incomplete (a complete block is checked line by line as it is parsed:
+// parseFirstLine and headerScanner.strictCRLF). It checks only what earlier
+// retries have not (h.lfSearched) and stops at a CRLFCRLF, so a body after
+// one is never looked at (tandem patch 4).
+func (h *RequestHeader) bareLF(b []byte) bool {
+	i := h.lfSearched
+	if i == 0 {
+		// Empty lines before the request line are skipped (RFC 9112 §2.2).
+		for i+1 < len(b) && b[i] == '\r' && b[i+1] == '\n' {
+			i += 2
+		}
+		h.lfBlockStart = i
+	}
+	for {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			h.lfSearched = len(b)
+			return false
+		}
+		i += j
+		if i == 0 || b[i-1] != '\r' {
+			return true
+		}
+		if i-3 >= h.lfBlockStart && b[i-3] == '\r' && b[i-2] == '\n' {
+			return false // CRLFCRLF: the end of the block
+		}
+		i++
+	}
 }
 
 // ResponseHeader represents HTTP response header.
@@ -2890,6 +2934,7 @@ func (h *RequestHeader) Read(r *bufio.Reader) error {
 func (h *RequestHeader) readLoop(r *bufio.Reader, waitForMore bool) error {
 	n := 1
 	h.terminatorSearched = 0
+	h.lfSearched, h.lfBlockStart = 0, 0
 	for {
 		err := h.tryRead(r, n)
 		if err == nil {
@@ -2945,7 +2990,11 @@ func (h *RequestHeader) tryRead(r *bufio.Reader, n int) error {
 	if n > 1 && !h.blockTerminated(b) {
 		// A retry reparses the whole block, so it waits for the terminator;
 		// the request line is still checked as soon as it is complete, and an
-		// empty block is complete at its CRLF.
+		// empty block is complete at its CRLF. A bare LF in what came so far
+		// is refused now rather than at the read timeout (tandem patch 4).
+		if h.bareLF(b) {
+			return headerError("request", err, ErrBareLF, b, h.secureErrorLogMessage)
+		}
 		m, errParse := h.parseFirstLine(b)
 		if errParse != nil {
 			return headerError("request", err, errParse, b, h.secureErrorLogMessage)
@@ -3540,6 +3589,11 @@ func (h *RequestHeader) parseFirstLine(buf []byte) (int, error) {
 		if b, bNext, err = nextLine(bNext); err != nil {
 			return 0, err
 		}
+		// tandem patch 4: lines end with CRLF, empty ones before the
+		// request line too.
+		if lf := len(buf) - len(bNext) - 1; lf == 0 || buf[lf-1] != '\r' {
+			return 0, ErrBareLF
+		}
 	}
 
 	// parse method; common methods skip the byte-wise validation
@@ -3790,6 +3844,7 @@ func (h *RequestHeader) parseHeaders(buf []byte) (headersLen, rawSaved int, err 
 	var s headerScanner
 	s.b = buf
 	s.raw = &h.rawHeaders
+	s.strictCRLF = true // tandem patch 4
 	var trailers trailerSet
 
 	for s.next() {

@@ -35,6 +35,10 @@ type headerScanner struct {
 	// during a scan, so the terminator is searched for at most once.
 	blockEnd int
 
+	// strictCRLF refuses a line ended by LF alone with ErrBareLF (request
+	// headers; tandem patch 4).
+	strictCRLF bool
+
 	err error
 }
 
@@ -77,6 +81,10 @@ func (s *headerScanner) next() bool {
 			return false
 		}
 	case '\n':
+		if s.strictCRLF {
+			s.err = ErrBareLF
+			return false
+		}
 		// A bare-LF blank line ends the block, but only when the block is
 		// really terminated by CRLFCRLF; otherwise more data may still turn
 		// it into one.
@@ -128,6 +136,10 @@ func (s *headerScanner) next() bool {
 		return false
 	}
 	lineEnd := i + j
+	if s.strictCRLF && (lineEnd == 0 || b[lineEnd-1] != '\r') {
+		s.err = ErrBareLF
+		return false
+	}
 	valEnd := lineEnd
 	if valEnd > valStart && b[valEnd-1] == '\r' {
 		valEnd--

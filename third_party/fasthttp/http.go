@@ -3280,6 +3280,14 @@ func readBodyWithStreaming(r *bufio.Reader, contentLength, maxBodySize int, dst 
 
 	dst = dst[:0]
 
+	// tandem patch 3: a declared length over the limit is refused before
+	// any body byte is waited for, so the handler can answer 413 at once
+	// (upstream pre-read up to 8 KiB first and returned ErrBodyTooLarge
+	// only once they came, or at the read timeout).
+	if contentLength > maxBodySize {
+		return dst, ErrBodyTooLarge
+	}
+
 	readN := min(maxBodySize, contentLength)
 	readN = min(readN, 8*1024)
 
@@ -3292,9 +3300,6 @@ func readBodyWithStreaming(r *bufio.Reader, contentLength, maxBodySize int, dst 
 	b, err = appendBodyFixedSize(r, dst, readN)
 	if err != nil {
 		return b, err
-	}
-	if contentLength > maxBodySize {
-		return b, ErrBodyTooLarge
 	}
 	return b, nil
 }
