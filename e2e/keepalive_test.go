@@ -71,8 +71,8 @@ func TestWireRealPeers(t *testing.T) {
 		{"keepalive_timeout 1s, idle gaps", "keepalive_timeout 1s;", idle, false},
 		{"Connection: close on every answer", "keepalive_timeout 0;", gets(8), true},
 		{"413 before the body is read", "", []request{
-			get("small.jpg"), post("big", 4 << 20), get("medium.png"), post("small", 512),
-			get("tiny.gif"), post("big-again", 1 << 20), post("small-again", 100), get("small.png"),
+			get("small.jpg"), post("big", 4<<20), get("medium.png"), post("small", 512),
+			get("tiny.gif"), post("big-again", 1<<20), post("small-again", 100), get("small.png"),
 		}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
