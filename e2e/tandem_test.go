@@ -203,14 +203,14 @@ func series(m map[string]float64, metric string) string {
 	return strings.Join(out, "\n")
 }
 
-// awaitCompared waits up to 30 s until tandem has finished the shadows of
+// awaitCompared waits up to 15 s until tandem has finished the shadows of
 // n requests (none in flight and n accounted for under some outcome), then
 // requires that all n were mirrored (the shadow answered) and compared
 // (compare_total other than result="error").
 func (tn *tandem) awaitCompared(t testing.TB, n int) map[string]float64 {
 	t.Helper()
 	route := `route="` + tn.route + `"`
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for {
 		m := tn.metrics(t)
 		outcomes, _ := sum(m, "tandem_shadow_total", route)

@@ -58,16 +58,15 @@ python3 -c 'import random,sys; random.seed(18); sys.stdout.buffer.write(bytes(ra
 printf 'this is not a PNG, only text with an image name\n' >garbage.png
 head -c 100 medium.gif >truncated.gif
 : >empty.jpg
-# Decompression bombs: valid headers claiming billions of pixels, tiny
-# files. bomb.png is a real IHDR of 30000x30000 RGB (2.7 GB decoded; with its
-# CRC) and IEND, no image data: a decoder that trusts the header allocates
-# before it finds nothing to read (with a few rows of IDAT, libvips spends
-# 10 s padding the rest). bomb.jpg is small.jpg with its SOF0 frame size
-# patched to 65535x65535, JPEG's largest (4.3 G pixels; libjpeg refuses more
-# than 65500 at the header, Go's image/jpeg does not; at 30000x30000 libgd,
-# under nginx's image_filter, spends 14 s and 3.6 GB on it, too slow for the
-# suite), its scan data far too short. bomb.gif is a 1x1 image on a
-# 30000x30000 logical screen.
+# Decompression bombs: valid headers claiming 30000x30000 pixels (2.7 GB
+# as RGB), tiny files with no pixel data, so a decoder that reads the header
+# (or allocates from it) sees the claim, and a full decode fails at once.
+# bomb.png: a PNG signature, a real IHDR (with its CRC) and IEND (with a few
+# rows of IDAT, libvips spends 10 s padding the rest). bomb.jpg: small.jpg
+# with its SOF0 frame size patched to 30000x30000, cut before its scan (SOS)
+# and closed with EOI (with the scan data, libgd under nginx's image_filter
+# spends 14 s and GBs on it; at 65535x65535 imageproxy's Go decoder reached
+# 6.3 GB RSS). bomb.gif: a 1x1 image on a 30000x30000 logical screen.
 python3 - <<'PY'
 import struct, zlib
 def chunk(t, b):
@@ -82,7 +81,9 @@ while True:
     assert d[i] == 0xff
     m, n = d[i + 1], struct.unpack('>H', d[i + 2:i + 4])[0]
     if m in (0xc0, 0xc1, 0xc2):
-        struct.pack_into('>HH', d, i + 5, 65535, 65535)
+        struct.pack_into('>HH', d, i + 5, h, w)
+    if m == 0xda:
+        d = d[:i] + b'\xff\xd9'  # cut at SOS, end with EOI
         break
     i += 2 + n
 open('bomb.jpg', 'wb').write(bytes(d))
