@@ -77,6 +77,10 @@ type client struct {
 	dials    int // connections opened
 	announce int // reconnections after the server said it would close
 	dead     int // requests sent again after a reused connection was found closed
+	// closedAfter names, for each connection found closed on reuse, the
+	// last answer it carried ("NAME STATUS").
+	closedAfter []string
+	last        string
 }
 
 type countingConn struct {
@@ -163,6 +167,7 @@ func (c *client) do(r request) (answer, error) {
 			c.conn = nil
 			if reused && nothing && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isReset(err)) {
 				c.dead++
+				c.closedAfter = append(c.closedAfter, c.last)
 				continue
 			}
 			return answer{}, fmt.Errorf("%s: cannot read the answer (after %d answers on this connection): %w", r.name, c.served, err)
@@ -176,6 +181,7 @@ func (c *client) do(r request) (answer, error) {
 			return answer{}, fmt.Errorf("%s: cannot read the body of a %d: %w", r.name, resp.StatusCode, err)
 		}
 		c.served++
+		c.last = fmt.Sprintf("%s %d", r.name, resp.StatusCode)
 		if resp.Close {
 			// The server will close: a reset of the rest of our body is
 			// not an error, the answer is in.

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -113,6 +114,9 @@ func TestCorpusRealServers(t *testing.T) {
 			direct, dc := run(t, legacy, tc.reqs)
 			t.Logf("directly: statuses %v; %d connections (%d announced closes, %d found closed on reuse)",
 				statuses(direct), dc.dials, dc.announce, dc.dead)
+			if dc.dead > 0 {
+				t.Logf("directly, the server closed a kept-alive connection unannounced after: %s", strings.Join(dc.closedAfter, ", "))
+			}
 			var before int
 			if nginx != nil {
 				before = len(nginx.Access(t, len(tc.reqs)))
@@ -123,8 +127,12 @@ func TestCorpusRealServers(t *testing.T) {
 				statuses(proxied), pc.dials, pc.announce, pc.dead)
 			for i, a := range proxied {
 				if (a.Status == 502 || a.Status == 504) && direct[i].Status != a.Status {
-					t.Errorf("request %d (%s): tandem answered %d %q; the server itself answered %d",
-						i+1, tc.reqs[i].name, a.Status, clip(a.Body), direct[i].Status)
+					prev := "none"
+					if i > 0 {
+						prev = fmt.Sprintf("%d to %s", direct[i-1].Status, tc.reqs[i-1].name)
+					}
+					t.Errorf("request %d (%s): tandem answered %d %q; the server itself answered %d (previous answer: %s)",
+						i+1, tc.reqs[i].name, a.Status, clip(a.Body), direct[i].Status, prev)
 				}
 			}
 			sameAnswers(t, tc.reqs, direct, proxied)

@@ -93,8 +93,9 @@ func (p *Process) Output() string { return p.out.String() }
 
 // start runs cmd as a child in its own process group, waits until addr
 // accepts a TCP connection (or the process exits, or 20 s pass), and stops
-// it when the test ends: stop is the signal for a graceful stop, then after
-// 10 s the whole group is killed. logs are extra files whose contents go in
+// it when the test ends: stop is the signal for a graceful stop (nginx's
+// master waits for its workers before it exits), then after 10 s the
+// process group it leads is killed. logs are extra files whose contents go in
 // the failure message.
 func start(t testing.TB, name, addr, dir string, cmd *exec.Cmd, stop syscall.Signal, logs ...string) *Process {
 	t.Helper()
@@ -142,10 +143,8 @@ func (p *Process) stop(t testing.TB, sig syscall.Signal) {
 	case <-time.After(10 * time.Second):
 		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 		<-p.done
-		t.Errorf("%s did not stop within 10 s of %v; killed", p.Name, sig)
+		t.Errorf("%s did not stop within 10 s of %v; killed its process group", p.Name, sig)
 	}
-	// The group: nginx's workers normally leave with their master.
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 }
 
 // Exited reports whether the process has ended, and how.
