@@ -83,7 +83,7 @@ func TestWireRealPeers(t *testing.T) {
 			t.Logf("directly: statuses %v; %d connections (%d announced closes, %d found closed on reuse)",
 				statuses(direct), dc.dials, dc.announce, dc.dead)
 			before := len(legacy.Access(t, len(tc.reqs)))
-			tn := startTandem(t, legacy.URL(), newSide.URL(), "")
+			tn := startTandem(t, legacy.URL(), newSide.URL())
 			proxied, pc := run(t, tn.addr, tc.reqs)
 			t.Logf("through tandem: statuses %v; %d connections (%d announced closes, %d found closed on reuse)",
 				statuses(proxied), pc.dials, pc.announce, pc.dead)
@@ -129,7 +129,7 @@ func TestWireHTTP10Peer(t *testing.T) {
 	if dc.announce != len(reqs) {
 		t.Fatalf("python's http.server closed after %d of %d answers, want all (HTTP/1.0)", dc.announce, len(reqs))
 	}
-	tn := startTandem(t, legacy.URL(), newSide.URL(), "")
+	tn := startTandem(t, legacy.URL(), newSide.URL())
 	proxied, _ := run(t, tn.addr, reqs)
 	sameAnswers(t, reqs, direct, proxied)
 	m := tn.awaitCompared(t, len(reqs))

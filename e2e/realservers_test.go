@@ -121,7 +121,7 @@ func TestCorpusRealServers(t *testing.T) {
 			if nginx != nil {
 				before = len(nginx.Access(t, len(tc.reqs)))
 			}
-			tn := startTandem(t, "http://"+legacy, "http://"+newAddr, "")
+			tn := startTandem(t, "http://"+legacy, "http://"+newAddr)
 			proxied, pc := run(t, tn.addr, tc.reqs)
 			t.Logf("through tandem: statuses %v; %d connections (%d announced closes, %d found closed on reuse)",
 				statuses(proxied), pc.dials, pc.announce, pc.dead)

@@ -30,9 +30,9 @@ type tandem struct {
 const adminToken = "e2e-admin-token-0123456789"
 
 // startTandem writes a config with one route "media" (prefix /, every
-// method, mirror 100) from legacy to newURL and starts tandem on it. extra
-// is YAML added to the legacy backend's block (e.g. "max_conns: 1").
-func startTandem(t *testing.T, legacy, newURL, extra string) *tandem {
+// method, mirror 100, defaults otherwise) from legacy to newURL and starts
+// tandem on it; it is stopped with SIGTERM when the test ends.
+func startTandem(t *testing.T, legacy, newURL string) *tandem {
 	t.Helper()
 	dir := t.TempDir()
 	tn := &tandem{
@@ -50,7 +50,6 @@ backends:
   legacy:
     url: %s
     timeout: 30s
-%s
   new:
     url: %s
     timeout: 30s
@@ -60,7 +59,7 @@ routes:
     legacy: legacy
     new: new
     mirror: 100
-`, tn.addr, tn.admin, filepath.Join(dir, "data"), legacy, indent(extra, "    "), newURL)
+`, tn.addr, tn.admin, filepath.Join(dir, "data"), legacy, newURL)
 	path := filepath.Join(dir, "tandem.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -105,17 +104,6 @@ routes:
 			t.Fatalf("tandem not ready within 20 s: %v\n%s", err, lw.String())
 		}
 	}
-}
-
-func indent(s, pre string) string {
-	if s == "" {
-		return ""
-	}
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	for i := range lines {
-		lines[i] = pre + lines[i]
-	}
-	return strings.Join(lines, "\n")
 }
 
 type lockedWriter struct {
