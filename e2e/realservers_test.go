@@ -145,7 +145,9 @@ func TestCorpusRealServers(t *testing.T) {
 				if len(got) != len(tc.reqs) {
 					t.Errorf("nginx logged %d requests from tandem, want %d (each once)", len(got), len(tc.reqs))
 				}
-				checkRetries(t, m, "legacy", distinctConns(got))
+				conns := distinctConns(got)
+				t.Logf("nginx (legacy): %d requests from tandem on %d connections, %v retries",
+					len(got), conns, checkRetries(t, m, "legacy", conns))
 			}
 		})
 	}
