@@ -20,6 +20,10 @@ type capture struct {
 	h      hash.Hash
 	resp   compare.Response
 	cut    bool // the body was cut at a bound: its hash is unknown
+	// declared is the response's Content-Length + 1, or 0 when unknown
+	// (headers not yet seen, or no length). Atomic: a shadow worker reads
+	// the served capture's while the handler sets it (servedSize).
+	declared atomic.Int64
 }
 
 func newCapture(limit int64, budget *memBudget) *capture {
@@ -65,6 +69,9 @@ func (c *capture) release() {
 // it: two allocations per response instead of two per header.
 func (c *capture) setHeader(src *fasthttp.ResponseHeader) {
 	c.resp.Status = src.StatusCode()
+	if n := src.ContentLength(); n >= 0 {
+		c.declared.Store(int64(n) + 1)
+	}
 	n, size := 0, 0
 	for k, v := range src.All() {
 		n++
@@ -88,6 +95,9 @@ func (c *capture) setHeader(src *fasthttp.ResponseHeader) {
 	}
 	c.resp.Header = fields
 }
+
+// declaredLength returns the Content-Length set by setHeader, or -1.
+func (c *capture) declaredLength() int64 { return c.declared.Load() - 1 }
 
 func (c *capture) Write(p []byte) (int, error) {
 	c.h.Write(p)

@@ -72,6 +72,7 @@ type routeMetrics struct {
 	// per backend name → role → histogram
 	duration map[string]map[backends.Role]*metrics.PrometheusHistogram
 	errors   map[string]map[backends.Reason]*metrics.Counter
+	cmp      *compareMetrics
 }
 
 func newRouteMetrics(set *metrics.Set, route string, backendNames []string) *routeMetrics {
@@ -84,6 +85,7 @@ func newRouteMetrics(set *metrics.Set, route string, backendNames []string) *rou
 		mismatch:     map[compare.Kind]*metrics.Counter{},
 		duration:     map[string]map[backends.Role]*metrics.PrometheusHistogram{},
 		errors:       map[string]map[backends.Reason]*metrics.Counter{},
+		cmp:          newCompareMetrics(set, route),
 	}
 	for _, o := range shadowOutcomes {
 		m.shadow[o] = set.GetOrCreateCounter(fmt.Sprintf(`tandem_shadow_total{route=%q,outcome=%q}`, route, o))
