@@ -140,4 +140,3 @@ func TestCompareQueueFullDrops(t *testing.T) {
 		t.Fatalf("observed %d, dropped %v; want 2 and 1", got, d)
 	}
 }
-
