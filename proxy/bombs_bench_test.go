@@ -124,6 +124,9 @@ func makeBombs(tb testing.TB) []bomb {
 		// lossless WebP, about 1 s of one CPU and 108 MiB each.
 		{"webp-fits", "image/webp", small.Bytes(), webpBomb(4000, 3000)},
 	}
+	// The control: as many bytes as the JSON bomb, compared by hash alone,
+	// so what it costs is the shadow's transfer, not the comparison.
+	bombs = append(bombs, bomb{"bytes-control", "application/octet-stream", []byte("x"), bytes.Repeat([]byte("y"), len(bombs[2].new))})
 	for _, b := range bombs {
 		tb.Logf("bomb %s: %d bytes", b.name, len(b.new))
 	}
@@ -292,10 +295,11 @@ routes: [{name: r, match: {path_prefix: /upload}, legacy: legacy, new: new, mirr
 // (200 requests/s of 1 KiB, every one mirrored and compared) through a
 // proxy with the default limits, in ten pairs of one-second rounds without
 // and with comparison bombs arriving on the shadow side (one of a kind in
-// flight, sent every 100 ms: a 16-bit TIFF, a tiny WebP of 7000×7000, a
+// flight, sent every 200 ms: a 16-bit TIFF, a tiny WebP of 7000×7000, a
 // 700,000-key JSON, each alone and the three together ("issue"), and a WebP
-// that fits the decode budget and is decoded, ~1 s of CPU each), and
-// reports
+// that fits the decode budget and is decoded, ~1 s of CPU each; and a
+// control of as many bytes as the JSON bomb, compared by hash, which shows
+// what the shadow's transfer alone costs), and reports
 //
 //	p99-ratio   served p99 with bombs / without, all rounds pooled (target ≤ 1.10)
 //	p99-ratio-median   the median over the pairs of rounds
@@ -312,7 +316,7 @@ func BenchmarkServedUnderCompareBombs(b *testing.B) {
 	for _, k := range all {
 		kinds[k.name] = []bomb{k}
 	}
-	names := []string{"tiff16", "webp", "json", "webp-fits", "issue"}
+	names := []string{"tiff16", "webp", "json", "bytes-control", "issue", "webp-fits"}
 	if only := os.Getenv("TANDEM_BOMBS"); only != "" {
 		names = strings.Split(only, ",")
 	}
@@ -329,9 +333,10 @@ func benchBombs(b *testing.B, all, bombs []bomb) {
 	c := &fasthttp.HostClient{Addr: addr, MaxConns: 512, ReadTimeout: 30 * time.Second}
 	bc := &fasthttp.HostClient{Addr: addr, MaxConns: 16, ReadTimeout: 30 * time.Second}
 	const (
-		rate   = 200
-		round  = time.Second
-		rounds = 10
+		rate      = 200
+		round     = time.Second
+		rounds    = 10
+		bombEvery = 200 * time.Millisecond
 	)
 	steadyLoad(b, c, rate, time.Second) // warm up pools and the runtime
 	runtime.GC()
@@ -347,7 +352,7 @@ func benchBombs(b *testing.B, all, bombs []bomb) {
 
 			ms := startMemSampler()
 			stop := make(chan struct{})
-			wg := bombLoad(bc, bombs, 100*time.Millisecond, stop, &sent)
+			wg := bombLoad(bc, bombs, bombEvery, stop, &sent)
 			ll := steadyLoad(b, c, rate, round)
 			loaded = append(loaded, ll...)
 			close(stop)
