@@ -4,8 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"image"
+	"image/png"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -138,5 +142,64 @@ func TestCompareQueueFullDrops(t *testing.T) {
 	f.waitCompared(2)
 	if got, d := obs.seen.Load(), f.metric(dropped); got != 2 || d != 1 {
 		t.Fatalf("observed %d, dropped %v; want 2 and 1", got, d)
+	}
+}
+
+// Pairs past a work bound are compared by hash and size and counted by
+// reason: a 700,000-key JSON on the shadow side (json_nodes), and images
+// whose decoding does not fit limits.decode_memory (decode_budget).
+func TestCompareLimitsCounted(t *testing.T) {
+	var bomb bytes.Buffer
+	bomb.WriteByte('{')
+	for i := range 700_000 {
+		if i > 0 {
+			bomb.WriteByte(',')
+		}
+		fmt.Fprintf(&bomb, `"%x":1`, i)
+	}
+	bomb.WriteByte('}')
+	img := func(seed byte) []byte {
+		m := image.NewNRGBA(image.Rect(0, 0, 600, 400))
+		for i := range m.Pix {
+			m.Pix[i] = byte(i)*seed | 0x80
+		}
+		var b bytes.Buffer
+		png.Encode(&b, m)
+		return b.Bytes()
+	}
+	legacyImg, newImg := img(3), img(5)
+	backend := func(json, png []byte) string {
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			if strings.HasSuffix(r.URL.Path, "/json") {
+				w.Header().Set("Content-Type", "application/json")
+				w.Write(json)
+				return
+			}
+			w.Header().Set("Content-Type", "image/png")
+			w.Write(png)
+		}))
+		t.Cleanup(s.Close)
+		return s.URL
+	}
+	cfg := strings.Replace(basicConfig, "data_dir: {{data}}", "data_dir: {{data}}\nlimits: {decode_memory: 1MiB}", 1)
+	f := startProxy(t, cfg, map[string]string{
+		"legacy": backend([]byte(`{"a":1}`), legacyImg),
+		"new":    backend(bomb.Bytes(), newImg),
+	})
+	for _, p := range []string{"/upload/json", "/upload/png"} {
+		if st, _, _, _ := f.post(p, bytes.NewReader([]byte("q")), 1, nil); st != 200 {
+			t.Fatalf("%s: status %d", p, st)
+		}
+	}
+	f.waitCompared(2)
+	for _, reason := range []compare.Limit{compare.LimitJSONNodes, compare.LimitDecodeBudget} {
+		name := fmt.Sprintf(`tandem_compare_limited_total{route="up",reason=%q}`, reason)
+		if got := f.metric(name); got != 1 {
+			t.Errorf("%s = %v, want 1", name, got)
+		}
+	}
+	if got := f.metric(compareMetric("up", compare.OutcomeMismatch)); got != 2 {
+		t.Errorf("mismatches %v, want 2 (both pairs differ by hash)", got)
 	}
 }
