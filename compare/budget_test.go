@@ -111,7 +111,7 @@ func hasPath(r Result, path string) bool {
 
 // A pair larger than the whole budget is refused at once, whatever the
 // wait, and never decoded; so are the bombs of the issue under a 256 MiB
-// budget: a 36-byte lossless WebP of 7000×7000, and a 16-bit PNG and TIFF
+// budget: a lossless WebP of 7000×7000 in a few dozen bytes, and a 16-bit PNG and TIFF
 // whose headers say 7000×7000 (an 8-bit RGBA one, 220 MiB, fits).
 func TestDecodeBudgetRefusesWhatNeverFits(t *testing.T) {
 	webpBomb, err := imagefmt.EncodeWebP(image1x1(7000, 7000))
