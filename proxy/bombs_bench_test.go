@@ -375,6 +375,10 @@ func benchBombs(b *testing.B, all, bombs []bomb) {
 		b.ReportMetric(float64(rss)/(1<<20), "peak-rss-MiB")
 		b.ReportMetric(float64(heap)/(1<<20), "peak-heap-MiB")
 		b.ReportMetric(float64(sent.Load()), "bombs")
+		// Also as a log line, which a failed run prints too.
+		b.Logf("p99 %v → %v (ratio %.3f, median of rounds %.3f), p50 %v → %v, peak RSS %d MiB, heap %d MiB, %d bombs",
+			pb, pl, float64(pl)/float64(pb), ratios[len(ratios)/2], percentile(base, 0.5), percentile(loaded, 0.5),
+			rss>>20, heap>>20, sent.Load())
 		var buf bytes.Buffer
 		srv.Metrics().WritePrometheus(&buf)
 		for _, line := range strings.Split(buf.String(), "\n") {
