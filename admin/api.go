@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tandem-proxy/tandem/compare"
 	"github.com/tandem-proxy/tandem/rules"
 	"github.com/tandem-proxy/tandem/store"
 	"github.com/valyala/fasthttp"
@@ -73,6 +74,10 @@ type Deps struct {
 	MarkNoise func(route, path, reason string) error
 	// Ready reports readiness for /readyz; nil means ready.
 	Ready func() bool
+	// DecodeBudget is the decoded-image memory the heat map reserves in, the
+	// same budget the proxy's comparisons use. Nil: heat maps are bounded
+	// per image by compare.DefaultMaxImagePixels only.
+	DecodeBudget *compare.DecodeBudget
 }
 
 // BadRequestError marks an error caused by the request (answered 400).

@@ -201,7 +201,8 @@ func (s *Server) getDiffBody(ctx *fasthttp.RequestCtx, id, side string) {
 
 // getHeatMap serves GET /api/v1/diffs/{id}/heatmap.png: where the two
 // images differ (compare.HeatMap), 404 when either side is not a whole,
-// decodable image.
+// decodable image, 503 with Retry-After when decoding them does not fit the
+// decode budget shared with the comparisons.
 func (s *Server) getHeatMap(ctx *fasthttp.RequestCtx, id string) {
 	d := s.sampleForBody(ctx, id)
 	if d == nil {
@@ -211,7 +212,13 @@ func (s *Server) getHeatMap(ctx *fasthttp.RequestCtx, id string) {
 		fail(ctx, fasthttp.StatusNotFound, "no heat map: a body was stored only in part (sample_body_max)")
 		return
 	}
-	img, err := compare.HeatMap(d.Legacy.Body, d.New.Body, heatMapSide)
+	img, err := compare.HeatMap(d.Legacy.Body, d.New.Body, heatMapSide, s.deps.DecodeBudget)
+	if errors.Is(err, compare.ErrDecodeBudget) {
+		// Comparisons and other heat maps hold the decode memory: try later.
+		ctx.Response.Header.Set("Retry-After", "5")
+		fail(ctx, fasthttp.StatusServiceUnavailable, "no heat map now: %v", err)
+		return
+	}
 	if err != nil {
 		fail(ctx, fasthttp.StatusNotFound, "no heat map: %v", err)
 		return

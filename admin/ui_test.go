@@ -305,3 +305,28 @@ func TestHeatMapEndpoint(t *testing.T) {
 		t.Errorf("heat map without token: %d", r.status)
 	}
 }
+
+// The heat map decodes under the decode budget it is given (the proxy's):
+// when the images do not fit, 503 with Retry-After, and nothing decoded.
+func TestHeatMapUnderDecodeBudget(t *testing.T) {
+	a, b := pngBytes(t, testPicture(640, 480, 0)), pngBytes(t, testPicture(640, 480, 40))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	budget := compare.NewDecodeBudget(1<<20, 0) // less than two 640×480 images
+	s := New(Deps{
+		Token:        uiTestToken,
+		Reports:      fakeReports{map[string]*store.Sample{"img": {ID: "img", Legacy: side("image/png", a), New: side("image/png", b)}}},
+		DecodeBudget: budget,
+	})
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Shutdown() })
+	r := uiGet(t, "GET", "http://"+ln.Addr().String()+"/api/v1/diffs/img/heatmap.png", "Bearer "+uiTestToken)
+	if r.status != 503 || r.header.Get("Retry-After") == "" || !strings.Contains(string(r.body), "decode budget") {
+		t.Fatalf("heat map over the budget: %d %v %s", r.status, r.header, r.body)
+	}
+	if budget.Peak() != 0 || budget.Refused() != 1 {
+		t.Fatalf("budget peak %d refused %d; want nothing reserved, one refusal", budget.Peak(), budget.Refused())
+	}
+}

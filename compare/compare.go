@@ -61,4 +61,31 @@ type Difference struct {
 type Result struct {
 	Outcome Outcome      `json:"outcome"`
 	Diffs   []Difference `json:"diffs,omitempty"`
+	// Limit, when set, names the bound that made the bodies compare by
+	// hash and size instead of by content (the "$.body" difference says so
+	// too).
+	Limit Limit `json:"limit,omitempty"`
+}
+
+// Limit names a bound on the work of one comparison, a closed set (used as
+// metric label values). Past any of them the bodies compare by hash and size.
+type Limit string
+
+const (
+	// LimitImagePixels: an image is over max_image_pixels.
+	LimitImagePixels Limit = "image_pixels"
+	// LimitDecodeBudget: decoding both images did not fit the shared
+	// DecodeBudget within its wait.
+	LimitDecodeBudget Limit = "decode_budget"
+	// LimitJSONBytes: a JSON body is over max_json_bytes.
+	LimitJSONBytes Limit = "json_bytes"
+	// LimitJSONDepth: a JSON body nests deeper than max_json_depth.
+	LimitJSONDepth Limit = "json_depth"
+	// LimitJSONNodes: a JSON body has more values than max_json_nodes.
+	LimitJSONNodes Limit = "json_nodes"
+)
+
+// Limits returns every Limit, the closed set of Result.Limit.
+func Limits() []Limit {
+	return []Limit{LimitImagePixels, LimitDecodeBudget, LimitJSONBytes, LimitJSONDepth, LimitJSONNodes}
 }

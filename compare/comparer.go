@@ -17,15 +17,27 @@ type Comparer struct {
 	// indexed by name length so that a lookup is cheap and allocation-free.
 	ignoredHeaders [maxHeaderNameLen + 1][]string
 	ignoreJSON     []pattern
+	budget         *DecodeBudget // nil: decodes are bounded by max_image_pixels only
 }
+
+// Option changes how a Comparer works, beyond its route's Settings.
+type Option func(*Comparer)
+
+// WithDecodeBudget makes every image decode of the Comparer reserve its
+// memory in b, which other Comparers (and HeatMap) may share. Without it,
+// decodes are bounded per image by max_image_pixels only.
+func WithDecodeBudget(b *DecodeBudget) Option { return func(c *Comparer) { c.budget = b } }
 
 // New validates s and compiles it into a Comparer. The error joins every
 // problem Validate finds.
-func New(s Settings) (*Comparer, error) {
+func New(s Settings, opts ...Option) (*Comparer, error) {
 	if errs := s.Validate(); len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	c := &Comparer{s: s.withDefaults()}
+	for _, o := range opts {
+		o(c)
+	}
 	add := func(h string) {
 		if containsFold(s.CompareHeaders, h) {
 			return
@@ -97,17 +109,18 @@ func (c *Comparer) Compare(legacy, new *Response) (res Result) {
 		})
 	}
 	diffs = c.diffHeaders(diffs, legacy.Header, new.Header)
+	var limit Limit
 	switch {
 	case bodyEqual:
 	case legacy.Status != new.Status:
 		diffs = append(diffs, hashDiff(legacy, new, ""))
 	default:
-		diffs = c.diffBodies(diffs, legacy, new)
+		diffs, limit = c.diffBodies(diffs, legacy, new)
 	}
 	if len(diffs) == 0 {
-		return Result{Outcome: OutcomeMatch}
+		return Result{Outcome: OutcomeMatch, Limit: limit}
 	}
-	return Result{Outcome: OutcomeMismatch, Diffs: diffs}
+	return Result{Outcome: OutcomeMismatch, Diffs: diffs, Limit: limit}
 }
 
 // Compare compares legacy with new under s. Invalid settings give
@@ -198,10 +211,11 @@ func hashDiff(legacy, new *Response, note string) Difference {
 // diffBodies compares two bodies known to differ, choosing by content: images
 // (by magic bytes), JSON (by Content-Type or shape), then plain bytes, with a
 // line summary for text. A body that is only a prefix of the response
-// (Truncated) cannot be parsed and is compared by hash and size.
-func (c *Comparer) diffBodies(diffs []Difference, legacy, new *Response) []Difference {
+// (Truncated) cannot be parsed and is compared by hash and size. limit names
+// the bound, if any, that made the bodies compare by hash and size.
+func (c *Comparer) diffBodies(diffs []Difference, legacy, new *Response) (_ []Difference, limit Limit) {
 	if legacy.Truncated() || new.Truncated() {
-		return append(diffs, hashDiff(legacy, new, "compared by hash: body truncated at capture"))
+		return append(diffs, hashDiff(legacy, new, "compared by hash: body truncated at capture")), ""
 	}
 	lf, nf := sniffImage(legacy.Body), sniffImage(new.Body)
 	if lf != "" || nf != "" {
@@ -209,12 +223,12 @@ func (c *Comparer) diffBodies(diffs []Difference, legacy, new *Response) []Diffe
 	}
 	lct, nct := headerValue(legacy.Header, "Content-Type"), headerValue(new.Header, "Content-Type")
 	if isJSONType(lct) || isJSONType(nct) || (looksLikeJSON(legacy.Body) && looksLikeJSON(new.Body)) {
-		if d, ok := c.diffJSON(diffs, legacy, new); ok {
-			return d
+		if d, ok, limit := c.diffJSON(diffs, legacy, new); ok {
+			return d, limit
 		}
 	}
 	if isTextType(lct) || isTextType(nct) {
-		return append(diffs, textDiff(legacy, new))
+		return append(diffs, textDiff(legacy, new)), ""
 	}
-	return append(diffs, hashDiff(legacy, new, ""))
+	return append(diffs, hashDiff(legacy, new, "")), ""
 }

@@ -48,7 +48,10 @@
 // It is pure: no network code (not even net/textproto), no fasthttp, no file
 // I/O, no background goroutines, no global mutable state. Callers hand it
 // bytes already captured, and persist the Learner's Snapshot themselves.
-// Every input is treated as hostile: JSON depth and size, image pixel counts
-// and the number of listed differences are bounded, and Compare never
-// panics.
+// Every input is treated as hostile: JSON depth, size and value count, image
+// pixel counts and decoded memory (a DecodeBudget the caller creates and
+// shares between Comparers and HeatMap, reserved from the headers before
+// any pixel buffer exists) and the number of listed differences are
+// bounded; a pair past a bound compares by hash and size and Result.Limit
+// says which bound; and Compare never panics.
 package compare

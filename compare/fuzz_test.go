@@ -54,8 +54,8 @@ func FuzzJSONDiff(f *testing.F) {
 			t.Fatalf("a body differs from itself: %s", same.Text())
 		}
 		// The cheap equality check agrees with the go-cmp walk.
-		lv, lerr := parseJSON(a, c.s.MaxJSONBytes, c.s.MaxJSONDepth)
-		nv, nerr := parseJSON(b, c.s.MaxJSONBytes, c.s.MaxJSONDepth)
+		lv, lerr := parseJSON(a, c.s.MaxJSONBytes, c.s.MaxJSONDepth, c.s.MaxJSONNodes)
+		nv, nerr := parseJSON(b, c.s.MaxJSONBytes, c.s.MaxJSONDepth, c.s.MaxJSONNodes)
 		if lerr == nil && nerr == nil {
 			eq := c.jsonEqual(lv, nv, nil)
 			if diffs := c.cmpJSON(lv, nv); eq != (len(diffs) == 0) {

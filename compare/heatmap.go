@@ -27,6 +27,10 @@ const heatMapGhost = 0.3
 // format the comparer decodes.
 var ErrNotImage = errors.New("not an image")
 
+// ErrDecodeBudget is returned by HeatMap when decoding both images does not
+// fit the DecodeBudget it was given (within the budget's wait).
+var ErrDecodeBudget = errors.New("decoding does not fit the decode budget")
+
 // heatRamp is the colour ramp from no difference (black) to a difference
 // of heatMapFullScale levels or more (pale yellow), after matplotlib's
 // "inferno": evenly spaced stops, interpolated linearly.
@@ -43,7 +47,8 @@ var heatRamp = [...][3]float64{
 
 // HeatMap draws where two images differ: both are decoded (under the same
 // guards as the comparer: magic-byte sniffing, header read first, at most
-// DefaultMaxImagePixels pixels, decoder panics caught), reduced to the
+// DefaultMaxImagePixels pixels, both images' estimated memory reserved in
+// budget before either is decoded, decoder panics caught), reduced to the
 // legacy image's size fitted into maxSide×maxSide (images already smaller
 // keep their size; the new image is stretched to it when its dimensions
 // differ), and each pixel's difference — the largest of its premultiplied
@@ -51,21 +56,34 @@ var heatRamp = [...][3]float64{
 // to pale yellow (heatMapFullScale levels or more), drawn over a dim grey
 // copy of the legacy image. maxSide <= 0 means DefaultHeatMapSide.
 //
-// The error wraps ErrNotImage when a side is not an image, and says which
-// side cannot be decoded otherwise. HeatMap is pure and safe for concurrent
-// use.
-func HeatMap(legacy, new []byte, maxSide int) (image.Image, error) {
+// The error wraps ErrNotImage when a side is not an image, ErrDecodeBudget
+// when the decodes do not fit budget (nil: no budget), and says which side
+// cannot be decoded otherwise. HeatMap is pure and safe for concurrent use.
+func HeatMap(legacy, new []byte, maxSide int, budget *DecodeBudget) (image.Image, error) {
 	if maxSide <= 0 {
 		maxSide = DefaultHeatMapSide
 	}
-	l, err := decodeForHeatMap(legacy)
+	ls, err := headerForHeatMap(legacy)
 	if err != nil {
 		return nil, fmt.Errorf("legacy: %w", err)
 	}
-	n, err := decodeForHeatMap(new)
+	ns, err := headerForHeatMap(new)
 	if err != nil {
 		return nil, fmt.Errorf("new: %w", err)
 	}
+	cost := ls.cost + ns.cost
+	if !budget.acquire(cost) {
+		return nil, fmt.Errorf("%w: %s %s and %s %s need %d MiB", ErrDecodeBudget,
+			ls.format, ls.dims(), ns.format, ns.dims(), (cost+1<<20-1)>>20)
+	}
+	defer budget.release(cost)
+	if ls.decode(legacy); ls.err != nil {
+		return nil, fmt.Errorf("legacy: cannot decode %s: %w", ls.format, ls.err)
+	}
+	if ns.decode(new); ns.err != nil {
+		return nil, fmt.Errorf("new: cannot decode %s: %w", ns.format, ns.err)
+	}
+	l, n := ls.img, ns.img
 	lb := l.Bounds()
 	w, h := fit(lb.Dx(), lb.Dy(), maxSide)
 	a, b := reduce(l, w, h), reduce(n, w, h)
@@ -103,8 +121,8 @@ func heatColour(t float64) [3]float64 {
 	return c
 }
 
-// decodeForHeatMap decodes one side with the comparer's guards.
-func decodeForHeatMap(b []byte) (image.Image, error) {
+// headerForHeatMap reads one side's header with the comparer's guards.
+func headerForHeatMap(b []byte) (*imageSide, error) {
 	format := sniffImage(b)
 	if format == "" {
 		return nil, ErrNotImage
@@ -116,9 +134,5 @@ func decodeForHeatMap(b []byte) (image.Image, error) {
 	if s.pixels() > DefaultMaxImagePixels {
 		return nil, fmt.Errorf("%s %s is over %d pixels; not decoded", format, s.dims(), int64(DefaultMaxImagePixels))
 	}
-	s.decode(b)
-	if s.err != nil {
-		return nil, fmt.Errorf("cannot decode %s: %w", format, s.err)
-	}
-	return s.img, nil
+	return s, nil
 }

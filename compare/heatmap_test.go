@@ -123,7 +123,7 @@ func TestHeatMap(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			img, err := HeatMap(c.legacy, c.new, c.maxSide)
+			img, err := HeatMap(c.legacy, c.new, c.maxSide, nil)
 			if c.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
 					t.Fatalf("%s: err %v, want %q", c.why, err, c.wantErr)

@@ -38,8 +38,13 @@ import (
 // limit and New the measurement.
 //
 // Dimensions are read from the header first: an image over max_image_pixels
-// is never decoded, and the pair is then compared by hash and size. Only a
-// GIF's first frame is decoded; its frames are counted without decoding.
+// is never decoded, and the pair is then compared by hash and size
+// (Result.Limit LimitImagePixels). Before decoding, both images' memory is
+// estimated from their headers (imagefmt.DecodedBytes: width × height ×
+// bytes a pixel of what the decoder builds) and reserved at once in the
+// Comparer's DecodeBudget; a pair that does not fit is compared by hash and
+// size (LimitDecodeBudget). Only a GIF's first frame is decoded; its frames
+// are counted without decoding.
 
 // decoders are the shared image codecs.
 var decoders = imagefmt.Codecs
@@ -51,6 +56,7 @@ type imageSide struct {
 	err         error // from DecodeConfig or Decode
 	orientation int   // JPEG EXIF orientation, 1 when absent
 	frames      int
+	cost        int64 // estimated bytes that decoding allocates
 	img         image.Image
 }
 
@@ -75,6 +81,9 @@ func readHeader(b []byte, format string) *imageSide {
 	s.err = safely(func() (err error) { s.cfg, err = d.Config(b); return err })
 	if s.err == nil && (s.cfg.Width <= 0 || s.cfg.Height <= 0) {
 		s.err = fmt.Errorf("%s: empty image %s", format, s.dims())
+	}
+	if s.err == nil {
+		s.cost = imagefmt.DecodedBytes(b, format, s.cfg)
 	}
 	switch format {
 	case formatJPEG:
@@ -114,17 +123,18 @@ func formatName(f string) string {
 }
 
 // diffImages appends the differences between two bodies of which at least
-// one sniffs as an image.
-func (c *Comparer) diffImages(diffs []Difference, legacy, new *Response, lf, nf string) []Difference {
+// one sniffs as an image; limit names the bound, if any, that kept the
+// pixels from being compared.
+func (c *Comparer) diffImages(diffs []Difference, legacy, new *Response, lf, nf string) (_ []Difference, limit Limit) {
 	if lf != nf {
 		diffs = append(diffs, Difference{Kind: KindImage, Path: "$.image.format", Legacy: formatName(lf), New: formatName(nf)})
 		if lf == "" || nf == "" {
-			return diffs
+			return diffs, ""
 		}
 	}
 	l, n := readHeader(legacy.Body, lf), readHeader(new.Body, nf)
 	if l.err != nil || n.err != nil {
-		return appendDecodeDiff(diffs, legacy, new, l, n)
+		return appendDecodeDiff(diffs, legacy, new, l, n), ""
 	}
 	if tol := c.s.ImageDimTolerance; absInt(l.cfg.Width-n.cfg.Width) > tol || absInt(l.cfg.Height-n.cfg.Height) > tol {
 		diffs = append(diffs, Difference{Kind: KindImage, Path: "$.image.dimensions", Legacy: l.dims(), New: n.dims()})
@@ -139,14 +149,21 @@ func (c *Comparer) diffImages(diffs []Difference, legacy, new *Response, lf, nf 
 	}
 	if max := c.s.MaxImagePixels; l.pixels() > max || n.pixels() > max {
 		return append(diffs, hashDiff(legacy, new, fmt.Sprintf("pixels not compared: %s vs %s, max_image_pixels %d",
-			l.dims(), n.dims(), max)))
+			l.dims(), n.dims(), max))), LimitImagePixels
 	}
+	cost := l.cost + n.cost
+	if !c.budget.acquire(cost) {
+		return append(diffs, hashDiff(legacy, new, fmt.Sprintf("pixels not compared: decoding %s and %s needs %d MiB, more than the decode budget has free",
+			l.dims(), n.dims(), (cost+1<<20-1)>>20))), LimitDecodeBudget
+	}
+	defer c.budget.release(cost)
 	l.decode(legacy.Body)
 	n.decode(new.Body)
 	if l.err != nil || n.err != nil {
-		return appendDecodeDiff(diffs, legacy, new, l, n)
+		return appendDecodeDiff(diffs, legacy, new, l, n), ""
 	}
 	m := measure(l.img, n.img)
+	l.img, n.img = nil, nil // the reservation ends with this function
 	if m.alpha[0] != m.alpha[1] {
 		diffs = append(diffs, Difference{Kind: KindImage, Path: "$.image.alpha",
 			Legacy: alphaName(m.alpha[0]), New: alphaName(m.alpha[1])})
@@ -159,7 +176,7 @@ func (c *Comparer) diffImages(diffs []Difference, legacy, new *Response, lf, nf 
 		diffs = append(diffs, Difference{Kind: KindImage, Path: "$.image.mean_shift",
 			Legacy: fmt.Sprintf("±%.2f max", c.s.ImageMaxMeanShift), New: m.shiftString()})
 	}
-	return diffs
+	return diffs, ""
 }
 
 // appendDecodeDiff reports a side that cannot be decoded; when neither can,
@@ -375,6 +392,13 @@ func rgbaRow(row []uint8, img image.Image, x0, y int) {
 		for x := 0; x < n; x++ {
 			v := src[x]
 			row[4*x], row[4*x+1], row[4*x+2], row[4*x+3] = v, v, v, 0xff
+		}
+	case image.RGBA64Image:
+		// 16-bit, CMYK, paletted and the rest: RGBA64At returns a concrete
+		// colour, where At would allocate one per pixel.
+		for x := 0; x < n; x++ {
+			c := m.RGBA64At(x0+x, y)
+			row[4*x], row[4*x+1], row[4*x+2], row[4*x+3] = uint8(c.R>>8), uint8(c.G>>8), uint8(c.B>>8), uint8(c.A>>8)
 		}
 	default:
 		for x := 0; x < n; x++ {

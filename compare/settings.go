@@ -33,6 +33,12 @@ type Settings struct {
 	// MaxJSONDepth is the deepest nesting of arrays and objects parsed; a
 	// deeper document is compared by hash and size. Default 0: 64.
 	MaxJSONDepth int `yaml:"max_json_depth" json:"max_json_depth,omitempty"`
+	// MaxJSONNodes is the most values (the document, and every object member
+	// and array element) a JSON body may hold to be compared structurally;
+	// a larger one is compared by hash and size. The count is a byte scan
+	// before parsing, so a document of a million keys costs milliseconds,
+	// not the seconds go-cmp would spend. Default 0: 100000.
+	MaxJSONNodes int64 `yaml:"max_json_nodes" json:"max_json_nodes,omitempty"`
 
 	// ImageMinPSNR is the lowest peak signal-to-noise ratio, in dB, between
 	// the two decoded images (both reduced to half the legacy size, at most
@@ -69,6 +75,7 @@ type Settings struct {
 const (
 	DefaultMaxJSONBytes      = 8 << 20
 	DefaultMaxJSONDepth      = 64
+	DefaultMaxJSONNodes      = 100_000
 	DefaultImageMinPSNR      = 30.0
 	DefaultImageMaxMeanShift = 1.5
 	DefaultMaxImagePixels    = 50_000_000
@@ -126,6 +133,9 @@ func (s Settings) withDefaults() Settings {
 	}
 	if s.MaxJSONDepth == 0 {
 		s.MaxJSONDepth = DefaultMaxJSONDepth
+	}
+	if s.MaxJSONNodes == 0 {
+		s.MaxJSONNodes = DefaultMaxJSONNodes
 	}
 	if s.ImageMinPSNR == 0 {
 		s.ImageMinPSNR = DefaultImageMinPSNR
@@ -191,6 +201,7 @@ func (s Settings) Validate() []error {
 	nonNegFloat("json_number_tolerance", s.JSONNumberTolerance, 0, "exact")
 	nonNegInt("max_json_bytes", s.MaxJSONBytes, "8 MiB")
 	nonNegInt("max_json_depth", int64(s.MaxJSONDepth), "64")
+	nonNegInt("max_json_nodes", s.MaxJSONNodes, "100000")
 	if s.MaxJSONDepth > maxJSONDepthLimit {
 		bad("max_json_depth", "must be at most %d, got %d", maxJSONDepthLimit, s.MaxJSONDepth)
 	}

@@ -65,6 +65,21 @@ type Limits struct {
 	// size only, so a flood of large or endless shadow responses cannot grow
 	// the heap. Default 64MiB.
 	CompareMemory Size `yaml:"compare_memory"`
+	// CompareWorkers is the number of goroutines comparing finished pairs
+	// (decoding images, diffing JSON), apart from the shadow workers that
+	// send the copies. Fewer than the CPUs, so that serving keeps the rest.
+	// Default 0: max(1, GOMAXPROCS/2).
+	CompareWorkers int `yaml:"compare_workers"`
+	// CompareQueue is the number of finished pairs waiting for a compare
+	// worker; past it a pair is dropped, not compared, and counted in
+	// tandem_compare_dropped_total{reason="queue_full"}. Default 64.
+	CompareQueue int `yaml:"compare_queue"`
+	// DecodeMemory bounds the memory of image decoding by all comparisons
+	// and heat maps together, reserved from each image's header before it
+	// is decoded; a pair that does not fit (after a wait of up to 1 s) is
+	// compared by hash and size and counted in
+	// tandem_compare_limited_total{reason="decode_budget"}. Default 256MiB.
+	DecodeMemory Size `yaml:"decode_memory"`
 }
 
 // Client configures the client-facing connections.
@@ -129,6 +144,8 @@ func Default() *Config {
 			ShadowConcurrency: 64,
 			CompareMaxBody:    32 << 20,
 			CompareMemory:     64 << 20,
+			CompareQueue:      64,
+			DecodeMemory:      256 << 20,
 		},
 		Client: Client{
 			HeaderTimeout: rules.Duration(10 * time.Second),
@@ -224,6 +241,11 @@ func (c *Config) Validate() []error {
 	positive("limits.shadow_concurrency", int64(l.ShadowConcurrency))
 	positive("limits.compare_max_body", int64(l.CompareMaxBody))
 	positive("limits.compare_memory", int64(l.CompareMemory))
+	if l.CompareWorkers < 0 {
+		bad("limits.compare_workers", "must not be negative (0 means max(1, GOMAXPROCS/2))")
+	}
+	positive("limits.compare_queue", int64(l.CompareQueue))
+	positive("limits.decode_memory", int64(l.DecodeMemory))
 	if l.MaxBody > 1<<40 {
 		bad("limits.max_body", "%s is more than 1TiB", l.MaxBody)
 	}

@@ -22,4 +22,13 @@
 // The rule above all: the shadow never hurts the served request. Every shadow
 // failure, over-budget body, full queue or open breaker is counted in
 // tandem_shadow_total{outcome} and the served request goes on untouched.
+//
+// Comparison work is kept apart from both (comparequeue.go): a shadow worker
+// only sends the copies; the pair is compared once the shadow exchange and
+// the served response (read by the client) are both done, by whichever
+// finishes last handing it to a bounded queue of limits.compare_workers
+// goroutines (fewer than the CPUs). A full queue drops the pair
+// (tandem_compare_dropped_total); image decodes share one byte budget
+// (limits.decode_memory, also the admin heat map's), and a pair over a
+// work bound compares by hash and size (tandem_compare_limited_total).
 package proxy

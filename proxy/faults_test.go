@@ -17,6 +17,7 @@ import (
 	"github.com/tandem-proxy/tandem/config"
 	"github.com/tandem-proxy/tandem/internal/faultbackend"
 	"github.com/tandem-proxy/tandem/internal/testbackend"
+	"github.com/valyala/fasthttp"
 )
 
 // faultConfig is basicConfig with a short shadow timeout and a breaker that
@@ -399,27 +400,35 @@ func TestFaultLegacyNeverWrongButComplete(t *testing.T) {
 }
 
 // copyShadowBody reads a shadow body up to max(compare_max_body, 2 × served
-// size), waiting for the served side only past compare_max_body, and reads
-// limit+1 bytes of a body over the bound, no more.
+// size), looking at the served side only past compare_max_body (its
+// declared Content-Length when it is still being written, else a short
+// wait), and reads limit+1 bytes of a body over the bound, no more.
 func TestShadowBodyBound(t *testing.T) {
 	const compareMax = 1 << 10
 	s := &Server{cfg: &config.Config{}, compareMax: compareMax, captureMem: newMemBudget(1 << 20)}
 	for _, tc := range []struct {
 		name         string
 		served       int64 // served size; < 0: the served side never completes
+		declared     int64 // served Content-Length when it never completes; < 0: none
 		shadow       int64
 		wantOver     bool
 		wantRead     int64
 		wantWaitLong bool // gives up waiting for the served side
 	}{
-		{"under compare_max_body: no wait", -1, compareMax, false, compareMax, false},
-		{"over compare_max_body, under 2 × served", 3000, 6000, false, 6000, false},
-		{"over 2 × served", 3000, 6001, true, 6001, false},
-		{"endless, small served side", 10, 1 << 30, true, compareMax + 1, false},
-		{"served side stuck: compare_max_body", -1, 1 << 30, true, compareMax + 1, true},
+		{"under compare_max_body: no wait", -1, -1, compareMax, false, compareMax, false},
+		{"over compare_max_body, under 2 × served", 3000, -1, 6000, false, 6000, false},
+		{"over 2 × served", 3000, -1, 6001, true, 6001, false},
+		{"endless, small served side", 10, -1, 1 << 30, true, compareMax + 1, false},
+		{"served side stuck: compare_max_body", -1, -1, 1 << 30, true, compareMax + 1, true},
+		{"served side stuck, length declared: no wait", -1, 3000, 6000, false, 6000, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			j := &shadowJob{servedDone: make(chan struct{})}
+			j := &shadowJob{servedDone: make(chan struct{}), servedCap: newCapture(compareMax, s.captureMem)}
+			if tc.declared >= 0 {
+				h := &fasthttp.ResponseHeader{}
+				h.SetContentLength(int(tc.declared))
+				j.servedCap.setHeader(h)
+			}
 			if tc.served >= 0 {
 				j.servedResp = &compare.Response{Size: tc.served}
 				close(j.servedDone)

@@ -131,6 +131,7 @@ type routeMetrics struct {
 	// per backend name → role → histogram
 	duration map[string]map[backends.Role]*metrics.PrometheusHistogram
 	errors   map[string]map[backends.Reason]*metrics.Counter
+	cmp      *compareMetrics
 }
 
 // newRouteMetrics returns a compiled route's metrics. A route keeps its
@@ -145,6 +146,7 @@ func newRouteMetrics(sm *serverMetrics, route string, backendNames []string) *ro
 		mismatch: map[compare.Kind]*metrics.Counter{},
 		duration: map[string]map[backends.Role]*metrics.PrometheusHistogram{},
 		errors:   map[string]map[backends.Reason]*metrics.Counter{},
+		cmp:      newCompareMetrics(set, route),
 	}
 	for _, o := range shadowOutcomes {
 		m.shadow[o] = set.GetOrCreateCounter(fmt.Sprintf(`tandem_shadow_total{route=%q,outcome=%q}`, route, o))

@@ -31,7 +31,7 @@ type table struct {
 	routes  []*route
 }
 
-func compileTable(version int64, rs []rules.Route, bs map[string]*backends.Backend, sm *serverMetrics) (*table, error) {
+func compileTable(version int64, rs []rules.Route, bs map[string]*backends.Backend, sm *serverMetrics, decode *compare.DecodeBudget) (*table, error) {
 	t := &table{version: version}
 	for i := range rs {
 		r := rs[i]
@@ -39,7 +39,7 @@ func compileTable(version int64, rs []rules.Route, bs map[string]*backends.Backe
 		if err != nil {
 			return nil, fmt.Errorf("route %s: %w", r.Name, err)
 		}
-		cmp, err := compare.New(r.Compare)
+		cmp, err := compare.New(r.Compare, compare.WithDecodeBudget(decode))
 		if err != nil {
 			return nil, fmt.Errorf("route %s: cannot compile compare settings: %w", r.Name, err)
 		}

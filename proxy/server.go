@@ -81,9 +81,14 @@ type Server struct {
 
 	jobs       chan *shadowJob
 	workers    sync.WaitGroup
-	busy       atomic.Int64 // shadow jobs admitted and not finished, queued or running (submit)
-	jobsMu     sync.RWMutex // held for reading while sending on jobs, for writing to close it
-	jobsClosed bool         // under jobsMu: Shutdown closed jobs
+	busy       atomic.Int64    // shadow jobs admitted and not finished, queued or running (submit)
+	jobsMu     sync.RWMutex    // held for reading while sending on jobs, for writing to close it
+	jobsClosed bool            // under jobsMu: Shutdown closed jobs
+	compares   chan *shadowJob // finished pairs waiting for a compare worker (comparequeue.go)
+	cmpWorkers sync.WaitGroup
+	cmpMu      sync.RWMutex // held for reading while sending on compares, for writing to close it
+	cmpClosed  bool         // under cmpMu
+	decode     *compare.DecodeBudget
 	stopOnce   sync.Once
 	idPrefix   [16]byte // hex of 8 random bytes
 	idCounter  atomic.Uint64
@@ -127,6 +132,7 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s.m = newServerMetrics(s)
+	s.startCompares()
 	initial := rules.Rules{Version: 1, Routes: c.Routes}
 	if o.Rules != nil {
 		initial = *o.Rules
@@ -218,7 +224,7 @@ func (s *Server) Metrics() *metrics.Set { return s.m.set }
 // SetRules compiles routes and makes them the rules for the next request.
 // On error the previous rules stay in force.
 func (s *Server) SetRules(version int64, routes []rules.Route) error {
-	t, err := compileTable(version, routes, s.backends, s.m)
+	t, err := compileTable(version, routes, s.backends, s.m, s.decode)
 	if err != nil {
 		return err
 	}
@@ -244,7 +250,8 @@ func (s *Server) Serve(ln net.Listener) error {
 
 // Shutdown stops accepting connections, waits for in-flight served requests
 // (bounded by ctx), then lets running shadow jobs finish within what is left
-// of ctx, counting the ones abandoned in tandem_shadow_abandoned_total.
+// of ctx, counting the ones abandoned in tandem_shadow_abandoned_total, and
+// then the queued comparisons.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.lingers.stop() // from now on connections close at once
 	err := s.srv.ShutdownWithContext(ctx)
@@ -257,6 +264,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		n := s.busy.Load()
 		s.m.abandoned.Add(int(n))
 		s.log.Warn("shutdown deadline passed with shadow requests in flight", "abandoned", n)
+	}
+	s.closeCompares()
+	compared := make(chan struct{})
+	go func() { s.cmpWorkers.Wait(); close(compared) }()
+	select {
+	case <-compared:
+	case <-ctx.Done():
 	}
 	// Unregister last, so a final scrape still sees the abandoned count.
 	metrics.UnregisterSet(s.m.set, false)

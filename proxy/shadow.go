@@ -14,7 +14,13 @@ import (
 
 // shadowJob is the work of one mirrored request. It owns copies of
 // everything it uses: the request headers, the spooled body, the captures.
+//
+// Its two sides finish independently: the shadow worker's exchange
+// (runShadow), and the served response's capture (servedBody.Close, through
+// doneWithServed). Whichever arrives last hands the job to the compare queue
+// (arrive, comparequeue.go), which owns it from then on and releases it.
 type shadowJob struct {
+	srv         *Server
 	rt          *route
 	req         *fasthttp.Request // headers only; the body comes from the spool
 	spool       *spool
@@ -29,14 +35,20 @@ type shadowJob struct {
 
 	servedCap *capture
 	caps      []*capture // the shadow-side captures, released with the job
-	// refs counts the two owners of servedCap: the shadow worker and the
-	// served body stream. The last one done releases its budget.
-	refs       atomic.Int32
+	// pending counts the sides not yet finished: the shadow exchange and
+	// the served capture. The one that brings it to zero hands the job on.
+	pending    atomic.Int32
 	servedResp *compare.Response // set before servedDone is closed
 	servedDone chan struct{}
 	// servedBy is when waiting for servedDone gives up (zero until the
 	// first wait), so that every wait of one job shares one bound.
 	servedBy time.Time
+
+	// Set by the shadow worker before it arrives.
+	shadowResp *compare.Response
+	shadowTTFB time.Duration
+	secondary  *compare.Response // nil without a secondary, or when its breaker refused
+	noCompare  bool              // the shadow was not sent: nothing to compare
 }
 
 func (s *Server) newJob(rt *route, out *fasthttp.Request, sp *spool, servedByNew bool, id []byte, ttfb time.Duration) *shadowJob {
@@ -46,6 +58,7 @@ func (s *Server) newJob(rt *route, out *fasthttp.Request, sp *spool, servedByNew
 	req.UseHostHeader = true
 	req.Header.SetBytesKV(hdrXTandemShadow, []byte("1"))
 	j := &shadowJob{
+		srv:         s,
 		rt:          rt,
 		req:         req,
 		spool:       sp,
@@ -59,7 +72,7 @@ func (s *Server) newJob(rt *route, out *fasthttp.Request, sp *spool, servedByNew
 		servedDone:  make(chan struct{}),
 		secrets:     requestSecrets(&out.Header),
 	}
-	j.refs.Store(2)
+	j.pending.Store(2)
 	return j
 }
 
@@ -84,18 +97,21 @@ func requestSecrets(h *fasthttp.RequestHeader) []string {
 	return out
 }
 
-// doneWithServed is called once by each owner of servedCap.
-func (j *shadowJob) doneWithServed() {
-	if j.refs.Add(-1) == 0 {
-		j.servedCap.release()
-	}
-}
+// doneWithServed is called once, by the served body stream, when the served
+// side's capture is complete (servedResp set, servedDone closed). It must
+// not touch j afterwards.
+func (j *shadowJob) doneWithServed() { j.srv.arrive(j) }
 
+// release frees everything the job holds; it runs once, when both sides
+// have arrived and the pair is compared, dropped or not comparable.
 func (j *shadowJob) release() {
 	for _, c := range j.caps {
 		c.release()
 	}
 	j.caps = nil
+	if j.servedCap != nil {
+		j.servedCap.release()
+	}
 	if j.req != nil {
 		fasthttp.ReleaseRequest(j.req)
 		j.req = nil
@@ -149,11 +165,11 @@ func (s *Server) shadowWorker() {
 	}
 }
 
-// runShadow sends the shadow copy (and the secondary copy, when the route has
-// one), waits for the served side's capture, and compares.
+// runShadow sends the shadow copy (and the secondary copy, when the route
+// has one) and arrives with the answers; the comparison runs on a compare
+// worker once the served side is complete too. The shadow worker is freed
+// as soon as the exchanges end, whatever the client is doing.
 func (s *Server) runShadow(j *shadowJob, buf []byte) {
-	defer j.release()
-	defer j.doneWithServed()
 	rt := j.rt
 	target := rt.new
 	if j.servedByNew {
@@ -162,6 +178,8 @@ func (s *Server) runShadow(j *shadowJob, buf []byte) {
 	shadowResp, shadowTTFB, ok := s.sendCopy(j, target, buf)
 	if !ok {
 		rt.m.shadow[OutcomeBreakerOpen].Inc()
+		j.noCompare = true
+		s.endExchange(j)
 		return
 	}
 	if shadowResp.Err != "" {
@@ -173,65 +191,52 @@ func (s *Server) runShadow(j *shadowJob, buf []byte) {
 	if rt.secondary != nil {
 		secondary, _, _ = s.sendCopy(j, rt.secondary, buf)
 	}
-	j.spool.release()
-	j.spool = nil
+	j.shadowResp, j.shadowTTFB, j.secondary = shadowResp, shadowTTFB, secondary
+	s.endExchange(j)
+}
 
-	if !s.waitServed(j) {
-		rt.m.compare[compare.OutcomeError].Inc()
-		return
+// endExchange frees what only the exchange needed (the request and its
+// spooled body) and arrives.
+func (s *Server) endExchange(j *shadowJob) {
+	if j.spool != nil {
+		j.spool.release()
+		j.spool = nil
 	}
+	if j.req != nil {
+		fasthttp.ReleaseRequest(j.req)
+		j.req = nil
+	}
+	s.arrive(j)
+}
 
-	ex := &Exchange{
-		Route:     rt.Name,
-		RequestID: j.requestID,
-		Method:    j.method,
-		Path:      j.path,
-		ServedBy:  "legacy",
-		At:        j.at,
-		Secrets:   j.secrets,
+// shadowServedWait bounds how long a shadow body past compare_max_body waits
+// for a served response of unknown size (chunked, still being written to
+// the client) to learn its size: briefly, because the wait holds a shadow
+// worker.
+const shadowServedWait = time.Second
+
+// servedSize returns the served response's size when it can be known
+// without holding the shadow worker long: its full size when the served
+// side is complete, else its declared Content-Length, else whatever a wait
+// of shadowServedWait brings.
+func (s *Server) servedSize(j *shadowJob) (int64, bool) {
+	select {
+	case <-j.servedDone:
+		return j.servedResp.Size, true
+	default:
 	}
-	if j.servedByNew {
-		ex.ServedBy = "new"
-		ex.Legacy, ex.LegacyLatency = shadowResp, shadowTTFB
-		ex.New, ex.NewLatency = j.servedResp, j.servedTTFB
-	} else {
-		ex.Legacy, ex.LegacyLatency = j.servedResp, j.servedTTFB
-		ex.New, ex.NewLatency = shadowResp, shadowTTFB
+	if n := j.servedCap.declaredLength(); n >= 0 {
+		return n, true
 	}
-	if secondary != nil && secondary.Err == "" && ex.Legacy.Err == "" {
-		s.learner.ObserveSecondary(rt.Name, rt.comparer.Compare(ex.Legacy, secondary))
+	if s.waitServed(j) {
+		return j.servedResp.Size, true
 	}
-	res := rt.comparer.Compare(ex.Legacy, ex.New)
-	if res.Outcome != compare.OutcomeError {
-		s.learner.ObservePrimary(rt.Name, res)
-	}
-	s.learner.Apply(rt.Name, &res)
-	ex.Result = res
-	rt.m.compare[res.Outcome].Inc()
-	if res.Outcome == compare.OutcomeMismatch {
-		var seen [8]bool
-		for _, d := range res.Diffs {
-			if d.Noise {
-				continue
-			}
-			for i, k := range mismatchKinds {
-				if k == d.Kind && !seen[i] {
-					seen[i] = true
-					rt.m.mismatch[k].Inc()
-				}
-			}
-		}
-	}
-	if s.observer != nil {
-		s.observer.Observe(ex)
-	}
+	return 0, false
 }
 
 // waitServed waits for the served side's capture and reports whether it
-// is complete (j.servedResp is then set). The served side completes when
-// fasthttp has written (or abandoned) the client response; the wait is
-// bounded in case of a stuck client, and all the waits of one job share
-// that bound.
+// is complete (j.servedResp is then set). The wait is bounded by
+// shadowServedWait, and all the waits of one job share that bound.
 func (s *Server) waitServed(j *shadowJob) bool {
 	select {
 	case <-j.servedDone:
@@ -239,7 +244,7 @@ func (s *Server) waitServed(j *shadowJob) bool {
 	default:
 	}
 	if j.servedBy.IsZero() {
-		j.servedBy = time.Now().Add(s.cfg.Client.WriteTimeout.D() + time.Second)
+		j.servedBy = time.Now().Add(shadowServedWait)
 	}
 	wait := time.NewTimer(time.Until(j.servedBy))
 	defer wait.Stop()
@@ -263,8 +268,9 @@ var errShadowTooLarge = errors.New("shadow response body over its bound")
 //   - Up to compare_max_body the bytes are worth reading whatever the served
 //     side turns out to be: they are what the comparison keeps, and reading
 //     them needs no wait, so an ordinary shadow never waits for the client.
-//   - Past it, the shadow waits for the served side (usually long done) to
-//     learn its size. A body larger than twice the served one already differs
+//   - Past it, the served side's size is needed: known when it is complete
+//     (usually long done), or from its Content-Length, else waited for
+//     briefly (servedSize). A body larger than twice the served one already differs
 //     from it by size, so the verdict is known; reading on would only burn
 //     CPU (hashing at loopback speed) and hold a worker for an answer that
 //     may never end. Twice, not once, keeps the cut far from ordinary size
@@ -283,8 +289,8 @@ func (s *Server) copyShadowBody(j *shadowJob, c *capture, r io.Reader, buf []byt
 		if len(p) == 0 {
 			if !widened {
 				widened = true
-				if s.waitServed(j) {
-					limit = max(limit, 2*j.servedResp.Size)
+				if n, ok := s.servedSize(j); ok {
+					limit = max(limit, 2*n)
 				}
 				if c.resp.Size <= limit {
 					continue

@@ -209,6 +209,8 @@ func serve(path string, cfg *config.Config, log *slog.Logger, sigs <-chan os.Sig
 		},
 		Reports: st,
 		Routes:  func() []admin.RouteStatus { return routeStatus(state, px, ctl) },
+		// Heat maps decode under the comparisons' budget.
+		DecodeBudget: px.DecodeBudget(),
 		MarkNoise: func(route, p, reason string) error {
 			if err := learner.Mark(route, p, reason); err != nil {
 				return &admin.BadRequestError{Err: err}

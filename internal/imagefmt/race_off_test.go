@@ -1,0 +1,5 @@
+//go:build !race
+
+package imagefmt
+
+const raceEnabled = false
