@@ -72,6 +72,7 @@ type routeMetrics struct {
 	// per backend name → role → histogram
 	duration map[string]map[backends.Role]*metrics.PrometheusHistogram
 	errors   map[string]map[backends.Reason]*metrics.Counter
+	retries  map[string]map[backends.RetryReason]*metrics.Counter
 }
 
 func newRouteMetrics(set *metrics.Set, route string, backendNames []string) *routeMetrics {
@@ -84,6 +85,7 @@ func newRouteMetrics(set *metrics.Set, route string, backendNames []string) *rou
 		mismatch:     map[compare.Kind]*metrics.Counter{},
 		duration:     map[string]map[backends.Role]*metrics.PrometheusHistogram{},
 		errors:       map[string]map[backends.Reason]*metrics.Counter{},
+		retries:      map[string]map[backends.RetryReason]*metrics.Counter{},
 	}
 	for _, o := range shadowOutcomes {
 		m.shadow[o] = set.GetOrCreateCounter(fmt.Sprintf(`tandem_shadow_total{route=%q,outcome=%q}`, route, o))
@@ -105,12 +107,23 @@ func newRouteMetrics(set *metrics.Set, route string, backendNames []string) *rou
 			m.errors[b][r] = set.GetOrCreateCounter(fmt.Sprintf(
 				`tandem_backend_errors_total{route=%q,backend=%q,reason=%q}`, route, b, r))
 		}
+		m.retries[b] = map[backends.RetryReason]*metrics.Counter{}
+		for _, r := range backends.RetryReasons {
+			m.retries[b][r] = set.GetOrCreateCounter(fmt.Sprintf(
+				`tandem_backend_retries_total{route=%q,backend=%q,reason=%q}`, route, b, r))
+		}
 	}
 	return m
 }
 
 func (m *routeMetrics) backendError(backend string, r backends.Reason) {
 	if c := m.errors[backend][r]; c != nil {
+		c.Inc()
+	}
+}
+
+func (m *routeMetrics) retry(backend string, r backends.RetryReason) {
+	if c := m.retries[backend][r]; c != nil {
 		c.Inc()
 	}
 }

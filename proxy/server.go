@@ -306,7 +306,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 
 	resp := fasthttp.AcquireResponse()
 	start := time.Now()
-	err := serving.Do(out, resp, backends.Served)
+	err := s.doServed(rt, serving, out, resp, body, cl)
 	if newDone != nil {
 		newDone(breakerResult(err, resp))
 		if err != nil && body.n == 0 && backends.IsConnectError(err) {
@@ -316,7 +316,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			servedByNew, serving = false, rt.legacy
 			setBody()
 			start = time.Now()
-			err = serving.Do(out, resp, backends.Served)
+			err = s.doServed(rt, serving, out, resp, body, cl)
 		}
 	}
 	ttfb := time.Since(start)
