@@ -336,7 +336,7 @@ func (r *relay) serve(c *net.TCPConn, target string) {
 	r.conns++
 	r.mu.Unlock()
 	var mu sync.Mutex
-	pending := false  // a request went to the backend since its last byte back
+	pending := false // a request went to the backend since its last byte back
 	answered := true // the backend sent bytes since the last request began
 	done := make(chan struct{})
 	go func() {
