@@ -28,11 +28,11 @@ type peer struct {
 type afterAnswer int
 
 const (
-	keepOpen   afterAnswer = iota // a well-behaved keep-alive server
-	closeIdle                     // close the connection (FIN) after answering
-	resetIdle                     // reset it (RST) after answering
-	unasked                       // write an answer nobody asked for
-	dropNext                      // read the next request and close unanswered
+	keepOpen  afterAnswer = iota // a well-behaved keep-alive server
+	closeIdle                    // close the connection (FIN) after answering
+	resetIdle                    // reset it (RST) after answering
+	unasked                      // write an answer nobody asked for
+	dropNext                     // read the next request and close unanswered
 )
 
 func startPeer(t *testing.T, after func(n int) afterAnswer) *peer {

@@ -23,8 +23,8 @@ type smuggler struct {
 	// stray gets a value each time an answer to a smuggled request has
 	// been written.
 	stray chan struct{}
-	mu   sync.Mutex
-	seen []string // "path id" of every request parsed, in order
+	mu    sync.Mutex
+	seen  []string // "path id" of every request parsed, in order
 }
 
 func startSmuggler(t *testing.T) *smuggler {
