@@ -3780,7 +3780,9 @@ func (t *transport) RoundTrip(hc *HostClient, req *Request, resp *Response) (ret
 			err = writeErr
 		}
 		if reused && err != ErrTimeout {
-			return false, &ReusedConnError{Err: err}
+			// Still retry=true, so that HostClient's own retries of
+			// idempotent requests work as upstream's.
+			return true, &ReusedConnError{Err: err}
 		}
 		return true, err
 	}
