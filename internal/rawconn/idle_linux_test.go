@@ -98,3 +98,16 @@ func TestCheckIdle(t *testing.T) {
 }
 
 var _ net.Conn = (*Conn)(nil)
+
+// BenchmarkCheckIdle is the cost of the check a pooled connection gets
+// before each reuse.
+func BenchmarkCheckIdle(b *testing.B) {
+	a, _ := pair(b, true)
+	c := a.(*Conn)
+	b.ReportAllocs()
+	for b.Loop() {
+		if c.CheckIdle() != IdleClean {
+			b.Fatal("not clean")
+		}
+	}
+}
