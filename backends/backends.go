@@ -176,6 +176,12 @@ func newHostClient(name, raw string, maxConns int, timeout time.Duration) (*fast
 		ReadTimeout:  timeout,
 		WriteTimeout: timeout,
 		DialTimeout:  dialRaw,
+		// A kept-alive connection the backend closed, reset or wrote to
+		// unasked while it sat in the pool is closed, not reused: one
+		// non-blocking peek per reuse (internal/rawconn). Answers that say
+		// the connection closes, and bytes left after an answer, are known
+		// without it (the patched fasthttp never pools those).
+		IdleConnCheck: rawconn.Usable,
 	}
 	if hc.IsTLS {
 		hc.TLSConfig = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
@@ -281,6 +287,38 @@ func Classify(err error) Reason {
 		return ReasonReset
 	}
 	return ReasonProtocol
+}
+
+// RetryReason is a closed set of reasons a request is sent again (the reason
+// label of tandem_backend_retries_total).
+type RetryReason string
+
+const (
+	// RetryReusedClosed: the kept-alive connection it was written on had
+	// been closed by the backend (EOF before any response byte).
+	RetryReusedClosed RetryReason = "reused_closed"
+	// RetryReusedReset: the kept-alive connection was reset (ECONNRESET or
+	// EPIPE before any response byte).
+	RetryReusedReset RetryReason = "reused_reset"
+)
+
+// RetryReasons lists every RetryReason.
+var RetryReasons = []RetryReason{RetryReusedClosed, RetryReusedReset}
+
+// Retryable reports whether err is a kept-alive connection's failure before
+// any byte of the response arrived, and why. Such a request did not reach
+// the backend's application, so it may be sent again, if its body can be
+// replayed (the caller's part). A failure on a new connection, a timeout, or
+// anything after a response byte is never retryable.
+func Retryable(err error) (RetryReason, bool) {
+	var re *fasthttp.ReusedConnError
+	if !errors.As(err, &re) {
+		return "", false
+	}
+	if errors.Is(re.Err, io.EOF) || errors.Is(re.Err, fasthttp.ErrConnectionClosed) {
+		return RetryReusedClosed, true
+	}
+	return RetryReusedReset, true
 }
 
 // IsConnectError reports whether err happened while connecting, before any

@@ -4,5 +4,11 @@
 // gobreaker circuit breaker. It classifies upstream errors into a closed set
 // of reasons used as metric labels and to choose the client's status code.
 //
+// Kept-alive connections are checked before reuse (rawconn.Usable: closed,
+// reset or written to unasked means closed, not reused), and a failure on a
+// reused connection before any response byte is reported by Retryable with
+// a RetryReason; sending again is the caller's decision, since only it knows
+// whether the body can be replayed.
+//
 // It must not import the proxy: the proxy consumes it.
 package backends

@@ -132,6 +132,7 @@ type routeMetrics struct {
 	duration map[string]map[backends.Role]*metrics.PrometheusHistogram
 	errors   map[string]map[backends.Reason]*metrics.Counter
 	cmp      *compareMetrics
+	retries  map[string]map[backends.RetryReason]*metrics.Counter
 }
 
 // newRouteMetrics returns a compiled route's metrics. A route keeps its
@@ -147,6 +148,7 @@ func newRouteMetrics(sm *serverMetrics, route string, backendNames []string) *ro
 		duration: map[string]map[backends.Role]*metrics.PrometheusHistogram{},
 		errors:   map[string]map[backends.Reason]*metrics.Counter{},
 		cmp:      newCompareMetrics(set, route),
+		retries:  map[string]map[backends.RetryReason]*metrics.Counter{},
 	}
 	for _, o := range shadowOutcomes {
 		m.shadow[o] = set.GetOrCreateCounter(fmt.Sprintf(`tandem_shadow_total{route=%q,outcome=%q}`, route, o))
@@ -167,6 +169,11 @@ func newRouteMetrics(sm *serverMetrics, route string, backendNames []string) *ro
 		for _, r := range errorReasons {
 			m.errors[b][r] = set.GetOrCreateCounter(fmt.Sprintf(
 				`tandem_backend_errors_total{route=%q,backend=%q,reason=%q}`, route, b, r))
+		}
+		m.retries[b] = map[backends.RetryReason]*metrics.Counter{}
+		for _, r := range backends.RetryReasons {
+			m.retries[b][r] = set.GetOrCreateCounter(fmt.Sprintf(
+				`tandem_backend_retries_total{route=%q,backend=%q,reason=%q}`, route, b, r))
 		}
 	}
 	return m
@@ -191,6 +198,12 @@ func (sm *serverMetrics) routeAnswers(route string) *answerCounts {
 
 func (m *routeMetrics) backendError(backend string, r backends.Reason) {
 	if c := m.errors[backend][r]; c != nil {
+		c.Inc()
+	}
+}
+
+func (m *routeMetrics) retry(backend string, r backends.RetryReason) {
+	if c := m.retries[backend][r]; c != nil {
 		c.Inc()
 	}
 }

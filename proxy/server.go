@@ -379,7 +379,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 
 	resp := fasthttp.AcquireResponse()
 	start := time.Now()
-	err := serving.Do(out, resp, backends.Served)
+	err := s.doServed(rt, serving, out, resp, body, cl)
 	if newDone != nil {
 		newDone(servedBreakerResult(err, resp, body))
 		if err != nil && body.n == 0 && backends.IsConnectError(err) {
@@ -393,7 +393,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			}
 			setBody()
 			start = time.Now()
-			err = serving.Do(out, resp, backends.Served)
+			err = s.doServed(rt, serving, out, resp, body, cl)
 		}
 	}
 	ttfb := time.Since(start)
@@ -654,15 +654,28 @@ type bodyReader struct {
 	limit int64
 	err   error // first client-side error other than io.EOF
 	eof   bool
+	// hold keeps the body of a request that is not mirrored, when its
+	// declared length fits in a spool's memory, so that it can be sent
+	// again (retry.go); holdLost says some of it was read without being
+	// kept. A buffer of the spool pool's, returned by releaseHold.
+	hold     *[]byte
+	holdLost bool
 }
 
 var bodyPool = sync.Pool{New: func() any { return new(bodyReader) }}
 
-func (b *bodyReader) Read(p []byte) (int, error) { return b.read(p, false) }
+func (b *bodyReader) Read(p []byte) (int, error) { return b.read(p, intoNone) }
 
-// read reads into p; inSpool says p is the spool's own free memory, so the
-// bytes are committed to it rather than copied.
-func (b *bodyReader) read(p []byte, inSpool bool) (int, error) {
+// Where bodyReader.read's p is.
+const (
+	intoNone  = iota // a buffer of the caller's
+	intoSpool        // the spool's free memory (spool.room)
+	intoHold         // the hold's free memory
+)
+
+// read reads into p; into says whether p is the spool's or the hold's own
+// free memory, so the bytes are committed to it rather than copied.
+func (b *bodyReader) read(p []byte, into int) (int, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
@@ -674,10 +687,18 @@ func (b *bodyReader) read(p []byte, inSpool bool) (int, error) {
 			return 0, b.err
 		}
 		switch {
-		case inSpool:
+		case into == intoSpool:
 			b.tee.commit(n)
+		case into == intoHold:
+			*b.hold = (*b.hold)[:len(*b.hold)+n]
 		case b.tee != nil:
 			b.tee.Write(p[:n])
+		case b.hold != nil:
+			if h := *b.hold; len(h)+n <= cap(h) {
+				*b.hold = append(h, p[:n]...)
+			} else {
+				b.holdLost = true
+			}
 		}
 	}
 	switch {
@@ -706,10 +727,15 @@ func (b *bodyReader) WriteTo(w io.Writer) (int64, error) {
 	var total int64
 	for {
 		var p []byte
-		inSpool := false
-		if b.tee != nil {
+		into := intoNone
+		switch {
+		case b.tee != nil:
 			if room := b.tee.room(); len(room) >= 4<<10 {
-				p, inSpool = room, true
+				p, into = room, intoSpool
+			}
+		case b.hold != nil && !b.holdLost:
+			if h := *b.hold; len(h) < cap(h) {
+				p, into = h[len(h):cap(h)], intoHold
 			}
 		}
 		if p == nil {
@@ -718,7 +744,7 @@ func (b *bodyReader) WriteTo(w io.Writer) (int64, error) {
 			}
 			p = *bp
 		}
-		n, rerr := b.read(p, inSpool)
+		n, rerr := b.read(p, into)
 		if n > 0 {
 			m, werr := w.Write(p[:n])
 			total += int64(m)

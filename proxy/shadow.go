@@ -330,6 +330,19 @@ func (s *Server) sendCopy(j *shadowJob, b *backends.Backend, buf []byte) (r *com
 	defer fasthttp.ReleaseResponse(resp)
 	start := time.Now()
 	err = b.Do(req, resp, backends.Shadow)
+	for i := 0; i < maxRetries && err != nil; i++ {
+		// A kept-alive connection failed before any response byte: the
+		// spooled body replays whole (see doServed).
+		reason, ok := backends.Retryable(err)
+		if !ok {
+			break
+		}
+		j.rt.m.retry(b.Name, reason)
+		if j.spool.size > 0 || req.Header.ContentLength() != 0 {
+			req.SetBodyStream(j.spool.reader(), int(j.spool.size))
+		}
+		err = b.Do(req, resp, backends.Shadow)
+	}
 	ttfb = time.Since(start)
 	c := newCapture(s.compareMax, s.captureMem)
 	j.caps = append(j.caps, c)

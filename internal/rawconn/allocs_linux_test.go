@@ -24,3 +24,13 @@ func TestReadWriteAllocsZero(t *testing.T) {
 		t.Fatalf("%.1f allocations per Write+Read, want 0", allocs)
 	}
 }
+
+// CheckIdle allocates nothing: it runs once per reuse of a pooled backend
+// connection.
+func TestCheckIdleAllocsZero(t *testing.T) {
+	a, _ := pair(t, true)
+	c := a.(*Conn)
+	if n := testing.AllocsPerRun(200, func() { c.CheckIdle() }); n != 0 {
+		t.Fatalf("%.1f allocations per CheckIdle, want 0", n)
+	}
+}

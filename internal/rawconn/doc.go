@@ -18,5 +18,10 @@
 // buffer holds), and the goroutines queued on that P wait for another P to
 // steal them.
 //
-// Only Linux gets the raw calls; elsewhere Wrap returns the connection as is.
+// CheckIdle (and Usable, for a pool's check before reuse) tells with one
+// non-blocking recvfrom(MSG_PEEK) whether the peer closed, reset or wrote to
+// a connection that carries no request.
+//
+// Only Linux gets the raw calls; elsewhere Wrap returns the connection as is
+// and Usable reports every connection usable.
 package rawconn

@@ -3,6 +3,7 @@
 package rawconn
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -32,6 +33,12 @@ type Conn struct {
 	wn      int
 	werr    syscall.Errno
 	writeFn func(uintptr) bool
+
+	// State of CheckIdle, under its own mutex.
+	imu    sync.Mutex
+	ibuf   [1]byte
+	istate IdleState
+	peekFn func(uintptr)
 }
 
 // Wrap returns c as a *Conn if it is a *net.TCPConn, and c itself otherwise.
@@ -47,6 +54,7 @@ func Wrap(c net.Conn) net.Conn {
 	w := &Conn{TCPConn: tc, rc: rc}
 	w.readFn = w.doRead
 	w.writeFn = w.doWrite
+	w.peekFn = w.doPeek
 	return w
 }
 
@@ -138,4 +146,52 @@ func (c *Conn) opError(op string, err error) error {
 		err = oe.Err // RawConn's own wrapping names the op "raw-read"/"raw-write"
 	}
 	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+}
+
+func (c *Conn) doPeek(fd uintptr) {
+	for {
+		n, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&c.ibuf[0])), 1,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		switch {
+		case e == syscall.EINTR:
+			continue
+		case e == syscall.EAGAIN:
+			c.istate = IdleClean
+		case e != 0:
+			c.istate = IdleBroken
+		case n == 0:
+			c.istate = IdleClosed
+		default:
+			c.istate = IdleUnsolicited
+		}
+		return
+	}
+}
+
+// CheckIdle tells, with one non-blocking recvfrom(MSG_PEEK), what the peer
+// did to a connection that carries no request: nothing (IdleClean), closed
+// it, reset it, or sent bytes no request asked for. Nothing is consumed. It
+// is what nginx's upstream keepalive module asks of a cached connection
+// when it becomes readable (ngx_http_upstream_keepalive_close_handler).
+func (c *Conn) CheckIdle() IdleState {
+	c.imu.Lock()
+	defer c.imu.Unlock()
+	c.istate = IdleBroken
+	if err := c.rc.Control(c.peekFn); err != nil {
+		return IdleBroken // closed on our side
+	}
+	return c.istate
+}
+
+// Usable reports whether c, an idle kept-alive connection, may carry a
+// request: true unless CheckIdle finds it closed, reset or dirty. A
+// connection that is not a *Conn (nor a *tls.Conn over one) is not checked.
+// Bytes a TLS peer sent unasked (a close_notify alert, a late session
+// ticket) count as dirty, which at worst costs a new connection.
+func Usable(c net.Conn) bool {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	rc, ok := c.(*Conn)
+	return !ok || rc.CheckIdle() == IdleClean
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -1021,6 +1022,15 @@ type HostClient struct {
 	// known-length bodies for connection reuse and closes other body streams.
 	StreamResponseBody bool
 
+	// IdleConnCheck, if non-nil, is asked about every connection taken
+	// from the pool of kept-alive connections before a request is written
+	// on it (tandem patch). When it returns false (the peer closed or reset
+	// the connection, or sent bytes no request asked for) the connection is
+	// closed and another one is taken or dialled. It is not called for a
+	// connection just dialled. Nil: pooled connections are used unchecked,
+	// as upstream does.
+	IdleConnCheck func(conn net.Conn) bool
+
 	// The fields below change while requests run, many of them on every
 	// request. The padding keeps them off the cache lines of the fields above,
 	// which every request reads, so that requests running on other CPUs don't
@@ -1063,6 +1073,11 @@ type clientConn struct {
 	// never set.
 	readDeadlineSet  bool
 	writeDeadlineSet bool
+
+	// reused is set once the connection has carried a request and gone
+	// back to the pool (tandem patch): a failure on it before any response
+	// byte is a ReusedConnError.
+	reused bool
 }
 
 // Conn returns the underlying net.Conn associated with the client connection.
@@ -1868,6 +1883,31 @@ var (
 	ErrConnPoolStrategyNotImpl = errors.New("fasthttp: connection pool strategy is not implement")
 )
 
+// isConnWriteError reports whether err came from writing to the connection
+// (the peer closed or reset it), as opposed to reading the request body's
+// source (tandem patch).
+func isConnWriteError(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "write" ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
+}
+
+// ReusedConnError is returned when a kept-alive connection taken from the
+// pool failed before any byte of the response arrived (tandem patch): the
+// peer most likely closed it while it was idle, so the request did not reach
+// its application. Whether it may be sent again (on another connection)
+// depends on whether its body can be replayed, which only the caller knows.
+// Err is the read or write error (io.EOF when the peer closed cleanly).
+type ReusedConnError struct {
+	Err error
+}
+
+func (e *ReusedConnError) Error() string {
+	return "fasthttp: kept-alive connection failed before the first response byte: " + e.Err.Error()
+}
+
+func (e *ReusedConnError) Unwrap() error { return e.Err }
+
 type timeoutError struct{}
 
 func (e *timeoutError) Error() string {
@@ -1916,7 +1956,19 @@ func (c *HostClient) serveWaiterLocked() bool {
 	return false
 }
 
+// AcquireConn returns a pooled connection that IdleConnCheck accepts, or a
+// new one. Pooled connections the check refuses are closed (tandem patch).
 func (c *HostClient) AcquireConn(reqTimeout time.Duration, connectionClose bool) (cc *clientConn, err error) {
+	for {
+		cc, err = c.acquireConn(reqTimeout, connectionClose)
+		if err != nil || !cc.reused || c.IdleConnCheck == nil || c.IdleConnCheck(cc.c) {
+			return cc, err
+		}
+		c.CloseConn(cc)
+	}
+}
+
+func (c *HostClient) acquireConn(reqTimeout time.Duration, connectionClose bool) (cc *clientConn, err error) {
 	createConn := false
 	startCleaner := false
 
@@ -2226,6 +2278,7 @@ func (c *HostClient) ReleaseConn(cc *clientConn) {
 
 func (c *HostClient) releaseConn(cc *clientConn) {
 	cc.lastUseTime = time.Now()
+	cc.reused = true
 	startCleaner := false
 	c.connsLock.Lock()
 	if c.MaxConnWaitTimeout <= 0 {
@@ -3607,9 +3660,13 @@ func (s *clientStreamBody) interrupt() { _ = s.cc.c.Close() }
 // release returns the reader, the stream and the connection to their pools
 // (or closes the connection when it cannot be reused).
 func (s *clientStreamBody) release(discard bool) {
+	// Bytes buffered past the end of the response are bytes no request
+	// asked for: the connection must not carry another request (tandem
+	// patch; upstream dropped them with the reader and pooled it).
+	unsolicited := s.br.Buffered() > 0
 	s.hc.ReleaseReader(s.br)
 	releaseRequestStream(s.rs)
-	if s.closeConn || discard || s.resp.ConnectionClose() {
+	if s.closeConn || discard || unsolicited || s.resp.ConnectionClose() {
 		s.hc.CloseConn(s.cc)
 	} else {
 		s.hc.releaseConn(s.cc)
@@ -3672,10 +3729,15 @@ func (t *transport) RoundTrip(hc *HostClient, req *Request, resp *Response) (ret
 		err = ErrTimeout
 	}
 
-	if err != nil {
+	reused := cc.reused
+	wroteAll := err == nil
+	if err != nil && (err == ErrTimeout || !isConnWriteError(err)) {
+		// A timeout, or the body's source failed: the peer is still
+		// waiting for the rest of the request and has nothing to say.
 		hc.CloseConn(cc)
 		return true, err
 	}
+	writeErr := err
 
 	readDeadline := deadline
 	if hc.ReadTimeout > 0 {
@@ -3701,6 +3763,29 @@ func (t *transport) RoundTrip(hc *HostClient, req *Request, resp *Response) (ret
 	}
 
 	br := hc.AcquireReader(conn)
+	// Wait for the first byte apart from the rest (tandem patch): a
+	// failure before it, on a connection that was idle in the pool, is the
+	// peer having closed it, and the caller may send the request again. When
+	// writing the request failed (a server that answers before reading the
+	// whole body, then closes: nginx's 413), the answer it sent before may
+	// be waiting: it is read and used, and the connection closed, as Go's
+	// Transport, which reads while it writes, does.
+	if _, err = br.Peek(1); err != nil {
+		hc.ReleaseReader(br)
+		hc.CloseConn(cc)
+		if x, ok := err.(interface{ Timeout() bool }); ok && x.Timeout() {
+			err = ErrTimeout
+		}
+		if writeErr != nil {
+			err = writeErr
+		}
+		if reused && err != ErrTimeout {
+			// Still retry=true, so that HostClient's own retries of
+			// idempotent requests work as upstream's.
+			return true, &ReusedConnError{Err: err}
+		}
+		return true, err
+	}
 	err = resp.ReadLimitBody(br, hc.MaxResponseBodySize)
 	if err != nil {
 		hc.ReleaseReader(br)
@@ -3710,7 +3795,9 @@ func (t *transport) RoundTrip(hc *HostClient, req *Request, resp *Response) (ret
 		return needRetry, err
 	}
 
-	closeConn := resetConnection || req.ConnectionClose() || resp.ConnectionClose()
+	// A response that came before the request was fully written is never
+	// followed by another request on the connection (tandem patch).
+	closeConn := resetConnection || !wroteAll || req.ConnectionClose() || resp.ConnectionClose()
 	if customStreamBody && resp.bodyStream != nil {
 		// ReadLimitBody always creates a network-backed requestStream when
 		// StreamBody is enabled. A Read may still be in flight when the caller
@@ -3731,6 +3818,11 @@ func (t *transport) RoundTrip(hc *HostClient, req *Request, resp *Response) (ret
 		}
 		resp.bodyStream = &resp.clientStream
 		return false, nil
+	}
+	// Bytes left in the reader after the response are unsolicited (tandem
+	// patch): never pool the connection with them.
+	if br.Buffered() > 0 {
+		closeConn = true
 	}
 	hc.ReleaseReader(br)
 
