@@ -84,6 +84,12 @@ func TestEarlyAnswerReachesTheClient(t *testing.T) {
 				if resp.StatusCode != 413 || string(got) != "too big for me\n" {
 					t.Errorf("big upload %d: %d %q, want the backend's 413", i, resp.StatusCode, got)
 				}
+				// tandem reads at most 256 KiB of the 8 MiB left unread
+				// after the answer, then closes: the answer must say so, or
+				// the client sends its next request into the close.
+				if !resp.Close {
+					t.Errorf("big upload %d: the answer does not say Connection: close, yet tandem closes the connection after it", i)
+				}
 			}
 		})
 	}

@@ -446,6 +446,14 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	rt.m.answers.add(by, job != nil, resp.StatusCode() >= 500)
 
 	copyResponseHeaders(&resp.Header, &ctx.Response.Header)
+	if body.unreadOverDrain(cl) {
+		// The backend answered before reading the whole body (an early 413,
+		// say). After the answer, fasthttp drains at most
+		// maxUnreadClientBody of what the client still sends and otherwise
+		// closes the connection, unannounced when the answer is streamed: a
+		// client that reused it for its next request got EOF. Announce it.
+		ctx.SetConnectionClose()
+	}
 	sb := servedBodyPool.Get().(*servedBody)
 	*sb = servedBody{upstream: resp, r: resp.BodyStream(), job: job, rt: rt, backend: serving, by: by}
 	if job != nil {
@@ -663,6 +671,26 @@ type bodyReader struct {
 }
 
 var bodyPool = sync.Pool{New: func() any { return new(bodyReader) }}
+
+// maxUnreadClientBody is what fasthttp's server reads and drops of a request
+// body its handler left unread before it reads the connection's next
+// request (maxUnreadStreamBodySize in third_party/fasthttp/server.go); past
+// it the connection is closed.
+const maxUnreadClientBody = 256 << 10
+
+// unreadOverDrain reports whether more of the client's body is left unread
+// than the server will drain after the answer, so that the connection will
+// close: a known length with over maxUnreadClientBody left, or a chunked
+// body not read to its end.
+func (b *bodyReader) unreadOverDrain(cl int64) bool {
+	if b.r == nil || b.eof {
+		return false
+	}
+	if cl < 0 {
+		return true
+	}
+	return cl-b.n > maxUnreadClientBody
+}
 
 func (b *bodyReader) Read(p []byte) (int, error) { return b.read(p, intoNone) }
 
