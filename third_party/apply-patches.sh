@@ -13,9 +13,12 @@
 #   apply-patches.sh --check-pristine
 #                                 fail unless the pristine tree equals the trimmed module
 #                                 of its version (go mod download, as --import)
+#   apply-patches.sh --edit NNNN  set up a directory DIR whose a/ is the tree before patch
+#                                 NNNN and b/ the tree after it, to change that patch
 #   apply-patches.sh --refresh DIR
-#                                 after a patch failed to apply and was fixed by hand in
-#                                 DIR/b, rewrite that patch file as the diff DIR/a -> DIR/b
+#                                 after --edit, or after a patch failed to apply and was
+#                                 finished by hand in DIR/b: rewrite that patch file as the
+#                                 diff DIR/a -> DIR/b (its description kept)
 #
 # The patched tree holds one file more than pristine + patches, TANDEM-PATCHES.md,
 # which rebuilding keeps and checking ignores.
@@ -80,25 +83,33 @@ apply() {
 	fi
 }
 
-# build OUT writes pristine + patches to OUT/b. When a patch does not apply,
-# OUT/a is the tree before it and OUT/b that tree with the hunks that did
-# apply (and a .rej file for each that did not), OUT/patch names it, and
-# build returns 1.
+# build OUT [NNNN] writes pristine + patches to OUT/b; with NNNN it stops
+# after that patch, leaving OUT/a the tree before it and OUT/patch its name.
+# When a patch does not apply, OUT/a is the tree before it and OUT/b that
+# tree with the hunks that did apply (and a .rej file for each that did
+# not), OUT/patch names it, and build returns 1.
 build() {
-	local out=$1 src p
+	local out=$1 stop=${2:-} src p
 	src=$(pristine_dir) || return 1
 	mkdir -p "$out/b" && cp -R "$src/." "$out/b/" || return 1
 	for p in "$patches"/[0-9][0-9][0-9][0-9]-*.patch; do
 		[ -f "$p" ] || { echo "apply-patches: cannot find patches in $patches" >&2; return 1; }
 		rm -rf "$out/a" && cp -R "$out/b" "$out/a" || return 1
-		if ! apply "$out/b" "$p" 2>"$out/err"; then
+		# A patch with no diff yet (a new one, before its first --edit) is
+		# only its description.
+		if grep -q '^--- ' "$p" && ! apply "$out/b" "$p" 2>"$out/err"; then
 			(apply "$out/b" "$p" --reject 2>/dev/null) || true
 			echo "${p##*/}" >"$out/patch"
 			cat "$out/err" >&2
 			echo "apply-patches: cannot apply ${p##*/} to ${src##*/} + the patches before it" >&2
 			return 1
 		fi
+		if [ -n "$stop" ] && [[ ${p##*/} == "$stop"-* ]]; then
+			echo "${p##*/}" >"$out/patch"
+			return 0
+		fi
 	done
+	[ -z "$stop" ] || { echo "apply-patches: there is no patch $stop-*.patch" >&2; return 1; }
 	rm -rf "$out/a"
 }
 
@@ -155,6 +166,13 @@ case ${1:-} in
 	trim "$src" "$tmp/t"
 	diff -r "$tmp/t" "$dir" >&2 || die "${dir##*/} is not $module@${dir##*/fasthttp-} (trimmed)"
 	;;
+--edit)
+	[[ ${2:-} =~ ^[0-9]{4}$ ]] || die "usage: $0 --edit NNNN (a patch's number)"
+	tmp=$(mktemp -d)
+	build "$tmp" "$2" || exit 1
+	echo "apply-patches: $tmp/a is the tree before $(cat "$tmp/patch"), $tmp/b the tree after it: change $tmp/b, then run $0 --refresh $tmp and rebuild"
+	tmp= # kept for the edit
+	;;
 --refresh)
 	work=${2:-}
 	[ -f "$work/patch" ] && [ -d "$work/a" ] && [ -d "$work/b" ] || die "usage: $0 --refresh DIR (the directory a failed rebuild named)"
@@ -168,6 +186,6 @@ case ${1:-} in
 	echo "apply-patches: rewrote ${p#"$here"/}; now run $0"
 	;;
 *)
-	die "usage: $0 [--check | --import vX.Y.Z | --check-pristine | --refresh DIR]"
+	die "usage: $0 [--check | --import vX.Y.Z | --check-pristine | --edit NNNN | --refresh DIR]"
 	;;
 esac
