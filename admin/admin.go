@@ -1,12 +1,3 @@
-// Package admin serves tandem's admin listener: health and readiness probes,
-// Prometheus metrics, and (behind the bearer token) the API, the UI and Go's
-// profiles. It reads the data plane through small interfaces and never
-// touches requests.
-//
-// The admin listener is net/http, not fasthttp: it carries a few requests a
-// second, and Go's ServeMux gives method and path patterns ("POST
-// /api/v1/routes/{name}/promote"), 405 with Allow, and httptest. Every
-// endpoint is in one table (routes.go).
 package admin
 
 import (
