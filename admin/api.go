@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -13,7 +14,7 @@ import (
 	"github.com/tandem-proxy/tandem/compare"
 	"github.com/tandem-proxy/tandem/rules"
 	"github.com/tandem-proxy/tandem/store"
-	"github.com/valyala/fasthttp"
+	"net/http"
 )
 
 // RulesStore is the versioned rules state (rules.State).
@@ -92,113 +93,86 @@ type apiError struct {
 	Errors []string `json:"errors,omitempty"`
 }
 
-func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
-	ctx.SetStatusCode(status)
-	ctx.SetContentType("application/json")
-	enc := json.NewEncoder(ctx)
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(v); err != nil {
-		ctx.ResetBody()
-		ctx.SetStatusCode(fasthttp.StatusInternalServerError)
-		fmt.Fprintf(ctx, `{"error":"cannot encode response"}`)
+		status = http.StatusInternalServerError
+		b.Reset()
+		b.WriteString(`{"error":"cannot encode response"}`)
 	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(b.Len()))
+	w.WriteHeader(status)
+	w.Write(b.Bytes())
 }
 
-func fail(ctx *fasthttp.RequestCtx, status int, format string, args ...any) {
-	writeJSON(ctx, status, apiError{Error: fmt.Sprintf(format, args...)})
+func fail(w http.ResponseWriter, status int, format string, args ...any) {
+	writeJSON(w, status, apiError{Error: fmt.Sprintf(format, args...)})
 }
 
-// serveAPI dispatches /api/v1/... after authentication.
-func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, path string) {
-	parts := strings.Split(strings.Trim(strings.TrimPrefix(path, "/api/v1"), "/"), "/")
-	method := string(ctx.Method())
-	get := func(h func(*fasthttp.RequestCtx)) {
-		if method != "GET" && method != "HEAD" {
-			ctx.Response.Header.Set("Allow", "GET")
-			fail(ctx, fasthttp.StatusMethodNotAllowed, "%s is not allowed here; use GET", method)
-			return
-		}
-		h(ctx)
-	}
-	mutate := func(allowed string, h func(*fasthttp.RequestCtx)) {
-		if !strings.Contains(allowed, method) {
-			ctx.Response.Header.Set("Allow", allowed)
-			fail(ctx, fasthttp.StatusMethodNotAllowed, "%s is not allowed here; use %s", method, allowed)
-			return
-		}
-		ct := string(ctx.Request.Header.ContentType())
+// bodyHandler is a mutating endpoint: it gets the body, checked by mutation.
+type bodyHandler func(w http.ResponseWriter, r *http.Request, body []byte)
+
+// mutation checks a mutating call's body before h runs: Content-Type
+// application/json (415), at most maxBodySize bytes (413), one JSON value
+// with no duplicate keys (400, checkJSON). The method is the mux's: GET on
+// a mutating path never gets here (405).
+func (s *Server) mutation(h bodyHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ct := r.Header.Get("Content-Type")
 		if mt, _, _ := strings.Cut(ct, ";"); !strings.EqualFold(strings.TrimSpace(mt), "application/json") {
-			fail(ctx, fasthttp.StatusUnsupportedMediaType, "Content-Type must be application/json, not %q", ct)
+			fail(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json, not %q", ct)
 			return
 		}
-		// Bodies over fasthttp's DefaultMaxRequestBodySize (4 MiB; the admin
-		// server sets no other) were refused with 413 before this handler.
-		if err := checkJSON(ctx.PostBody()); err != nil {
-			fail(ctx, fasthttp.StatusBadRequest, "invalid JSON body: %v", err)
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodySize))
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
+			fail(w, http.StatusRequestEntityTooLarge, "body is over %d bytes", tooBig.Limit)
+			return
+		case err != nil:
+			fail(w, http.StatusBadRequest, "cannot read body: %v", err)
 			return
 		}
-		h(ctx)
-	}
-	switch {
-	case len(parts) == 1 && parts[0] == "routes":
-		get(s.getRoutes)
-	case len(parts) == 1 && parts[0] == "rules":
-		if method == "PUT" || method == "POST" {
-			mutate("PUT", s.putRules)
-		} else {
-			get(s.getRules)
+		if err := checkJSON(body); err != nil {
+			fail(w, http.StatusBadRequest, "invalid JSON body: %v", err)
+			return
 		}
-	case len(parts) == 3 && parts[0] == "routes" && parts[2] == "promote":
-		mutate("POST", func(ctx *fasthttp.RequestCtx) { s.promote(ctx, parts[1]) })
-	case len(parts) == 3 && parts[0] == "routes" && parts[2] == "rollback":
-		mutate("POST", func(ctx *fasthttp.RequestCtx) { s.rollback(ctx, parts[1]) })
-	case len(parts) == 3 && parts[0] == "routes" && parts[2] == "noise":
-		mutate("POST", func(ctx *fasthttp.RequestCtx) { s.noise(ctx, parts[1]) })
-	case len(parts) == 1 && parts[0] == "report":
-		get(s.getReport)
-	case len(parts) == 1 && parts[0] == "diffs":
-		get(s.getDiffs)
-	case len(parts) == 2 && parts[0] == "diffs":
-		get(func(ctx *fasthttp.RequestCtx) { s.getDiff(ctx, parts[1]) })
-	case len(parts) == 4 && parts[0] == "diffs" && parts[2] == "body":
-		get(func(ctx *fasthttp.RequestCtx) { s.getDiffBody(ctx, parts[1], parts[3]) })
-	case len(parts) == 3 && parts[0] == "diffs" && parts[2] == "heatmap.png":
-		get(func(ctx *fasthttp.RequestCtx) { s.getHeatMap(ctx, parts[1]) })
-	case len(parts) == 1 && parts[0] == "events":
-		get(s.getEvents)
-	default:
-		fail(ctx, fasthttp.StatusNotFound, "no such endpoint: %s", path)
+		h(w, r, body)
 	}
 }
 
-func (s *Server) actor(ctx *fasthttp.RequestCtx) string {
-	if string(ctx.Request.Header.Peek("X-Tandem-Actor")) == "cli" {
+func actor(r *http.Request) string {
+	if r.Header.Get("X-Tandem-Actor") == "cli" {
 		return "cli"
 	}
 	return "api"
 }
 
-func (s *Server) getRoutes(ctx *fasthttp.RequestCtx) {
+func (s *Server) getRoutes(w http.ResponseWriter, r *http.Request) {
 	if s.deps.Routes == nil {
-		fail(ctx, fasthttp.StatusServiceUnavailable, "routes are not available")
+		fail(w, http.StatusServiceUnavailable, "routes are not available")
 		return
 	}
-	writeJSON(ctx, 200, map[string]any{"routes": s.deps.Routes()})
+	writeJSON(w, http.StatusOK, map[string]any{"routes": s.deps.Routes()})
 }
 
-func (s *Server) getRules(ctx *fasthttp.RequestCtx) {
+func (s *Server) getRules(w http.ResponseWriter, r *http.Request) {
 	if s.deps.Rules == nil {
-		fail(ctx, fasthttp.StatusServiceUnavailable, "rules are not available")
+		fail(w, http.StatusServiceUnavailable, "rules are not available")
 		return
 	}
-	r := s.deps.Rules.Current()
-	ctx.Response.Header.Set("ETag", strconv.FormatInt(r.Version, 10))
-	writeJSON(ctx, 200, r)
+	cur := s.deps.Rules.Current()
+	w.Header().Set("ETag", strconv.FormatInt(cur.Version, 10))
+	writeJSON(w, http.StatusOK, cur)
 }
 
 // ifMatch parses If-Match; 0 when absent. Quotes (ETag style) are accepted.
-func ifMatch(ctx *fasthttp.RequestCtx) (int64, error) {
-	v := strings.Trim(strings.TrimSpace(string(ctx.Request.Header.Peek("If-Match"))), `"`)
+func ifMatch(r *http.Request) (int64, error) {
+	v := strings.Trim(strings.TrimSpace(r.Header.Get("If-Match")), `"`)
 	if v == "" {
 		return 0, nil
 	}
@@ -209,21 +183,22 @@ func ifMatch(ctx *fasthttp.RequestCtx) (int64, error) {
 	return n, nil
 }
 
-// answerUpdate maps a rules update's error to a status, or returns the new rules.
-func answerUpdate(ctx *fasthttp.RequestCtx, r rules.Rules, err error) {
+// answerUpdate maps a rules update's error to a status, or answers the new
+// rules.
+func answerUpdate(w http.ResponseWriter, r rules.Rules, err error) {
 	var ve *rules.ValidationError
 	switch {
 	case err == nil:
-		ctx.Response.Header.Set("ETag", strconv.FormatInt(r.Version, 10))
-		writeJSON(ctx, 200, r)
+		w.Header().Set("ETag", strconv.FormatInt(r.Version, 10))
+		writeJSON(w, http.StatusOK, r)
 	case errors.Is(err, rules.ErrStale):
-		fail(ctx, fasthttp.StatusConflict, "%v", err)
+		fail(w, http.StatusConflict, "%v", err)
 	case errors.Is(err, rules.ErrUnknownRoute):
-		fail(ctx, fasthttp.StatusNotFound, "%v", err)
+		fail(w, http.StatusNotFound, "%v", err)
 	case errors.As(err, &ve):
-		writeJSON(ctx, fasthttp.StatusBadRequest, apiError{Error: "invalid rules", Errors: errStrings(ve.Errs)})
+		writeJSON(w, http.StatusBadRequest, apiError{Error: "invalid rules", Errors: errStrings(ve.Errs)})
 	default:
-		fail(ctx, fasthttp.StatusInternalServerError, "cannot change rules: %v", err)
+		fail(w, http.StatusInternalServerError, "cannot change rules: %v", err)
 	}
 }
 
@@ -235,136 +210,137 @@ func errStrings(errs []error) []string {
 	return out
 }
 
-func (s *Server) putRules(ctx *fasthttp.RequestCtx) {
+func (s *Server) putRules(w http.ResponseWriter, r *http.Request, body []byte) {
 	if s.deps.Rules == nil {
-		fail(ctx, fasthttp.StatusServiceUnavailable, "rules are not available")
+		fail(w, http.StatusServiceUnavailable, "rules are not available")
 		return
 	}
-	version, err := ifMatch(ctx)
+	version, err := ifMatch(r)
 	if err != nil {
-		fail(ctx, fasthttp.StatusBadRequest, "%v", err)
+		fail(w, http.StatusBadRequest, "%v", err)
 		return
 	}
 	if version == 0 {
-		fail(ctx, fasthttp.StatusPreconditionRequired, "PUT /api/v1/rules needs If-Match: <version> (GET /api/v1/rules gives it)")
+		fail(w, http.StatusPreconditionRequired, "PUT /api/v1/rules needs If-Match: <version> (GET /api/v1/rules gives it)")
 		return
 	}
 	parse := s.deps.ParseRules
 	if parse == nil {
 		parse = rules.ParseRules
 	}
-	doc, errs := parse(ctx.PostBody())
+	doc, errs := parse(body)
 	if len(errs) > 0 {
-		writeJSON(ctx, fasthttp.StatusBadRequest, apiError{Error: "invalid rules document", Errors: errStrings(errs)})
+		writeJSON(w, http.StatusBadRequest, apiError{Error: "invalid rules document", Errors: errStrings(errs)})
 		return
 	}
-	var body struct {
+	var b struct {
 		Reason string `json:"reason"`
 	}
-	if err := json.Unmarshal(ctx.PostBody(), &body); err != nil {
-		fail(ctx, fasthttp.StatusBadRequest, "invalid JSON body: %v", err)
+	if err := json.Unmarshal(body, &b); err != nil {
+		fail(w, http.StatusBadRequest, "invalid JSON body: %v", err)
 		return
 	}
-	if !reasonOK(ctx, body.Reason) {
+	if !reasonOK(w, b.Reason) {
 		return
 	}
-	r, err := s.deps.Rules.Update(version, s.actor(ctx), "replace", "", body.Reason, func(cur *rules.Rules) error {
+	cur, err := s.deps.Rules.Update(version, actor(r), "replace", "", b.Reason, func(cur *rules.Rules) error {
 		cur.Routes = doc.Routes
 		return nil
 	})
-	answerUpdate(ctx, r, err)
+	answerUpdate(w, cur, err)
 }
 
 // decodeBody decodes a small JSON body strictly: no unknown fields (and,
-// checked by mutate before, one value with no duplicate keys).
-func decodeBody(ctx *fasthttp.RequestCtx, v any) bool {
-	dec := json.NewDecoder(bytes.NewReader(ctx.PostBody()))
+// checked by mutation before, one value with no duplicate keys).
+func decodeBody(w http.ResponseWriter, body []byte, v any) bool {
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		fail(ctx, fasthttp.StatusBadRequest, "invalid JSON body: %v", err)
+		fail(w, http.StatusBadRequest, "invalid JSON body: %v", err)
 		return false
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		fail(ctx, fasthttp.StatusBadRequest, "invalid JSON body: trailing data after the JSON value")
+		fail(w, http.StatusBadRequest, "invalid JSON body: trailing data after the JSON value")
 		return false
 	}
 	return true
 }
 
 // reasonOK refuses a "reason" longer than MaxReason bytes (400).
-func reasonOK(ctx *fasthttp.RequestCtx, reason string) bool {
+func reasonOK(w http.ResponseWriter, reason string) bool {
 	if len(reason) > MaxReason {
-		fail(ctx, fasthttp.StatusBadRequest, `"reason" is %d bytes; at most %d are accepted`, len(reason), MaxReason)
+		fail(w, http.StatusBadRequest, `"reason" is %d bytes; at most %d are accepted`, len(reason), MaxReason)
 		return false
 	}
 	return true
 }
 
-func (s *Server) promote(ctx *fasthttp.RequestCtx, route string) {
+func (s *Server) promote(w http.ResponseWriter, r *http.Request, body []byte) {
 	if s.deps.Rules == nil {
-		fail(ctx, fasthttp.StatusServiceUnavailable, "rules are not available")
+		fail(w, http.StatusServiceUnavailable, "rules are not available")
 		return
 	}
-	var body struct {
+	var b struct {
 		Percent *float64 `json:"percent"`
 		Reason  string   `json:"reason"`
 	}
-	if !decodeBody(ctx, &body) || !reasonOK(ctx, body.Reason) {
+	if !decodeBody(w, body, &b) || !reasonOK(w, b.Reason) {
 		return
 	}
-	if body.Percent == nil {
-		fail(ctx, fasthttp.StatusBadRequest, `"percent" is required (0..100)`)
+	if b.Percent == nil {
+		fail(w, http.StatusBadRequest, `"percent" is required (0..100)`)
 		return
 	}
-	r, err := s.deps.Rules.Promote(route, *body.Percent, s.actor(ctx), body.Reason)
-	answerUpdate(ctx, r, err)
+	cur, err := s.deps.Rules.Promote(r.PathValue("name"), *b.Percent, actor(r), b.Reason)
+	answerUpdate(w, cur, err)
 }
 
-func (s *Server) rollback(ctx *fasthttp.RequestCtx, route string) {
+func (s *Server) rollback(w http.ResponseWriter, r *http.Request, body []byte) {
 	if s.deps.Rules == nil {
-		fail(ctx, fasthttp.StatusServiceUnavailable, "rules are not available")
+		fail(w, http.StatusServiceUnavailable, "rules are not available")
 		return
 	}
-	var body struct {
+	var b struct {
 		Reason string `json:"reason"`
 	}
-	if !decodeBody(ctx, &body) || !reasonOK(ctx, body.Reason) {
+	if !decodeBody(w, body, &b) || !reasonOK(w, b.Reason) {
 		return
 	}
-	r, err := s.deps.Rules.Rollback(route, s.actor(ctx), body.Reason)
-	answerUpdate(ctx, r, err)
+	cur, err := s.deps.Rules.Rollback(r.PathValue("name"), actor(r), b.Reason)
+	answerUpdate(w, cur, err)
 }
 
-func (s *Server) noise(ctx *fasthttp.RequestCtx, route string) {
+func (s *Server) noise(w http.ResponseWriter, r *http.Request, body []byte) {
 	if s.deps.MarkNoise == nil || s.deps.Rules == nil {
-		fail(ctx, fasthttp.StatusServiceUnavailable, "noise marking is not available")
+		fail(w, http.StatusServiceUnavailable, "noise marking is not available")
 		return
 	}
-	var body struct {
+	var b struct {
 		Path   string `json:"path"`
 		Reason string `json:"reason"`
 	}
-	if !decodeBody(ctx, &body) || !reasonOK(ctx, body.Reason) {
+	if !decodeBody(w, body, &b) || !reasonOK(w, b.Reason) {
 		return
 	}
-	if !strings.HasPrefix(body.Path, "$") {
-		fail(ctx, fasthttp.StatusBadRequest, `"path" must be a diff path such as "$.processed_at"`)
+	if !strings.HasPrefix(b.Path, "$") {
+		fail(w, http.StatusBadRequest, `"path" must be a diff path such as "$.processed_at"`)
 		return
 	}
+	route := r.PathValue("name")
 	if !s.routeExists(route) {
-		fail(ctx, fasthttp.StatusNotFound, "unknown route %q", route)
+		fail(w, http.StatusNotFound, "unknown route %q", route)
 		return
 	}
-	if err := s.deps.MarkNoise(route, body.Path, body.Reason); err != nil {
+	if err := s.deps.MarkNoise(route, b.Path, b.Reason); err != nil {
 		var bad *BadRequestError
 		if errors.As(err, &bad) {
-			fail(ctx, fasthttp.StatusBadRequest, "%v", bad.Err)
+			fail(w, http.StatusBadRequest, "%v", bad.Err)
 			return
 		}
-		fail(ctx, fasthttp.StatusInternalServerError, "cannot mark noise: %v", err)
+		fail(w, http.StatusInternalServerError, "cannot mark noise: %v", err)
 		return
 	}
-	writeJSON(ctx, 200, map[string]string{"route": route, "path": body.Path, "status": "marked as noise"})
+	writeJSON(w, http.StatusOK, map[string]string{"route": route, "path": b.Path, "status": "marked as noise"})
 }
 
 func (s *Server) routeExists(name string) bool {
@@ -376,108 +352,144 @@ func (s *Server) routeExists(name string) bool {
 	return false
 }
 
-func (s *Server) since(ctx *fasthttp.RequestCtx) (time.Time, bool) {
-	v := string(ctx.QueryArgs().Peek("since"))
+// query parses r's query string; a malformed one is answered 400 (Go's
+// URL.Query would drop the bad pairs silently, so "?limit=%zz" would list
+// the default number).
+func query(w http.ResponseWriter, r *http.Request) (url.Values, bool) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		fail(w, http.StatusBadRequest, "cannot parse the query string: %v", err)
+		return nil, false
+	}
+	return q, true
+}
+
+// since parses ?since=; the zero time when absent.
+func since(w http.ResponseWriter, q url.Values) (time.Time, bool) {
+	v := q.Get("since")
 	if v == "" {
 		return time.Time{}, true
 	}
 	t, err := time.Parse(time.RFC3339, v)
 	if err != nil {
-		fail(ctx, fasthttp.StatusBadRequest, "since must be RFC 3339 (e.g. 2026-01-02T15:04:05Z), not %q", v)
+		fail(w, http.StatusBadRequest, "since must be RFC 3339 (e.g. 2026-01-02T15:04:05Z), not %q", v)
 		return time.Time{}, false
 	}
 	return t, true
 }
 
-func (s *Server) getReport(ctx *fasthttp.RequestCtx) {
+// limit parses ?limit= in 1..most; def when absent.
+func limit(w http.ResponseWriter, q url.Values, def, most int) (int, bool) {
+	v := q.Get("limit")
+	if v == "" {
+		return def, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 || n > most {
+		fail(w, http.StatusBadRequest, "limit must be 1..%d, not %q", most, v)
+		return 0, false
+	}
+	return n, true
+}
+
+func (s *Server) getReport(w http.ResponseWriter, r *http.Request) {
 	if s.deps.Reports == nil {
-		fail(ctx, fasthttp.StatusServiceUnavailable, "reports are not available")
+		fail(w, http.StatusServiceUnavailable, "reports are not available")
 		return
 	}
-	since, ok := s.since(ctx)
+	q, ok := query(w, r)
 	if !ok {
 		return
 	}
-	route := string(ctx.QueryArgs().Peek("route"))
+	t, ok := since(w, q)
+	if !ok {
+		return
+	}
+	route := q.Get("route")
 	if route != "" && s.deps.Rules != nil && !s.routeExists(route) {
-		fail(ctx, fasthttp.StatusNotFound, "unknown route %q", route)
+		fail(w, http.StatusNotFound, "unknown route %q", route)
 		return
 	}
-	reps, err := s.deps.Reports.Report(route, since)
+	reps, err := s.deps.Reports.Report(route, t)
 	if err != nil {
-		fail(ctx, fasthttp.StatusInternalServerError, "cannot build report: %v", err)
+		fail(w, http.StatusInternalServerError, "cannot build report: %v", err)
 		return
 	}
-	writeJSON(ctx, 200, map[string]any{"generated_at": time.Now().UTC(), "routes": reps})
+	writeJSON(w, http.StatusOK, map[string]any{"generated_at": time.Now().UTC(), "routes": reps})
 }
 
-func (s *Server) getDiffs(ctx *fasthttp.RequestCtx) {
+func (s *Server) getDiffs(w http.ResponseWriter, r *http.Request) {
 	if s.deps.Reports == nil {
-		fail(ctx, fasthttp.StatusServiceUnavailable, "diffs are not available")
+		fail(w, http.StatusServiceUnavailable, "diffs are not available")
 		return
 	}
-	f := store.SampleFilter{
-		Route: string(ctx.QueryArgs().Peek("route")),
-		Path:  string(ctx.QueryArgs().Peek("path")),
+	q, ok := query(w, r)
+	if !ok {
+		return
 	}
-	if v := ctx.QueryArgs().Peek("limit"); len(v) > 0 {
-		n, err := strconv.Atoi(string(v))
-		if err != nil || n <= 0 || n > 1000 {
-			fail(ctx, fasthttp.StatusBadRequest, "limit must be 1..1000, not %q", v)
-			return
-		}
-		f.Limit = n
+	f := store.SampleFilter{Route: q.Get("route"), Path: q.Get("path")}
+	// 0 (absent) leaves the store's default.
+	if f.Limit, ok = limit(w, q, 0, 1000); !ok {
+		return
 	}
 	if f.Route != "" && s.deps.Rules != nil && !s.routeExists(f.Route) {
-		fail(ctx, fasthttp.StatusNotFound, "unknown route %q", f.Route)
+		fail(w, http.StatusNotFound, "unknown route %q", f.Route)
 		return
 	}
 	ss, err := s.deps.Reports.Samples(f)
 	if err != nil {
-		fail(ctx, fasthttp.StatusInternalServerError, "cannot list diffs: %v", err)
+		fail(w, http.StatusInternalServerError, "cannot list diffs: %v", err)
 		return
 	}
-	writeJSON(ctx, 200, map[string]any{"diffs": ss})
+	writeJSON(w, http.StatusOK, map[string]any{"diffs": ss})
 }
 
-func (s *Server) getDiff(ctx *fasthttp.RequestCtx, id string) {
+func (s *Server) getDiff(w http.ResponseWriter, r *http.Request) {
+	if d := s.sample(w, r.PathValue("id")); d != nil {
+		writeJSON(w, http.StatusOK, d)
+	}
+}
+
+// sample reads one diff sample, answering the error itself; nil when it
+// did.
+func (s *Server) sample(w http.ResponseWriter, id string) *store.Sample {
 	if s.deps.Reports == nil {
-		fail(ctx, fasthttp.StatusServiceUnavailable, "diffs are not available")
-		return
+		fail(w, http.StatusServiceUnavailable, "diffs are not available")
+		return nil
 	}
 	d, err := s.deps.Reports.Sample(id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		fail(ctx, fasthttp.StatusNotFound, "no diff sample %q", id)
+		fail(w, http.StatusNotFound, "no diff sample %q", id)
+		return nil
 	case err != nil:
-		fail(ctx, fasthttp.StatusInternalServerError, "cannot read diff: %v", err)
-	default:
-		writeJSON(ctx, 200, d)
+		fail(w, http.StatusInternalServerError, "cannot read diff: %v", err)
+		return nil
 	}
+	return d
 }
 
-func (s *Server) getEvents(ctx *fasthttp.RequestCtx) {
+func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) {
 	if s.deps.Rules == nil {
-		fail(ctx, fasthttp.StatusServiceUnavailable, "events are not available")
+		fail(w, http.StatusServiceUnavailable, "events are not available")
 		return
 	}
-	since, ok := s.since(ctx)
+	q, ok := query(w, r)
 	if !ok {
 		return
 	}
-	limit := 500
-	if v := ctx.QueryArgs().Peek("limit"); len(v) > 0 {
-		n, err := strconv.Atoi(string(v))
-		if err != nil || n <= 0 || n > 10000 {
-			fail(ctx, fasthttp.StatusBadRequest, "limit must be 1..10000, not %q", v)
-			return
-		}
-		limit = n
-	}
-	evs, err := s.deps.Rules.Events(since, limit)
-	if err != nil {
-		fail(ctx, fasthttp.StatusInternalServerError, "cannot read events: %v", err)
+	t, ok := since(w, q)
+	if !ok {
 		return
 	}
-	writeJSON(ctx, 200, map[string]any{"events": evs})
+	n, ok := limit(w, q, 500, 10000)
+	if !ok {
+		return
+	}
+	evs, err := s.deps.Rules.Events(t, n)
+	if err != nil {
+		fail(w, http.StatusInternalServerError, "cannot read events: %v", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"events": evs})
 }

@@ -11,11 +11,10 @@ import (
 	"mime"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/tandem-proxy/tandem/compare"
-	"github.com/tandem-proxy/tandem/store"
-	"github.com/valyala/fasthttp"
 )
 
 // The web UI under /ui/ is plain HTML, CSS and JavaScript embedded in the
@@ -102,8 +101,8 @@ func inlineHashes(page []byte, tag string) []string {
 func isUIPath(path string) bool { return path == "/ui" || strings.HasPrefix(path, "/ui/") }
 
 // uiSecurityHeaders are set on every UI answer.
-func uiSecurityHeaders(ctx *fasthttp.RequestCtx) {
-	h := &ctx.Response.Header
+func uiSecurityHeaders(w http.ResponseWriter) {
+	h := w.Header()
 	h.Set("Content-Security-Policy", uiCSP)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
@@ -113,54 +112,37 @@ func uiSecurityHeaders(ctx *fasthttp.RequestCtx) {
 
 // uiUnauthorized answers a /ui/ request without a valid token: 401 with the
 // bootstrap page, which holds no data.
-func (s *Server) uiUnauthorized(ctx *fasthttp.RequestCtx) {
-	uiSecurityHeaders(ctx)
-	ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="tandem"`)
-	ctx.SetStatusCode(fasthttp.StatusUnauthorized)
-	ctx.SetContentType("text/html; charset=utf-8")
-	ctx.SetBody(uiBootstrap)
+func uiUnauthorized(w http.ResponseWriter) {
+	uiSecurityHeaders(w)
+	w.Header().Set("WWW-Authenticate", `Bearer realm="tandem"`)
+	writeBody(w, http.StatusUnauthorized, "text/html; charset=utf-8", uiBootstrap)
 }
 
-// serveUI answers an authenticated /ui/ request.
-func (s *Server) serveUI(ctx *fasthttp.RequestCtx, path string) {
-	if m := string(ctx.Method()); m != "GET" && m != "HEAD" {
-		ctx.Response.Header.Set("Allow", "GET")
-		fail(ctx, fasthttp.StatusMethodNotAllowed, "%s is not allowed here; use GET", m)
-		return
-	}
-	uiSecurityHeaders(ctx)
-	switch path {
-	case "/ui", "/ui/", "/ui/index.html":
-		ctx.SetContentType("text/html; charset=utf-8")
-		ctx.SetBody(uiBootstrap)
-		return
-	}
-	a, ok := uiAssets[path]
-	if !ok {
-		fail(ctx, fasthttp.StatusNotFound, "no such UI file: %s", path)
-		return
-	}
-	ctx.SetContentType(a.ctype)
-	ctx.SetBody(a.body)
+// uiPage serves the bootstrap page (GET /ui, /ui/, /ui/index.html) to a
+// caller with the token.
+func (s *Server) uiPage(w http.ResponseWriter, r *http.Request) {
+	uiSecurityHeaders(w)
+	writeBody(w, http.StatusOK, "text/html; charset=utf-8", uiBootstrap)
 }
 
-// sampleForBody reads a sample for the body and heat map endpoints,
-// answering the error itself; nil when it did.
-func (s *Server) sampleForBody(ctx *fasthttp.RequestCtx, id string) *store.Sample {
-	if s.deps.Reports == nil {
-		fail(ctx, fasthttp.StatusServiceUnavailable, "diffs are not available")
-		return nil
+// uiAsset serves /ui/app.js and /ui/app.css.
+func (s *Server) uiAsset(w http.ResponseWriter, r *http.Request) {
+	a, ok := uiAssets[r.URL.Path]
+	if !ok { // BUG: routes registers exactly the paths of uiAssets
+		fail(w, http.StatusNotFound, "no such UI file: %s", r.URL.Path)
+		return
 	}
-	d, err := s.deps.Reports.Sample(id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		fail(ctx, fasthttp.StatusNotFound, "no diff sample %q", id)
-		return nil
-	case err != nil:
-		fail(ctx, fasthttp.StatusInternalServerError, "cannot read diff: %v", err)
-		return nil
-	}
-	return d
+	uiSecurityHeaders(w)
+	writeBody(w, http.StatusOK, a.ctype, a.body)
+}
+
+// writeBody answers status with a body of the given type.
+func writeBody(w http.ResponseWriter, status int, ctype string, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", ctype)
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	w.Write(body)
 }
 
 // getDiffBody serves GET /api/v1/diffs/{id}/body/{legacy|new}: the stored
@@ -169,12 +151,13 @@ func (s *Server) sampleForBody(ctx *fasthttp.RequestCtx, id string) *store.Sampl
 // image, as text/plain when its stored type is textual, else as
 // application/octet-stream; never as HTML, never sniffed, and everything
 // but images as an attachment.
-func (s *Server) getDiffBody(ctx *fasthttp.RequestCtx, id, side string) {
+func (s *Server) getDiffBody(w http.ResponseWriter, r *http.Request) {
+	id, side := r.PathValue("id"), r.PathValue("side")
 	if side != "legacy" && side != "new" {
-		fail(ctx, fasthttp.StatusNotFound, "no such side %q (legacy or new)", side)
+		fail(w, http.StatusNotFound, "no such side %q (legacy or new)", side)
 		return
 	}
-	d := s.sampleForBody(ctx, id)
+	d := s.sample(w, id)
 	if d == nil {
 		return
 	}
@@ -183,11 +166,11 @@ func (s *Server) getDiffBody(ctx *fasthttp.RequestCtx, id, side string) {
 		ss = &d.New
 	}
 	if ss.Err != "" && len(ss.Body) == 0 {
-		fail(ctx, fasthttp.StatusNotFound, "no %s body: the request failed: %s", side, ss.Err)
+		fail(w, http.StatusNotFound, "no %s body: the request failed: %s", side, ss.Err)
 		return
 	}
 	ctype, inline := bodyContentType(storedContentType(ss.Header), ss.Body)
-	h := &ctx.Response.Header
+	h := w.Header()
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
@@ -195,44 +178,42 @@ func (s *Server) getDiffBody(ctx *fasthttp.RequestCtx, id, side string) {
 	if !inline {
 		h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-%s%s"`, safeName(id), side, bodyExt(ctype)))
 	}
-	ctx.SetContentType(ctype)
-	ctx.SetBody(ss.Body)
+	writeBody(w, http.StatusOK, ctype, ss.Body)
 }
 
 // getHeatMap serves GET /api/v1/diffs/{id}/heatmap.png: where the two
 // images differ (compare.HeatMap), 404 when either side is not a whole,
 // decodable image, 503 with Retry-After when decoding them does not fit the
 // decode budget shared with the comparisons.
-func (s *Server) getHeatMap(ctx *fasthttp.RequestCtx, id string) {
-	d := s.sampleForBody(ctx, id)
+func (s *Server) getHeatMap(w http.ResponseWriter, r *http.Request) {
+	d := s.sample(w, r.PathValue("id"))
 	if d == nil {
 		return
 	}
 	if d.Legacy.BodyTruncated || d.New.BodyTruncated {
-		fail(ctx, fasthttp.StatusNotFound, "no heat map: a body was stored only in part (sample_body_max)")
+		fail(w, http.StatusNotFound, "no heat map: a body was stored only in part (sample_body_max)")
 		return
 	}
 	img, err := compare.HeatMap(d.Legacy.Body, d.New.Body, heatMapSide, s.deps.DecodeBudget)
 	if errors.Is(err, compare.ErrDecodeBudget) {
 		// Comparisons and other heat maps hold the decode memory: try later.
-		ctx.Response.Header.Set("Retry-After", "5")
-		fail(ctx, fasthttp.StatusServiceUnavailable, "no heat map now: %v", err)
+		w.Header().Set("Retry-After", "5")
+		fail(w, http.StatusServiceUnavailable, "no heat map now: %v", err)
 		return
 	}
 	if err != nil {
-		fail(ctx, fasthttp.StatusNotFound, "no heat map: %v", err)
+		fail(w, http.StatusNotFound, "no heat map: %v", err)
 		return
 	}
 	var b bytes.Buffer
 	enc := png.Encoder{CompressionLevel: png.BestSpeed}
 	if err := enc.Encode(&b, img); err != nil {
-		fail(ctx, fasthttp.StatusInternalServerError, "cannot encode heat map: %v", err)
+		fail(w, http.StatusInternalServerError, "cannot encode heat map: %v", err)
 		return
 	}
-	ctx.Response.Header.Set("X-Content-Type-Options", "nosniff")
-	ctx.Response.Header.Set("Cache-Control", "no-store")
-	ctx.SetContentType("image/png")
-	ctx.SetBody(b.Bytes())
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Cache-Control", "no-store")
+	writeBody(w, http.StatusOK, "image/png", b.Bytes())
 }
 
 // storedContentType is the Content-Type a side's stored headers name.
