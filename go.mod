@@ -35,6 +35,6 @@ require (
 	modernc.org/memory v1.12.1 // indirect
 )
 
-// fasthttp v1.78.0 with two allocation fixes on the proxy's hot path; see
-// third_party/fasthttp/TANDEM-PATCHES.md.
+// fasthttp v1.78.0 with tandem's patches (hot-path allocations, immediate
+// refusals, backend connection reuse); see third_party/fasthttp/TANDEM-PATCHES.md.
 replace github.com/valyala/fasthttp => ./third_party/fasthttp
