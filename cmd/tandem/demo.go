@@ -17,7 +17,7 @@ import (
 
 	"github.com/tandem-proxy/tandem/config"
 	"github.com/tandem-proxy/tandem/loadtest"
-	"github.com/tandem-proxy/tandem/samples"
+	"github.com/tandem-proxy/tandem/internal/samples"
 	"github.com/tandem-proxy/tandem/store"
 )
 
