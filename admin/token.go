@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/tandem-proxy/tandem/internal/atomicfile"
 )
 
 // TokenEnv is the environment variable that holds the admin token when no
@@ -54,16 +56,13 @@ func ResolveToken(tokenFile, dataDir string, create bool) (string, TokenSource, 
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return "", FromGenerated, fmt.Errorf("cannot create data_dir: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return "", FromGenerated, fmt.Errorf("cannot write admin token: %w", err)
-	}
-	_, err = f.WriteString(t + "\n")
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
+	// Created whole or not at all (a crash never leaves a short token), and
+	// never over a token another process has just written: that one wins.
+	if err := atomicfile.Create(path, []byte(t+"\n"), 0o600); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			t, err := readToken(path)
+			return t, FromDataDir, err
+		}
 		return "", FromGenerated, fmt.Errorf("cannot write admin token: %w", err)
 	}
 	return t, FromGenerated, nil

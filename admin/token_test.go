@@ -3,6 +3,7 @@ package admin
 import (
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 )
 
@@ -39,6 +40,47 @@ func TestResolveToken(t *testing.T) {
 	t.Setenv(TokenEnv, "")
 	if _, _, err := ResolveToken("", t.TempDir(), false); err == nil {
 		t.Fatal("client verbs must not generate a token")
+	}
+}
+
+// Several starts generating the token at once (serve and a client verb, or
+// two serves racing) agree on one token: the first one written whole wins
+// and the others read it, instead of failing on the existing file or reading
+// it half-written.
+func TestResolveTokenConcurrentGenerate(t *testing.T) {
+	t.Setenv(TokenEnv, "")
+	dir := filepath.Join(t.TempDir(), "data")
+	const n = 8
+	toks := make([]string, n)
+	errs := make([]error, n)
+	srcs := make([]TokenSource, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			toks[i], srcs[i], errs[i] = ResolveToken("", dir, true)
+		}()
+	}
+	wg.Wait()
+	generated := 0
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("start %d: %v", i, errs[i])
+		}
+		if toks[i] != toks[0] {
+			t.Errorf("start %d got token %q, start 0 %q", i, toks[i], toks[0])
+		}
+		if srcs[i] == FromGenerated {
+			generated++
+		}
+	}
+	if generated != 1 {
+		t.Errorf("%d starts say they generated the token, want 1", generated)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "admin.token"))
+	if err != nil || string(b) != toks[0]+"\n" {
+		t.Errorf("admin.token holds %q (%v), want %q", b, err, toks[0])
 	}
 }
 

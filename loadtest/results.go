@@ -5,15 +5,7 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
-)
-
-// Latencies are recorded in microseconds from 1 µs to 1 h with 3
-// significant digits (a relative error under 0.1%); longer values are
-// clamped to 1 h.
-const (
-	histLowest  = 1
-	histHighest = int64(time.Hour / time.Microsecond)
-	histDigits  = 3
+	"github.com/tandem-proxy/tandem/internal/latency"
 )
 
 // Results summarises an attack.
@@ -72,8 +64,9 @@ type Latency struct {
 	Min, Mean, P50, P90, P99, P999, Max time.Duration
 }
 
-// Histogram returns the latency histogram, in microseconds. The caller
-// must not modify it.
+// Histogram returns the latency histogram, in microseconds, with
+// internal/latency's geometry (1 µs to 1 h, 2 significant digits). The
+// caller must not modify it.
 func (r *Results) Histogram() *hdrhistogram.Histogram { return r.hist }
 
 // SuccessRatio returns successful responses over hits sent; zero when
@@ -108,16 +101,16 @@ type collector struct {
 
 func newCollector() *collector {
 	return &collector{
-		hist:   hdrhistogram.New(histLowest, histHighest, histDigits),
+		hist:   latency.New(),
 		status: make(map[int]uint64),
 		errs:   make(map[string]uint64),
 	}
 }
 
 func (c *collector) record(h *hit) {
-	us := min(max(int64(h.done.Sub(h.intended)/time.Microsecond), histLowest), histHighest)
+	d := h.done.Sub(h.intended)
 	c.mu.Lock()
-	c.hist.RecordValue(us) // in range by construction
+	latency.Record(c.hist, d)
 	c.requests++
 	if h.errKind != "" {
 		c.errs[h.errKind]++
@@ -166,15 +159,14 @@ func (c *collector) results() *Results {
 		if total := r.Duration + r.Wait; total > 0 {
 			r.Throughput = float64(c.succ) / total.Seconds()
 		}
-		us := func(v int64) time.Duration { return time.Duration(v) * time.Microsecond }
 		r.Latency = Latency{
-			Min:  us(c.hist.Min()),
+			Min:  latency.Duration(c.hist.Min()),
 			Mean: time.Duration(c.hist.Mean() * float64(time.Microsecond)),
-			P50:  us(c.hist.ValueAtQuantile(50)),
-			P90:  us(c.hist.ValueAtQuantile(90)),
-			P99:  us(c.hist.ValueAtQuantile(99)),
-			P999: us(c.hist.ValueAtQuantile(99.9)),
-			Max:  us(c.hist.Max()),
+			P50:  latency.Percentile(c.hist, 50),
+			P90:  latency.Percentile(c.hist, 90),
+			P99:  latency.Percentile(c.hist, 99),
+			P999: latency.Percentile(c.hist, 99.9),
+			Max:  latency.Duration(c.hist.Max()),
 		}
 	}
 	return r

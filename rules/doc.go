@@ -8,5 +8,7 @@
 // rules.json.prev and the append-only audit.log), and the automatic ramp:
 // Step is the pure decision, RampWindow gathers a step's statistics, and
 // RampTracker ties the two so that statistics never outlive their step.
+// RampWindow's latency histograms and p99 are internal/latency's, the same
+// as the diff store's report.
 // File I/O is the only side effect, and only State performs it.
 package rules

@@ -15,11 +15,13 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/tandem-proxy/tandem/internal/atomicfile"
 )
 
 // commitLocked persists r as rules.json with its audit event: it saves the
-// current version as rules.json.prev (if savePrev), writes and fsyncs a
-// temporary file, appends ev (if not nil) to the audit log, renames the
+// current version as rules.json.prev (if savePrev, with atomicfile.Write),
+// writes and fsyncs a temporary file (atomicfile.Prepare), appends ev (if not nil) to the audit log, renames the
 // temporary file over rules.json and fsyncs the directory. A failure before
 // the rename undoes what was done (the temporary file is removed, the audit
 // entry truncated away) and returns inPlace false. A failure of the final
@@ -37,7 +39,10 @@ func (s *State) commitLocked(r Rules, fileDigest string, ev *Event, savePrev boo
 		if cur := s.cur.Load(); cur != nil {
 			data, err := encodeStateFile(*cur, s.fileDigest)
 			if err == nil {
-				err = s.writeAtomic("prev", PrevRulesFile, data)
+				err = s.check("prev")
+			}
+			if err == nil {
+				err = atomicfile.Write(s.path(PrevRulesFile), data, 0o600)
 			}
 			if err != nil {
 				return false, fmt.Errorf("cannot save %s: %w", PrevRulesFile, err)
@@ -48,23 +53,27 @@ func (s *State) commitLocked(r Rules, fileDigest string, ev *Event, savePrev boo
 	if err != nil {
 		return false, err
 	}
-	tmp, err := s.writeTemp("write", data)
+	err = s.check("write")
+	var pending *atomicfile.Pending
+	if err == nil {
+		pending, err = atomicfile.Prepare(s.path(RulesFile), data, 0o600)
+	}
 	if err != nil {
 		return false, fmt.Errorf("cannot write %s: %w", RulesFile, err)
 	}
 	undoAudit := func() {}
 	if ev != nil {
 		if undoAudit, err = s.appendAudit(*ev); err != nil {
-			os.Remove(tmp)
+			pending.Abort()
 			return false, err
 		}
 	}
-	err = s.check("rename")
-	if err == nil {
-		err = os.Rename(tmp, s.path(RulesFile))
+	if err = s.check("rename"); err != nil {
+		pending.Abort()
+	} else {
+		err = pending.Rename() // removes the temporary file if it fails
 	}
 	if err != nil {
-		os.Remove(tmp)
 		undoAudit()
 		return false, fmt.Errorf("cannot replace %s: %w", RulesFile, err)
 	}
@@ -74,66 +83,19 @@ func (s *State) commitLocked(r Rules, fileDigest string, ev *Event, savePrev boo
 	return true, nil
 }
 
-// writeTemp writes data to a new temporary file in the state directory,
-// fsyncs and closes it, and returns its path. step names it for s.fault.
-func (s *State) writeTemp(step string, data []byte) (string, error) {
-	f, err := os.CreateTemp(s.dir, tempPrefix+"*")
-	if err != nil {
-		return "", err
-	}
-	name := f.Name()
-	err = s.check(step)
-	if err == nil {
-		_, err = f.Write(data)
-	}
-	if err == nil {
-		err = f.Chmod(0o600)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(name)
-		return "", err
-	}
-	return name, nil
-}
-
-// writeAtomic replaces dir/name with data (temporary file, fsync, rename).
-// The caller fsyncs the directory.
-func (s *State) writeAtomic(step, name string, data []byte) error {
-	tmp, err := s.writeTemp(step, data)
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, s.path(name)); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
-}
-
 func (s *State) syncDir() error {
 	if err := s.check("syncdir"); err != nil {
 		return err
 	}
-	d, err := os.Open(s.dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return atomicfile.SyncDir(s.dir)
 }
 
-// removeTemps deletes temporary files left by a crash mid-write.
+// removeTemps deletes temporary files left by a crash mid-write: those of
+// atomicfile, and those named oldTempPrefix by earlier versions.
 func (s *State) removeTemps() {
-	names, _ := filepath.Glob(filepath.Join(s.dir, tempPrefix+"*"))
+	atomicfile.RemoveTemps(s.path(RulesFile))
+	atomicfile.RemoveTemps(s.path(PrevRulesFile))
+	names, _ := filepath.Glob(filepath.Join(s.dir, oldTempPrefix+"*"))
 	for _, n := range names {
 		os.Remove(n)
 	}

@@ -110,7 +110,7 @@ func TestCrashBetweenAuditAndRename(t *testing.T) {
 			if got := readFile(t, filepath.Join(dir, RulesFile)); !strings.Contains(string(got), `"version": 4`) {
 				t.Errorf("rules.json is not version 4:\n%s", got)
 			}
-			if tmps, _ := filepath.Glob(filepath.Join(dir, tempPrefix+"*")); len(tmps) > 0 {
+			if tmps, _ := leftoverTemps(dir); len(tmps) > 0 {
 				t.Errorf("temporary files left: %v", tmps)
 			}
 			r, err := s2.Promote("images", 25, "api", "to 25 again")
@@ -249,5 +249,41 @@ func TestNextVersionSkipsLoggedVersion(t *testing.T) {
 	fail = ""
 	if r, err := s.Promote("images", 25, "api", ""); err != nil || r.Version != 4 {
 		t.Fatalf("after the failure: version %d err %v, want 4", r.Version, err)
+	}
+}
+
+// leftoverTemps lists the temporary files in the state directory: those of
+// atomicfile (".rules.json.tmp-…") and the older ".rules.tmp-…".
+func leftoverTemps(dir string) ([]string, error) {
+	a, err := filepath.Glob(filepath.Join(dir, ".*.tmp-*"))
+	if err != nil {
+		return nil, err
+	}
+	b, err := filepath.Glob(filepath.Join(dir, oldTempPrefix+"*"))
+	return append(a, b...), err
+}
+
+// A start removes the temporary files a crash left mid-write, of this
+// version and of earlier ones, and nothing else.
+func TestOpenRemovesLeftoverTemps(t *testing.T) {
+	dir, c := t.TempDir(), newClock()
+	openTest(t, dir, c)
+	left := []string{".rules.json.tmp-123", ".rules.json.prev.tmp-456", oldTempPrefix + "789"}
+	for _, n := range left {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("{"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keep := filepath.Join(dir, "noise.json")
+	os.WriteFile(keep, []byte("{}"), 0o600)
+	s := openTest(t, dir, c)
+	if tmps, _ := leftoverTemps(dir); len(tmps) > 0 {
+		t.Errorf("temporary files left after the start: %v", tmps)
+	}
+	if _, err := os.Stat(keep); err != nil {
+		t.Errorf("another file was removed: %v", err)
+	}
+	if s.Current().Version != 1 {
+		t.Errorf("version %d", s.Current().Version)
 	}
 }

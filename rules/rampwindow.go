@@ -5,15 +5,7 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
-)
-
-// Latency histogram geometry: microseconds from 1µs to 1h, two significant
-// digits (1% precision, about 25 KiB per histogram). Longer latencies count
-// as 1h.
-const (
-	latencyMinMicros = 1
-	latencyMaxMicros = int64(time.Hour / time.Microsecond)
-	latencyDigits    = 2
+	"github.com/tandem-proxy/tandem/internal/latency"
 )
 
 // RampWindow gathers one route's ramp statistics for the current step. It is
@@ -42,8 +34,8 @@ type RampWindow struct {
 func NewRampWindow(now time.Time) *RampWindow {
 	return &RampWindow{
 		since:     now,
-		newLat:    hdrhistogram.New(latencyMinMicros, latencyMaxMicros, latencyDigits),
-		legacyLat: hdrhistogram.New(latencyMinMicros, latencyMaxMicros, latencyDigits),
+		newLat:    latency.New(),
+		legacyLat: latency.New(),
 	}
 }
 
@@ -73,9 +65,9 @@ func (w *RampWindow) AddCompare(start time.Time, mismatch bool) {
 }
 
 // AddNew counts one request sent to the new backend, served or shadow, with
-// its latency; failed means a transport error, timeout or 5xx. Failed
+// its latency d; failed means a transport error, timeout or 5xx. Failed
 // requests count in the latency too (a timeout is a slow request).
-func (w *RampWindow) AddNew(start time.Time, latency time.Duration, failed bool) {
+func (w *RampWindow) AddNew(start time.Time, d time.Duration, failed bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if start.Before(w.since) {
@@ -85,18 +77,18 @@ func (w *RampWindow) AddNew(start time.Time, latency time.Duration, failed bool)
 	if failed {
 		w.newErrs++
 	}
-	recordLatency(w.newLat, latency)
+	latency.Record(w.newLat, d)
 }
 
-// AddLegacy counts one legacy response's latency, served or shadow.
-func (w *RampWindow) AddLegacy(start time.Time, latency time.Duration) {
+// AddLegacy counts one legacy response's latency d, served or shadow.
+func (w *RampWindow) AddLegacy(start time.Time, d time.Duration) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if start.Before(w.since) {
 		return
 	}
 	w.legacyReqs++
-	recordLatency(w.legacyLat, latency)
+	latency.Record(w.legacyLat, d)
 }
 
 // MarkBreakerOpen records that the new backend's breaker opened at at (call
@@ -134,18 +126,8 @@ func (w *RampWindow) Stats() RampStats {
 	}
 }
 
-func recordLatency(h *hdrhistogram.Histogram, d time.Duration) {
-	us := int64(d / time.Microsecond)
-	us = min(max(us, latencyMinMicros), latencyMaxMicros)
-	h.RecordValue(us) // cannot fail: us is within the histogram's range
-}
-
-func p99(h *hdrhistogram.Histogram) time.Duration {
-	if h.TotalCount() == 0 {
-		return 0
-	}
-	return time.Duration(h.ValueAtQuantile(99)) * time.Microsecond
-}
+// p99 is the gate's latency: latency.Percentile, as the report reads it.
+func p99(h *hdrhistogram.Histogram) time.Duration { return latency.Percentile(h, 99) }
 
 // RampTracker runs one route's ramp: it keeps the RampState and the
 // RampWindow together, so that statistics always belong to the step being

@@ -132,7 +132,9 @@ const (
 	RulesFile     = "rules.json"      // the current rules
 	PrevRulesFile = "rules.json.prev" // the version before the current one
 	AuditFile     = "audit.log"       // JSON lines, append-only
-	tempPrefix    = ".rules.tmp-"
+	// oldTempPrefix named temporary files before internal/atomicfile;
+	// OpenState still removes such leftovers.
+	oldTempPrefix = ".rules.tmp-"
 )
 
 // State is the versioned, persisted routing rules of one tandem instance,

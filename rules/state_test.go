@@ -479,7 +479,7 @@ func TestPersistFailureLeavesStateUnchanged(t *testing.T) {
 			} else if step == "prev" && !bytes.Equal(readFile(t, filepath.Join(dir, PrevRulesFile)), prevBefore) {
 				t.Error("rules.json.prev changed")
 			}
-			if tmps, _ := filepath.Glob(filepath.Join(dir, tempPrefix+"*")); len(tmps) > 0 {
+			if tmps, _ := leftoverTemps(dir); len(tmps) > 0 {
 				t.Errorf("temporary files left: %v", tmps)
 			}
 			if !reflect.DeepEqual(got, []int64{2}) {

@@ -7,22 +7,23 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/tandem-proxy/tandem/internal/latency"
 )
 
-// Latency histograms record microseconds from 1 µs to 1 h with 2
-// significant digits; larger values are clamped to 1 h.
+// Latency histograms have internal/latency's geometry (microseconds, 1 µs
+// to 1 h, 2 significant digits). The encoding below names that geometry
+// and addEncoded refuses any other, so data written before the geometry
+// moved to internal/latency (the same constants) still decodes; changing
+// latency's constants would need a migration here.
 const (
-	histLowest  = 1
-	histHighest = int64(time.Hour / time.Microsecond)
-	histDigits  = 2
+	histLowest  = latency.Lowest
+	histHighest = latency.Highest
+	histDigits  = latency.Digits
 )
 
-func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(histLowest, histHighest, histDigits) }
+func newHist() *hdrhistogram.Histogram { return latency.New() }
 
-func recordLatency(h *hdrhistogram.Histogram, d time.Duration) {
-	us := min(max(int64(d/time.Microsecond), histLowest), histHighest)
-	h.RecordValue(us) // in range by construction
-}
+func recordLatency(h *hdrhistogram.Histogram, d time.Duration) { latency.Record(h, d) }
 
 // histFormat is the first byte of an encoded histogram.
 const histFormat = 1
@@ -110,7 +111,7 @@ func addEncoded(counts []int64, b []byte) error {
 		}
 		hdr[i] = v
 	}
-	if hdr[0] != histLowest || hdr[1] != uint64(histHighest) || hdr[2] != histDigits || hdr[3] != uint64(len(counts)) {
+	if hdr[0] != uint64(histLowest) || hdr[1] != uint64(histHighest) || hdr[2] != histDigits || hdr[3] != uint64(len(counts)) {
 		return fmt.Errorf("%w: geometry %d..%d/%d, %d counts", errBadHist, hdr[0], hdr[1], hdr[2], hdr[3])
 	}
 	n := int64(len(counts))

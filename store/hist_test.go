@@ -1,6 +1,8 @@
 package store
 
 import (
+	"bytes"
+	"encoding/hex"
 	"testing"
 	"time"
 )
@@ -26,6 +28,31 @@ func TestHistRoundTrip(t *testing.T) {
 	}
 	if h, err := decodeHist(nil); h != nil || err != nil {
 		t.Errorf("decodeHist(nil) = %v, %v", h, err)
+	}
+}
+
+// A histogram stored before the geometry moved to internal/latency still
+// decodes to the same counts and percentiles: the bytes below are what
+// encodeHist wrote for these latencies at commit 19ab645 (geometry 1..3.6e9
+// µs, 2 digits, 3328 counts).
+func TestHistStoredBeforeLatencyPackageDecodes(t *testing.T) {
+	old, err := hex.DecodeString("010180c8ceb40d02801a0201950101a50402850201b40401800201e20b01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := decodeHist(old)
+	if err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	if h.TotalCount() != 8 || h.ValueAtQuantile(50) != 3007 || h.ValueAtQuantile(99) != 3607101439 {
+		t.Errorf("decoded: %d values, p50 %d, p99 %d; want 8, 3007, 3607101439", h.TotalCount(), h.ValueAtQuantile(50), h.ValueAtQuantile(99))
+	}
+	now := newHist()
+	for _, d := range []time.Duration{0, 150 * time.Microsecond, 3 * time.Millisecond, 3 * time.Millisecond, 12345 * time.Microsecond, 250 * time.Millisecond, time.Second, 2 * time.Hour} {
+		recordLatency(now, d)
+	}
+	if got := encodeHist(now); !bytes.Equal(got, old) {
+		t.Errorf("the encoding changed:\n now %x\n was %x", got, old)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/tandem-proxy/tandem/compare"
+	"github.com/tandem-proxy/tandem/internal/latency"
 )
 
 // RouteReport is one route's traffic and comparison summary over a window
@@ -313,10 +314,8 @@ func fillCounts(r *RouteReport, n *[nCols]int64) {
 	}
 }
 
-// quantileMS is the q-th percentile of h (microseconds) in milliseconds.
+// quantileMS is the q-th percentile of h in milliseconds (latency.Percentile,
+// the same as the ramp's), 0 when h is empty.
 func quantileMS(h *hdrhistogram.Histogram, q float64) float64 {
-	if h.TotalCount() == 0 {
-		return 0
-	}
-	return float64(h.ValueAtQuantile(q)) / 1000
+	return latency.Milliseconds(latency.Percentile(h, q))
 }

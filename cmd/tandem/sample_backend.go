@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tandem-proxy/tandem/samples"
+	"github.com/tandem-proxy/tandem/internal/samples"
 )
 
 // runSampleBackend runs one sample image-upload service (package samples)

@@ -3,11 +3,11 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/tandem-proxy/tandem/admin"
 	"github.com/tandem-proxy/tandem/compare"
+	"github.com/tandem-proxy/tandem/internal/atomicfile"
 	"github.com/tandem-proxy/tandem/proxy"
 	"github.com/tandem-proxy/tandem/ramp"
 	"github.com/tandem-proxy/tandem/rules"
@@ -43,13 +43,14 @@ func (o rampObserver) Observe(ex *proxy.Exchange) {
 }
 
 // noiseFile persists the learner's state (learned and marked noise) in
-// data_dir/noise.json, written atomically.
+// data_dir/noise.json, written atomically and durably (atomicfile.Write).
 type noiseFile struct {
 	path    string
 	learner *compare.Learner
 }
 
 func (n *noiseFile) load() error {
+	atomicfile.RemoveTemps(n.path) // left by a crash mid-save; best effort
 	b, err := os.ReadFile(n.path)
 	if os.IsNotExist(err) {
 		return nil
@@ -70,31 +71,7 @@ func (n *noiseFile) save() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(n.path, b)
-}
-
-// writeFileAtomic writes via a synced temp file and a rename.
-func writeFileAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("cannot write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("cannot write %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.Write(n.path, b, 0o600)
 }
 
 // routeStatus builds GET /api/v1/routes from the rules, the data plane's

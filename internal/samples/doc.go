@@ -56,5 +56,7 @@
 // GIF and broken files; see Corpus for the list. golang.org/x/image has no
 // WebP encoder, so the package carries a minimal lossless (VP8L) writer.
 //
-// The package imports no other tandem package.
+// The package is internal: only tandem's demo (cmd/tandem), its tests and
+// benchmarks use it, so it is no part of the module's API. It imports no
+// other tandem package.
 package samples

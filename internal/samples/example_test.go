@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/tandem-proxy/tandem/samples"
+	"github.com/tandem-proxy/tandem/internal/samples"
 )
 
 // Start both flavours and upload an EXIF-rotated photo to each: the new
