@@ -7,6 +7,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/tandem-proxy/tandem/compare"
+	"github.com/tandem-proxy/tandem/exchange"
 )
 
 // The compare queue: a mirrored request's two sides finish at their own
@@ -132,7 +133,7 @@ func (s *Server) compareWorker() {
 // the route has one), counts the result and hands it to the observer.
 func (s *Server) compareJob(j *shadowJob) {
 	rt := j.rt
-	ex := &Exchange{
+	ex := &exchange.Exchange{
 		Route:     rt.Name,
 		RequestID: j.requestID,
 		Method:    j.method,

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tandem-proxy/tandem/backends"
 	"github.com/tandem-proxy/tandem/config"
+	"github.com/tandem-proxy/tandem/exchange"
 	"github.com/tandem-proxy/tandem/internal/testbackend"
 )
 
@@ -141,7 +142,7 @@ func (f *fixture) waitMetric(name string, want float64) {
 	}
 }
 
-func shadowMetric(route, outcome string) string {
+func shadowMetric(route string, outcome exchange.Outcome) string {
 	return fmt.Sprintf(`tandem_shadow_total{route=%q,outcome=%q}`, route, outcome)
 }
 

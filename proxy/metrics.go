@@ -8,20 +8,8 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/tandem-proxy/tandem/backends"
 	"github.com/tandem-proxy/tandem/compare"
+	"github.com/tandem-proxy/tandem/exchange"
 )
-
-// Shadow outcomes: the closed label set of tandem_shadow_total{outcome}.
-const (
-	OutcomeSent        = "sent"
-	OutcomeSampling    = "sampling"
-	OutcomeQueueFull   = "queue_full"
-	OutcomeBreakerOpen = "breaker_open"
-	OutcomeTooLarge    = "too_large"
-	OutcomeSpoolFull   = "spool_full"
-	OutcomeError       = "error"
-)
-
-var shadowOutcomes = []string{OutcomeSent, OutcomeSampling, OutcomeQueueFull, OutcomeBreakerOpen, OutcomeTooLarge, OutcomeSpoolFull, OutcomeError}
 
 var compareResults = []compare.Outcome{compare.OutcomeMatch, compare.OutcomeMismatch, compare.OutcomeNoise, compare.OutcomeError}
 
@@ -125,7 +113,7 @@ func (m *serverMetrics) clientError(status int) {
 type routeMetrics struct {
 	answers  *answerCounts
 	fallback *metrics.Counter
-	shadow   map[string]*metrics.Counter
+	shadow   map[exchange.Outcome]*metrics.Counter
 	compare  map[compare.Outcome]*metrics.Counter
 	mismatch map[compare.Kind]*metrics.Counter
 	// per backend name → role → histogram
@@ -142,7 +130,7 @@ func newRouteMetrics(sm *serverMetrics, route string, backendNames []string) *ro
 	m := &routeMetrics{
 		answers:  sm.routeAnswers(route),
 		fallback: set.GetOrCreateCounter(fmt.Sprintf(`tandem_fallback_total{route=%q}`, route)),
-		shadow:   map[string]*metrics.Counter{},
+		shadow:   map[exchange.Outcome]*metrics.Counter{},
 		compare:  map[compare.Outcome]*metrics.Counter{},
 		mismatch: map[compare.Kind]*metrics.Counter{},
 		duration: map[string]map[backends.Role]*metrics.PrometheusHistogram{},
@@ -150,7 +138,7 @@ func newRouteMetrics(sm *serverMetrics, route string, backendNames []string) *ro
 		cmp:      newCompareMetrics(set, route),
 		retries:  map[string]map[backends.RetryReason]*metrics.Counter{},
 	}
-	for _, o := range shadowOutcomes {
+	for _, o := range exchange.Outcomes {
 		m.shadow[o] = set.GetOrCreateCounter(fmt.Sprintf(`tandem_shadow_total{route=%q,outcome=%q}`, route, o))
 	}
 	for _, o := range compareResults {

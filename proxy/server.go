@@ -20,33 +20,15 @@ import (
 	"github.com/tandem-proxy/tandem/backends"
 	"github.com/tandem-proxy/tandem/compare"
 	"github.com/tandem-proxy/tandem/config"
+	"github.com/tandem-proxy/tandem/exchange"
 	"github.com/tandem-proxy/tandem/rules"
 	"github.com/valyala/fasthttp"
 )
 
-// Exchange is one finished comparison, handed to the Observer. It owns its data.
-type Exchange struct {
-	Route     string
-	RequestID string
-	Method    string
-	Path      string
-	ServedBy  string // "legacy" or "new"
-	At        time.Time
-	Legacy    *compare.Response
-	New       *compare.Response
-	// Latencies are times to response headers.
-	LegacyLatency, NewLatency time.Duration
-	Result                    compare.Result
-	// Secrets are the credential values the client sent (Authorization
-	// credentials, cookie values), so that a store can scrub them wherever
-	// a backend echoed them. They must never be stored or logged.
-	Secrets []string
-}
-
 // Observer receives every finished comparison (the diff store, reports). It
 // is called from shadow workers and must not block for long.
 type Observer interface {
-	Observe(*Exchange)
+	Observe(*exchange.Exchange)
 }
 
 // Options configure a Server. Config and Backends are required.
@@ -331,7 +313,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 
 	// Shadow admission: every mirrored-or-not decision is counted once.
 	var sp *spool
-	var skip string
+	var skip exchange.Outcome
 	if rt.new != nil {
 		shadowTarget := rt.new
 		if servedByNew {
@@ -339,11 +321,11 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		}
 		switch {
 		case rules.MirrorBucket(rt.Name, b2s(id)) >= rt.mirrorThreshold:
-			skip = OutcomeSampling
+			skip = exchange.Sampling
 		case shadowTarget.BreakerState() == backends.StateOpen:
-			skip = OutcomeBreakerOpen
+			skip = exchange.BreakerOpen
 		case s.busy.Load() >= int64(cap(s.jobs)):
-			skip = OutcomeQueueFull
+			skip = exchange.QueueFull
 		default:
 			sp, skip = s.spools.get(cl)
 		}
@@ -401,7 +383,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		fasthttp.ReleaseResponse(resp)
 		if sp != nil {
 			sp.release()
-			sp, skip = nil, OutcomeError
+			sp, skip = nil, exchange.Error
 		}
 		s.countShadowSkip(rt, skip)
 		s.upstreamFailed(ctx, rt, serving, servedByNew, body, err)
@@ -421,10 +403,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	var job *shadowJob
 	if sp != nil {
 		if sp.failed == "" && cl >= 0 && body.n != cl {
-			sp.fail(OutcomeError) // the backend answered before reading the whole body
+			sp.fail(exchange.Error) // the backend answered before reading the whole body
 		}
 		if sp.failed == "" && cl < 0 && !body.eof {
-			sp.fail(OutcomeError)
+			sp.fail(exchange.Error)
 		}
 		if sp.failed != "" {
 			skip = sp.failed
@@ -434,7 +416,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			job.hostless = meta.hostless
 			if !s.submit(job) {
 				job.release()
-				job, skip = nil, OutcomeQueueFull
+				job, skip = nil, exchange.QueueFull
 			}
 		}
 	}
@@ -540,7 +522,7 @@ func (s *Server) refuse(ctx *fasthttp.RequestCtx, rt *route, status int, msg str
 	rt.m.answers.add(byTandem, false, true)
 }
 
-func (s *Server) countShadowSkip(rt *route, skip string) {
+func (s *Server) countShadowSkip(rt *route, skip exchange.Outcome) {
 	if skip != "" {
 		rt.m.shadow[skip].Inc()
 	}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tandem-proxy/tandem/exchange"
 	"github.com/tandem-proxy/tandem/rules"
 )
 
@@ -85,8 +86,23 @@ type Observation struct {
 	LegacyOK  bool
 }
 
-// Observe feeds one comparison into its route's window, if the route ramps.
-func (c *Controller) Observe(o Observation) {
+// Observe feeds one finished exchange into its route's window, if the route
+// ramps. It makes the Controller an observer of the data plane.
+func (c *Controller) Observe(ex *exchange.Exchange) {
+	c.Add(Observation{
+		Route:         ex.Route,
+		Start:         ex.At,
+		Compared:      ex.Compared(),
+		Mismatch:      ex.Mismatch(),
+		LegacyLatency: ex.LegacyLatency,
+		NewLatency:    ex.NewLatency,
+		NewFailed:     ex.NewFailed(),
+		LegacyOK:      ex.LegacyOK(),
+	})
+}
+
+// Add feeds one comparison into its route's window, if the route ramps.
+func (c *Controller) Add(o Observation) {
 	r := c.rampedRoute(o.Route)
 	if r == nil {
 		return

@@ -693,7 +693,7 @@ func TestCrashKill9KeepsStateConsistent(t *testing.T) {
 	backwards("new_errors", before.NewErrors, after.NewErrors)
 	backwards("legacy_errors", before.LegacyErrors, after.LegacyErrors)
 	for k, v := range before.Skipped {
-		backwards("skipped."+k, v, after.Skipped[k])
+		backwards("skipped."+string(k), v, after.Skipped[k])
 	}
 	bd := map[string]int64{}
 	for _, p := range before.Diffs {

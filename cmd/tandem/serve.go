@@ -19,6 +19,7 @@ import (
 	"github.com/tandem-proxy/tandem/backends"
 	"github.com/tandem-proxy/tandem/compare"
 	"github.com/tandem-proxy/tandem/config"
+	"github.com/tandem-proxy/tandem/exchange"
 	"github.com/tandem-proxy/tandem/proxy"
 	"github.com/tandem-proxy/tandem/ramp"
 	"github.com/tandem-proxy/tandem/rules"
@@ -163,7 +164,7 @@ func serve(path string, cfg *config.Config, log *slog.Logger, sigs <-chan os.Sig
 		Logger:    log,
 		Learner:   learner,
 		Rules:     &cur,
-		Observer:  proxy.Observers{storeObserver{st}, rampObserver{ctl}},
+		Observer:  observers{storeObserver{st}, ctl},
 		AccessLog: so.accessLog,
 	})
 	if err != nil {
@@ -315,13 +316,12 @@ func flushCounters(px *proxy.Server, st *store.Store, last map[string]proxy.Rout
 			},
 			Fallback: c.Fallback - p.Fallback,
 			Sent:     c.Mirrored - p.Mirrored,
-			Skipped:  map[string]int64{},
+			Skipped:  map[exchange.Outcome]int64{},
 		}
-		for _, r := range store.SkipReasons {
-			if r == store.SkipError {
-				continue // a shadow that was sent and failed is mirrored, not skipped
+		for _, o := range exchange.Outcomes {
+			if o.Skipped() { // a shadow that was sent and failed is mirrored, not skipped
+				d.Skipped[o] = c.Shadow[o] - p.Shadow[o]
 			}
-			d.Skipped[r] = c.Shadow[r] - p.Shadow[r]
 		}
 		if d.Requests == 0 && d.Sent == 0 && d.Fallback == 0 && sumMap(d.Skipped) == 0 {
 			continue
@@ -332,7 +332,7 @@ func flushCounters(px *proxy.Server, st *store.Store, last map[string]proxy.Rout
 	}
 }
 
-func sumMap(m map[string]int64) int64 {
+func sumMap(m map[exchange.Outcome]int64) int64 {
 	var n int64
 	for _, v := range m {
 		n += v

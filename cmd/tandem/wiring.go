@@ -8,6 +8,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/tandem-proxy/tandem/admin"
 	"github.com/tandem-proxy/tandem/compare"
+	"github.com/tandem-proxy/tandem/exchange"
 	"github.com/tandem-proxy/tandem/proxy"
 	"github.com/tandem-proxy/tandem/ramp"
 	"github.com/tandem-proxy/tandem/rules"
@@ -17,29 +18,15 @@ import (
 // storeObserver hands finished comparisons to the diff store.
 type storeObserver struct{ st *store.Store }
 
-func (o storeObserver) Observe(ex *proxy.Exchange) {
-	o.st.Record(&store.Exchange{
-		Route: ex.Route, RequestID: ex.RequestID, Method: ex.Method, Path: ex.Path, ServedBy: ex.ServedBy,
-		At: ex.At, Legacy: ex.Legacy, New: ex.New, LegacyLatency: ex.LegacyLatency, NewLatency: ex.NewLatency,
-		Result: ex.Result, Secrets: ex.Secrets,
-	})
-}
+func (o storeObserver) Observe(ex *exchange.Exchange) { o.st.Record(ex) }
 
-// rampObserver feeds the ramp controller.
-type rampObserver struct{ c *ramp.Controller }
+// observers fans one exchange out to several observers, in order.
+type observers []proxy.Observer
 
-func (o rampObserver) Observe(ex *proxy.Exchange) {
-	newFailed := ex.New.Err != "" || ex.New.Status >= 500
-	o.c.Observe(ramp.Observation{
-		Route:         ex.Route,
-		Start:         ex.At,
-		Compared:      ex.Result.Outcome != compare.OutcomeError,
-		Mismatch:      ex.Result.Outcome == compare.OutcomeMismatch,
-		LegacyLatency: ex.LegacyLatency,
-		NewLatency:    ex.NewLatency,
-		NewFailed:     newFailed,
-		LegacyOK:      ex.Legacy.Err == "",
-	})
+func (o observers) Observe(ex *exchange.Exchange) {
+	for _, x := range o {
+		x.Observe(ex)
+	}
 }
 
 // noiseFile persists the learner's state (learned and marked noise) in
