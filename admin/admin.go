@@ -82,7 +82,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		ctx.SetBodyString("ready\n")
 	case "/metrics":
 		ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
-		metrics.WritePrometheus(ctx, true)
+		if s.deps.Metrics != nil {
+			s.deps.Metrics.WritePrometheus(ctx)
+		}
+		metrics.WriteProcessMetrics(ctx)
 	default:
 		ctx.SetStatusCode(fasthttp.StatusNotFound)
 		ctx.SetContentType("text/plain; charset=utf-8")

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/tandem-proxy/tandem/compare"
 	"github.com/tandem-proxy/tandem/rules"
 	"github.com/tandem-proxy/tandem/store"
@@ -78,6 +79,9 @@ type Deps struct {
 	// same budget the proxy's comparisons use. Nil: heat maps are bounded
 	// per image by compare.DefaultMaxImagePixels only.
 	DecodeBudget *compare.DecodeBudget
+	// Metrics is the set /metrics exports, with the process's own metrics
+	// (go_*, process_*). Nil: the process's metrics only.
+	Metrics *metrics.Set
 }
 
 // BadRequestError marks an error caused by the request (answered 400).

@@ -65,10 +65,9 @@ func compareWorkers(n int) int {
 
 // startCompares makes the compare queue and starts its workers.
 func (s *Server) startCompares() {
-	l := s.cfg.Limits
-	s.decode = compare.NewDecodeBudget(int64(l.DecodeMemory), decodeWait)
-	s.compares = make(chan *shadowJob, max(l.CompareQueue, 1))
-	for i := 0; i < compareWorkers(l.CompareWorkers); i++ {
+	s.decode = compare.NewDecodeBudget(s.o.DecodeMemory, decodeWait)
+	s.compares = make(chan *shadowJob, max(s.o.CompareQueue, 1))
+	for i := 0; i < compareWorkers(s.o.CompareWorkers); i++ {
 		s.cmpWorkers.Add(1)
 		go s.compareWorker()
 	}

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/tandem-proxy/tandem/compare"
-	"github.com/tandem-proxy/tandem/config"
 	"github.com/tandem-proxy/tandem/exchange"
 	"github.com/tandem-proxy/tandem/internal/faultbackend"
 	"github.com/tandem-proxy/tandem/internal/testbackend"
@@ -406,7 +405,7 @@ func TestFaultLegacyNeverWrongButComplete(t *testing.T) {
 // wait), and reads limit+1 bytes of a body over the bound, no more.
 func TestShadowBodyBound(t *testing.T) {
 	const compareMax = 1 << 10
-	s := &Server{cfg: &config.Config{}, compareMax: compareMax, captureMem: newMemBudget(1 << 20)}
+	s := &Server{compareMax: compareMax, captureMem: newMemBudget(1 << 20)}
 	for _, tc := range []struct {
 		name         string
 		served       int64 // served size; < 0: the served side never completes

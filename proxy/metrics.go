@@ -73,9 +73,9 @@ func b2i(b bool) int {
 	return 0
 }
 
-// serverMetrics are one Server's metrics. Each Server has its own
-// metrics.Set, registered for /metrics while the server lives, so that two
-// servers in one process (tests) never share counters.
+// serverMetrics are one Server's metrics, in the set the caller passed
+// (Options.Metrics) or one of the server's own; nothing is registered
+// globally, so two servers in one process (tests) never share counters.
 type serverMetrics struct {
 	set          *metrics.Set
 	clientErrors map[int]*metrics.Counter
@@ -85,8 +85,10 @@ type serverMetrics struct {
 	answers   map[string]*answerCounts // by route name; kept across rules versions
 }
 
-func newServerMetrics(s *Server) *serverMetrics {
-	set := metrics.NewSet()
+func newServerMetrics(s *Server, set *metrics.Set) *serverMetrics {
+	if set == nil {
+		set = metrics.NewSet()
+	}
 	m := &serverMetrics{set: set, clientErrors: map[int]*metrics.Counter{}, answers: map[string]*answerCounts{}}
 	for _, st := range clientErrorStatuses {
 		m.clientErrors[st] = set.NewCounter(fmt.Sprintf(`tandem_client_errors_total{status="%d"}`, st))

@@ -102,15 +102,14 @@ func serve(path string, cfg *config.Config, log *slog.Logger, sigs <-chan os.Sig
 	var ctl *ramp.Controller
 	bs := map[string]*backends.Backend{}
 	for name, bc := range cfg.Backends {
-		b, err := backends.New(name, bc, backends.Options{
-			ShadowConns: cfg.Limits.ShadowConcurrency,
-			OnBreakerChange: func(backend string, from, to backends.State) {
-				log.Warn("breaker state change", "backend", backend, "from", from.String(), "to", to.String())
-				if to == backends.StateOpen && ctl != nil {
-					ctl.BreakerOpened(backend, time.Now())
-				}
-			},
-		})
+		bo := backendOptions(cfg, bc)
+		bo.OnBreakerChange = func(backend string, from, to backends.State) {
+			log.Warn("breaker state change", "backend", backend, "from", from.String(), "to", to.String())
+			if to == backends.StateOpen && ctl != nil {
+				ctl.BreakerOpened(backend, time.Now())
+			}
+		}
+		b, err := backends.New(name, bo)
 		if err != nil {
 			return err
 		}
@@ -134,11 +133,10 @@ func serve(path string, cfg *config.Config, log *slog.Logger, sigs <-chan os.Sig
 		}
 	}
 
-	// This serve's own metrics, so that several serves in one process (tests)
+	// This serve's own metrics (the proxy's among them), exported by its
+	// admin listener only, so that several serves in one process (tests)
 	// never read each other's state.
 	ms := metrics.NewSet()
-	metrics.RegisterSet(ms)
-	defer metrics.UnregisterSet(ms, true)
 	rm := &reloadMetrics{
 		ok:     ms.NewCounter(`tandem_rules_reload_total{result="ok"}`),
 		failed: ms.NewCounter(`tandem_rules_reload_total{result="error"}`),
@@ -158,15 +156,15 @@ func serve(path string, cfg *config.Config, log *slog.Logger, sigs <-chan os.Sig
 
 	ctl = ramp.New(state, func(b string) bool { return bs[b] != nil && bs[b].BreakerState() == backends.StateOpen }, log, nil)
 	cur := state.Current()
-	px, err := proxy.New(proxy.Options{
-		Config:    cfg,
-		Backends:  bs,
-		Logger:    log,
-		Learner:   learner,
-		Rules:     &cur,
-		Observer:  observers{storeObserver{st}, ctl},
-		AccessLog: so.accessLog,
-	})
+	po := proxyOptions(cfg)
+	po.Backends = bs
+	po.Logger = log
+	po.Learner = learner
+	po.Rules = &cur
+	po.Observer = observers{storeObserver{st}, ctl}
+	po.Metrics = ms
+	po.AccessLog = so.accessLog
+	px, err := proxy.New(po)
 	if err != nil {
 		return err
 	}
@@ -212,6 +210,7 @@ func serve(path string, cfg *config.Config, log *slog.Logger, sigs <-chan os.Sig
 		Routes:  func() []admin.RouteStatus { return routeStatus(state, px, ctl) },
 		// Heat maps decode under the comparisons' budget.
 		DecodeBudget: px.DecodeBudget(),
+		Metrics:      ms,
 		MarkNoise: func(route, p, reason string) error {
 			if err := learner.Mark(route, p, reason); err != nil {
 				return &admin.BadRequestError{Err: err}
