@@ -113,7 +113,19 @@ func Open(cfg *config.Config, o Options) (_ *Instance, err error) {
 		bs[name] = b
 	}
 	known := func(n string) bool { return bs[n] != nil }
-	validate := func(rs []rules.Route) []error { return rules.Validate(rs, known) }
+	// A version is stored only if the data plane can put it in force: once
+	// the proxy exists, its compilation (a dry run) is part of the check.
+	// Before, at start, proxy.New compiles the stored rules and Open fails
+	// if it cannot.
+	validate := func(rs []rules.Route) []error {
+		errs := rules.Validate(rs, known)
+		if len(errs) == 0 && in.px != nil {
+			if err := in.px.CheckRules(rs); err != nil {
+				errs = append(errs, fmt.Errorf("the data plane cannot put these rules in force: %w", err))
+			}
+		}
+		return errs
+	}
 	state, err := rules.OpenState(cfg.DataDir, cfg.Routes, validate, nil)
 	if err != nil {
 		return nil, err

@@ -327,6 +327,15 @@ func (s *Server) SetRules(version int64, routes []rules.Route) error {
 	return nil
 }
 
+// CheckRules compiles routes as SetRules would, without putting them in
+// force or creating their metrics: a dry run, so that a rules store can
+// refuse a version the data plane could not serve (the app makes it part of
+// the rules state's validator).
+func (s *Server) CheckRules(routes []rules.Route) error {
+	_, err := compileTable(0, routes, s.backends, nil, s.decode)
+	return err
+}
+
 // RulesVersion returns the version of the rules in force.
 func (s *Server) RulesVersion() int64 { return s.table.Load().version }
 
