@@ -1,8 +1,3 @@
-// Package ramp runs automatic promotion: one controller that feeds each
-// ramped route's statistics window from finished comparisons, evaluates the
-// pure rules.Step on a ticker, and applies its decisions through the same
-// versioned rules state as the API (actor "ramp"). It owns no decisions of
-// its own and imports no network code.
 package ramp
 
 import (
@@ -22,8 +17,8 @@ type Controller struct {
 	now         func() time.Time
 
 	mu       sync.Mutex
-	trackers map[string]*rules.RampTracker
-	last     map[string]rules.Decision
+	trackers map[string]*Tracker
+	last     map[string]Decision
 }
 
 // New returns a controller over state. breakerOpen reports whether a
@@ -40,23 +35,23 @@ func New(state *rules.State, breakerOpen func(string) bool, log *slog.Logger, no
 		breakerOpen: breakerOpen,
 		log:         log,
 		now:         now,
-		trackers:    map[string]*rules.RampTracker{},
-		last:        map[string]rules.Decision{},
+		trackers:    map[string]*Tracker{},
+		last:        map[string]Decision{},
 	}
 }
 
 // tracker returns the route's tracker, creating it on first use. A route that
 // was rolled back before a restart starts halted.
-func (c *Controller) tracker(r *rules.Route) *rules.RampTracker {
+func (c *Controller) tracker(r *rules.Route) *Tracker {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t := c.trackers[r.Name]
 	if t == nil {
-		st := rules.NewRampState(c.now(), r.Ramp, r.ServeNew)
+		st := NewProgress(c.now(), r.Ramp, r.ServeNew)
 		if evs, err := c.state.Events(time.Time{}, 100000); err == nil {
-			st.Halted = rules.RampHalted(evs, r.Name, r.ServeNew)
+			st.Halted = Halted(evs, r.Name, r.ServeNew)
 		}
-		t = rules.NewRampTracker(st)
+		t = NewTracker(st)
 		c.trackers[r.Name] = t
 	}
 	return t
@@ -141,10 +136,10 @@ func (c *Controller) Tick() {
 		c.mu.Lock()
 		c.last[r.Name] = d
 		c.mu.Unlock()
-		if d.Action == rules.ActionWait {
+		if d.Action == ActionWait {
 			continue
 		}
-		_, changed, err := c.state.ApplyRamp(r.Name, d)
+		_, changed, err := Apply(c.state, r.Name, d)
 		if err != nil {
 			c.log.Warn("ramp decision not applied", "route", r.Name, "action", string(d.Action), "err", err)
 			continue
@@ -178,7 +173,7 @@ type Status struct {
 	HoldSeconds float64            `json:"hold_seconds"`
 	Halted      bool               `json:"halted"`
 	Done        bool               `json:"done"`
-	Last        *rules.Decision    `json:"last_decision,omitempty"`
+	Last        *Decision          `json:"last_decision,omitempty"`
 	Gates       map[string]float64 `json:"gates,omitempty"`
 }
 

@@ -426,19 +426,21 @@ func (s *State) notifyAndUnlock(r Rules) {
 
 // Promote sets a route's serve_new to percent (kind "promote").
 func (s *State) Promote(route string, percent float64, actor, reason string) (Rules, error) {
-	r, _, err := s.Apply(0, Event{Actor: actor, Kind: KindPromote, Route: route, Reason: reason}, setServeNew(route, percent, nil))
+	r, _, err := s.Apply(0, Event{Actor: actor, Kind: KindPromote, Route: route, Reason: reason}, SetServeNew(route, percent, nil))
 	return r, err
 }
 
 // Rollback sets a route's serve_new to 0 (kind "rollback").
 func (s *State) Rollback(route string, actor, reason string) (Rules, error) {
-	r, _, err := s.Apply(0, Event{Actor: actor, Kind: KindRollback, Route: route, Reason: reason}, setServeNew(route, 0, nil))
+	r, _, err := s.Apply(0, Event{Actor: actor, Kind: KindRollback, Route: route, Reason: reason}, SetServeNew(route, 0, nil))
 	return r, err
 }
 
-// setServeNew returns a mutation that sets route's serve_new to percent;
-// if from is not nil, the route must be at *from (else ErrStale).
-func setServeNew(route string, percent float64, from *float64) func(*Rules) error {
+// SetServeNew returns the change that sets route's serve_new to percent,
+// for Apply: if from is non-nil and the route's serve_new is no longer
+// *from, the change is refused with an error wrapping ErrStale (a
+// compare-and-set on the percentage, for decisions made on older rules).
+func SetServeNew(route string, percent float64, from *float64) func(*Rules) error {
 	return func(r *Rules) error {
 		for i := range r.Routes {
 			if r.Routes[i].Name != route {
@@ -481,36 +483,6 @@ func (s *State) FileChanged(routes []Route) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return routesDigest(routes) != s.fileDigest
-}
-
-// ApplyRamp carries out a ramp decision for route: "advance" sets serve_new
-// to d.ToPercent (kind "ramp_step"), "rollback" sets it to 0 (kind
-// "ramp_rollback"), both with actor "ramp", d.Reason and the gate values in
-// Details; "done" records a "ramp_done" event; "wait" does nothing. If the
-// route's serve_new is no longer d.FromPercent, nothing changes and the
-// error wraps ErrStale. A rollback of a route already at 0 (the ramp had not
-// started) changes no rules but is still recorded. The bool reports whether
-// the rules changed.
-func (s *State) ApplyRamp(route string, d Decision) (Rules, bool, error) {
-	ev := Event{Actor: "ramp", Route: route, Reason: d.Reason, Details: d.details()}
-	from := d.FromPercent
-	switch d.Action {
-	case ActionAdvance:
-		ev.Kind = "ramp_step"
-		return s.Apply(0, ev, setServeNew(route, d.ToPercent, &from))
-	case ActionRollback:
-		ev.Kind = "ramp_rollback"
-		r, changed, err := s.Apply(0, ev, setServeNew(route, 0, &from))
-		if err == nil && !changed {
-			ev.Old, ev.New = "serve_new "+fmtPercent(from), "serve_new 0"
-			err = s.Record(ev)
-		}
-		return r, changed, err
-	case ActionDone:
-		ev.Kind = "ramp_done"
-		return s.Current(), false, s.Record(ev)
-	}
-	return s.Current(), false, nil
 }
 
 // Record appends an event that changes no rules (reload_error, noise, ramp

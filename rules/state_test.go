@@ -718,44 +718,6 @@ func shared(t *testing.T, path string, a, b reflect.Value) {
 	}
 }
 
-// Ramp decisions become versioned changes with the gate values in Details.
-func TestApplyRamp(t *testing.T) {
-	s := openTest(t, t.TempDir(), newClock())
-	adv := Decision{Action: ActionAdvance, FromPercent: 0, ToPercent: 1, Reason: "gates passed", Values: map[string]float64{"diff_rate": 0.001}}
-	r, changed, err := s.ApplyRamp("images", adv)
-	if err != nil || !changed || serveNew(r, "images") != 1 {
-		t.Fatalf("advance: %v %v %v", serveNew(r, "images"), changed, err)
-	}
-	if _, _, err := s.ApplyRamp("images", adv); !errors.Is(err, ErrStale) {
-		t.Errorf("decision made at 0%% applied at 1%%: %v", err)
-	}
-	rb := Decision{Action: ActionRollback, FromPercent: 1, Gate: GateDiffRate, Reason: "diff rate too high"}
-	if r, changed, err = s.ApplyRamp("images", rb); err != nil || !changed || serveNew(r, "images") != 0 {
-		t.Fatalf("rollback: %v %v %v", serveNew(r, "images"), changed, err)
-	}
-	rb0 := Decision{Action: ActionRollback, FromPercent: 0, Gate: GateBreaker, Reason: "breaker open before the first step"}
-	if _, changed, err = s.ApplyRamp("images", rb0); err != nil || changed {
-		t.Errorf("rollback at 0: changed %v err %v", changed, err)
-	}
-	if _, changed, _ = s.ApplyRamp("images", Decision{Action: ActionWait}); changed {
-		t.Error("wait changed the rules")
-	}
-	evs := allEvents(t, s)
-	var kinds []string
-	for _, e := range evs {
-		kinds = append(kinds, e.Kind+"/"+e.Actor)
-	}
-	if want := []string{"seed/file", "ramp_step/ramp", "ramp_rollback/ramp", "ramp_rollback/ramp"}; !reflect.DeepEqual(kinds, want) {
-		t.Errorf("events %v, want %v", kinds, want)
-	}
-	if d := evs[1].Details; d["diff_rate"] != 0.001 || d["to_percent"] != 1.0 {
-		t.Errorf("ramp_step details %v", d)
-	}
-	if d := evs[2].Details; d["gate"] != GateDiffRate {
-		t.Errorf("ramp_rollback details %v", d)
-	}
-}
-
 // What GET returns, PUT accepts unchanged.
 func TestRulesDocumentRoundTrip(t *testing.T) {
 	s := openTest(t, t.TempDir(), newClock())
