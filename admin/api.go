@@ -17,7 +17,7 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// RulesStore is the versioned rules state (rules.State).
+// RulesStore is the versioned rules state (rulestore.State).
 type RulesStore interface {
 	Current() rules.Rules
 	Update(ifMatch int64, actor, kind, route, reason string, mutate func(*rules.Rules) error) (rules.Rules, error)

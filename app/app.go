@@ -19,6 +19,7 @@ import (
 	"github.com/tandem-proxy/tandem/proxy"
 	"github.com/tandem-proxy/tandem/ramp"
 	"github.com/tandem-proxy/tandem/rules"
+	"github.com/tandem-proxy/tandem/rulestore"
 	"github.com/tandem-proxy/tandem/store"
 )
 
@@ -51,7 +52,7 @@ type Instance struct {
 	token string
 
 	ms      *metrics.Set
-	state   *rules.State
+	state   *rulestore.State
 	st      *store.Store
 	px      *proxy.Server
 	ad      *admin.Server
@@ -126,7 +127,7 @@ func Open(cfg *config.Config, o Options) (_ *Instance, err error) {
 		}
 		return errs
 	}
-	state, err := rules.OpenState(cfg.DataDir, cfg.Routes, validate, nil)
+	state, err := rulestore.OpenState(cfg.DataDir, cfg.Routes, validate, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -174,6 +175,7 @@ func Open(cfg *config.Config, o Options) (_ *Instance, err error) {
 		return nil, err
 	}
 	in.px = px
+	px.Follow(state)
 	state.Subscribe(in.rulesChanged)
 	registerStoreMetrics(in.ms, st)
 
@@ -202,12 +204,11 @@ func Open(cfg *config.Config, o Options) (_ *Instance, err error) {
 	return in, nil
 }
 
-// rulesChanged puts a new rules version in force in the data plane (the
-// rules state's subscriber) and exports its routes' serve_new gauges.
+// rulesChanged exports the routes' serve_new gauges of a rules version the
+// data plane has put in force (it follows the state first).
 func (in *Instance) rulesChanged(r rules.Rules) {
-	if err := in.px.SetRules(r.Version, r.Routes); err != nil {
-		in.log.Error("rules not applied to the data plane", "version", r.Version, "err", err)
-		return
+	if in.px.RulesVersion() != r.Version {
+		return // not in force: Follow logged why
 	}
 	for _, rt := range r.Routes {
 		name := rt.Name
@@ -342,7 +343,7 @@ func (in *Instance) Token() string { return in.token }
 func (in *Instance) Proxy() *proxy.Server { return in.px }
 
 // State is the rules state.
-func (in *Instance) State() *rules.State { return in.state }
+func (in *Instance) State() *rulestore.State { return in.state }
 
 // Store is the diff store.
 func (in *Instance) Store() *store.Store { return in.st }

@@ -9,7 +9,7 @@ import (
 	"github.com/tandem-proxy/tandem/exchange"
 	"github.com/tandem-proxy/tandem/proxy"
 	"github.com/tandem-proxy/tandem/ramp"
-	"github.com/tandem-proxy/tandem/rules"
+	"github.com/tandem-proxy/tandem/rulestore"
 	"github.com/tandem-proxy/tandem/store"
 )
 
@@ -35,7 +35,7 @@ var (
 
 // routeStatus builds GET /api/v1/routes from the rules, the data plane's
 // counters and breakers, and the ramp controller.
-func routeStatus(state *rules.State, px *proxy.Server, ctl *ramp.Controller) []admin.RouteStatus {
+func routeStatus(state *rulestore.State, px *proxy.Server, ctl *ramp.Controller) []admin.RouteStatus {
 	cur := state.Current()
 	counters := px.Counters()
 	breakers := px.Breakers()

@@ -327,6 +327,24 @@ func (s *Server) SetRules(version int64, routes []rules.Route) error {
 	return nil
 }
 
+// RulesSource is where the data plane takes its rules from: a rules store
+// (rulestore.State) that calls f with the rules in force at once and then
+// with every new version, in order.
+type RulesSource interface {
+	Subscribe(f func(rules.Rules))
+}
+
+// Follow puts every version src publishes in force. A version that does not
+// compile (which a store validating with CheckRules never publishes) is
+// logged and the previous rules stay.
+func (s *Server) Follow(src RulesSource) {
+	src.Subscribe(func(r rules.Rules) {
+		if err := s.SetRules(r.Version, r.Routes); err != nil {
+			s.log.Error("BUG: rules not applied to the data plane", "version", r.Version, "err", err)
+		}
+	})
+}
+
 // CheckRules compiles routes as SetRules would, without putting them in
 // force or creating their metrics: a dry run, so that a rules store can
 // refuse a version the data plane could not serve (the app makes it part of

@@ -14,7 +14,7 @@ import (
 // nothing changes and the error wraps rules.ErrStale. A rollback of a route
 // already at 0 (the ramp had not started) changes no rules but is still
 // recorded. The bool reports whether the rules changed.
-func Apply(s *rules.State, route string, d Decision) (rules.Rules, bool, error) {
+func Apply(s RulesStore, route string, d Decision) (rules.Rules, bool, error) {
 	ev := rules.Event{Actor: "ramp", Route: route, Reason: d.Reason, Details: d.details()}
 	from := d.FromPercent
 	switch d.Action {

@@ -7,16 +7,17 @@ import (
 	"time"
 
 	"github.com/tandem-proxy/tandem/rules"
+	"github.com/tandem-proxy/tandem/rulestore"
 )
 
 // openRampState opens a rules state whose route "images" ramps.
-func openRampState(t *testing.T) *rules.State {
+func openRampState(t *testing.T) *rulestore.State {
 	t.Helper()
 	rt := rules.DefaultRoute()
 	rt.Name, rt.Legacy, rt.New = "images", "legacy", "new"
 	rp := rules.DefaultRamp()
 	rt.Ramp = &rp
-	s, err := rules.OpenState(t.TempDir(), []rules.Route{rt}, nil, func() time.Time { return t0 })
+	s, err := rulestore.OpenState(t.TempDir(), []rules.Route{rt}, nil, func() time.Time { return t0 })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,9 +9,20 @@ import (
 	"github.com/tandem-proxy/tandem/rules"
 )
 
+// RulesStore is what the ramp needs of the rules store (rulestore.State,
+// or any store behind the same contract): the rules in force, the audit log
+// (a route rolled back before a restart starts halted), a versioned change
+// and an audit append.
+type RulesStore interface {
+	Current() rules.Rules
+	Events(since time.Time, limit int) ([]rules.Event, error)
+	Apply(ifMatch int64, ev rules.Event, mutate func(*rules.Rules) error) (rules.Rules, bool, error)
+	Record(rules.Event) error
+}
+
 // Controller drives every route that has a ramp. Safe for concurrent use.
 type Controller struct {
-	state       *rules.State
+	state       RulesStore
 	breakerOpen func(backend string) bool
 	log         *slog.Logger
 	now         func() time.Time
@@ -23,7 +34,7 @@ type Controller struct {
 
 // New returns a controller over state. breakerOpen reports whether a
 // backend's breaker is open now; now nil means time.Now.
-func New(state *rules.State, breakerOpen func(string) bool, log *slog.Logger, now func() time.Time) *Controller {
+func New(state RulesStore, breakerOpen func(string) bool, log *slog.Logger, now func() time.Time) *Controller {
 	if now == nil {
 		now = time.Now
 	}
