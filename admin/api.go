@@ -11,13 +11,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/tandem-proxy/tandem/compare"
 	"github.com/tandem-proxy/tandem/rules"
 	"github.com/tandem-proxy/tandem/store"
 	"net/http"
 )
 
-// RulesStore is the versioned rules state (rules.State).
+// RulesStore is the versioned rules state (rulestore.State).
 type RulesStore interface {
 	Current() rules.Rules
 	Update(ifMatch int64, actor, kind, route, reason string, mutate func(*rules.Rules) error) (rules.Rules, error)
@@ -79,6 +80,9 @@ type Deps struct {
 	// same budget the proxy's comparisons use. Nil: heat maps are bounded
 	// per image by compare.DefaultMaxImagePixels only.
 	DecodeBudget *compare.DecodeBudget
+	// Metrics is the set /metrics exports, with the process's own metrics
+	// (go_*, process_*). Nil: the process's metrics only.
+	Metrics *metrics.Set
 }
 
 // BadRequestError marks an error caused by the request (answered 400).

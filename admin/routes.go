@@ -103,5 +103,8 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	metrics.WritePrometheus(w, true)
+	if s.deps.Metrics != nil {
+		s.deps.Metrics.WritePrometheus(w)
+	}
+	metrics.WriteProcessMetrics(w)
 }

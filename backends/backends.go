@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/sony/gobreaker/v2"
-	"github.com/tandem-proxy/tandem/config"
 	"github.com/tandem-proxy/tandem/internal/rawconn"
 	"github.com/valyala/fasthttp"
 )
@@ -51,17 +50,70 @@ type doer interface {
 type Backend struct {
 	Name    string
 	Timeout time.Duration
+	// URL is the first instance's base URL, as given in Options.URLs: the
+	// proxy takes from it the Host header of a request that has none, and
+	// the scheme of its URI.
+	URL     string
 	served  doer
 	shadow  doer
 	breaker *gobreaker.TwoStepCircuitBreaker[struct{}]
 }
 
-// Options are the process-wide settings every backend shares.
+// Defaults for the zero values of Options.
+const (
+	DefaultTimeout         = 30 * time.Second
+	DefaultMaxConns        = 1024
+	DefaultShadowConns     = 64
+	DefaultBreakerFailures = 5
+	DefaultBreakerOpenFor  = 10 * time.Second
+)
+
+// Options configure one backend. Every zero value has a documented meaning;
+// only URLs is required.
 type Options struct {
-	// ShadowConns bounds the shadow pool's connections per instance. Zero means 64.
+	// URLs are the instances' base URLs (http or https, host and port, no
+	// path), balanced by least load. At least one is required.
+	URLs []string
+	// Timeout bounds one whole exchange with the backend, body included.
+	// Zero means DefaultTimeout (30s).
+	Timeout time.Duration
+	// MaxConns bounds the connections to each instance for served traffic.
+	// Zero means DefaultMaxConns (1024).
+	MaxConns int
+	// ShadowConns bounds the shadow pool's connections per instance.
+	// Zero means DefaultShadowConns (64).
 	ShadowConns int
+	// BreakerFailures is the number of consecutive failures that opens the
+	// breaker. Zero means DefaultBreakerFailures (5).
+	BreakerFailures int
+	// BreakerOpenFor is how long the breaker stays open before it lets one
+	// probe through (half-open). Zero means DefaultBreakerOpenFor (10s).
+	BreakerOpenFor time.Duration
 	// OnBreakerChange, if non-nil, is called on every breaker state change.
 	OnBreakerChange func(backend string, from, to State)
+	// DisableRawSyscalls makes connections read and write through Go's
+	// net package instead of raw system calls (internal/rawconn); the idle
+	// check before a kept-alive connection is reused stays. Zero (false):
+	// raw calls, on Linux only; elsewhere there are none either way.
+	DisableRawSyscalls bool
+}
+
+func (o *Options) fill() {
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.MaxConns <= 0 {
+		o.MaxConns = DefaultMaxConns
+	}
+	if o.ShadowConns <= 0 {
+		o.ShadowConns = DefaultShadowConns
+	}
+	if o.BreakerFailures <= 0 {
+		o.BreakerFailures = DefaultBreakerFailures
+	}
+	if o.BreakerOpenFor <= 0 {
+		o.BreakerOpenFor = DefaultBreakerOpenFor
+	}
 }
 
 // State is a breaker state; the values are those of tandem_breaker_state.
@@ -93,18 +145,22 @@ func fromGobreaker(s gobreaker.State) State {
 	return StateClosed
 }
 
-// New builds the clients for one configured backend.
-func New(name string, c *config.Backend, o Options) (*Backend, error) {
-	if o.ShadowConns <= 0 {
-		o.ShadowConns = 64
+// New builds the clients of backend name.
+func New(name string, o Options) (*Backend, error) {
+	o.fill()
+	if len(o.URLs) == 0 {
+		return nil, fmt.Errorf("cannot build backend %s: no URL", name)
 	}
-	b := &Backend{Name: name, Timeout: c.Timeout.D()}
-	urls := c.AllURLs()
+	b := &Backend{Name: name, Timeout: o.Timeout, URL: o.URLs[0]}
+	dial := dialRaw
+	if o.DisableRawSyscalls {
+		dial = dialChecked
+	}
 	mk := func(maxConns int) (doer, error) {
 		var hcs []fasthttp.BalancingClient
 		var first *fasthttp.HostClient
-		for _, raw := range urls {
-			hc, err := newHostClient(name, raw, maxConns, b.Timeout)
+		for _, raw := range o.URLs {
+			hc, err := newHostClient(name, raw, maxConns, b.Timeout, dial)
 			if err != nil {
 				return nil, err
 			}
@@ -119,17 +175,17 @@ func New(name string, c *config.Backend, o Options) (*Backend, error) {
 		return &fasthttp.LBClient{Clients: hcs, Timeout: b.Timeout}, nil
 	}
 	var err error
-	if b.served, err = mk(c.MaxConns); err != nil {
+	if b.served, err = mk(o.MaxConns); err != nil {
 		return nil, err
 	}
 	if b.shadow, err = mk(o.ShadowConns); err != nil {
 		return nil, err
 	}
-	failures := uint32(c.Breaker.ConsecutiveFailures)
+	failures := uint32(o.BreakerFailures)
 	b.breaker = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        name,
 		MaxRequests: 1,
-		Timeout:     c.Breaker.OpenFor.D(),
+		Timeout:     o.BreakerOpenFor,
 		ReadyToTrip: func(cn gobreaker.Counts) bool { return cn.ConsecutiveFailures >= failures },
 		IsExcluded:  func(err error) bool { return errors.Is(err, ErrNotTried) },
 		OnStateChange: func(n string, from, to gobreaker.State) {
@@ -152,7 +208,7 @@ func New(name string, c *config.Backend, o Options) (*Backend, error) {
 // being written, not per connection.
 const writeBufferSize = 72 << 10
 
-func newHostClient(name, raw string, maxConns int, timeout time.Duration) (*fasthttp.HostClient, error) {
+func newHostClient(name, raw string, maxConns int, timeout time.Duration, dial fasthttp.DialFuncWithTimeout) (*fasthttp.HostClient, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("cannot parse URL of backend %s: %w", name, err)
@@ -175,7 +231,7 @@ func newHostClient(name, raw string, maxConns int, timeout time.Duration) (*fast
 		// deadline (the backend's timeout), not by per-read timeouts.
 		ReadTimeout:  timeout,
 		WriteTimeout: timeout,
-		DialTimeout:  dialRaw,
+		DialTimeout:  dial,
 		// A kept-alive connection the backend closed, reset or wrote to
 		// unasked while it sat in the pool is closed, not reused: one
 		// non-blocking peek per reuse (internal/rawconn). Answers that say
@@ -193,17 +249,28 @@ func newHostClient(name, raw string, maxConns int, timeout time.Duration) (*fast
 // means fasthttp's default one, not an expired one) and wraps the
 // connection for raw reads and writes (internal/rawconn).
 func dialRaw(addr string, timeout time.Duration) (net.Conn, error) {
-	var c net.Conn
-	var err error
-	if timeout > 0 {
-		c, err = fasthttp.DialTimeout(addr, timeout)
-	} else {
-		c, err = fasthttp.Dial(addr)
-	}
+	c, err := dialPlain(addr, timeout)
 	if err != nil {
 		return nil, err
 	}
 	return rawconn.Wrap(c), nil
+}
+
+// dialChecked is dialRaw without the raw calls: reads and writes go through
+// the net package, and the connection can still be checked before reuse.
+func dialChecked(addr string, timeout time.Duration) (net.Conn, error) {
+	c, err := dialPlain(addr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return rawconn.WrapChecked(c), nil
+}
+
+func dialPlain(addr string, timeout time.Duration) (net.Conn, error) {
+	if timeout > 0 {
+		return fasthttp.DialTimeout(addr, timeout)
+	}
+	return fasthttp.Dial(addr)
 }
 
 func hostPort(u *url.URL) string {

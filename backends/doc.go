@@ -10,5 +10,7 @@
 // a RetryReason; sending again is the caller's decision, since only it knows
 // whether the body can be replayed.
 //
-// It must not import the proxy: the proxy consumes it.
+// A backend is built from its own Options (every zero value documented);
+// the file schema stays in config, translated by package app. It must not
+// import the proxy (the proxy consumes it) or config.
 package backends

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/tandem-proxy/tandem/config"
 	"github.com/valyala/fasthttp"
 )
 
@@ -97,10 +96,14 @@ func (p *peer) connCount() int {
 
 func newTestBackend(t *testing.T, addr string) *Backend {
 	t.Helper()
-	c := config.DefaultBackend()
-	c.URL = "http://" + addr
-	c.MaxConns = 1
-	b, err := New("b", &c, Options{})
+	return newTestBackendWith(t, addr, Options{})
+}
+
+// newTestBackendWith is newTestBackend with o's other settings.
+func newTestBackendWith(t *testing.T, addr string, o Options) *Backend {
+	t.Helper()
+	o.URLs, o.MaxConns = []string{"http://" + addr}, 1
+	b, err := New("b", o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,15 +125,24 @@ func get(b *Backend) (string, error) {
 
 // A pooled connection the backend closed, reset or wrote to unasked is found
 // out before reuse and replaced by a new one: every request gets its own
-// answer, none fails.
+// answer, none fails. With the raw calls off (client.raw_syscalls: false)
+// the check stays.
 func TestIdleConnCheck(t *testing.T) {
 	for _, c := range []struct {
 		name  string
 		after afterAnswer
-	}{{"closed", closeIdle}, {"reset", resetIdle}, {"unasked", unasked}} {
+		o     Options
+	}{
+		{"closed", closeIdle, Options{}},
+		{"reset", resetIdle, Options{}},
+		{"unasked", unasked, Options{}},
+		{"closed/no-raw", closeIdle, Options{DisableRawSyscalls: true}},
+		{"reset/no-raw", resetIdle, Options{DisableRawSyscalls: true}},
+		{"unasked/no-raw", unasked, Options{DisableRawSyscalls: true}},
+	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := startPeer(t, func(int) afterAnswer { return c.after })
-			b := newTestBackend(t, p.addr)
+			b := newTestBackendWith(t, p.addr, c.o)
 			for i := 1; i <= 4; i++ {
 				got, err := get(b)
 				if want := fmt.Sprintf("conn %d request 1", i); err != nil || got != want {

@@ -102,6 +102,13 @@ type Client struct {
 	// Even when true, a name that equals one of tandem's own headers or a
 	// hop-by-hop header once '_' is read as '-' is dropped.
 	UnderscoresInHeaders bool `yaml:"underscores_in_headers"`
+	// RawSyscalls makes the reads and writes of client and backend
+	// connections raw system calls that keep the goroutine's P
+	// (internal/rawconn), which saves the thread hand-offs of long copies.
+	// Default true; only Linux makes raw calls, elsewhere it changes
+	// nothing. False: Go's net package does the reads and writes (kept-alive
+	// backend connections are still checked before reuse).
+	RawSyscalls bool `yaml:"raw_syscalls"`
 }
 
 // Backend is one upstream service.
@@ -153,6 +160,7 @@ func Default() *Config {
 			WriteTimeout:  rules.Duration(10 * time.Minute),
 			IdleTimeout:   rules.Duration(60 * time.Second),
 			MaxHeader:     64 << 10,
+			RawSyscalls:   true,
 		},
 		ShutdownTimeout: rules.Duration(30 * time.Second),
 	}

@@ -46,6 +46,21 @@ routes: [{name: r, legacy: legacy}]
 	}
 }
 
+// client.raw_syscalls: false is read (the switch that turns the raw calls off).
+func TestRawSyscallsOff(t *testing.T) {
+	c, errs := Parse([]byte(`
+client: {raw_syscalls: false}
+backends: {legacy: {url: "http://127.0.0.1:1"}}
+routes: [{name: r, legacy: legacy}]
+`))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if c.Client.RawSyscalls {
+		t.Fatal("client.raw_syscalls: false was not read")
+	}
+}
+
 // Absent keys take their documented defaults.
 func TestDefaults(t *testing.T) {
 	c, errs := Parse([]byte(`
@@ -65,6 +80,9 @@ routes: [{name: r, legacy: legacy, new: new}]
 	}
 	if c.Client.UnderscoresInHeaders {
 		t.Errorf("client.underscores_in_headers defaults to true; want false (drop, as nginx)")
+	}
+	if !c.Client.RawSyscalls {
+		t.Errorf("client.raw_syscalls defaults to false; want true (raw calls, Linux only)")
 	}
 	if c.Limits.MaxBody != 1<<30 || c.DataDir != "./tandem-data" || c.Admin.Listen != "127.0.0.1:9901" {
 		t.Errorf("top-level defaults: %+v", c)

@@ -10,7 +10,8 @@ import (
 	"time"
 
 	"github.com/tandem-proxy/tandem/compare"
-	"github.com/tandem-proxy/tandem/rules"
+	"github.com/tandem-proxy/tandem/exchange"
+	"github.com/tandem-proxy/tandem/ramp"
 	"github.com/tandem-proxy/tandem/store"
 )
 
@@ -27,7 +28,7 @@ func agreeSamples() []time.Duration {
 }
 
 // The same latencies give the same p99 to the ramp's latency gate
-// (rules.RampWindow), to the report (the diff store's per-minute
+// (ramp.Window), to the report (the diff store's per-minute
 // histograms) and to the load generator's results: all three use
 // internal/latency. Before it, loadtest kept three significant digits and
 // the others two: the ramp and the report agreed (1744.895 ms), the load
@@ -37,12 +38,12 @@ func TestP99AgreesAcrossRampReportAndLoadtest(t *testing.T) {
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 	// The ramp: the new side's p99 over its window.
-	w := rules.NewRampWindow(t0)
+	w := ramp.NewWindow(t0)
 	for _, d := range samples {
 		w.AddNew(t0, d, false)
 		w.AddLegacy(t0, d)
 	}
-	ramp := w.Stats()
+	rs := w.Stats()
 
 	// The report: exchanges recorded in the diff store, read back.
 	st, err := store.Open(filepath.Join(t.TempDir(), "store.db"), store.Options{Now: func() time.Time { return t0 }})
@@ -52,7 +53,7 @@ func TestP99AgreesAcrossRampReportAndLoadtest(t *testing.T) {
 	defer st.Close()
 	resp := &compare.Response{Status: 200}
 	for i, d := range samples {
-		ok := st.Record(&store.Exchange{
+		ok := st.Record(&exchange.Exchange{
 			Route: "images", RequestID: fmt.Sprint(i), Method: "POST", Path: "/upload", ServedBy: "legacy",
 			At: t0.Add(time.Duration(i) * time.Millisecond), Legacy: resp, New: resp,
 			LegacyLatency: d, NewLatency: d, Result: compare.Result{Outcome: compare.OutcomeMatch},
@@ -78,17 +79,17 @@ func TestP99AgreesAcrossRampReportAndLoadtest(t *testing.T) {
 	lt := c.results().Latency
 
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	if ms(ramp.NewP99) != rep.NewP99 || ms(ramp.LegacyP99) != rep.LegacyP99 {
-		t.Errorf("p99: ramp new %v legacy %v, report new %v ms legacy %v ms", ramp.NewP99, ramp.LegacyP99, rep.NewP99, rep.LegacyP99)
+	if ms(rs.NewP99) != rep.NewP99 || ms(rs.LegacyP99) != rep.LegacyP99 {
+		t.Errorf("p99: ramp new %v legacy %v, report new %v ms legacy %v ms", rs.NewP99, rs.LegacyP99, rep.NewP99, rep.LegacyP99)
 	}
-	if lt.P99 != ramp.NewP99 {
-		t.Errorf("p99: loadtest %v, ramp %v (report %v ms)", lt.P99, ramp.NewP99, rep.NewP99)
+	if lt.P99 != rs.NewP99 {
+		t.Errorf("p99: loadtest %v, ramp %v (report %v ms)", lt.P99, rs.NewP99, rep.NewP99)
 	}
 	// And the value is the samples' p99 within the documented 1%.
 	sorted := slices.Clone(samples)
 	slices.Sort(sorted)
 	exact := sorted[len(sorted)*99/100-1]
-	if got := ramp.NewP99; got < exact || float64(got-exact) > 0.01*float64(exact) {
+	if got := rs.NewP99; got < exact || float64(got-exact) > 0.01*float64(exact) {
 		t.Errorf("p99 %v, the samples' p99 is %v: more than 1%% off", got, exact)
 	}
 }

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/tandem-proxy/tandem/backends"
-	"github.com/tandem-proxy/tandem/config"
 	tb "github.com/tandem-proxy/tandem/internal/testbackend"
+	"github.com/tandem-proxy/tandem/rules"
 )
 
 type lockedBuf struct {
@@ -40,14 +40,18 @@ func TestAccessLogSampled(t *testing.T) {
 		share  float64
 		lo, hi int
 	}{{0, 0, 0}, {1, 200, 200}, {0.5, 70, 130}} {
-		cfg, errs := config.Parse([]byte("data_dir: " + t.TempDir() + "\nbackends: {legacy: {url: \"" + legacy.URL + "\"}}\nroutes: [{name: r, legacy: legacy}]\n"))
-		if len(errs) > 0 {
-			t.Fatal(errs)
+		b, err := backends.New("legacy", backends.Options{URLs: []string{legacy.URL}})
+		if err != nil {
+			t.Fatal(err)
 		}
-		b, _ := backends.New("legacy", cfg.Backends["legacy"], backends.Options{})
 		var buf lockedBuf
-		srv, err := New(Options{Config: cfg, Backends: map[string]*backends.Backend{"legacy": b},
-			Logger: slog.New(slog.NewTextHandler(&buf, nil)), AccessLog: c.share})
+		srv, err := New(Options{
+			Backends:  map[string]*backends.Backend{"legacy": b},
+			Rules:     &rules.Rules{Version: 1, Routes: []rules.Route{{Name: "r", Legacy: "legacy"}}},
+			SpoolDir:  t.TempDir(),
+			Logger:    slog.New(slog.NewTextHandler(&buf, nil)),
+			AccessLog: c.share,
+		})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -388,8 +388,7 @@ func benchBombs(b *testing.B, all, bombs []bomb) {
 				}
 			}
 		}
-		l := srv.cfg.Limits
-		if bound := memoryBound(int64(l.CompareMemory), int64(l.DecodeMemory)); rss > bound {
+		if bound := memoryBound(srv.o.CompareMemory, srv.o.DecodeMemory); rss > bound {
 			b.Errorf("peak RSS %d MiB over the documented bound %d MiB", rss>>20, bound>>20)
 		}
 	}

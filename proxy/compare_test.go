@@ -7,23 +7,24 @@ import (
 	"time"
 
 	"github.com/tandem-proxy/tandem/compare"
+	"github.com/tandem-proxy/tandem/exchange"
 	tb "github.com/tandem-proxy/tandem/internal/testbackend"
 )
 
 type recorder struct {
 	mu  sync.Mutex
-	exs []*Exchange
+	exs []*exchange.Exchange
 	ch  chan struct{}
 }
 
-func (r *recorder) Observe(ex *Exchange) {
+func (r *recorder) Observe(ex *exchange.Exchange) {
 	r.mu.Lock()
 	r.exs = append(r.exs, ex)
 	r.mu.Unlock()
 	r.ch <- struct{}{}
 }
 
-func (r *recorder) wait(t *testing.T, n int) []*Exchange {
+func (r *recorder) wait(t *testing.T, n int) []*exchange.Exchange {
 	t.Helper()
 	for i := 0; i < n; i++ {
 		select {
@@ -34,7 +35,7 @@ func (r *recorder) wait(t *testing.T, n int) []*Exchange {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]*Exchange(nil), r.exs...)
+	return append([]*exchange.Exchange(nil), r.exs...)
 }
 
 // Comparisons are oriented legacy → new whichever side serves, and their

@@ -7,6 +7,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/tandem-proxy/tandem/compare"
+	"github.com/tandem-proxy/tandem/exchange"
 )
 
 // The compare queue: a mirrored request's two sides finish at their own
@@ -64,10 +65,9 @@ func compareWorkers(n int) int {
 
 // startCompares makes the compare queue and starts its workers.
 func (s *Server) startCompares() {
-	l := s.cfg.Limits
-	s.decode = compare.NewDecodeBudget(int64(l.DecodeMemory), decodeWait)
-	s.compares = make(chan *shadowJob, max(l.CompareQueue, 1))
-	for i := 0; i < compareWorkers(l.CompareWorkers); i++ {
+	s.decode = compare.NewDecodeBudget(s.o.DecodeMemory, decodeWait)
+	s.compares = make(chan *shadowJob, max(s.o.CompareQueue, 1))
+	for i := 0; i < compareWorkers(s.o.CompareWorkers); i++ {
 		s.cmpWorkers.Add(1)
 		go s.compareWorker()
 	}
@@ -132,7 +132,7 @@ func (s *Server) compareWorker() {
 // the route has one), counts the result and hands it to the observer.
 func (s *Server) compareJob(j *shadowJob) {
 	rt := j.rt
-	ex := &Exchange{
+	ex := &exchange.Exchange{
 		Route:     rt.Name,
 		RequestID: j.requestID,
 		Method:    j.method,

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tandem-proxy/tandem/compare"
+	"github.com/tandem-proxy/tandem/exchange"
 	tb "github.com/tandem-proxy/tandem/internal/testbackend"
 )
 
@@ -58,7 +59,7 @@ func TestSlowClientDoesNotHoldShadowSlot(t *testing.T) {
 	}
 	// Its shadow exchange ends (the whole shadow body is read) while the
 	// served body is stuck in the socket.
-	f.waitMetric(shadowMetric("up", OutcomeSent), 1)
+	f.waitMetric(shadowMetric("up", exchange.Sent), 1)
 	if f.compared("up") != 0 {
 		t.Fatal("compared before the served side was complete")
 	}
@@ -68,8 +69,8 @@ func TestSlowClientDoesNotHoldShadowSlot(t *testing.T) {
 	if st != 200 || n != size {
 		t.Fatalf("second request: status %d, %d bytes", st, n)
 	}
-	f.waitMetric(shadowMetric("up", OutcomeSent), 2)
-	if q := f.metric(shadowMetric("up", OutcomeQueueFull)); q != 0 {
+	f.waitMetric(shadowMetric("up", exchange.Sent), 2)
+	if q := f.metric(shadowMetric("up", exchange.QueueFull)); q != 0 {
 		t.Fatalf("%v shadows skipped as queue_full while a client stalled", q)
 	}
 	f.waitCompared(1) // the second pair
@@ -101,7 +102,7 @@ type blockingObserver struct {
 	seen    atomic.Int64
 }
 
-func (o *blockingObserver) Observe(*Exchange) {
+func (o *blockingObserver) Observe(*exchange.Exchange) {
 	o.seen.Add(1)
 	o.entered <- struct{}{}
 	<-o.release
@@ -129,7 +130,7 @@ func TestCompareQueueFullDrops(t *testing.T) {
 	post()
 	<-obs.entered // pair 1 holds the only worker
 	post()        // pair 2 waits in the queue
-	f.waitMetric(shadowMetric("up", OutcomeSent), 2)
+	f.waitMetric(shadowMetric("up", exchange.Sent), 2)
 	for deadline := time.Now().Add(30 * time.Second); f.metric("tandem_compare_queued") < 1; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("pair 2 never queued")

@@ -3,6 +3,7 @@ package proxy
 import (
 	"github.com/tandem-proxy/tandem/backends"
 	"github.com/tandem-proxy/tandem/compare"
+	"github.com/tandem-proxy/tandem/exchange"
 )
 
 // RouteCounters are one route's cumulative counters since the process
@@ -30,7 +31,7 @@ type RouteCounters struct {
 	Errors   ServedCounts
 	Fallback int64
 	// Shadow counts shadow outcomes: sent, error and the skip reasons.
-	Shadow map[string]int64
+	Shadow map[exchange.Outcome]int64
 	// Compare counts comparison results.
 	Compare map[compare.Outcome]int64
 }
@@ -51,7 +52,7 @@ func (s *Server) Counters() map[string]RouteCounters {
 	for _, r := range t.routes {
 		c := RouteCounters{
 			Fallback: int64(r.m.fallback.Get()),
-			Shadow:   make(map[string]int64, len(shadowOutcomes)),
+			Shadow:   make(map[exchange.Outcome]int64, len(exchange.Outcomes)),
 			Compare:  make(map[compare.Outcome]int64, len(compareResults)),
 		}
 		var served, errs [nServedBy]int64
@@ -89,15 +90,3 @@ func (s *Server) Breakers() map[string]backends.State {
 	}
 	return out
 }
-
-// Observers fans one exchange out to several observers, in order.
-type Observers []Observer
-
-// Observe calls every observer.
-func (o Observers) Observe(ex *Exchange) {
-	for _, x := range o {
-		x.Observe(ex)
-	}
-}
-
-var _ Observer = Observers(nil)

@@ -31,4 +31,10 @@
 // (tandem_compare_dropped_total); image decodes share one byte budget
 // (limits.decode_memory, also the admin heat map's), and a pair over a
 // work bound compares by hash and size (tandem_compare_limited_total).
+// A Server is built from its own Options (every zero value documented, the
+// defaults those of the config file) and creates its metrics in the set it
+// is given; nothing is registered globally. Finished comparisons leave as
+// exchange.Exchange through the one-method Observer it declares. It must
+// not import config (the file schema, translated by package app), the
+// store, the ramp or admin.
 package proxy

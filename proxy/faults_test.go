@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/tandem-proxy/tandem/compare"
-	"github.com/tandem-proxy/tandem/config"
+	"github.com/tandem-proxy/tandem/exchange"
 	"github.com/tandem-proxy/tandem/internal/faultbackend"
 	"github.com/tandem-proxy/tandem/internal/testbackend"
 	"github.com/valyala/fasthttp"
@@ -45,10 +45,10 @@ routes:
 `
 
 // shadowSum returns every shadow outcome of route "up" and their sum.
-func (f *fixture) shadowOutcomes() (map[string]float64, float64) {
-	out := map[string]float64{}
+func (f *fixture) shadowOutcomes() (map[exchange.Outcome]float64, float64) {
+	out := map[exchange.Outcome]float64{}
 	sum := 0.0
-	for _, o := range shadowOutcomes {
+	for _, o := range exchange.Outcomes {
 		v := f.metric(shadowMetric("up", o))
 		out[o] = v
 		sum += v
@@ -57,7 +57,7 @@ func (f *fixture) shadowOutcomes() (map[string]float64, float64) {
 }
 
 // waitShadowSum polls until the shadow outcomes of route "up" sum to n.
-func (f *fixture) waitShadowSum(n float64) map[string]float64 {
+func (f *fixture) waitShadowSum(n float64) map[exchange.Outcome]float64 {
 	f.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -143,24 +143,24 @@ func TestFaultShadowModesServeUnaffected(t *testing.T) {
 	tests := []struct {
 		name  string
 		mode  faultbackend.Mode
-		want  string // the shadow outcome of every request
-		holds bool   // the shadow holds each request for at least 1 s
+		want  exchange.Outcome // the shadow outcome of every request
+		holds bool             // the shadow holds each request for at least 1 s
 	}{
-		{"latency below the timeout is sent", faultbackend.Mode{Kind: faultbackend.KindLatency, Delay: time.Second}, OutcomeSent, true},
-		{"bandwidth-limited answer is sent", faultbackend.Mode{Kind: faultbackend.KindBandwidth, BytesPerSec: 4096, Body: bytes.Repeat([]byte("b"), 2048)}, OutcomeSent, false},
-		{"slow close is sent", faultbackend.Mode{Kind: faultbackend.KindSlowClose, Delay: time.Second}, OutcomeSent, false}, // the answer is complete before the close
-		{"hang times out as an error", faultbackend.Mode{Kind: faultbackend.KindHang}, OutcomeError, true},
-		{"reset mid-request-body is an error", faultbackend.Mode{Kind: faultbackend.KindResetBody, N: 1000}, OutcomeError, false},
-		{"reset mid-response is an error", faultbackend.Mode{Kind: faultbackend.KindResetResponse, N: 100, Body: make([]byte, 4096)}, OutcomeError, false},
-		{"garbage is an error", faultbackend.Mode{Kind: faultbackend.KindGarbage}, OutcomeError, false},
-		{"truncated response is an error", faultbackend.Mode{Kind: faultbackend.KindTruncated, N: 100, Body: make([]byte, 4096)}, OutcomeError, false},
-		{"endless chunked trickle times out as an error", faultbackend.Mode{Kind: faultbackend.KindEndlessChunked, BytesPerSec: 64 << 10}, OutcomeError, true},
+		{"latency below the timeout is sent", faultbackend.Mode{Kind: faultbackend.KindLatency, Delay: time.Second}, exchange.Sent, true},
+		{"bandwidth-limited answer is sent", faultbackend.Mode{Kind: faultbackend.KindBandwidth, BytesPerSec: 4096, Body: bytes.Repeat([]byte("b"), 2048)}, exchange.Sent, false},
+		{"slow close is sent", faultbackend.Mode{Kind: faultbackend.KindSlowClose, Delay: time.Second}, exchange.Sent, false}, // the answer is complete before the close
+		{"hang times out as an error", faultbackend.Mode{Kind: faultbackend.KindHang}, exchange.Error, true},
+		{"reset mid-request-body is an error", faultbackend.Mode{Kind: faultbackend.KindResetBody, N: 1000}, exchange.Error, false},
+		{"reset mid-response is an error", faultbackend.Mode{Kind: faultbackend.KindResetResponse, N: 100, Body: make([]byte, 4096)}, exchange.Error, false},
+		{"garbage is an error", faultbackend.Mode{Kind: faultbackend.KindGarbage}, exchange.Error, false},
+		{"truncated response is an error", faultbackend.Mode{Kind: faultbackend.KindTruncated, N: 100, Body: make([]byte, 4096)}, exchange.Error, false},
+		{"endless chunked trickle times out as an error", faultbackend.Mode{Kind: faultbackend.KindEndlessChunked, BytesPerSec: 64 << 10}, exchange.Error, true},
 		// A flood once grew the heap to ~600 MiB (every shadow capture grew to
 		// compare_max_body); limits.compare_memory now bounds that. It then
 		// took the CPU of the served requests until the 2 s timeout; now the
 		// shadow stops reading past max(compare_max_body, 2 × served size)
 		// and records a size mismatch.
-		{"endless chunked flood is cut as a size mismatch", faultbackend.Mode{Kind: faultbackend.KindEndlessChunked, Body: make([]byte, 32<<10)}, OutcomeSent, false},
+		{"endless chunked flood is cut as a size mismatch", faultbackend.Mode{Kind: faultbackend.KindEndlessChunked, Body: make([]byte, 32<<10)}, exchange.Sent, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -215,8 +215,8 @@ func TestFaultShadowModesServeUnaffected(t *testing.T) {
 			if got[tc.want] != n {
 				t.Errorf("shadow outcomes %v, want %s = %d", got, tc.want, n)
 			}
-			if got[OutcomeSent]+got[OutcomeError] != n {
-				t.Errorf("sent+error = %v, want every one of %d mirrored", got[OutcomeSent]+got[OutcomeError], n)
+			if got[exchange.Sent]+got[exchange.Error] != n {
+				t.Errorf("sent+error = %v, want every one of %d mirrored", got[exchange.Sent]+got[exchange.Error], n)
 			}
 			if v := f.metric(`tandem_requests_total{route="up",served_by="legacy"}`); v != n {
 				t.Errorf("requests served by legacy = %v, want %d", v, n)
@@ -260,7 +260,7 @@ func TestFaultShadowModesServeUnaffected(t *testing.T) {
 				if sent, bound := newb.EndlessBytes(), int64(n)*(16<<20); sent > bound {
 					t.Errorf("the flood sent %d MiB, want at most %d MiB (the bound, plus buffers)", sent>>20, bound>>20)
 				}
-			} else if tc.want == OutcomeError && cmp["error"] != n {
+			} else if tc.want == exchange.Error && cmp["error"] != n {
 				t.Errorf("comparisons %v, want error = %d", cmp, n)
 			}
 		})
@@ -293,7 +293,7 @@ func TestFaultBreakerOpensAndRecovers(t *testing.T) {
 		t.Fatalf("breaker state after 3 failures = %v, want 2 (open)", v)
 	}
 	got, _ := f.shadowOutcomes()
-	if got[OutcomeError] != 3 {
+	if got[exchange.Error] != 3 {
 		t.Fatalf("outcomes %v, want error = 3", got)
 	}
 	// While open, shadows are skipped and counted, and new sees nothing.
@@ -302,7 +302,7 @@ func TestFaultBreakerOpensAndRecovers(t *testing.T) {
 		post(fmt.Sprintf("open-%d", i))
 	}
 	got, _ = f.shadowOutcomes()
-	if got[OutcomeBreakerOpen] != 5 {
+	if got[exchange.BreakerOpen] != 5 {
 		t.Fatalf("outcomes %v, want breaker_open = 5", got)
 	}
 	if newb.Count() != before {
@@ -324,17 +324,17 @@ func TestFaultBreakerOpensAndRecovers(t *testing.T) {
 		t.Fatalf("breaker state %v after a successful probe, want 0 (closed)", v)
 	}
 	got2, sum := f.shadowOutcomes()
-	if got2[OutcomeSent] != got[OutcomeSent]+1 {
+	if got2[exchange.Sent] != got[exchange.Sent]+1 {
 		t.Fatalf("outcomes %v after the probe, want one more sent than %v", got2, got)
 	}
 	// Closed again: the next shadows go through, and every request has
 	// exactly one outcome.
 	post("closed-again")
 	got3, sum := f.shadowOutcomes()
-	if got3[OutcomeSent] != got2[OutcomeSent]+1 || sum != float64(sent) {
+	if got3[exchange.Sent] != got2[exchange.Sent]+1 || sum != float64(sent) {
 		t.Fatalf("outcomes %v (sum %v over %d requests), want one more sent", got3, sum, sent)
 	}
-	if got3[OutcomeSent] != 2 || got3[OutcomeError] != 3 || got3[OutcomeBreakerOpen] != 5 {
+	if got3[exchange.Sent] != 2 || got3[exchange.Error] != 3 || got3[exchange.BreakerOpen] != 5 {
 		t.Fatalf("outcomes %v, want sent 2, error 3, breaker_open 5", got3)
 	}
 	if newb.Count() != 5 {
@@ -405,7 +405,7 @@ func TestFaultLegacyNeverWrongButComplete(t *testing.T) {
 // wait), and reads limit+1 bytes of a body over the bound, no more.
 func TestShadowBodyBound(t *testing.T) {
 	const compareMax = 1 << 10
-	s := &Server{cfg: &config.Config{}, compareMax: compareMax, captureMem: newMemBudget(1 << 20)}
+	s := &Server{compareMax: compareMax, captureMem: newMemBudget(1 << 20)}
 	for _, tc := range []struct {
 		name         string
 		served       int64 // served size; < 0: the served side never completes

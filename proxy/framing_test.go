@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tandem-proxy/tandem/exchange"
 	tb "github.com/tandem-proxy/tandem/internal/testbackend"
 )
 
@@ -83,7 +84,7 @@ func TestChunkedOverMaxBody(t *testing.T) {
 	if newb.Count() != 0 {
 		t.Fatalf("the shadow received %d requests", newb.Count())
 	}
-	if got := f.metric(shadowMetric("up", OutcomeError)); got != rounds {
+	if got := f.metric(shadowMetric("up", exchange.Error)); got != rounds {
 		t.Fatalf("shadow error outcome = %v, want %d", got, rounds)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,7 +18,9 @@ import (
 
 	"github.com/tandem-proxy/tandem/backends"
 	"github.com/tandem-proxy/tandem/config"
+	"github.com/tandem-proxy/tandem/exchange"
 	"github.com/tandem-proxy/tandem/internal/testbackend"
+	"github.com/tandem-proxy/tandem/rules"
 )
 
 // fixture is a running proxy in front of real backends on 127.0.0.1.
@@ -58,19 +61,9 @@ func mustServe(t testing.TB, yaml string) (*Server, string) {
 // mustServeWith is mustServe with an observer of comparisons.
 func mustServeWith(t testing.TB, yaml string, obs Observer) (*Server, string) {
 	t.Helper()
-	cfg, errs := config.Parse([]byte(yaml))
-	if len(errs) > 0 {
-		t.Fatalf("config: %v", errs)
-	}
-	bs := map[string]*backends.Backend{}
-	for name, bc := range cfg.Backends {
-		b, err := backends.New(name, bc, backends.Options{ShadowConns: cfg.Limits.ShadowConcurrency})
-		if err != nil {
-			t.Fatal(err)
-		}
-		bs[name] = b
-	}
-	srv, err := New(Options{Config: cfg, Backends: bs, Observer: obs})
+	o := optionsFromYAML(t, yaml)
+	o.Observer = obs
+	srv, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,6 +78,55 @@ func mustServeWith(t testing.TB, yaml string, obs Observer) (*Server, string) {
 		srv.Shutdown(ctx)
 	})
 	return srv, ln.Addr().String()
+}
+
+// optionsFromYAML builds the Options (and backends) a config document
+// describes, as package app does: the YAML is these tests' fixture language
+// only; the data plane itself takes Options.
+func optionsFromYAML(t testing.TB, yaml string) Options {
+	t.Helper()
+	cfg, errs := config.Parse([]byte(yaml))
+	if len(errs) > 0 {
+		t.Fatalf("config: %v", errs)
+	}
+	l, c := cfg.Limits, cfg.Client
+	bs := map[string]*backends.Backend{}
+	for name, bc := range cfg.Backends {
+		b, err := backends.New(name, backends.Options{
+			URLs:               bc.AllURLs(),
+			Timeout:            bc.Timeout.D(),
+			MaxConns:           bc.MaxConns,
+			ShadowConns:        l.ShadowConcurrency,
+			BreakerFailures:    bc.Breaker.ConsecutiveFailures,
+			BreakerOpenFor:     bc.Breaker.OpenFor.D(),
+			DisableRawSyscalls: !c.RawSyscalls,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bs[name] = b
+	}
+	return Options{
+		Backends:             bs,
+		Rules:                &rules.Rules{Version: 1, Routes: cfg.Routes},
+		SpoolDir:             filepath.Join(cfg.DataDir, "spool"),
+		MaxBody:              int64(l.MaxBody),
+		SpoolMemory:          int64(l.SpoolMemory),
+		SpoolDisk:            int64(l.SpoolDisk),
+		ShadowConcurrency:    l.ShadowConcurrency,
+		CompareMaxBody:       int64(l.CompareMaxBody),
+		CompareMemory:        int64(l.CompareMemory),
+		CompareWorkers:       l.CompareWorkers,
+		CompareQueue:         l.CompareQueue,
+		DecodeMemory:         int64(l.DecodeMemory),
+		HeaderTimeout:        c.HeaderTimeout.D(),
+		BodyTimeout:          c.BodyTimeout.D(),
+		WriteTimeout:         c.WriteTimeout.D(),
+		IdleTimeout:          c.IdleTimeout.D(),
+		MaxHeader:            int(c.MaxHeader),
+		UnderscoresInHeaders: c.UnderscoresInHeaders,
+		DisableRawSyscalls:   !c.RawSyscalls,
+	}
 }
 
 func newClient() *http.Client {
@@ -141,7 +183,7 @@ func (f *fixture) waitMetric(name string, want float64) {
 	}
 }
 
-func shadowMetric(route, outcome string) string {
+func shadowMetric(route string, outcome exchange.Outcome) string {
 	return fmt.Sprintf(`tandem_shadow_total{route=%q,outcome=%q}`, route, outcome)
 }
 

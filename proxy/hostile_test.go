@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tandem-proxy/tandem/exchange"
 	"github.com/tandem-proxy/tandem/internal/testbackend"
 )
 
@@ -152,7 +153,7 @@ func TestClientAbortMidUpload(t *testing.T) {
 	}
 	// The shadow decision is counted once (error: the body never completed).
 	got := f.waitShadowSum(2) // warm-up + aborted
-	if got[OutcomeError] != 1 || got[OutcomeSent] != 1 {
+	if got[exchange.Error] != 1 || got[exchange.Sent] != 1 {
 		t.Fatalf("shadow outcomes %v, want sent 1 (warm-up) and error 1", got)
 	}
 	f.waitIdle()
@@ -406,7 +407,7 @@ func TestPipelinedUploads(t *testing.T) {
 		}
 	}
 	got := f.waitShadowSum(n)
-	if got[OutcomeSent] != n {
+	if got[exchange.Sent] != n {
 		t.Errorf("shadow outcomes %v, want sent = %d", got, n)
 	}
 }

@@ -39,7 +39,8 @@ const (
 // lingerListener wraps every accepted connection that can be half-closed.
 type lingerListener struct {
 	net.Listener
-	set *lingerSet
+	set   *lingerSet
+	plain bool // Options.DisableRawSyscalls: no rawconn wrapper
 }
 
 func (l *lingerListener) Accept() (net.Conn, error) {
@@ -47,7 +48,9 @@ func (l *lingerListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c = rawconn.Wrap(c)
+	if !l.plain {
+		c = rawconn.Wrap(c)
+	}
 	cw, ok := c.(closeWriter)
 	if !ok {
 		return c, nil

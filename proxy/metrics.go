@@ -8,20 +8,8 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/tandem-proxy/tandem/backends"
 	"github.com/tandem-proxy/tandem/compare"
+	"github.com/tandem-proxy/tandem/exchange"
 )
-
-// Shadow outcomes: the closed label set of tandem_shadow_total{outcome}.
-const (
-	OutcomeSent        = "sent"
-	OutcomeSampling    = "sampling"
-	OutcomeQueueFull   = "queue_full"
-	OutcomeBreakerOpen = "breaker_open"
-	OutcomeTooLarge    = "too_large"
-	OutcomeSpoolFull   = "spool_full"
-	OutcomeError       = "error"
-)
-
-var shadowOutcomes = []string{OutcomeSent, OutcomeSampling, OutcomeQueueFull, OutcomeBreakerOpen, OutcomeTooLarge, OutcomeSpoolFull, OutcomeError}
 
 var compareResults = []compare.Outcome{compare.OutcomeMatch, compare.OutcomeMismatch, compare.OutcomeNoise, compare.OutcomeError}
 
@@ -85,9 +73,9 @@ func b2i(b bool) int {
 	return 0
 }
 
-// serverMetrics are one Server's metrics. Each Server has its own
-// metrics.Set, registered for /metrics while the server lives, so that two
-// servers in one process (tests) never share counters.
+// serverMetrics are one Server's metrics, in the set the caller passed
+// (Options.Metrics) or one of the server's own; nothing is registered
+// globally, so two servers in one process (tests) never share counters.
 type serverMetrics struct {
 	set          *metrics.Set
 	clientErrors map[int]*metrics.Counter
@@ -97,8 +85,10 @@ type serverMetrics struct {
 	answers   map[string]*answerCounts // by route name; kept across rules versions
 }
 
-func newServerMetrics(s *Server) *serverMetrics {
-	set := metrics.NewSet()
+func newServerMetrics(s *Server, set *metrics.Set) *serverMetrics {
+	if set == nil {
+		set = metrics.NewSet()
+	}
 	m := &serverMetrics{set: set, clientErrors: map[int]*metrics.Counter{}, answers: map[string]*answerCounts{}}
 	for _, st := range clientErrorStatuses {
 		m.clientErrors[st] = set.NewCounter(fmt.Sprintf(`tandem_client_errors_total{status="%d"}`, st))
@@ -125,7 +115,7 @@ func (m *serverMetrics) clientError(status int) {
 type routeMetrics struct {
 	answers  *answerCounts
 	fallback *metrics.Counter
-	shadow   map[string]*metrics.Counter
+	shadow   map[exchange.Outcome]*metrics.Counter
 	compare  map[compare.Outcome]*metrics.Counter
 	mismatch map[compare.Kind]*metrics.Counter
 	// per backend name → role → histogram
@@ -142,7 +132,7 @@ func newRouteMetrics(sm *serverMetrics, route string, backendNames []string) *ro
 	m := &routeMetrics{
 		answers:  sm.routeAnswers(route),
 		fallback: set.GetOrCreateCounter(fmt.Sprintf(`tandem_fallback_total{route=%q}`, route)),
-		shadow:   map[string]*metrics.Counter{},
+		shadow:   map[exchange.Outcome]*metrics.Counter{},
 		compare:  map[compare.Outcome]*metrics.Counter{},
 		mismatch: map[compare.Kind]*metrics.Counter{},
 		duration: map[string]map[backends.Role]*metrics.PrometheusHistogram{},
@@ -150,7 +140,7 @@ func newRouteMetrics(sm *serverMetrics, route string, backendNames []string) *ro
 		cmp:      newCompareMetrics(set, route),
 		retries:  map[string]map[backends.RetryReason]*metrics.Counter{},
 	}
-	for _, o := range shadowOutcomes {
+	for _, o := range exchange.Outcomes {
 		m.shadow[o] = set.GetOrCreateCounter(fmt.Sprintf(`tandem_shadow_total{route=%q,outcome=%q}`, route, o))
 	}
 	for _, o := range compareResults {

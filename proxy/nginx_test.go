@@ -212,7 +212,7 @@ func runSequence(t *testing.T, addr string, steps []step) (answers []answer, con
 				conns++
 			}
 			var gotByte bool
-			a, gotByte = exchange(c, br, addr, s)
+			a, gotByte = sendStep(c, br, addr, s)
 			if a.err != "" || a.close {
 				c.Close()
 				c = nil
@@ -269,9 +269,9 @@ func (f *fixture) retries(route, backend string) float64 {
 	return sum
 }
 
-// exchange sends one step on c and reads its answer; gotByte says whether
+// sendStep sends one step on c and reads its answer; gotByte says whether
 // any byte of an answer arrived.
-func exchange(c net.Conn, br *bufio.Reader, addr string, s step) (a answer, gotByte bool) {
+func sendStep(c net.Conn, br *bufio.Reader, addr string, s step) (a answer, gotByte bool) {
 	c.SetDeadline(time.Now().Add(20 * time.Second))
 	req, _ := http.NewRequest(s.method, "http://"+addr+s.path, bytes.NewReader(s.body))
 	if len(s.body) == 0 {

@@ -71,7 +71,9 @@ func compileTable(version int64, rs []rules.Route, bs map[string]*backends.Backe
 		for _, m := range r.Match.Methods {
 			cr.methods = append(cr.methods, []byte(m))
 		}
-		cr.m = newRouteMetrics(sm, r.Name, names)
+		if sm != nil { // nil: a dry run (CheckRules), which creates no series
+			cr.m = newRouteMetrics(sm, r.Name, names)
+		}
 		t.routes = append(t.routes, cr)
 	}
 	return t, nil

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tandem-proxy/tandem/exchange"
 	"github.com/tandem-proxy/tandem/internal/faultbackend"
 	"github.com/tandem-proxy/tandem/internal/testbackend"
 )
@@ -204,10 +205,10 @@ func TestScenarios(t *testing.T) {
 			}
 			// Every shadow that ran (sent, or failed in flight) yields one
 			// comparison; one refused by the breaker is a counted drop.
-			wantCmp := outcomes[OutcomeSent] + outcomes[OutcomeError]
+			wantCmp := outcomes[exchange.Sent] + outcomes[exchange.Error]
 			if sc.legacyFails {
 				wantCmp = 0 // the served side failed: nothing is dispatched
-				if outcomes[OutcomeError] != n {
+				if outcomes[exchange.Error] != n {
 					t.Errorf("shadow outcomes %v, want error = %d (the served side failed)", outcomes, n)
 				}
 			}
@@ -261,7 +262,7 @@ func TestScenarios(t *testing.T) {
 				t.Error(p)
 			}
 			var oc []string
-			for _, o := range shadowOutcomes {
+			for _, o := range exchange.Outcomes {
 				if v := outcomes[o]; v > 0 {
 					oc = append(oc, fmt.Sprintf("%s=%v", o, v))
 				}

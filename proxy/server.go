@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -19,57 +20,158 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/tandem-proxy/tandem/backends"
 	"github.com/tandem-proxy/tandem/compare"
-	"github.com/tandem-proxy/tandem/config"
+	"github.com/tandem-proxy/tandem/exchange"
 	"github.com/tandem-proxy/tandem/rules"
 	"github.com/valyala/fasthttp"
 )
 
-// Exchange is one finished comparison, handed to the Observer. It owns its data.
-type Exchange struct {
-	Route     string
-	RequestID string
-	Method    string
-	Path      string
-	ServedBy  string // "legacy" or "new"
-	At        time.Time
-	Legacy    *compare.Response
-	New       *compare.Response
-	// Latencies are times to response headers.
-	LegacyLatency, NewLatency time.Duration
-	Result                    compare.Result
-	// Secrets are the credential values the client sent (Authorization
-	// credentials, cookie values), so that a store can scrub them wherever
-	// a backend echoed them. They must never be stored or logged.
-	Secrets []string
-}
-
 // Observer receives every finished comparison (the diff store, reports). It
 // is called from shadow workers and must not block for long.
 type Observer interface {
-	Observe(*Exchange)
+	Observe(*exchange.Exchange)
 }
 
-// Options configure a Server. Config and Backends are required.
+// Defaults for the zero values of Options.
+const (
+	DefaultMaxBody           = 1 << 30
+	DefaultSpoolMemory       = 1 << 20
+	DefaultSpoolDisk         = 4 << 30
+	DefaultShadowConcurrency = 64
+	DefaultCompareMaxBody    = 32 << 20
+	DefaultCompareMemory     = 64 << 20
+	DefaultCompareQueue      = 64
+	DefaultDecodeMemory      = 256 << 20
+	DefaultHeaderTimeout     = 10 * time.Second
+	DefaultBodyTimeout       = 10 * time.Minute
+	DefaultWriteTimeout      = 10 * time.Minute
+	DefaultIdleTimeout       = 60 * time.Second
+	DefaultMaxHeader         = 64 << 10
+)
+
+// Options configure a Server. Only Backends is required; every other zero
+// value has a documented meaning. The defaults are those of the config
+// file's keys of the same names (limits.*, client.*).
 type Options struct {
-	Config *config.Config
-	// Backends by name, as built by backends.New.
+	// Backends by name, as built by backends.New. Required.
 	Backends map[string]*backends.Backend
+	// Rules are the rules in force at start. Nil: no routes (every request
+	// gets 404) until SetRules.
+	Rules *rules.Rules
 	// Logger receives start-up, shutdown and error lines. Nil: slog.Default().
 	Logger *slog.Logger
 	// Observer, if non-nil, receives every finished comparison.
 	Observer Observer
 	// Learner holds learned and marked noise. Nil: a fresh one.
 	Learner *compare.Learner
-	// Rules are the rules in force at start. Nil: Config.Routes as version 1.
-	Rules *rules.Rules
+	// Metrics is the set the server's metrics are created in; the caller
+	// exports it. Nil: a set of the server's own (see Server.Metrics). Two
+	// servers must not share a set.
+	Metrics *metrics.Set
 	// AccessLog is the share of requests (0..1) logged, one line each, at
 	// Info level; the sample is chosen by request id. Zero: no access log.
 	AccessLog float64
+	// SpoolDir holds the shadow bodies spooled to disk (unlinked at
+	// creation). Empty: "tandem-spool" under os.TempDir().
+	SpoolDir string
+
+	// MaxBody is the largest request body accepted; larger gets 413.
+	// Zero: DefaultMaxBody (1 GiB).
+	MaxBody int64
+	// SpoolMemory is the per-request body bytes kept in memory before
+	// spooling to disk. Zero: DefaultSpoolMemory (1 MiB).
+	SpoolMemory int64
+	// SpoolDisk is the total disk for spooled shadow bodies; past it the
+	// shadow is skipped (spool_full). Zero: DefaultSpoolDisk (4 GiB).
+	SpoolDisk int64
+	// ShadowConcurrency is the number of shadow requests in flight; past it
+	// the shadow is skipped (queue_full). Zero: DefaultShadowConcurrency (64).
+	ShadowConcurrency int
+	// CompareMaxBody is the response bytes kept for comparison; beyond, the
+	// bodies are compared by hash and size. Zero: DefaultCompareMaxBody (32 MiB).
+	CompareMaxBody int64
+	// CompareMemory bounds the response bytes held for comparison by all
+	// shadow jobs together. Zero: DefaultCompareMemory (64 MiB).
+	CompareMemory int64
+	// CompareWorkers is the number of goroutines comparing finished pairs.
+	// Zero: max(1, GOMAXPROCS/2).
+	CompareWorkers int
+	// CompareQueue is the number of finished pairs waiting for a compare
+	// worker; past it a pair is dropped. Zero: DefaultCompareQueue (64).
+	CompareQueue int
+	// DecodeMemory bounds the memory of image decoding by all comparisons
+	// (and the admin heat maps sharing DecodeBudget). Zero:
+	// DefaultDecodeMemory (256 MiB).
+	DecodeMemory int64
+
+	// HeaderTimeout is the time allowed to receive a request's headers.
+	// Zero: DefaultHeaderTimeout (10s).
+	HeaderTimeout time.Duration
+	// BodyTimeout is the time allowed to receive a whole request body.
+	// Zero: DefaultBodyTimeout (10m).
+	BodyTimeout time.Duration
+	// WriteTimeout is the time allowed to write a whole response.
+	// Zero: DefaultWriteTimeout (10m).
+	WriteTimeout time.Duration
+	// IdleTimeout is how long an idle keep-alive connection stays open.
+	// Zero: DefaultIdleTimeout (60s).
+	IdleTimeout time.Duration
+	// MaxHeader is the largest request header block; larger gets 431.
+	// Zero: DefaultMaxHeader (64 KiB).
+	MaxHeader int
+	// UnderscoresInHeaders keeps request headers whose names contain an
+	// underscore. Zero (false): they are dropped before any backend sees
+	// them, as nginx does (see config's client.underscores_in_headers).
+	UnderscoresInHeaders bool
+	// DisableRawSyscalls makes client connections read and write through
+	// Go's net package instead of raw system calls (internal/rawconn).
+	// Zero (false): raw calls, on Linux only.
+	DisableRawSyscalls bool
+}
+
+func (o *Options) fill() {
+	def := func(v *int64, d int64) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&o.MaxBody, DefaultMaxBody)
+	def(&o.SpoolMemory, DefaultSpoolMemory)
+	def(&o.SpoolDisk, DefaultSpoolDisk)
+	def(&o.CompareMaxBody, DefaultCompareMaxBody)
+	def(&o.CompareMemory, DefaultCompareMemory)
+	def(&o.DecodeMemory, DefaultDecodeMemory)
+	if o.ShadowConcurrency <= 0 {
+		o.ShadowConcurrency = DefaultShadowConcurrency
+	}
+	if o.CompareQueue <= 0 {
+		o.CompareQueue = DefaultCompareQueue
+	}
+	if o.MaxHeader <= 0 {
+		o.MaxHeader = DefaultMaxHeader
+	}
+	defDur(&o.HeaderTimeout, DefaultHeaderTimeout)
+	defDur(&o.BodyTimeout, DefaultBodyTimeout)
+	defDur(&o.WriteTimeout, DefaultWriteTimeout)
+	defDur(&o.IdleTimeout, DefaultIdleTimeout)
+	if o.SpoolDir == "" {
+		o.SpoolDir = filepath.Join(os.TempDir(), "tandem-spool")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Learner == nil {
+		o.Learner = compare.NewLearner()
+	}
 }
 
 // Server is the client-facing proxy.
 type Server struct {
-	cfg      *config.Config
+	o        Options // filled
 	log      *slog.Logger
 	backends map[string]*backends.Backend
 	table    atomic.Pointer[table]
@@ -100,40 +202,34 @@ type Server struct {
 	lingers    lingerSet                // client connections draining before close (linger.go)
 }
 
-// New builds a Server with the routes of o.Config as rules version 1.
+// New builds a Server with o.Rules in force.
 func New(o Options) (*Server, error) {
-	c := o.Config
+	o.fill()
 	s := &Server{
-		cfg:        c,
+		o:          o,
 		log:        o.Logger,
 		backends:   o.Backends,
 		learner:    o.Learner,
 		observer:   o.Observer,
-		maxBody:    int64(c.Limits.MaxBody),
-		compareMax: int64(c.Limits.CompareMaxBody),
-		captureMem: newMemBudget(int64(c.Limits.CompareMemory)),
+		maxBody:    o.MaxBody,
+		compareMax: o.CompareMaxBody,
+		captureMem: newMemBudget(o.CompareMemory),
 		accessLog:  rules.Threshold(100 * o.AccessLog),
 	}
-	if s.log == nil {
-		s.log = slog.Default()
-	}
-	if s.learner == nil {
-		s.learner = compare.NewLearner()
-	}
-	s.targets = backendTargets(c, o.Backends)
+	s.targets = backendTargets(o.Backends)
 	var rnd [8]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return nil, fmt.Errorf("cannot seed request ids: %w", err)
 	}
 	hex.Encode(s.idPrefix[:], rnd[:])
 	var err error
-	s.spools, err = newSpoolPool(filepath.Join(c.DataDir, "spool"), int64(c.Limits.SpoolMemory), int64(c.Limits.SpoolDisk))
+	s.spools, err = newSpoolPool(o.SpoolDir, o.SpoolMemory, o.SpoolDisk)
 	if err != nil {
 		return nil, err
 	}
-	s.m = newServerMetrics(s)
+	s.m = newServerMetrics(s, o.Metrics)
 	s.startCompares()
-	initial := rules.Rules{Version: 1, Routes: c.Routes}
+	initial := rules.Rules{}
 	if o.Rules != nil {
 		initial = *o.Rules
 	}
@@ -147,17 +243,17 @@ func New(o Options) (*Server, error) {
 		NoDefaultContentType:          true,
 		StreamRequestBody:             true,
 		DisablePreParseMultipartForm:  true,
-		MaxRequestBodySize:            int(c.Limits.MaxBody),
-		ReadBufferSize:                int(c.Client.MaxHeader),
+		MaxRequestBodySize:            int(o.MaxBody),
+		ReadBufferSize:                o.MaxHeader,
 		WriteBufferSize:               16 << 10,
-		ReadTimeout:                   c.Client.HeaderTimeout.D(),
-		WriteTimeout:                  c.Client.WriteTimeout.D(),
-		IdleTimeout:                   c.Client.IdleTimeout.D(),
+		ReadTimeout:                   o.HeaderTimeout,
+		WriteTimeout:                  o.WriteTimeout,
+		IdleTimeout:                   o.IdleTimeout,
 		CloseOnShutdown:               true,
 		DisableHeaderNamesNormalizing: false,
 		Logger:                        fasthttpLogger{s.log},
 		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
-			return fasthttp.RequestConfig{ReadTimeout: c.Client.BodyTimeout.D()}
+			return fasthttp.RequestConfig{ReadTimeout: o.BodyTimeout}
 		},
 		ErrorHandler: s.parseError,
 		ExpectHandler: func(ctx *fasthttp.RequestCtx) int {
@@ -168,13 +264,12 @@ func New(o Options) (*Server, error) {
 			return fasthttp.StatusContinue
 		},
 	}
-	n := c.Limits.ShadowConcurrency
+	n := o.ShadowConcurrency
 	s.jobs = make(chan *shadowJob, n) // one slot per admitted job: see submit
 	for i := 0; i < n; i++ {
 		s.workers.Add(1)
 		go s.shadowWorker()
 	}
-	metrics.RegisterSet(s.m.set)
 	return s, nil
 }
 
@@ -191,20 +286,16 @@ type backendTarget struct {
 	scheme []byte
 }
 
-// backendTargets maps every backend to its backendTarget. A backend the
-// config does not describe gets its name as host and http.
-func backendTargets(c *config.Config, bs map[string]*backends.Backend) map[string]backendTarget {
+// backendTargets maps every backend to its backendTarget. A backend without
+// a parsable URL gets its name as host and http.
+func backendTargets(bs map[string]*backends.Backend) map[string]backendTarget {
 	out := make(map[string]backendTarget, len(bs))
-	for name := range bs {
+	for name, b := range bs {
 		t := backendTarget{host: []byte(name), scheme: strHTTP}
-		if bc := c.Backends[name]; bc != nil {
-			if us := bc.AllURLs(); len(us) > 0 {
-				if u, err := url.Parse(us[0]); err == nil && u.Host != "" {
-					t.host = []byte(u.Host)
-					if u.Scheme == "https" {
-						t.scheme = strHTTPS
-					}
-				}
+		if u, err := url.Parse(b.URL); err == nil && u.Host != "" {
+			t.host = []byte(u.Host)
+			if u.Scheme == "https" {
+				t.scheme = strHTTPS
 			}
 		}
 		out[name] = t
@@ -218,7 +309,8 @@ func (s *Server) hostFor(b *backends.Backend) []byte { return s.targets[b.Name].
 // schemeFor is the scheme of the URI of a request sent to b.
 func (s *Server) schemeFor(b *backends.Backend) []byte { return s.targets[b.Name].scheme }
 
-// Metrics returns the server's metrics set (registered for /metrics).
+// Metrics returns the set the server's metrics are in (Options.Metrics, or
+// its own).
 func (s *Server) Metrics() *metrics.Set { return s.m.set }
 
 // SetRules compiles routes and makes them the rules for the next request.
@@ -235,6 +327,33 @@ func (s *Server) SetRules(version int64, routes []rules.Route) error {
 	return nil
 }
 
+// RulesSource is where the data plane takes its rules from: a rules store
+// (rulestore.State) that calls f with the rules in force at once and then
+// with every new version, in order.
+type RulesSource interface {
+	Subscribe(f func(rules.Rules))
+}
+
+// Follow puts every version src publishes in force. A version that does not
+// compile (which a store validating with CheckRules never publishes) is
+// logged and the previous rules stay.
+func (s *Server) Follow(src RulesSource) {
+	src.Subscribe(func(r rules.Rules) {
+		if err := s.SetRules(r.Version, r.Routes); err != nil {
+			s.log.Error("BUG: rules not applied to the data plane", "version", r.Version, "err", err)
+		}
+	})
+}
+
+// CheckRules compiles routes as SetRules would, without putting them in
+// force or creating their metrics: a dry run, so that a rules store can
+// refuse a version the data plane could not serve (the app makes it part of
+// the rules state's validator).
+func (s *Server) CheckRules(routes []rules.Route) error {
+	_, err := compileTable(0, routes, s.backends, nil, s.decode)
+	return err
+}
+
 // RulesVersion returns the version of the rules in force.
 func (s *Server) RulesVersion() int64 { return s.table.Load().version }
 
@@ -245,7 +364,7 @@ func (s *Server) Learner() *compare.Learner { return s.learner }
 // closes first linger briefly, so that the client reads the last response
 // (linger.go).
 func (s *Server) Serve(ln net.Listener) error {
-	return s.srv.Serve(&lingerListener{Listener: ln, set: &s.lingers})
+	return s.srv.Serve(&lingerListener{Listener: ln, set: &s.lingers, plain: s.o.DisableRawSyscalls})
 }
 
 // Shutdown stops accepting connections, waits for in-flight served requests
@@ -272,8 +391,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-compared:
 	case <-ctx.Done():
 	}
-	// Unregister last, so a final scrape still sees the abandoned count.
-	metrics.UnregisterSet(s.m.set, false)
 	return err
 }
 
@@ -285,7 +402,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 	meta := metaPool.Get().(*reqMeta)
 	defer metaPool.Put(meta)
-	meta.keepUnderscores = s.cfg.Client.UnderscoresInHeaders
+	meta.keepUnderscores = s.o.UnderscoresInHeaders
 	if err := scanHeaders(ctx.Request.Header.RawHeaders(), meta); err != nil {
 		s.fail(ctx, fasthttp.StatusBadRequest, err.Error(), true)
 		return
@@ -331,7 +448,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 
 	// Shadow admission: every mirrored-or-not decision is counted once.
 	var sp *spool
-	var skip string
+	var skip exchange.Outcome
 	if rt.new != nil {
 		shadowTarget := rt.new
 		if servedByNew {
@@ -339,11 +456,11 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		}
 		switch {
 		case rules.MirrorBucket(rt.Name, b2s(id)) >= rt.mirrorThreshold:
-			skip = OutcomeSampling
+			skip = exchange.Sampling
 		case shadowTarget.BreakerState() == backends.StateOpen:
-			skip = OutcomeBreakerOpen
+			skip = exchange.BreakerOpen
 		case s.busy.Load() >= int64(cap(s.jobs)):
-			skip = OutcomeQueueFull
+			skip = exchange.QueueFull
 		default:
 			sp, skip = s.spools.get(cl)
 		}
@@ -401,7 +518,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		fasthttp.ReleaseResponse(resp)
 		if sp != nil {
 			sp.release()
-			sp, skip = nil, OutcomeError
+			sp, skip = nil, exchange.Error
 		}
 		s.countShadowSkip(rt, skip)
 		s.upstreamFailed(ctx, rt, serving, servedByNew, body, err)
@@ -421,10 +538,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	var job *shadowJob
 	if sp != nil {
 		if sp.failed == "" && cl >= 0 && body.n != cl {
-			sp.fail(OutcomeError) // the backend answered before reading the whole body
+			sp.fail(exchange.Error) // the backend answered before reading the whole body
 		}
 		if sp.failed == "" && cl < 0 && !body.eof {
-			sp.fail(OutcomeError)
+			sp.fail(exchange.Error)
 		}
 		if sp.failed != "" {
 			skip = sp.failed
@@ -434,7 +551,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			job.hostless = meta.hostless
 			if !s.submit(job) {
 				job.release()
-				job, skip = nil, OutcomeQueueFull
+				job, skip = nil, exchange.QueueFull
 			}
 		}
 	}
@@ -548,7 +665,7 @@ func (s *Server) refuse(ctx *fasthttp.RequestCtx, rt *route, status int, msg str
 	rt.m.answers.add(byTandem, false, true)
 }
 
-func (s *Server) countShadowSkip(rt *route, skip string) {
+func (s *Server) countShadowSkip(rt *route, skip exchange.Outcome) {
 	if skip != "" {
 		rt.m.shadow[skip].Inc()
 	}

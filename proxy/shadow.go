@@ -9,6 +9,7 @@ import (
 
 	"github.com/tandem-proxy/tandem/backends"
 	"github.com/tandem-proxy/tandem/compare"
+	"github.com/tandem-proxy/tandem/exchange"
 	"github.com/valyala/fasthttp"
 )
 
@@ -177,15 +178,15 @@ func (s *Server) runShadow(j *shadowJob, buf []byte) {
 	}
 	shadowResp, shadowTTFB, ok := s.sendCopy(j, target, buf)
 	if !ok {
-		rt.m.shadow[OutcomeBreakerOpen].Inc()
+		rt.m.shadow[exchange.BreakerOpen].Inc()
 		j.noCompare = true
 		s.endExchange(j)
 		return
 	}
 	if shadowResp.Err != "" {
-		rt.m.shadow[OutcomeError].Inc()
+		rt.m.shadow[exchange.Error].Inc()
 	} else {
-		rt.m.shadow[OutcomeSent].Inc()
+		rt.m.shadow[exchange.Sent].Inc()
 	}
 	var secondary *compare.Response
 	if rt.secondary != nil {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tandem-proxy/tandem/exchange"
 	tb "github.com/tandem-proxy/tandem/internal/testbackend"
 )
 
@@ -52,9 +53,9 @@ func TestMirrorSampling(t *testing.T) {
 			}
 			close(work)
 			wg.Wait()
-			sampled := f.metric(shadowMetric("up", OutcomeSampling))
+			sampled := f.metric(shadowMetric("up", exchange.Sampling))
 			mirrored := float64(c.n) - sampled
-			f.waitMetric(shadowMetric("up", OutcomeSent), mirrored)
+			f.waitMetric(shadowMetric("up", exchange.Sent), mirrored)
 			if got := newb.Count(); got < c.lo || got > c.hi || float64(got) != mirrored {
 				t.Fatalf("mirrored %d of %d (metric says %v), want within [%d, %d]", got, c.n, mirrored, c.lo, c.hi)
 			}
@@ -104,7 +105,7 @@ func TestSlowShadowKeepAliveSequence(t *testing.T) {
 	if d := time.Since(start); d > 20*time.Second {
 		t.Fatalf("50 sequential requests took %v", d)
 	}
-	f.waitMetric(shadowMetric("up", OutcomeSent), 50)
+	f.waitMetric(shadowMetric("up", exchange.Sent), 50)
 }
 
 // A misbehaving shadow: every client request still gets legacy's answer, and
@@ -117,14 +118,14 @@ func TestShadowFailuresDoNotReachClient(t *testing.T) {
 	modes := []struct {
 		name string
 		mode tb.Mode
-		url  string // overrides the new backend URL
-		want string // shadow outcome
+		url  string           // overrides the new backend URL
+		want exchange.Outcome // shadow outcome
 	}{
-		{"refused", tb.Mode{}, "closed", OutcomeError},
-		{"reset", tb.Mode{Kind: tb.KindReset}, "", OutcomeError},
-		{"garbage", tb.Mode{Kind: tb.KindGarbage}, "", OutcomeError},
-		{"5xx", tb.Mode{Kind: tb.KindStatus, Status: 503}, "", OutcomeSent},
-		{"huge", tb.Mode{Kind: tb.KindHuge, Size: huge}, "", OutcomeSent},
+		{"refused", tb.Mode{}, "closed", exchange.Error},
+		{"reset", tb.Mode{Kind: tb.KindReset}, "", exchange.Error},
+		{"garbage", tb.Mode{Kind: tb.KindGarbage}, "", exchange.Error},
+		{"5xx", tb.Mode{Kind: tb.KindStatus, Status: 503}, "", exchange.Sent},
+		{"huge", tb.Mode{Kind: tb.KindHuge, Size: huge}, "", exchange.Sent},
 	}
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
@@ -162,7 +163,7 @@ func TestShadowFailuresDoNotReachClient(t *testing.T) {
 					break
 				}
 			}
-			if total != n || (m.want == OutcomeError) != (f.metric(errName) == n) {
+			if total != n || (m.want == exchange.Error) != (f.metric(errName) == n) {
 				t.Fatalf("comparisons: %v in all, %v errors; want %d, all errors iff the shadow failed", total, f.metric(errName), n)
 			}
 		})
@@ -182,16 +183,16 @@ func TestShadowQueueFullIsCounted(t *testing.T) {
 		}
 	}
 	// Two workers hang on the shadow; everything after is skipped.
-	if got := f.metric(shadowMetric("up", OutcomeQueueFull)); got != n-2 {
+	if got := f.metric(shadowMetric("up", exchange.QueueFull)); got != n-2 {
 		t.Fatalf("queue_full = %v, want %d", got, n-2)
 	}
 	if !newb.WaitCount(2, 5*time.Second) || newb.Count() != 2 {
 		t.Fatalf("new got %d requests, want 2", newb.Count())
 	}
 	newb.Close() // release the hung shadows before cleanup
-	f.waitMetric(shadowMetric("up", OutcomeError), 2)
+	f.waitMetric(shadowMetric("up", exchange.Error), 2)
 	total := 0.0
-	for _, o := range shadowOutcomes {
+	for _, o := range exchange.Outcomes {
 		total += f.metric(shadowMetric("up", o))
 	}
 	if math.Abs(total-n) > 0 {

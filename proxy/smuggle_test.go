@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tandem-proxy/tandem/exchange"
 )
 
 // smuggler is a hostile keep-alive backend of the "CL.0" kind: it answers
@@ -110,19 +112,19 @@ routes:
 // exchanges records every comparison's pair of responses.
 type exchanges struct {
 	mu  sync.Mutex
-	all []*Exchange
+	all []*exchange.Exchange
 }
 
-func (e *exchanges) Observe(ex *Exchange) {
+func (e *exchanges) Observe(ex *exchange.Exchange) {
 	e.mu.Lock()
 	e.all = append(e.all, ex)
 	e.mu.Unlock()
 }
 
-func (e *exchanges) byID() map[string]*Exchange {
+func (e *exchanges) byID() map[string]*exchange.Exchange {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	m := map[string]*Exchange{}
+	m := map[string]*exchange.Exchange{}
 	for _, ex := range e.all {
 		m[ex.RequestID] = ex
 	}

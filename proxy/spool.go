@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+
+	"github.com/tandem-proxy/tandem/exchange"
 )
 
 // spoolPool hands out spools: per-request body copies for the shadow, kept in
@@ -49,17 +51,17 @@ type spool struct {
 	f        *os.File
 	fileSize int64
 	size     int64
-	failed   string
+	failed   exchange.Outcome
 }
 
 // get returns a spool for a body of expected size (-1 if unknown), or the
 // outcome that says why none can be had.
-func (p *spoolPool) get(expected int64) (*spool, string) {
+func (p *spoolPool) get(expected int64) (*spool, exchange.Outcome) {
 	if expected > p.memLimit+p.diskBudget {
-		return nil, OutcomeTooLarge
+		return nil, exchange.TooLarge
 	}
 	if expected > p.memLimit && p.used.Load()+expected-p.memLimit > p.diskBudget {
-		return nil, OutcomeSpoolFull
+		return nil, exchange.SpoolFull
 	}
 	s := &spool{p: p}
 	if expected >= 0 && expected <= smallBuf || p.memLimit <= smallBuf {
@@ -112,19 +114,19 @@ func (s *spool) Write(b []byte) (int, error) {
 		b = b[room:]
 		f, err := os.CreateTemp(s.p.dir, "spool-*")
 		if err != nil {
-			s.fail(OutcomeError)
+			s.fail(exchange.Error)
 			return n, nil
 		}
 		os.Remove(f.Name())
 		s.f = f
 	}
 	if s.size-s.p.memLimit > s.p.diskBudget {
-		s.fail(OutcomeTooLarge)
+		s.fail(exchange.TooLarge)
 		return n, nil
 	}
 	if s.p.used.Add(int64(len(b))) > s.p.diskBudget {
 		s.p.used.Add(-int64(len(b)))
-		s.fail(OutcomeSpoolFull)
+		s.fail(exchange.SpoolFull)
 		return n, nil
 	}
 	w, err := s.f.Write(b)
@@ -134,7 +136,7 @@ func (s *spool) Write(b []byte) (int, error) {
 	}
 	if err != nil {
 		// A full or failing disk: the shadow is skipped, the user is served.
-		s.fail(OutcomeSpoolFull)
+		s.fail(exchange.SpoolFull)
 	}
 	return n, nil
 }
@@ -156,7 +158,7 @@ func (s *spool) commit(n int) {
 	s.size += int64(n)
 }
 
-func (s *spool) fail(outcome string) {
+func (s *spool) fail(outcome exchange.Outcome) {
 	s.failed = outcome
 	s.closeFile()
 }

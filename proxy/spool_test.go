@@ -5,6 +5,7 @@ import (
 	"io"
 	"testing"
 
+	"github.com/tandem-proxy/tandem/exchange"
 	tb "github.com/tandem-proxy/tandem/internal/testbackend"
 )
 
@@ -15,14 +16,14 @@ func TestSpool(t *testing.T) {
 		why            string
 		mem, disk, n   int64
 		expected       int64
-		wantFail       string
+		wantFail       exchange.Outcome
 		wantUsedAtPeak bool
 	}{
 		{"small body stays in a small buffer", 1 << 20, 1 << 20, 1000, 1000, "", false},
 		{"chunked body outgrows the small buffer", 1 << 20, 1 << 20, 200 << 10, -1, "", false},
 		{"past memory it goes to disk", 64 << 10, 4 << 20, 1 << 20, 1 << 20, "", true},
-		{"a known size over both budgets is too large up front", 64 << 10, 128 << 10, 1 << 20, 1 << 20, OutcomeTooLarge, false},
-		{"an unknown size over both budgets fails while writing", 64 << 10, 128 << 10, 1 << 20, -1, OutcomeTooLarge, false},
+		{"a known size over both budgets is too large up front", 64 << 10, 128 << 10, 1 << 20, 1 << 20, exchange.TooLarge, false},
+		{"an unknown size over both budgets fails while writing", 64 << 10, 128 << 10, 1 << 20, -1, exchange.TooLarge, false},
 	}
 	for _, c := range cases {
 		t.Run(c.why, func(t *testing.T) {
@@ -75,12 +76,12 @@ func TestSpoolDiskBudgetShared(t *testing.T) {
 	p, _ := newSpoolPool(t.TempDir(), 1024, 100<<10)
 	a, _ := p.get(-1)
 	a.Write(make([]byte, 90<<10))
-	if _, fail := p.get(50 << 10); fail != OutcomeSpoolFull {
+	if _, fail := p.get(50 << 10); fail != exchange.SpoolFull {
 		t.Fatalf("second spool: %q, want spool_full", fail)
 	}
 	b, _ := p.get(-1)
 	b.Write(make([]byte, 50<<10))
-	if b.failed != OutcomeSpoolFull {
+	if b.failed != exchange.SpoolFull {
 		t.Fatalf("chunked second spool: %q, want spool_full", b.failed)
 	}
 	a.release()

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tandem-proxy/tandem/exchange"
 	tb "github.com/tandem-proxy/tandem/internal/testbackend"
 )
 
@@ -48,7 +49,7 @@ func TestServedBytesExactAndShadowBodyIdentical(t *testing.T) {
 			t.Errorf("size %d: X-Tandem-Shadow legacy %v shadow %v", n, lg.Shadow, sh.Shadow)
 		}
 	}
-	f.waitMetric(shadowMetric("up", OutcomeSent), float64(len(sizes)))
+	f.waitMetric(shadowMetric("up", exchange.Sent), float64(len(sizes)))
 	if got := f.metric(`tandem_requests_total{route="up",served_by="legacy"}`); got != float64(len(sizes)) {
 		t.Errorf("requests served by legacy = %v, want %d", got, len(sizes))
 	}

@@ -1,8 +1,3 @@
-// Package ramp runs automatic promotion: one controller that feeds each
-// ramped route's statistics window from finished comparisons, evaluates the
-// pure rules.Step on a ticker, and applies its decisions through the same
-// versioned rules state as the API (actor "ramp"). It owns no decisions of
-// its own and imports no network code.
 package ramp
 
 import (
@@ -10,24 +5,36 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tandem-proxy/tandem/exchange"
 	"github.com/tandem-proxy/tandem/rules"
 )
 
+// RulesStore is what the ramp needs of the rules store (rulestore.State,
+// or any store behind the same contract): the rules in force, the audit log
+// (a route rolled back before a restart starts halted), a versioned change
+// and an audit append.
+type RulesStore interface {
+	Current() rules.Rules
+	Events(since time.Time, limit int) ([]rules.Event, error)
+	Apply(ifMatch int64, ev rules.Event, mutate func(*rules.Rules) error) (rules.Rules, bool, error)
+	Record(rules.Event) error
+}
+
 // Controller drives every route that has a ramp. Safe for concurrent use.
 type Controller struct {
-	state       *rules.State
+	state       RulesStore
 	breakerOpen func(backend string) bool
 	log         *slog.Logger
 	now         func() time.Time
 
 	mu       sync.Mutex
-	trackers map[string]*rules.RampTracker
-	last     map[string]rules.Decision
+	trackers map[string]*Tracker
+	last     map[string]Decision
 }
 
 // New returns a controller over state. breakerOpen reports whether a
 // backend's breaker is open now; now nil means time.Now.
-func New(state *rules.State, breakerOpen func(string) bool, log *slog.Logger, now func() time.Time) *Controller {
+func New(state RulesStore, breakerOpen func(string) bool, log *slog.Logger, now func() time.Time) *Controller {
 	if now == nil {
 		now = time.Now
 	}
@@ -39,23 +46,23 @@ func New(state *rules.State, breakerOpen func(string) bool, log *slog.Logger, no
 		breakerOpen: breakerOpen,
 		log:         log,
 		now:         now,
-		trackers:    map[string]*rules.RampTracker{},
-		last:        map[string]rules.Decision{},
+		trackers:    map[string]*Tracker{},
+		last:        map[string]Decision{},
 	}
 }
 
 // tracker returns the route's tracker, creating it on first use. A route that
 // was rolled back before a restart starts halted.
-func (c *Controller) tracker(r *rules.Route) *rules.RampTracker {
+func (c *Controller) tracker(r *rules.Route) *Tracker {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t := c.trackers[r.Name]
 	if t == nil {
-		st := rules.NewRampState(c.now(), r.Ramp, r.ServeNew)
+		st := NewProgress(c.now(), r.Ramp, r.ServeNew)
 		if evs, err := c.state.Events(time.Time{}, 100000); err == nil {
-			st.Halted = rules.RampHalted(evs, r.Name, r.ServeNew)
+			st.Halted = Halted(evs, r.Name, r.ServeNew)
 		}
-		t = rules.NewRampTracker(st)
+		t = NewTracker(st)
 		c.trackers[r.Name] = t
 	}
 	return t
@@ -85,8 +92,23 @@ type Observation struct {
 	LegacyOK  bool
 }
 
-// Observe feeds one comparison into its route's window, if the route ramps.
-func (c *Controller) Observe(o Observation) {
+// Observe feeds one finished exchange into its route's window, if the route
+// ramps. It makes the Controller an observer of the data plane.
+func (c *Controller) Observe(ex *exchange.Exchange) {
+	c.Add(Observation{
+		Route:         ex.Route,
+		Start:         ex.At,
+		Compared:      ex.Compared(),
+		Mismatch:      ex.Mismatch(),
+		LegacyLatency: ex.LegacyLatency,
+		NewLatency:    ex.NewLatency,
+		NewFailed:     ex.NewFailed(),
+		LegacyOK:      ex.LegacyOK(),
+	})
+}
+
+// Add feeds one comparison into its route's window, if the route ramps.
+func (c *Controller) Add(o Observation) {
 	r := c.rampedRoute(o.Route)
 	if r == nil {
 		return
@@ -125,10 +147,10 @@ func (c *Controller) Tick() {
 		c.mu.Lock()
 		c.last[r.Name] = d
 		c.mu.Unlock()
-		if d.Action == rules.ActionWait {
+		if d.Action == ActionWait {
 			continue
 		}
-		_, changed, err := c.state.ApplyRamp(r.Name, d)
+		_, changed, err := Apply(c.state, r.Name, d)
 		if err != nil {
 			c.log.Warn("ramp decision not applied", "route", r.Name, "action", string(d.Action), "err", err)
 			continue
@@ -162,7 +184,7 @@ type Status struct {
 	HoldSeconds float64            `json:"hold_seconds"`
 	Halted      bool               `json:"halted"`
 	Done        bool               `json:"done"`
-	Last        *rules.Decision    `json:"last_decision,omitempty"`
+	Last        *Decision          `json:"last_decision,omitempty"`
 	Gates       map[string]float64 `json:"gates,omitempty"`
 }
 

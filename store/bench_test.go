@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tandem-proxy/tandem/compare"
+	"github.com/tandem-proxy/tandem/exchange"
 )
 
 // BenchmarkRecord measures the data plane's cost of Record, no SQLite
@@ -78,12 +79,12 @@ func TestRecordAllocs(t *testing.T) {
 //     1 KiB bodies. After warm-up nearly nothing is sampled.
 //   - "sample-all": every exchange a mismatch on its own path with 4 KiB
 //     bodies, so every one is stored as a sample.
-func benchExchanges(workload string, n int) []*Exchange {
+func benchExchanges(workload string, n int) []*exchange.Exchange {
 	body := strings.Repeat("x", 1024)
 	if workload == "sample-all" {
 		body = strings.Repeat("x", 4096)
 	}
-	out := make([]*Exchange, n)
+	out := make([]*exchange.Exchange, n)
 	for i := range out {
 		at := t0.Add(time.Duration(i) * time.Millisecond)
 		ex := exch("r", at, compare.OutcomeMatch)

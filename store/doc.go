@@ -63,7 +63,9 @@
 //
 // # Imports
 //
-// store imports compare (the result model) and nothing of the data plane:
-// not proxy, not fasthttp. The proxy reaches it through a small interface it
-// declares itself; cmd/tandem wires the two.
+// store imports compare (the result model) and exchange (the finished
+// exchange it records, and the shadow outcomes that are its skip reasons),
+// and nothing of the data plane: not proxy, not fasthttp, not config. The
+// proxy reaches it through a small interface it declares itself (Observer);
+// package app wires the two.
 package store

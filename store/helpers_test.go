@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tandem-proxy/tandem/compare"
+	"github.com/tandem-proxy/tandem/exchange"
 )
 
 // t0 is the tests' epoch, on a minute boundary.
@@ -65,8 +66,8 @@ func diff(kind compare.Kind, path string, noise bool) compare.Difference {
 }
 
 // exch builds an exchange of route at at with the given verdict.
-func exch(route string, at time.Time, outcome compare.Outcome, diffs ...compare.Difference) *Exchange {
-	return &Exchange{
+func exch(route string, at time.Time, outcome compare.Outcome, diffs ...compare.Difference) *exchange.Exchange {
+	return &exchange.Exchange{
 		Route: route, RequestID: "req-" + at.Format("150405.000000000"), Method: "POST", Path: "/upload", ServedBy: "legacy",
 		At: at, Legacy: resp(200, `{"w":1}`), New: resp(200, `{"w":2}`),
 		LegacyLatency: 10 * time.Millisecond, NewLatency: 20 * time.Millisecond,
@@ -74,7 +75,7 @@ func exch(route string, at time.Time, outcome compare.Outcome, diffs ...compare.
 	}
 }
 
-func record(t testing.TB, s *Store, ex *Exchange) {
+func record(t testing.TB, s *Store, ex *exchange.Exchange) {
 	t.Helper()
 	if !s.Record(ex) {
 		t.Fatalf("Record refused %s", ex.RequestID)

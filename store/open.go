@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/tandem-proxy/tandem/exchange"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
@@ -53,13 +54,13 @@ var colNames = [nCols]string{
 }
 
 // skipCol maps a skip reason to its column.
-var skipCol = map[string]int{
-	SkipSampling:    colSkipSampling,
-	SkipQueueFull:   colSkipQueueFull,
-	SkipBreakerOpen: colSkipBreakerOpen,
-	SkipTooLarge:    colSkipTooLarge,
-	SkipSpoolFull:   colSkipSpoolFull,
-	SkipError:       colSkipError,
+var skipCol = map[exchange.Outcome]int{
+	exchange.Sampling:    colSkipSampling,
+	exchange.QueueFull:   colSkipQueueFull,
+	exchange.BreakerOpen: colSkipBreakerOpen,
+	exchange.TooLarge:    colSkipTooLarge,
+	exchange.SpoolFull:   colSkipSpoolFull,
+	exchange.Error:       colSkipError,
 }
 
 func schema() string {

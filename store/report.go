@@ -11,6 +11,7 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/tandem-proxy/tandem/compare"
+	"github.com/tandem-proxy/tandem/exchange"
 	"github.com/tandem-proxy/tandem/internal/latency"
 )
 
@@ -52,7 +53,7 @@ type RouteReport struct {
 
 	// Skipped counts shadows not sent, by reason; every reason in
 	// SkipReasons is present, zeros included.
-	Skipped map[string]int64 `json:"skipped"`
+	Skipped map[exchange.Outcome]int64 `json:"skipped"`
 	// DiffRate is Mismatched / Compared; 0 when nothing was compared.
 	DiffRate float64 `json:"diff_rate"`
 	// Diffs are the differing paths grouped by (kind, path), most frequent
@@ -84,7 +85,7 @@ type PathStat struct {
 }
 
 func newRouteReport(route string, since time.Time) *RouteReport {
-	r := &RouteReport{Route: route, Since: since, Skipped: make(map[string]int64, len(SkipReasons)), Diffs: []PathStat{}}
+	r := &RouteReport{Route: route, Since: since, Skipped: make(map[exchange.Outcome]int64, len(SkipReasons)), Diffs: []PathStat{}}
 	for _, reason := range SkipReasons {
 		r.Skipped[reason] = 0
 	}

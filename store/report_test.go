@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/tandem-proxy/tandem/compare"
+	"github.com/tandem-proxy/tandem/exchange"
 )
 
 func sec(n int) time.Time { return t0.Add(time.Duration(n) * time.Second) }
@@ -45,10 +46,10 @@ func TestReportCountsReconcile(t *testing.T) {
 	record(t, s, exch("thumbs", sec(1), compare.OutcomeMatch))
 
 	if !s.AddCounters("images", sec(5), Counters{Requests: 30, ServedLegacy: 28, ServedNew: 1, Fallback: 1, Sent: 19,
-		Skipped: map[string]int64{SkipSampling: 5, SkipQueueFull: 2, "bogus": 99}}) {
+		Skipped: map[exchange.Outcome]int64{exchange.Sampling: 5, exchange.QueueFull: 2, "bogus": 99}}) {
 		t.Fatal("AddCounters refused")
 	}
-	if !s.AddCounters("images", sec(65), Counters{Requests: 10, ServedLegacy: 10, Skipped: map[string]int64{SkipTooLarge: 1}}) {
+	if !s.AddCounters("images", sec(65), Counters{Requests: 10, ServedLegacy: 10, Skipped: map[exchange.Outcome]int64{exchange.TooLarge: 1}}) {
 		t.Fatal("AddCounters refused")
 	}
 	s.AddCounters("thumbs", sec(2), Counters{Requests: 3, ServedLegacy: 3, Sent: 1})
@@ -75,7 +76,7 @@ func TestReportCountsReconcile(t *testing.T) {
 		Requests: 40, ServedLegacy: 38, ServedNew: 1, Fallback: 1, Mirrored: 19,
 		Compared: 19, Matched: 10, Mismatched: 4, Noise: 3, CompareErrors: 2,
 		LegacyErrors: 1, NewErrors: 2,
-		Skipped:  map[string]int64{SkipSampling: 5, SkipQueueFull: 2, SkipBreakerOpen: 0, SkipTooLarge: 1, SkipSpoolFull: 0, SkipError: 0},
+		Skipped:  map[exchange.Outcome]int64{exchange.Sampling: 5, exchange.QueueFull: 2, exchange.BreakerOpen: 0, exchange.TooLarge: 1, exchange.SpoolFull: 0, exchange.Error: 0},
 		DiffRate: 4.0 / 19,
 		Diffs: []PathStat{
 			{Kind: compare.KindJSON, Path: "$.width", Count: 5, Rate: 5.0 / 19, Noise: false},

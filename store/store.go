@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tandem-proxy/tandem/compare"
+	"github.com/tandem-proxy/tandem/exchange"
 )
 
 // Defaults for the zero values of Options.
@@ -98,36 +98,11 @@ func (o *Options) fill() {
 	}
 }
 
-// Exchange is one finished comparison. Once passed to Record it is owned by
-// the store: the caller must not touch it (or the Responses it points to)
-// again.
-type Exchange struct {
-	Route, RequestID, Method, Path, ServedBy string
-	// At is when the request arrived; zero means Options.Now() at write time.
-	At                        time.Time
-	Legacy, New               *compare.Response
-	LegacyLatency, NewLatency time.Duration
-	Result                    compare.Result
-	// Secrets are credential values the client sent (Authorization
-	// credentials, cookie values). Wherever they appear in a stored sample —
-	// any header, a difference value, a body — they are replaced by
-	// Redacted, so a backend that echoes them cannot leak them into the store.
-	Secrets []string
-}
-
 // Skip reasons: the closed set of Counters.Skipped keys (and of
-// RouteReport.Skipped). Other keys are ignored.
-const (
-	SkipSampling    = "sampling"
-	SkipQueueFull   = "queue_full"
-	SkipBreakerOpen = "breaker_open"
-	SkipTooLarge    = "too_large"
-	SkipSpoolFull   = "spool_full"
-	SkipError       = "error"
-)
-
-// SkipReasons lists the skip reasons in a stable order.
-var SkipReasons = []string{SkipSampling, SkipQueueFull, SkipBreakerOpen, SkipTooLarge, SkipSpoolFull, SkipError}
+// RouteReport.Skipped), shadow outcomes each with a column of its own. Other
+// keys are ignored. Error is kept for the report's shape; the data plane
+// counts a sent copy that failed as mirrored, not skipped.
+var SkipReasons = []exchange.Outcome{exchange.Sampling, exchange.QueueFull, exchange.BreakerOpen, exchange.TooLarge, exchange.SpoolFull, exchange.Error}
 
 // Counters are traffic counters kept by the data plane. The caller flushes
 // deltas (not totals) every few seconds with AddCounters.
@@ -143,7 +118,7 @@ type Counters struct {
 	ServedErrors ServedCounts
 	// Skipped counts shadows not sent, by reason (SkipReasons); other keys
 	// are ignored. Negative values anywhere are ignored.
-	Skipped map[string]int64
+	Skipped map[exchange.Outcome]int64
 	// Sent counts the served requests whose copy was handed to the shadow
 	// side; reports call it Mirrored. It is never more than Requests in the
 	// same delta.
@@ -221,7 +196,7 @@ type Store struct {
 
 // item is one queue entry: an exchange, a counter delta, or a flush marker.
 type item struct {
-	ex    *Exchange
+	ex    *exchange.Exchange
 	route string
 	at    time.Time
 	c     Counters
@@ -230,7 +205,7 @@ type item struct {
 
 // Record enqueues a finished comparison without blocking. It returns false,
 // and counts a drop, when the queue is full or the store is closed.
-func (s *Store) Record(ex *Exchange) bool {
+func (s *Store) Record(ex *exchange.Exchange) bool {
 	if ex == nil {
 		return false
 	}

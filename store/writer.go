@@ -13,6 +13,7 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/tandem-proxy/tandem/compare"
+	"github.com/tandem-proxy/tandem/exchange"
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
@@ -342,7 +343,7 @@ func sideFailed(r *compare.Response) bool {
 	return r != nil && (r.Err != "" || r.Status >= 500)
 }
 
-func (s *Store) addExchange(ctx context.Context, ts *writeStmts, b *batchState, ex *Exchange, now time.Time) error {
+func (s *Store) addExchange(ctx context.Context, ts *writeStmts, b *batchState, ex *exchange.Exchange, now time.Time) error {
 	if ex.At.IsZero() {
 		ex.At = now
 	}
@@ -555,7 +556,7 @@ func newSampleID(at time.Time) string {
 	return fmt.Sprintf("%016x%016x", uint64(at.UnixNano()), rand.Uint64())
 }
 
-func (s *Store) buildSample(ex *Exchange) (*sampleRow, error) {
+func (s *Store) buildSample(ex *exchange.Exchange) (*sampleRow, error) {
 	r := &sampleRow{id: newSampleID(ex.At)}
 	diffs := redactDiffs(ex.Result.Diffs)
 	for i := range diffs {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tandem-proxy/tandem/app"
 	"github.com/tandem-proxy/tandem/config"
 	tb "github.com/tandem-proxy/tandem/internal/testbackend"
 	"github.com/tandem-proxy/tandem/rules"
@@ -23,7 +24,7 @@ import (
 // inproc is `tandem serve` running inside the test process.
 type inproc struct {
 	t          *testing.T
-	run        *running
+	run        *app.Instance
 	cfgPath    string
 	dataDir    string
 	sigs       chan os.Signal
@@ -52,20 +53,15 @@ func startInProcess(t *testing.T, cfgText, dataDir string) *inproc {
 	if len(errs) > 0 {
 		t.Fatalf("config: %v", errs)
 	}
-	readyCh := make(chan *running, 1)
 	log := slog.New(slog.NewTextHandler(p.logs, nil))
-	go func() {
-		p.done <- serve(p.cfgPath, cfg, log, p.sigs, func(r *running) { readyCh <- r }, serveOptions{})
-	}()
-	select {
-	case p.run = <-readyCh:
-	case err := <-p.done:
+	in, err := app.Open(cfg, app.Options{ConfigPath: p.cfgPath, Logger: log})
+	if err != nil {
 		t.Fatalf("serve failed: %v\n%s", err, p.logs.b.String())
-	case <-time.After(20 * time.Second):
-		t.Fatal("serve did not start")
 	}
-	p.apiBase = "http://" + p.run.AdminAddr
-	p.proxyBase = "http://" + p.run.Addr
+	p.run = in
+	go func() { p.done <- serveUntil(in, p.sigs) }()
+	p.apiBase = "http://" + p.run.AdminAddr()
+	p.proxyBase = "http://" + p.run.Addr()
 	t.Cleanup(p.stop)
 	return p
 }
@@ -99,7 +95,7 @@ func (p *inproc) api(method, path, token, ctype, body string, hdr ...string) (in
 	p.t.Helper()
 	req, _ := http.NewRequest(method, p.apiBase+path, strings.NewReader(body))
 	if token == "" {
-		token = p.run.Token
+		token = p.run.Token()
 	}
 	if token != "-" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -299,7 +295,7 @@ func TestCLIPromoteRestartAndReload(t *testing.T) {
 	newb := tb.Start(t, "new", tb.Mode{Kind: tb.KindEchoHash})
 	cfgText := fmt.Sprintf(apiConfig, legacy.URL, newb.URL)
 	p := startInProcess(t, cfgText, "")
-	t.Setenv("TANDEM_ADMIN_TOKEN", p.run.Token)
+	t.Setenv("TANDEM_ADMIN_TOKEN", p.run.Token())
 	var out, errb bytes.Buffer
 	if code := run([]string{"promote", "images", "25", "-reason", "canary", "-admin", p.apiBase, "-config", "/nonexistent"}, &out, &errb); code != 0 {
 		t.Fatalf("promote: %d %s", code, errb.String())
@@ -419,7 +415,7 @@ func TestNoiseMarkPersists(t *testing.T) {
 	}
 	resp.Body.Close()
 	waitFor(t, func() bool {
-		cs := p2.run.Proxy.Counters()["images"]
+		cs := p2.run.Proxy().Counters()["images"]
 		return cs.Compare["noise"] == 1
 	})
 }
@@ -462,10 +458,10 @@ func TestGeneratedTokenNotLogged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.TrimSpace(string(b)) != p.run.Token {
-		t.Fatalf("admin.token holds %q, serve uses %q", b, p.run.Token)
+	if strings.TrimSpace(string(b)) != p.run.Token() {
+		t.Fatalf("admin.token holds %q, serve uses %q", b, p.run.Token())
 	}
-	if strings.Contains(logs, p.run.Token) {
+	if strings.Contains(logs, p.run.Token()) {
 		t.Fatalf("the log holds the admin token:\n%s", logs)
 	}
 	if !strings.Contains(logs, "generated an admin token") || !strings.Contains(logs, file) {

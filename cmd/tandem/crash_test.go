@@ -23,6 +23,7 @@ import (
 
 	tb "github.com/tandem-proxy/tandem/internal/testbackend"
 	"github.com/tandem-proxy/tandem/rules"
+	"github.com/tandem-proxy/tandem/rulestore"
 	"github.com/tandem-proxy/tandem/store"
 )
 
@@ -310,7 +311,7 @@ func pollUntil(d time.Duration, cond func() bool) bool {
 
 // readRulesFile parses <data_dir>/rules.json as the rules state file.
 func readRulesFile(dataDir string) (rules.Rules, error) {
-	b, err := os.ReadFile(filepath.Join(dataDir, rules.RulesFile))
+	b, err := os.ReadFile(filepath.Join(dataDir, rulestore.RulesFile))
 	if err != nil {
 		return rules.Rules{}, err
 	}
@@ -334,7 +335,7 @@ func readRulesFile(dataDir string) (rules.Rules, error) {
 // lastAuditVersion is the highest new_version in <data_dir>/audit.log.
 // Like the server, it skips a line that does not decode (cut by a crash).
 func lastAuditVersion(dataDir string) (int64, error) {
-	f, err := os.Open(filepath.Join(dataDir, rules.AuditFile))
+	f, err := os.Open(filepath.Join(dataDir, rulestore.AuditFile))
 	if err != nil {
 		return 0, err
 	}
@@ -693,7 +694,7 @@ func TestCrashKill9KeepsStateConsistent(t *testing.T) {
 	backwards("new_errors", before.NewErrors, after.NewErrors)
 	backwards("legacy_errors", before.LegacyErrors, after.LegacyErrors)
 	for k, v := range before.Skipped {
-		backwards("skipped."+k, v, after.Skipped[k])
+		backwards("skipped."+string(k), v, after.Skipped[k])
 	}
 	bd := map[string]int64{}
 	for _, p := range before.Diffs {

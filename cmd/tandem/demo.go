@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tandem-proxy/tandem/app"
 	"github.com/tandem-proxy/tandem/config"
 	"github.com/tandem-proxy/tandem/internal/samples"
 	"github.com/tandem-proxy/tandem/loadtest"
@@ -140,33 +141,38 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
-	serveSigs := make(chan os.Signal, 1)
-	readyCh := make(chan *running, 1)
-	served := make(chan error, 1)
-	go func() {
-		served <- serve(cfgPath, cfg, slog.New(slog.NewTextHandler(logFile, nil)), serveSigs, func(r *running) { readyCh <- r }, serveOptions{})
-	}()
-	var run *running
-	select {
-	case run = <-readyCh:
-	case err := <-served:
+	run, err := app.Open(cfg, app.Options{ConfigPath: cfgPath, Logger: slog.New(slog.NewTextHandler(logFile, nil))})
+	if err != nil {
 		return fail1(stderr, "demo", err)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- run.Run(ctx) }()
+	var stopErr error
+	var stopOnce sync.Once
 	stopServe := func() error {
-		serveSigs <- syscall.SIGTERM
-		return <-served
+		stopOnce.Do(func() {
+			cancel()
+			stopErr = <-served
+			if cerr := run.Close(); stopErr == nil {
+				stopErr = cerr
+			}
+		})
+		return stopErr
 	}
-	api := &apiClient{base: "http://" + run.AdminAddr, token: run.Token, hc: newHTTPClient()}
-	ui := fmt.Sprintf("http://%s/ui/", run.AdminAddr)
+	defer stopServe() // on an early return too
+	api := &apiClient{base: "http://" + run.AdminAddr(), token: run.Token(), hc: newHTTPClient()}
+	ui := fmt.Sprintf("http://%s/ui/", run.AdminAddr())
 
 	say("tandem demo: a thumbnail service is being rewritten.")
 	say("  legacy  %s (Catmull-Rom thumbnails)", svcs[0].URL())
 	say("  legacy2 %s (a second legacy instance, to learn what is noise)", svcs[1].URL())
 	say("  new     %s (bilinear thumbnails; ignores EXIF orientation; flattens transparency)", svcs[2].URL())
-	say("  tandem  http://%s  (admin http://%s)", run.Addr, run.AdminAddr)
+	say("  tandem  http://%s  (admin http://%s)", run.Addr(), run.AdminAddr())
 	say("")
 
-	sum := demoSummary{UI: ui, Admin: "http://" + run.AdminAddr, Proxy: "http://" + run.Addr, Matched: map[string]int64{}}
+	sum := demoSummary{UI: ui, Admin: "http://" + run.AdminAddr(), Proxy: "http://" + run.Addr(), Matched: map[string]int64{}}
 	if !*noLoad {
 		corpus := samples.Corpus(samples.CorpusOptions{Seed: 1})
 		var bodies []loadtest.Body
@@ -174,7 +180,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 			bodies = append(bodies, loadtest.Body{Name: it.Name, ContentType: it.ContentType, Data: it.Body})
 		}
 		say("1. Shadow: every upload is served by legacy and mirrored to new (and legacy2).")
-		if err := demoLoad(run.Addr, bodies, *rate, *load, out); err != nil {
+		if err := demoLoad(run.Addr(), bodies, *rate, *load, out); err != nil {
 			return fail1(stderr, "demo", err)
 		}
 		// Let the last shadows finish and the counters reach the store.
@@ -232,8 +238,8 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		say("   %d of %d requests were served by new.", sum.Rollback.ServedByNew, sum.Rollback.Requests)
 	}
 	say("")
-	say("Open the UI: %s  (token: %s)", ui, run.Token)
-	say("Or ask the API: curl -H 'Authorization: Bearer %s' http://%s/api/v1/report", run.Token, run.AdminAddr)
+	say("Open the UI: %s  (token: %s)", ui, run.Token())
+	say("Or ask the API: curl -H 'Authorization: Bearer %s' http://%s/api/v1/report", run.Token(), run.AdminAddr())
 
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -315,10 +321,10 @@ func demoLoad(addr string, bodies []loadtest.Body, rate int, d time.Duration, ou
 
 // demoSplitLoad sends 400 uploads from 400 different users and counts who
 // served them, from tandem's own counters.
-func demoSplitLoad(run *running, bodies []loadtest.Body, percent float64, out io.Writer) (demoSplit, error) {
-	before := run.Proxy.Counters()["upload"]
+func demoSplitLoad(run *app.Instance, bodies []loadtest.Body, percent float64, out io.Writer) (demoSplit, error) {
+	before := run.Proxy().Counters()["upload"]
 	a, err := loadtest.NewAttacker(&loadtest.Targets{
-		Method: "POST", URL: "http://" + run.Addr + "/upload", Bodies: bodies,
+		Method: "POST", URL: "http://" + run.Addr() + "/upload", Bodies: bodies,
 		UserHeader: "X-User-Id", Users: 400,
 	}, loadtest.Options{Concurrency: 8, Requests: 400, Timeout: 10 * time.Second})
 	if err != nil {
@@ -327,7 +333,7 @@ func demoSplitLoad(run *running, bodies []loadtest.Body, percent float64, out io
 	if _, err := a.Run(context.Background()); err != nil {
 		return demoSplit{}, err
 	}
-	after := run.Proxy.Counters()["upload"]
+	after := run.Proxy().Counters()["upload"]
 	return demoSplit{
 		Percent:     percent,
 		Requests:    after.Requests() - before.Requests(),

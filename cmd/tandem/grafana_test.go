@@ -723,7 +723,7 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 
 	vm := startVM(t)
 	r := startDashRig(t, "vm", 10)
-	instance := r.p.run.AdminAddr
+	instance := r.p.run.AdminAddr()
 	importURL := vm + "/api/v1/import/prometheus?extra_label=job=tandem&extra_label=instance=" + url.QueryEscape(instance)
 	hc := &http.Client{Timeout: 5 * time.Second}
 	// push copies one /metrics page into VictoriaMetrics, labelled as a

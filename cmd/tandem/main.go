@@ -1,5 +1,7 @@
 // Command tandem is the one binary: a shadow-traffic migration proxy and its
-// client verbs. This package holds wiring and subcommands only.
+// client verbs. This package holds flags, signals and the subcommands only;
+// the application itself (what serve runs) is package app. Only app and
+// this package import config.
 package main
 
 import (

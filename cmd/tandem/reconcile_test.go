@@ -30,10 +30,10 @@ func TestCountsReconcileThroughRestart(t *testing.T) {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	}
-	token := p.run.Token
+	token := p.run.Token()
 	p.stop() // drains shadows, flushes counters and the store
 	p2 := startInProcess(t, cfg, p.dataDir)
-	if p2.run.Token != token {
+	if p2.run.Token() != token {
 		t.Fatal("the generated admin token changed across a restart")
 	}
 	st, b := p2.api("GET", "/api/v1/report?route=images", "", "", "")
@@ -83,7 +83,7 @@ func TestCountsReconcileThroughRestart(t *testing.T) {
 		t.Fatalf("diff list: %d %s", st, b)
 	}
 	// The CLI reads the same numbers.
-	t.Setenv("TANDEM_ADMIN_TOKEN", p2.run.Token)
+	t.Setenv("TANDEM_ADMIN_TOKEN", p2.run.Token())
 	var out, errb bytes.Buffer
 	if code := run([]string{"report", "-json", "-route", "images", "-admin", p2.apiBase, "-config", "/nonexistent"}, &out, &errb); code != 0 {
 		t.Fatalf("tandem report: %d %s", code, errb.String())

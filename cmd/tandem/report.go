@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/tandem-proxy/tandem/exchange"
 	"github.com/tandem-proxy/tandem/store"
 )
 
@@ -93,11 +95,11 @@ func renderReport(w io.Writer, reps []store.RouteReport, top int) {
 	tw.Flush()
 	for _, r := range reps {
 		var skipped []string
-		keys := make([]string, 0, len(r.Skipped))
+		keys := make([]exchange.Outcome, 0, len(r.Skipped))
 		for k := range r.Skipped {
 			keys = append(keys, k)
 		}
-		sort.Strings(keys)
+		slices.Sort(keys)
 		for _, k := range keys {
 			if r.Skipped[k] > 0 {
 				skipped = append(skipped, fmt.Sprintf("%s %d", k, r.Skipped[k]))

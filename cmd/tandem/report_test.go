@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tandem-proxy/tandem/compare"
+	"github.com/tandem-proxy/tandem/exchange"
 	"github.com/tandem-proxy/tandem/store"
 )
 
@@ -39,7 +40,7 @@ func TestReportTableGolden(t *testing.T) {
 			Requests: 1000, ServedLegacy: 880, ServedNew: 100, ServedTandem: 20, Mirrored: 990, Compared: 985,
 			ServedErrors: store.ServedCounts{Legacy: 18, New: 2, Tandem: 20},
 			Matched:      950, Mismatched: 20, Noise: 15, CompareErrors: 0, LegacyErrors: 1, NewErrors: 4,
-			Skipped:  map[string]int64{"sampling": 0, "queue_full": 7, "breaker_open": 3, "too_large": 0, "spool_full": 0, "error": 0},
+			Skipped:  map[exchange.Outcome]int64{"sampling": 0, "queue_full": 7, "breaker_open": 3, "too_large": 0, "spool_full": 0, "error": 0},
 			DiffRate: 20.0 / 985,
 			Diffs: []store.PathStat{
 				{Kind: compare.KindImage, Path: "$.image.orientation", Count: 12, Rate: 12.0 / 985, ExampleID: "s-12"},
@@ -48,7 +49,7 @@ func TestReportTableGolden(t *testing.T) {
 			},
 			Latency: store.LatencyMS{LegacyP50: 12.5, LegacyP99: 80, NewP50: 10.25, NewP99: 95},
 		},
-		{Route: "avatars", Skipped: map[string]int64{}},
+		{Route: "avatars", Skipped: map[exchange.Outcome]int64{}},
 	}
 	var b bytes.Buffer
 	renderReport(&b, reps, 2)

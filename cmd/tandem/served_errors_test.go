@@ -158,7 +158,7 @@ func TestErrorsClientsGotAreCounted(t *testing.T) {
 	check("GET /api/v1/report", rep.Routes)
 
 	// tandem report prints them.
-	t.Setenv("TANDEM_ADMIN_TOKEN", p2.run.Token)
+	t.Setenv("TANDEM_ADMIN_TOKEN", p2.run.Token())
 	var out, errb bytes.Buffer
 	if code := run([]string{"report", "-admin", p2.apiBase, "-config", "/nonexistent"}, &out, &errb); code != 0 {
 		t.Fatalf("tandem report: %d %s", code, errb.String())

@@ -69,7 +69,7 @@ func TestUIInBrowser(t *testing.T) {
 	b.shot("wrong-token")
 
 	// The right token: the dashboard, before any traffic.
-	b.do("enter the token", chromedp.SetValue(chromedp.ID("token"), p.run.Token), chromedp.Click(chromedp.ID("boot-submit")))
+	b.do("enter the token", chromedp.SetValue(chromedp.ID("token"), p.run.Token()), chromedp.Click(chromedp.ID("boot-submit")))
 	b.waitView("overview")
 	b.wait(`document.querySelector('[data-empty="no-traffic"]') !== null`)
 	b.shot("overview-empty")

@@ -22,6 +22,9 @@
 // non-blocking recvfrom(MSG_PEEK) whether the peer closed, reset or wrote to
 // a connection that carries no request.
 //
+// WrapChecked gives the idle check without the raw reads and writes (the
+// client.raw_syscalls: false setting).
+//
 // Only Linux gets the raw calls; elsewhere Wrap returns the connection as is
 // and Usable reports every connection usable.
 package rawconn

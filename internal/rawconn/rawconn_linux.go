@@ -19,7 +19,8 @@ import (
 // (or Writes) take turns.
 type Conn struct {
 	*net.TCPConn
-	rc syscall.RawConn
+	rc    syscall.RawConn
+	plain bool // WrapChecked: Read and Write are the TCPConn's
 
 	// State of the call in progress, one set per direction under its mutex;
 	// the closures are made once per connection, so a call allocates nothing.
@@ -42,7 +43,15 @@ type Conn struct {
 }
 
 // Wrap returns c as a *Conn if it is a *net.TCPConn, and c itself otherwise.
-func Wrap(c net.Conn) net.Conn {
+func Wrap(c net.Conn) net.Conn { return wrap(c, false) }
+
+// WrapChecked is Wrap without the raw calls: Read and Write are the
+// TCPConn's own, and only CheckIdle (so Usable) is raw. It is what a
+// configuration that turns the raw calls off gets, so that connections are
+// still checked before reuse.
+func WrapChecked(c net.Conn) net.Conn { return wrap(c, true) }
+
+func wrap(c net.Conn, plain bool) net.Conn {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return c
@@ -51,7 +60,7 @@ func Wrap(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	w := &Conn{TCPConn: tc, rc: rc}
+	w := &Conn{TCPConn: tc, rc: rc, plain: plain}
 	w.readFn = w.doRead
 	w.writeFn = w.doWrite
 	w.peekFn = w.doPeek
@@ -79,6 +88,9 @@ func (c *Conn) doRead(fd uintptr) bool {
 // Read reads into p like net.TCPConn.Read: io.EOF at the end, *net.OpError
 // otherwise.
 func (c *Conn) Read(p []byte) (int, error) {
+	if c.plain {
+		return c.TCPConn.Read(p)
+	}
 	if len(p) == 0 {
 		return 0, nil
 	}
@@ -120,6 +132,9 @@ func (c *Conn) doWrite(fd uintptr) bool {
 // Write writes all of p like net.TCPConn.Write, waiting for the socket to
 // drain as often as needed.
 func (c *Conn) Write(p []byte) (int, error) {
+	if c.plain {
+		return c.TCPConn.Write(p)
+	}
 	if len(p) == 0 {
 		return 0, nil
 	}

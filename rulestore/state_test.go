@@ -1,4 +1,4 @@
-package rules
+package rulestore
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tandem-proxy/tandem/compare"
+	"github.com/tandem-proxy/tandem/rules"
 )
 
 // clock is a settable time source.
@@ -36,24 +37,24 @@ func (c *clock) add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-func seedRoutes() []Route {
-	a := DefaultRoute()
+func seedRoutes() []rules.Route {
+	a := rules.DefaultRoute()
 	a.Name, a.Legacy, a.New = "images", "legacy", "new"
-	a.Match = Match{PathPrefix: "/upload", Methods: []string{"POST", "PUT"}}
+	a.Match = rules.Match{PathPrefix: "/upload", Methods: []string{"POST", "PUT"}}
 	a.Compare = compare.Settings{IgnoreHeaders: []string{"Date"}, IgnoreJSON: []string{"$.id"}}
-	rp := DefaultRamp()
+	rp := rules.DefaultRamp()
 	a.Ramp = &rp
-	b := DefaultRoute()
+	b := rules.DefaultRoute()
 	b.Name, b.Legacy = "static", "legacy"
-	return []Route{a, b}
+	return []rules.Route{a, b}
 }
 
-func validator(backends ...string) Validator {
+func validator(backends ...string) rules.Validator {
 	if len(backends) == 0 {
 		backends = []string{"legacy", "new", "legacy2"}
 	}
-	return func(rs []Route) []error {
-		return Validate(rs, func(n string) bool {
+	return func(rs []rules.Route) []error {
+		return rules.Validate(rs, func(n string) bool {
 			for _, b := range backends {
 				if b == n {
 					return true
@@ -82,7 +83,7 @@ func readFile(t *testing.T, path string) []byte {
 	return b
 }
 
-func allEvents(t *testing.T, s *State) []Event {
+func allEvents(t *testing.T, s *State) []rules.Event {
 	t.Helper()
 	evs, err := s.Events(time.Time{}, 0)
 	if err != nil {
@@ -91,7 +92,7 @@ func allEvents(t *testing.T, s *State) []Event {
 	return evs
 }
 
-func serveNew(r Rules, route string) float64 {
+func serveNew(r rules.Rules, route string) float64 {
 	for _, rt := range r.Routes {
 		if rt.Name == route {
 			return rt.ServeNew
@@ -155,39 +156,39 @@ func TestUpdateRefusedWritesNothing(t *testing.T) {
 	cases := []struct {
 		why     string
 		ifMatch int64
-		mutate  func(*Rules) error
+		mutate  func(*rules.Rules) error
 		check   func(error) bool
 		nErrs   int
 	}{
-		{"If-Match of an older version is stale", 7, func(r *Rules) error { r.Routes[0].ServeNew = 5; return nil },
-			func(err error) bool { return errors.Is(err, ErrStale) }, 0},
-		{"every validation error is returned, not just the first", 1, func(r *Rules) error {
+		{"If-Match of an older version is stale", 7, func(r *rules.Rules) error { r.Routes[0].ServeNew = 5; return nil },
+			func(err error) bool { return errors.Is(err, rules.ErrStale) }, 0},
+		{"every validation error is returned, not just the first", 1, func(r *rules.Rules) error {
 			r.Routes[0].ServeNew = 150
 			r.Routes[0].New = "nope"
 			r.Routes[1].Name = "images"
 			return nil
-		}, func(err error) bool { var ve *ValidationError; return errors.As(err, &ve) }, 3},
-		{"the mutation's own error is returned as is", 0, func(r *Rules) error { return errBoom },
+		}, func(err error) bool { var ve *rules.ValidationError; return errors.As(err, &ve) }, 3},
+		{"the mutation's own error is returned as is", 0, func(r *rules.Rules) error { return errBoom },
 			func(err error) bool { return errors.Is(err, errBoom) }, 0},
-		{"a Version set by the mutation is ignored, an invalid route still refused", 0, func(r *Rules) error {
+		{"a Version set by the mutation is ignored, an invalid route still refused", 0, func(r *rules.Rules) error {
 			r.Version = 99
 			r.Routes[1].ServeNew = 10 // static has no new backend
 			return nil
-		}, func(err error) bool { var ve *ValidationError; return errors.As(err, &ve) }, 1},
+		}, func(err error) bool { var ve *rules.ValidationError; return errors.As(err, &ve) }, 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.why, func(t *testing.T) {
 			dir := t.TempDir()
 			s := openTest(t, dir, newClock())
 			called := 0
-			s.Subscribe(func(Rules) { called++ })
+			s.Subscribe(func(rules.Rules) { called++ })
 			rulesBefore := readFile(t, filepath.Join(dir, RulesFile))
 			auditBefore := readFile(t, filepath.Join(dir, AuditFile))
 			_, err := s.Update(tc.ifMatch, "api", "replace", "", "test", tc.mutate)
 			if err == nil || !tc.check(err) {
 				t.Fatalf("err = %v", err)
 			}
-			var ve *ValidationError
+			var ve *rules.ValidationError
 			if errors.As(err, &ve) && len(ve.Errs) != tc.nErrs {
 				t.Errorf("got %d errors, want %d: %v", len(ve.Errs), tc.nErrs, ve.Errs)
 			}
@@ -212,7 +213,7 @@ var errBoom = errors.New("boom")
 // Promote, Rollback and the unknown-route case.
 func TestPromoteRollback(t *testing.T) {
 	s := openTest(t, t.TempDir(), newClock())
-	if _, err := s.Promote("nope", 5, "api", ""); !errors.Is(err, ErrUnknownRoute) {
+	if _, err := s.Promote("nope", 5, "api", ""); !errors.Is(err, rules.ErrUnknownRoute) {
 		t.Errorf("promote unknown route: %v", err)
 	}
 	if _, err := s.Promote("images", 12.345, "api", ""); err == nil {
@@ -263,7 +264,7 @@ func TestConcurrentUpdates(t *testing.T) {
 			<-gate
 			v := s.Current().Version
 			p := float64(i + 1)
-			r, err := s.Update(v, "api", "promote", "images", "", func(r *Rules) error {
+			r, err := s.Update(v, "api", "promote", "images", "", func(r *rules.Rules) error {
 				r.Routes[0].ServeNew = p
 				return nil
 			})
@@ -272,7 +273,7 @@ func TestConcurrentUpdates(t *testing.T) {
 				mu.Lock()
 				wins = append(wins, win{r.Version, p})
 				mu.Unlock()
-			case !errors.Is(err, ErrStale):
+			case !errors.Is(err, rules.ErrStale):
 				t.Errorf("writer %d: %v", i, err)
 			}
 		}(i)
@@ -430,7 +431,7 @@ func TestAuditTruncatedLastLine(t *testing.T) {
 		t.Fatalf("got %d events, want 2 (the cut line skipped)", len(evs))
 	}
 	s2 := openTest(t, dir, c)
-	if err := s2.Record(Event{Actor: "api", Kind: "noise", Route: "images", Reason: "$.x"}); err != nil {
+	if err := s2.Record(rules.Event{Actor: "api", Kind: "noise", Route: "images", Reason: "$.x"}); err != nil {
 		t.Fatal(err)
 	}
 	evs := allEvents(t, s2)
@@ -457,7 +458,7 @@ func TestPersistFailureLeavesStateUnchanged(t *testing.T) {
 			}
 			s.Promote("images", 5, "api", "") // so that rules.json.prev exists
 			var got []int64
-			s.Subscribe(func(r Rules) { got = append(got, r.Version) })
+			s.Subscribe(func(r rules.Rules) { got = append(got, r.Version) })
 			rulesBefore := readFile(t, filepath.Join(dir, RulesFile))
 			prevBefore := readFile(t, filepath.Join(dir, PrevRulesFile))
 			auditBefore := readFile(t, filepath.Join(dir, AuditFile))
@@ -528,7 +529,7 @@ func TestOpenStateInvalidSeed(t *testing.T) {
 	seed := seedRoutes()
 	seed[0].ServeNew, seed[1].Legacy = 101, ""
 	_, err := OpenState(t.TempDir(), seed, validator(), nil)
-	var ve *ValidationError
+	var ve *rules.ValidationError
 	if !errors.As(err, &ve) || len(ve.Errs) != 2 {
 		t.Errorf("err = %v", err)
 	}
@@ -554,7 +555,7 @@ func TestReplaceFromFile(t *testing.T) {
 	bad[0].Legacy = "gone"
 	if _, _, err := s.ReplaceFromFile(bad); err == nil {
 		t.Error("invalid file accepted")
-	} else if ve := (*ValidationError)(nil); !errors.As(err, &ve) {
+	} else if ve := (*rules.ValidationError)(nil); !errors.As(err, &ve) {
 		t.Errorf("err %T, want *ValidationError", err)
 	}
 	if s.Current().Version != 2 {
@@ -576,7 +577,7 @@ func TestReplaceFromFile(t *testing.T) {
 func TestSubscribe(t *testing.T) {
 	s := openTest(t, t.TempDir(), newClock())
 	var got []int64
-	s.Subscribe(func(r Rules) {
+	s.Subscribe(func(r rules.Rules) {
 		got = append(got, r.Version)
 		_ = s.Current() // allowed inside the callback
 	})
@@ -625,134 +626,29 @@ func TestSummaries(t *testing.T) {
 	cases := []struct {
 		why      string
 		route    string
-		edit     func([]Route) []Route
+		edit     func([]rules.Route) []rules.Route
 		old, new string
 	}{
-		{"one route's serve_new, named in the event", "images", func(rs []Route) []Route { rs[0].ServeNew = 25; return rs }, "serve_new 0", "serve_new 25"},
-		{"several fields of an unnamed route", "", func(rs []Route) []Route { rs[0].ServeNew, rs[0].Mirror, rs[0].Sticky = 5, 10, "ip"; return rs },
+		{"one route's serve_new, named in the event", "images", func(rs []rules.Route) []rules.Route { rs[0].ServeNew = 25; return rs }, "serve_new 0", "serve_new 25"},
+		{"several fields of an unnamed route", "", func(rs []rules.Route) []rules.Route {
+			rs[0].ServeNew, rs[0].Mirror, rs[0].Sticky = 5, 10, "ip"
+			return rs
+		},
 			"images: serve_new 0, mirror 100", "images: serve_new 5, mirror 10, sticky changed"},
-		{"a route added", "", func(rs []Route) []Route {
-			n := DefaultRoute()
+		{"a route added", "", func(rs []rules.Route) []rules.Route {
+			n := rules.DefaultRoute()
 			n.Name, n.Legacy = "thumbs", "legacy"
 			return append(rs, n)
 		}, "thumbs: absent", "thumbs: added (serve_new 0, mirror 100)"},
-		{"a route removed", "", func(rs []Route) []Route { return rs[:1] }, "static: serve_new 0, mirror 100", "static: removed"},
-		{"routes reordered", "", func(rs []Route) []Route { return []Route{rs[1], rs[0]} }, "order images, static", "order static, images"},
-		{"ramp edited", "", func(rs []Route) []Route { rs[0].Ramp.Hold = Duration(time.Minute); return rs }, "", "images: ramp changed"},
+		{"a route removed", "", func(rs []rules.Route) []rules.Route { return rs[:1] }, "static: serve_new 0, mirror 100", "static: removed"},
+		{"routes reordered", "", func(rs []rules.Route) []rules.Route { return []rules.Route{rs[1], rs[0]} }, "order images, static", "order static, images"},
+		{"ramp edited", "", func(rs []rules.Route) []rules.Route { rs[0].Ramp.Hold = rules.Duration(time.Minute); return rs }, "", "images: ramp changed"},
 	}
 	for _, tc := range cases {
-		o, n := summarize(base, tc.edit(cloneRoutes(base)), tc.route)
+		o, n := summarize(base, tc.edit(rules.CloneRoutes(base)), tc.route)
 		if o != tc.old || n != tc.new {
 			t.Errorf("%s: got %q → %q, want %q → %q", tc.why, o, n, tc.old, tc.new)
 		}
-	}
-}
-
-// Clone copies every slice, map and pointer, including fields added later.
-func TestCloneSharesNothing(t *testing.T) {
-	var r Route
-	fill(reflect.ValueOf(&r).Elem())
-	c := r.clone()
-	if !reflect.DeepEqual(r, c) {
-		t.Fatal("clone differs")
-	}
-	shared(t, "Route", reflect.ValueOf(r), reflect.ValueOf(c))
-}
-
-// fill sets every field of v to a non-zero value, with one-element slices
-// and maps and non-nil pointers.
-func fill(v reflect.Value) {
-	switch v.Kind() {
-	case reflect.Struct:
-		for i := 0; i < v.NumField(); i++ {
-			if v.Type().Field(i).IsExported() {
-				fill(v.Field(i))
-			}
-		}
-	case reflect.Pointer:
-		v.Set(reflect.New(v.Type().Elem()))
-		fill(v.Elem())
-	case reflect.Slice:
-		v.Set(reflect.MakeSlice(v.Type(), 1, 1))
-		fill(v.Index(0))
-	case reflect.Map:
-		v.Set(reflect.MakeMap(v.Type()))
-		k, e := reflect.New(v.Type().Key()).Elem(), reflect.New(v.Type().Elem()).Elem()
-		fill(k)
-		fill(e)
-		v.SetMapIndex(k, e)
-	case reflect.String:
-		v.SetString("x")
-	case reflect.Bool:
-		v.SetBool(true)
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		v.SetInt(1)
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		v.SetUint(1)
-	case reflect.Float32, reflect.Float64:
-		v.SetFloat(1)
-	}
-}
-
-func shared(t *testing.T, path string, a, b reflect.Value) {
-	switch a.Kind() {
-	case reflect.Struct:
-		for i := 0; i < a.NumField(); i++ {
-			if a.Type().Field(i).IsExported() {
-				shared(t, path+"."+a.Type().Field(i).Name, a.Field(i), b.Field(i))
-			}
-		}
-	case reflect.Pointer, reflect.Map:
-		if !a.IsNil() && a.Pointer() == b.Pointer() {
-			t.Errorf("%s is shared by the clone", path)
-		} else if a.Kind() == reflect.Pointer && !a.IsNil() {
-			shared(t, path, a.Elem(), b.Elem())
-		}
-	case reflect.Slice:
-		if a.Len() > 0 && a.Pointer() == b.Pointer() {
-			t.Errorf("%s is shared by the clone", path)
-		}
-		for i := 0; i < a.Len(); i++ {
-			shared(t, fmt.Sprintf("%s[%d]", path, i), a.Index(i), b.Index(i))
-		}
-	}
-}
-
-// Ramp decisions become versioned changes with the gate values in Details.
-func TestApplyRamp(t *testing.T) {
-	s := openTest(t, t.TempDir(), newClock())
-	adv := Decision{Action: ActionAdvance, FromPercent: 0, ToPercent: 1, Reason: "gates passed", Values: map[string]float64{"diff_rate": 0.001}}
-	r, changed, err := s.ApplyRamp("images", adv)
-	if err != nil || !changed || serveNew(r, "images") != 1 {
-		t.Fatalf("advance: %v %v %v", serveNew(r, "images"), changed, err)
-	}
-	if _, _, err := s.ApplyRamp("images", adv); !errors.Is(err, ErrStale) {
-		t.Errorf("decision made at 0%% applied at 1%%: %v", err)
-	}
-	rb := Decision{Action: ActionRollback, FromPercent: 1, Gate: GateDiffRate, Reason: "diff rate too high"}
-	if r, changed, err = s.ApplyRamp("images", rb); err != nil || !changed || serveNew(r, "images") != 0 {
-		t.Fatalf("rollback: %v %v %v", serveNew(r, "images"), changed, err)
-	}
-	rb0 := Decision{Action: ActionRollback, FromPercent: 0, Gate: GateBreaker, Reason: "breaker open before the first step"}
-	if _, changed, err = s.ApplyRamp("images", rb0); err != nil || changed {
-		t.Errorf("rollback at 0: changed %v err %v", changed, err)
-	}
-	if _, changed, _ = s.ApplyRamp("images", Decision{Action: ActionWait}); changed {
-		t.Error("wait changed the rules")
-	}
-	evs := allEvents(t, s)
-	var kinds []string
-	for _, e := range evs {
-		kinds = append(kinds, e.Kind+"/"+e.Actor)
-	}
-	if want := []string{"seed/file", "ramp_step/ramp", "ramp_rollback/ramp", "ramp_rollback/ramp"}; !reflect.DeepEqual(kinds, want) {
-		t.Errorf("events %v, want %v", kinds, want)
-	}
-	if d := evs[1].Details; d["diff_rate"] != 0.001 || d["to_percent"] != 1.0 {
-		t.Errorf("ramp_step details %v", d)
-	}
-	if d := evs[2].Details; d["gate"] != GateDiffRate {
-		t.Errorf("ramp_rollback details %v", d)
 	}
 }
 
@@ -763,7 +659,7 @@ func TestRulesDocumentRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, errs := ParseRules(b)
+	r, errs := rules.ParseRules(b)
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}

@@ -1,4 +1,4 @@
-package rules
+package rulestore
 
 import (
 	"errors"
@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tandem-proxy/tandem/rules"
 )
 
 // errCrash stands for the process dying at a persistence step.
@@ -55,7 +57,7 @@ func checkVersionsUnique(t *testing.T, s *State) {
 	}
 }
 
-func maxVersion(evs []Event) int64 {
+func maxVersion(evs []rules.Event) int64 {
 	var v int64
 	for _, e := range evs {
 		v = max(v, e.NewVersion)
@@ -90,7 +92,7 @@ func TestCrashBetweenAuditAndRename(t *testing.T) {
 			}
 
 			evs := allEvents(t, openTestNoReconcile(t, dir))
-			if last := evs[len(evs)-1]; last.NewVersion != 3 || last.Kind != KindPromote {
+			if last := evs[len(evs)-1]; last.NewVersion != 3 || last.Kind != rules.KindPromote {
 				t.Fatalf("the crash should leave version 3's entry last, got %+v", last)
 			}
 
@@ -104,7 +106,7 @@ func TestCrashBetweenAuditAndRename(t *testing.T) {
 			}
 			evs = allEvents(t, s2)
 			last := evs[len(evs)-1]
-			if last.Kind != KindRecovered || last.OldVersion != 2 || last.NewVersion != 4 || last.Actor != "tandem" {
+			if last.Kind != rules.KindRecovered || last.OldVersion != 2 || last.NewVersion != 4 || last.Actor != "tandem" {
 				t.Errorf("last event %+v, want recovered 2 → 4 by tandem", last)
 			}
 			if got := readFile(t, filepath.Join(dir, RulesFile)); !strings.Contains(string(got), `"version": 4`) {
@@ -200,7 +202,7 @@ func TestAuditEntriesMissingAtStart(t *testing.T) {
 		t.Errorf("Recovered() = %q, want it to say entries up to version 4 are missing", rec)
 	}
 	evs := allEvents(t, s2)
-	if last := evs[len(evs)-1]; last.Kind != KindRecovered || last.NewVersion != 4 || len(evs) != 3 {
+	if last := evs[len(evs)-1]; last.Kind != rules.KindRecovered || last.NewVersion != 4 || len(evs) != 3 {
 		t.Errorf("events %+v, want a third: recovered, version 4", evs)
 	}
 	if cur := s2.Current(); cur.Version != 4 || serveNew(cur, "images") != 50 {
@@ -233,7 +235,7 @@ func TestNextVersionSkipsLoggedVersion(t *testing.T) {
 	// The entry for version 2 is in the log (as if truncating it back
 	// failed): the state must not hand out 2 again.
 	s.mu.Lock()
-	if _, err := s.appendAudit(Event{Actor: "api", Kind: KindPromote, OldVersion: 1, NewVersion: 2}); err != nil {
+	if _, err := s.appendAudit(rules.Event{Actor: "api", Kind: rules.KindPromote, OldVersion: 1, NewVersion: 2}); err != nil {
 		t.Fatal(err)
 	}
 	s.mu.Unlock()

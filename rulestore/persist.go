@@ -1,4 +1,4 @@
-package rules
+package rulestore
 
 import (
 	"bufio"
@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tandem-proxy/tandem/internal/atomicfile"
+	"github.com/tandem-proxy/tandem/rules"
 )
 
 // commitLocked persists r as rules.json with its audit event: it saves the
@@ -34,7 +35,7 @@ import (
 // applied; reconcileLocked, at start-up, records that and moves the version
 // past it, and nextVersionLocked never hands out a number the log already
 // holds, so a version number is never used for two changes.
-func (s *State) commitLocked(r Rules, fileDigest string, ev *Event, savePrev bool) (inPlace bool, err error) {
+func (s *State) commitLocked(r rules.Rules, fileDigest string, ev *rules.Event, savePrev bool) (inPlace bool, err error) {
 	if savePrev {
 		if cur := s.cur.Load(); cur != nil {
 			data, err := encodeStateFile(*cur, s.fileDigest)
@@ -106,7 +107,7 @@ func (s *State) removeTemps() {
 // next append to run into. The returned undo does the same after success;
 // only when that truncation works does the log forget e's version (see
 // nextVersionLocked).
-func (s *State) appendAudit(e Event) (undo func(), err error) {
+func (s *State) appendAudit(e rules.Event) (undo func(), err error) {
 	line, err := json.Marshal(e)
 	if err != nil {
 		return nil, fmt.Errorf("cannot encode audit event: %w", err)
@@ -166,14 +167,14 @@ func (s *State) nextVersionLocked() int64 {
 //     truncated, deleted or restored from an older backup): a "recovered"
 //     event records that version cur is in force and that the entries
 //     after the log's highest version are missing.
-func (s *State) reconcileLocked(cur Rules, fileDigest string) (string, error) {
+func (s *State) reconcileLocked(cur rules.Rules, fileDigest string) (string, error) {
 	logged := s.auditVersion
 	switch {
 	case logged > cur.Version:
-		next := Rules{Version: logged + 1, Routes: cur.Routes}
+		next := rules.Rules{Version: logged + 1, Routes: cur.Routes}
 		reason := fmt.Sprintf("the audit log records version %d but %s holds version %d: tandem stopped after logging that change and before applying it, so it never applied; version %d's rules stay in force as version %d",
 			logged, RulesFile, cur.Version, cur.Version, next.Version)
-		ev := Event{Time: s.now(), Actor: "tandem", Kind: KindRecovered, Reason: reason,
+		ev := rules.Event{Time: s.now(), Actor: "tandem", Kind: rules.KindRecovered, Reason: reason,
 			OldVersion: cur.Version, NewVersion: next.Version,
 			Details: map[string]any{"applied_version": cur.Version, "unapplied_version": logged}}
 		if _, err := s.commitLocked(next, fileDigest, &ev, true); err != nil {
@@ -184,7 +185,7 @@ func (s *State) reconcileLocked(cur Rules, fileDigest string) (string, error) {
 	case logged < cur.Version:
 		reason := fmt.Sprintf("%s holds version %d but the audit log's last version is %d: the log entries after version %d are missing",
 			RulesFile, cur.Version, logged, logged)
-		ev := Event{Time: s.now(), Actor: "tandem", Kind: KindRecovered, Reason: reason, NewVersion: cur.Version,
+		ev := rules.Event{Time: s.now(), Actor: "tandem", Kind: rules.KindRecovered, Reason: reason, NewVersion: cur.Version,
 			Details: map[string]any{"applied_version": cur.Version, "last_logged_version": logged}}
 		if _, err := s.appendAudit(ev); err != nil {
 			return "", err
@@ -228,9 +229,9 @@ func (s *State) repairAuditTail() error {
 // first, newest last; limit > 0 keeps only the newest limit. Lines that do
 // not decode — a last line cut short by a crash mid-append, or one that a
 // later start-up closed with a newline — are skipped. The whole log is read.
-func (s *State) Events(since time.Time, limit int) ([]Event, error) {
-	var out []Event
-	err := s.scanAudit(func(e Event) {
+func (s *State) Events(since time.Time, limit int) ([]rules.Event, error) {
+	var out []rules.Event
+	err := s.scanAudit(func(e rules.Event) {
 		if e.Time.Before(since) {
 			return
 		}
@@ -245,7 +246,7 @@ func (s *State) Events(since time.Time, limit int) ([]Event, error) {
 	return out, err
 }
 
-func (s *State) scanAudit(f func(Event)) error {
+func (s *State) scanAudit(f func(rules.Event)) error {
 	file, err := os.Open(s.path(AuditFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -258,7 +259,7 @@ func (s *State) scanAudit(f func(Event)) error {
 	for {
 		line, err := r.ReadBytes('\n')
 		if len(line) > 0 && line[len(line)-1] == '\n' {
-			var e Event
+			var e rules.Event
 			if json.Unmarshal(bytes.TrimSpace(line), &e) == nil {
 				f(e)
 			}
@@ -275,13 +276,13 @@ func (s *State) scanAudit(f func(Event)) error {
 // highestAuditVersion returns the highest rules version in the audit log.
 func (s *State) highestAuditVersion() (int64, error) {
 	var v int64
-	err := s.scanAudit(func(e Event) { v = max(v, e.NewVersion) })
+	err := s.scanAudit(func(e rules.Event) { v = max(v, e.NewVersion) })
 	return v, err
 }
 
 // routesDigest identifies a set of routes by their persisted form; "" if
 // they cannot be encoded (such routes never validate).
-func routesDigest(rs []Route) string {
+func routesDigest(rs []rules.Route) string {
 	b, err := json.Marshal(rs)
 	if err != nil {
 		return ""
@@ -291,7 +292,7 @@ func routesDigest(rs []Route) string {
 }
 
 // sameRoutes reports whether a and b persist identically.
-func sameRoutes(a, b []Route) bool {
+func sameRoutes(a, b []rules.Route) bool {
 	ja, err1 := json.Marshal(a)
 	jb, err2 := json.Marshal(b)
 	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
@@ -302,9 +303,9 @@ func sameRoutes(a, b []Route) bool {
 // route's serve_new changed, else per route "images: serve_new 5, mirror
 // 100"; added and removed routes, other changed fields and a new order are
 // named too.
-func summarize(old, neu []Route, route string) (string, string) {
-	byName := func(rs []Route) map[string]*Route {
-		m := make(map[string]*Route, len(rs))
+func summarize(old, neu []rules.Route, route string) (string, string) {
+	byName := func(rs []rules.Route) map[string]*rules.Route {
+		m := make(map[string]*rules.Route, len(rs))
 		for i := range rs {
 			m[rs[i].Name] = &rs[i]
 		}
@@ -350,7 +351,7 @@ func summarize(old, neu []Route, route string) (string, string) {
 		}
 		newParts = append(newParts, c.name+": "+c.n)
 	}
-	if order := func(rs []Route) string {
+	if order := func(rs []rules.Route) string {
 		names := make([]string, len(rs))
 		for i := range rs {
 			names[i] = rs[i].Name
@@ -363,7 +364,7 @@ func summarize(old, neu []Route, route string) (string, string) {
 }
 
 // otherChanges names the fields other than serve_new and mirror that differ.
-func otherChanges(o, n Route) string {
+func otherChanges(o, n rules.Route) string {
 	var f []string
 	diff := func(name string, a, b any) {
 		ja, _ := json.Marshal(a)

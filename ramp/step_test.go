@@ -1,41 +1,43 @@
-package rules
+package ramp
 
 import (
 	"math"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tandem-proxy/tandem/rules"
 )
 
 var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 
-func testRamp() *Ramp {
-	r := DefaultRamp() // steps 1 5 25 50 100, hold 10m, min 500, 0.005, 0.001, 1.25
+func testRamp() *rules.Ramp {
+	r := rules.DefaultRamp() // steps 1 5 25 50 100, hold 10m, min 500, 0.005, 0.001, 1.25
 	return &r
 }
 
 // goodStats pass every gate with enough samples.
-func goodStats() RampStats {
-	return RampStats{
+func goodStats() Stats {
+	return Stats{
 		Since: t0, Compared: 1000, Mismatched: 1, NewRequests: 1000, NewErrors: 0, LegacyRequests: 1000,
 		LegacyP99: 200 * time.Millisecond, NewP99: 220 * time.Millisecond,
 	}
 }
 
 // noRamp in a TestStep row stands for a route without a ramp (nil).
-var noRamp = &Ramp{}
+var noRamp = &rules.Ramp{}
 
 func TestStep(t *testing.T) {
-	at5 := RampState{StepIndex: 1, StepSince: t0, Percent: 5}
+	at5 := Progress{StepIndex: 1, StepSince: t0, Percent: 5}
 	held := t0.Add(10 * time.Minute)
-	with := func(f func(*RampStats)) RampStats { s := goodStats(); f(&s); return s }
+	with := func(f func(*Stats)) Stats { s := goodStats(); f(&s); return s }
 	cases := []struct {
 		why     string
-		ramp    *Ramp
+		ramp    *rules.Ramp
 		now     time.Time
 		current float64
-		st      RampState
-		stats   RampStats
+		st      Progress
+		stats   Stats
 		action  Action
 		to      float64
 		gate    string
@@ -43,42 +45,42 @@ func TestStep(t *testing.T) {
 	}{
 		{"gates pass and the hold elapsed: next step", nil, held, 5, at5, goodStats(), ActionAdvance, 25, "", "advancing to 25%"},
 		{"hold not elapsed yet: wait", nil, t0.Add(9 * time.Minute), 5, at5, goodStats(), ActionWait, 5, "", "held 9m0s of 10m0s"},
-		{"diff rate above the maximum: rollback", nil, t0.Add(time.Minute), 5, at5, with(func(s *RampStats) { s.Mismatched = 6 }),
+		{"diff rate above the maximum: rollback", nil, t0.Add(time.Minute), 5, at5, with(func(s *Stats) { s.Mismatched = 6 }),
 			ActionRollback, 0, GateDiffRate, "diff rate 0.0060 (6 of 1000 compared) is above max_diff_rate 0.005"},
-		{"diff rate exactly at the maximum passes", nil, held, 5, at5, with(func(s *RampStats) { s.Mismatched = 5 }), ActionAdvance, 25, "", ""},
-		{"error rate above the maximum: rollback", nil, t0.Add(time.Minute), 5, at5, with(func(s *RampStats) { s.NewErrors = 2 }),
+		{"diff rate exactly at the maximum passes", nil, held, 5, at5, with(func(s *Stats) { s.Mismatched = 5 }), ActionAdvance, 25, "", ""},
+		{"error rate above the maximum: rollback", nil, t0.Add(time.Minute), 5, at5, with(func(s *Stats) { s.NewErrors = 2 }),
 			ActionRollback, 0, GateErrorRate, "error rate 0.0020 (2 of 1000 requests to new)"},
-		{"latency ratio above the maximum: rollback", nil, t0.Add(time.Minute), 5, at5, with(func(s *RampStats) { s.NewP99 = 300 * time.Millisecond }),
+		{"latency ratio above the maximum: rollback", nil, t0.Add(time.Minute), 5, at5, with(func(s *Stats) { s.NewP99 = 300 * time.Millisecond }),
 			ActionRollback, 0, GateLatencyRatio, "latency ratio 1.50 (new p99 300ms / legacy p99 200ms)"},
 		{"sub-millisecond latencies are floored, not compared raw", nil, held, 5, at5,
-			with(func(s *RampStats) { s.LegacyP99, s.NewP99 = 100*time.Microsecond, 400*time.Microsecond }), ActionAdvance, 25, "", ""},
+			with(func(s *Stats) { s.LegacyP99, s.NewP99 = 100*time.Microsecond, 400*time.Microsecond }), ActionAdvance, 25, "", ""},
 		{"several gates fail: the first is named, all are explained", nil, held, 5, at5,
-			with(func(s *RampStats) { s.Mismatched, s.NewErrors = 50, 50 }), ActionRollback, 0, GateDiffRate, "max_error_rate"},
-		{"breaker open: rollback at once, without samples", nil, t0, 5, at5, RampStats{Since: t0, BreakerOpen: true},
+			with(func(s *Stats) { s.Mismatched, s.NewErrors = 50, 50 }), ActionRollback, 0, GateDiffRate, "max_error_rate"},
+		{"breaker open: rollback at once, without samples", nil, t0, 5, at5, Stats{Since: t0, BreakerOpen: true},
 			ActionRollback, 0, GateBreaker, "circuit breaker is open at 5%"},
-		{"breaker opening mid-step, gates fine: rollback", nil, t0.Add(4 * time.Minute), 25, RampState{StepIndex: 2, StepSince: t0, Percent: 25},
-			with(func(s *RampStats) { s.BreakerOpen = true }), ActionRollback, 0, GateBreaker, "from 25% to 0%"},
+		{"breaker opening mid-step, gates fine: rollback", nil, t0.Add(4 * time.Minute), 25, Progress{StepIndex: 2, StepSince: t0, Percent: 25},
+			with(func(s *Stats) { s.BreakerOpen = true }), ActionRollback, 0, GateBreaker, "from 25% to 0%"},
 		{"3 samples, all mismatched: too few to roll back", nil, held, 5, at5,
-			RampStats{Since: t0, Compared: 3, Mismatched: 3, NewRequests: 3, LegacyRequests: 3}, ActionWait, 5, "", "too few samples at 5%: 3 of 500 comparisons"},
+			Stats{Since: t0, Compared: 3, Mismatched: 3, NewRequests: 3, LegacyRequests: 3}, ActionWait, 5, "", "too few samples at 5%: 3 of 500 comparisons"},
 		{"enough comparisons, few requests to new: the error gate waits for its own minimum", nil, held, 5, at5,
-			with(func(s *RampStats) { s.NewRequests, s.NewErrors = 10, 5 }), ActionWait, 5, "", "10 of 500 requests to new"},
+			with(func(s *Stats) { s.NewRequests, s.NewErrors = 10, 5 }), ActionWait, 5, "", "10 of 500 requests to new"},
 		{"too few samples never advance, however long the hold", nil, t0.Add(time.Hour), 5, at5,
-			with(func(s *RampStats) { s.Compared = 499 }), ActionWait, 5, "", "499 of 500 comparisons"},
-		{"statistics from before the step do not count, even failing ones", nil, held, 5, RampState{StepIndex: 1, StepSince: t0.Add(time.Minute), Percent: 5},
-			with(func(s *RampStats) { s.Mismatched = 900 }), ActionWait, 5, "", "predate the step"},
-		{"last step passing: done", nil, held, 100, RampState{StepIndex: 4, StepSince: t0, Percent: 100}, goodStats(), ActionDone, 100, "", "the ramp is complete"},
-		{"not started: the first step after a hold at 0% on mirrored traffic", nil, held, 0, RampState{StepIndex: -1, StepSince: t0}, goodStats(), ActionAdvance, 1, "", "advancing to 1%"},
-		{"off-step value set by hand: the next step is the first above it", nil, held, 10, RampState{StepIndex: 1, StepSince: t0, Percent: 10}, goodStats(), ActionAdvance, 25, "", ""},
+			with(func(s *Stats) { s.Compared = 499 }), ActionWait, 5, "", "499 of 500 comparisons"},
+		{"statistics from before the step do not count, even failing ones", nil, held, 5, Progress{StepIndex: 1, StepSince: t0.Add(time.Minute), Percent: 5},
+			with(func(s *Stats) { s.Mismatched = 900 }), ActionWait, 5, "", "predate the step"},
+		{"last step passing: done", nil, held, 100, Progress{StepIndex: 4, StepSince: t0, Percent: 100}, goodStats(), ActionDone, 100, "", "the ramp is complete"},
+		{"not started: the first step after a hold at 0% on mirrored traffic", nil, held, 0, Progress{StepIndex: -1, StepSince: t0}, goodStats(), ActionAdvance, 1, "", "advancing to 1%"},
+		{"off-step value set by hand: the next step is the first above it", nil, held, 10, Progress{StepIndex: 1, StepSince: t0, Percent: 10}, goodStats(), ActionAdvance, 25, "", ""},
 		{"serve_new changed outside the state: wait for re-anchoring", nil, held, 10, at5, goodStats(), ActionWait, 10, "", "changed from 5% to 10% outside the ramp"},
-		{"Flagger bug: steps ending below 100 never report done", &Ramp{Steps: []float64{10, 50}, Hold: Duration(time.Minute), MinCompared: 1, MaxDiffRate: 1, MaxErrorRate: 1, MaxLatencyRatio: 9},
-			held, 50, RampState{StepIndex: 1, StepSince: t0, Percent: 50}, goodStats(), ActionWait, 50, "", "cannot finish"},
-		{"halted at 0: wait for an operator", nil, held, 0, RampState{StepIndex: -1, StepSince: t0, Halted: true}, goodStats(), ActionWait, 0, "", "promote by hand"},
-		{"halted at 0 with the breaker open: nothing to roll back", nil, held, 0, RampState{StepIndex: -1, StepSince: t0, Halted: true},
-			RampStats{Since: t0, BreakerOpen: true}, ActionWait, 0, "", "halted"},
-		{"halted but still at 25: the rollback is asked for again", nil, held, 25, RampState{StepIndex: 2, StepSince: t0, Percent: 25, Halted: true}, goodStats(), ActionRollback, 0, "", "has not taken effect"},
-		{"finished: no more decisions", nil, held, 100, RampState{StepIndex: 4, StepSince: t0, Percent: 100, Done: true}, RampStats{BreakerOpen: true}, ActionWait, 100, "", "finished"},
-		{"min_compared 0: time alone advances", &Ramp{Steps: []float64{50, 100}, Hold: Duration(time.Minute), MaxDiffRate: 0.1, MaxErrorRate: 0.1, MaxLatencyRatio: 2},
-			held, 50, RampState{StepIndex: 0, StepSince: t0, Percent: 50}, RampStats{Since: t0}, ActionAdvance, 100, "", ""},
+		{"Flagger bug: steps ending below 100 never report done", &rules.Ramp{Steps: []float64{10, 50}, Hold: rules.Duration(time.Minute), MinCompared: 1, MaxDiffRate: 1, MaxErrorRate: 1, MaxLatencyRatio: 9},
+			held, 50, Progress{StepIndex: 1, StepSince: t0, Percent: 50}, goodStats(), ActionWait, 50, "", "cannot finish"},
+		{"halted at 0: wait for an operator", nil, held, 0, Progress{StepIndex: -1, StepSince: t0, Halted: true}, goodStats(), ActionWait, 0, "", "promote by hand"},
+		{"halted at 0 with the breaker open: nothing to roll back", nil, held, 0, Progress{StepIndex: -1, StepSince: t0, Halted: true},
+			Stats{Since: t0, BreakerOpen: true}, ActionWait, 0, "", "halted"},
+		{"halted but still at 25: the rollback is asked for again", nil, held, 25, Progress{StepIndex: 2, StepSince: t0, Percent: 25, Halted: true}, goodStats(), ActionRollback, 0, "", "has not taken effect"},
+		{"finished: no more decisions", nil, held, 100, Progress{StepIndex: 4, StepSince: t0, Percent: 100, Done: true}, Stats{BreakerOpen: true}, ActionWait, 100, "", "finished"},
+		{"min_compared 0: time alone advances", &rules.Ramp{Steps: []float64{50, 100}, Hold: rules.Duration(time.Minute), MaxDiffRate: 0.1, MaxErrorRate: 0.1, MaxLatencyRatio: 2},
+			held, 50, Progress{StepIndex: 0, StepSince: t0, Percent: 50}, Stats{Since: t0}, ActionAdvance, 100, "", ""},
 		{"no ramp: wait", noRamp, held, 5, at5, goodStats(), ActionWait, 5, "", "no ramp"},
 	}
 	for _, tc := range cases {
@@ -106,62 +108,10 @@ func TestStep(t *testing.T) {
 	}
 }
 
-func TestNextStep(t *testing.T) {
-	r := testRamp()
-	cases := []struct {
-		why     string
-		current float64
-		want    float64
-		ok      bool
-	}{
-		{"not started: the first step", 0, 1, true},
-		{"on a step: the one after", 5, 25, true},
-		{"between steps: the first above", 10, 25, true},
-		{"a hair below a step is not the step", 4.99, 5, true},
-		{"last step: none", 100, 0, false},
-	}
-	for _, tc := range cases {
-		got, ok := r.NextStep(tc.current)
-		if got != tc.want || ok != tc.ok {
-			t.Errorf("%s: NextStep(%v) = %v, %v", tc.why, tc.current, got, ok)
-		}
-	}
-	if _, ok := (*Ramp)(nil).NextStep(0); ok {
-		t.Error("nil ramp has a next step")
-	}
-}
-
-// Validate rejects a ramp that cannot finish at 100.
-func TestValidateRampMustEndAt100(t *testing.T) {
-	cases := []struct {
-		why   string
-		steps []float64
-		bad   bool
-	}{
-		{"default steps end at 100", []float64{1, 5, 25, 50, 100}, false},
-		{"a single step of 100", []float64{100}, false},
-		{"ends at 50: never done", []float64{10, 50}, true},
-	}
-	for _, tc := range cases {
-		rt := DefaultRoute()
-		rt.Name, rt.Legacy, rt.New = "r", "a", "b"
-		rp := DefaultRamp()
-		rp.Steps = tc.steps
-		rt.Ramp = &rp
-		errs := Validate([]Route{rt}, func(string) bool { return true })
-		if got := len(errs) > 0; got != tc.bad {
-			t.Errorf("%s: errors %v", tc.why, errs)
-		}
-		if tc.bad && !strings.Contains(errs[0].Error(), "must be 100") {
-			t.Errorf("%s: %v", tc.why, errs[0])
-		}
-	}
-}
-
 // The window counts only requests that started after its Reset, and takes
 // p99s from HDR histograms.
 func TestRampWindow(t *testing.T) {
-	w := NewRampWindow(t0)
+	w := NewWindow(t0)
 	for i := 1; i <= 100; i++ {
 		w.AddLegacy(t0, time.Duration(i)*time.Millisecond)
 		w.AddNew(t0, time.Duration(2*i)*time.Millisecond, i%50 == 0)
@@ -194,9 +144,9 @@ func TestRampWindow(t *testing.T) {
 // restart at every step, a failing gate rolls back and halts, a promote by
 // hand resumes.
 func TestRampTrackerLifecycle(t *testing.T) {
-	r := &Ramp{Steps: []float64{10, 100}, Hold: Duration(time.Minute), MinCompared: 100, MaxDiffRate: 0.01, MaxErrorRate: 0.01, MaxLatencyRatio: 1.5}
+	r := &rules.Ramp{Steps: []float64{10, 100}, Hold: rules.Duration(time.Minute), MinCompared: 100, MaxDiffRate: 0.01, MaxErrorRate: 0.01, MaxLatencyRatio: 1.5}
 	now, current := t0, 0.0
-	tr := NewRampTracker(NewRampState(now, r, current))
+	tr := NewTracker(NewProgress(now, r, current))
 	feed := func(start time.Time, n int, mismatch bool) {
 		for i := 0; i < n; i++ {
 			tr.Window().AddCompare(start, mismatch)
@@ -272,22 +222,22 @@ func TestRampTrackerLifecycle(t *testing.T) {
 
 // After a restart, the audit log says whether the ramp was halted.
 func TestRampHalted(t *testing.T) {
-	ev := func(kind, route string) Event { return Event{Kind: kind, Route: route} }
+	ev := func(kind, route string) rules.Event { return rules.Event{Kind: kind, Route: route} }
 	cases := []struct {
 		why     string
-		events  []Event
+		events  []rules.Event
 		current float64
 		want    bool
 	}{
-		{"ramp rolled back last", []Event{ev("ramp_step", "r"), ev("ramp_rollback", "r")}, 0, true},
-		{"rolled back by hand", []Event{ev("promote", "r"), ev("rollback", "r")}, 0, true},
-		{"promoted after the rollback", []Event{ev("ramp_rollback", "r"), ev("promote", "r")}, 0, false},
-		{"another route's events do not count", []Event{ev("ramp_rollback", "r"), ev("promote", "other")}, 0, true},
-		{"serve_new above 0 is never halted", []Event{ev("ramp_rollback", "r")}, 5, false},
-		{"never started", []Event{ev("seed", "")}, 0, false},
+		{"ramp rolled back last", []rules.Event{ev("ramp_step", "r"), ev("ramp_rollback", "r")}, 0, true},
+		{"rolled back by hand", []rules.Event{ev("promote", "r"), ev("rollback", "r")}, 0, true},
+		{"promoted after the rollback", []rules.Event{ev("ramp_rollback", "r"), ev("promote", "r")}, 0, false},
+		{"another route's events do not count", []rules.Event{ev("ramp_rollback", "r"), ev("promote", "other")}, 0, true},
+		{"serve_new above 0 is never halted", []rules.Event{ev("ramp_rollback", "r")}, 5, false},
+		{"never started", []rules.Event{ev("seed", "")}, 0, false},
 	}
 	for _, tc := range cases {
-		if got := RampHalted(tc.events, "r", tc.current); got != tc.want {
+		if got := Halted(tc.events, "r", tc.current); got != tc.want {
 			t.Errorf("%s: got %v", tc.why, got)
 		}
 	}

@@ -1,4 +1,4 @@
-package rules
+package ramp
 
 import (
 	"sync"
@@ -6,9 +6,10 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/tandem-proxy/tandem/internal/latency"
+	"github.com/tandem-proxy/tandem/rules"
 )
 
-// RampWindow gathers one route's ramp statistics for the current step. It is
+// Window gathers one route's ramp statistics for the current step. It is
 // safe for concurrent use: the request path adds samples while the ramp
 // loop reads Stats.
 //
@@ -17,7 +18,7 @@ import (
 // Reset: a comparison that completes after a step change still describes
 // the old step and must not count for the new one. A zero start time is
 // before every window, so such samples are dropped.
-type RampWindow struct {
+type Window struct {
 	mu          sync.Mutex
 	since       time.Time
 	compared    int64
@@ -30,9 +31,9 @@ type RampWindow struct {
 	legacyLat   *hdrhistogram.Histogram
 }
 
-// NewRampWindow returns an empty window starting at now.
-func NewRampWindow(now time.Time) *RampWindow {
-	return &RampWindow{
+// NewWindow returns an empty window starting at now.
+func NewWindow(now time.Time) *Window {
+	return &Window{
 		since:     now,
 		newLat:    latency.New(),
 		legacyLat: latency.New(),
@@ -40,7 +41,7 @@ func NewRampWindow(now time.Time) *RampWindow {
 }
 
 // Reset empties the window and starts it at now.
-func (w *RampWindow) Reset(now time.Time) {
+func (w *Window) Reset(now time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.since = now
@@ -52,7 +53,7 @@ func (w *RampWindow) Reset(now time.Time) {
 
 // AddCompare counts one comparison; mismatch means a real (non-noise)
 // mismatch. Comparisons that failed to run are not counted.
-func (w *RampWindow) AddCompare(start time.Time, mismatch bool) {
+func (w *Window) AddCompare(start time.Time, mismatch bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if start.Before(w.since) {
@@ -67,7 +68,7 @@ func (w *RampWindow) AddCompare(start time.Time, mismatch bool) {
 // AddNew counts one request sent to the new backend, served or shadow, with
 // its latency d; failed means a transport error, timeout or 5xx. Failed
 // requests count in the latency too (a timeout is a slow request).
-func (w *RampWindow) AddNew(start time.Time, d time.Duration, failed bool) {
+func (w *Window) AddNew(start time.Time, d time.Duration, failed bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if start.Before(w.since) {
@@ -81,7 +82,7 @@ func (w *RampWindow) AddNew(start time.Time, d time.Duration, failed bool) {
 }
 
 // AddLegacy counts one legacy response's latency d, served or shadow.
-func (w *RampWindow) AddLegacy(start time.Time, d time.Duration) {
+func (w *Window) AddLegacy(start time.Time, d time.Duration) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if start.Before(w.since) {
@@ -94,7 +95,7 @@ func (w *RampWindow) AddLegacy(start time.Time, d time.Duration) {
 // MarkBreakerOpen records that the new backend's breaker opened at at (call
 // it from the breaker's state-change hook): the window then reports
 // BreakerOpen even if the breaker closed again before the ramp looked.
-func (w *RampWindow) MarkBreakerOpen(at time.Time) {
+func (w *Window) MarkBreakerOpen(at time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if !at.Before(w.since) {
@@ -103,17 +104,17 @@ func (w *RampWindow) MarkBreakerOpen(at time.Time) {
 }
 
 // Since returns when the window started.
-func (w *RampWindow) Since() time.Time {
+func (w *Window) Since() time.Time {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.since
 }
 
 // Stats returns the statistics gathered since the window started.
-func (w *RampWindow) Stats() RampStats {
+func (w *Window) Stats() Stats {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return RampStats{
+	return Stats{
 		Since:          w.since,
 		Compared:       w.compared,
 		Mismatched:     w.mismatched,
@@ -129,10 +130,10 @@ func (w *RampWindow) Stats() RampStats {
 // p99 is the gate's latency: latency.Percentile, as the report reads it.
 func p99(h *hdrhistogram.Histogram) time.Duration { return latency.Percentile(h, 99) }
 
-// RampTracker runs one route's ramp: it keeps the RampState and the
-// RampWindow together, so that statistics always belong to the step being
+// Tracker runs one route's ramp: it keeps the Progress and the
+// Window together, so that statistics always belong to the step being
 // judged. Feed Window() from the request path and call Decide from the ramp
-// loop; apply non-wait decisions with State.ApplyRamp.
+// loop; apply non-wait decisions with Apply.
 //
 // The tracker follows the route's actual serve_new: whenever Decide sees a
 // value other than the one its state is anchored at — the ramp's own
@@ -140,23 +141,23 @@ func p99(h *hdrhistogram.Histogram) time.Duration { return latency.Percentile(h,
 // rollback, a config reload — it re-anchors there (hold restarts, window
 // reset). A change to 0 halts the ramp; a change to above 0 resumes it from
 // there. A decision that failed to apply is simply made again next time.
-type RampTracker struct {
+type Tracker struct {
 	mu sync.Mutex
-	st RampState
-	w  *RampWindow
+	st Progress
+	w  *Window
 }
 
-// NewRampTracker returns a tracker in state st (see NewRampState), its
+// NewTracker returns a tracker in state st (see NewProgress), its
 // window starting at st.StepSince.
-func NewRampTracker(st RampState) *RampTracker {
-	return &RampTracker{st: st, w: NewRampWindow(st.StepSince)}
+func NewTracker(st Progress) *Tracker {
+	return &Tracker{st: st, w: NewWindow(st.StepSince)}
 }
 
 // Window returns the statistics window to feed.
-func (t *RampTracker) Window() *RampWindow { return t.w }
+func (t *Tracker) Window() *Window { return t.w }
 
 // State returns the ramp's current state.
-func (t *RampTracker) State() RampState {
+func (t *Tracker) State() Progress {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.st
@@ -164,14 +165,14 @@ func (t *RampTracker) State() RampState {
 
 // Decide evaluates the ramp at now with the route's ramp r, its current
 // serve_new, and whether the new backend's breaker is open now.
-func (t *RampTracker) Decide(now time.Time, r *Ramp, current float64, breakerOpen bool) Decision {
+func (t *Tracker) Decide(now time.Time, r *rules.Ramp, current float64, breakerOpen bool) Decision {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if !samePercent(current, t.st.Percent) {
-		t.st = RampState{StepIndex: r.stepIndex(current), StepSince: now, Percent: current, Halted: Threshold(current) == 0}
+		t.st = Progress{StepIndex: r.StepIndex(current), StepSince: now, Percent: current, Halted: rules.Threshold(current) == 0}
 		t.w.Reset(now)
 	}
-	t.st.StepIndex = r.stepIndex(current) // the steps may have changed on reload
+	t.st.StepIndex = r.StepIndex(current) // the steps may have changed on reload
 	stats := t.w.Stats()
 	stats.BreakerOpen = stats.BreakerOpen || breakerOpen
 	d := Step(now, r, current, t.st, stats)

@@ -1,82 +1,41 @@
-package main
+package app
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/tandem-proxy/tandem/admin"
 	"github.com/tandem-proxy/tandem/compare"
-	"github.com/tandem-proxy/tandem/internal/atomicfile"
+	"github.com/tandem-proxy/tandem/exchange"
 	"github.com/tandem-proxy/tandem/proxy"
 	"github.com/tandem-proxy/tandem/ramp"
-	"github.com/tandem-proxy/tandem/rules"
+	"github.com/tandem-proxy/tandem/rulestore"
 	"github.com/tandem-proxy/tandem/store"
 )
 
 // storeObserver hands finished comparisons to the diff store.
 type storeObserver struct{ st *store.Store }
 
-func (o storeObserver) Observe(ex *proxy.Exchange) {
-	o.st.Record(&store.Exchange{
-		Route: ex.Route, RequestID: ex.RequestID, Method: ex.Method, Path: ex.Path, ServedBy: ex.ServedBy,
-		At: ex.At, Legacy: ex.Legacy, New: ex.New, LegacyLatency: ex.LegacyLatency, NewLatency: ex.NewLatency,
-		Result: ex.Result, Secrets: ex.Secrets,
-	})
-}
+func (o storeObserver) Observe(ex *exchange.Exchange) { o.st.Record(ex) }
 
-// rampObserver feeds the ramp controller.
-type rampObserver struct{ c *ramp.Controller }
+// observers fans one exchange out to several observers, in order.
+type observers []proxy.Observer
 
-func (o rampObserver) Observe(ex *proxy.Exchange) {
-	newFailed := ex.New.Err != "" || ex.New.Status >= 500
-	o.c.Observe(ramp.Observation{
-		Route:         ex.Route,
-		Start:         ex.At,
-		Compared:      ex.Result.Outcome != compare.OutcomeError,
-		Mismatch:      ex.Result.Outcome == compare.OutcomeMismatch,
-		LegacyLatency: ex.LegacyLatency,
-		NewLatency:    ex.NewLatency,
-		NewFailed:     newFailed,
-		LegacyOK:      ex.Legacy.Err == "",
-	})
-}
-
-// noiseFile persists the learner's state (learned and marked noise) in
-// data_dir/noise.json, written atomically and durably (atomicfile.Write).
-type noiseFile struct {
-	path    string
-	learner *compare.Learner
-}
-
-func (n *noiseFile) load() error {
-	atomicfile.RemoveTemps(n.path) // left by a crash mid-save; best effort
-	b, err := os.ReadFile(n.path)
-	if os.IsNotExist(err) {
-		return nil
+func (o observers) Observe(ex *exchange.Exchange) {
+	for _, x := range o {
+		x.Observe(ex)
 	}
-	if err != nil {
-		return fmt.Errorf("cannot read %s: %w", n.path, err)
-	}
-	if err := n.learner.Restore(b); err != nil {
-		bad := fmt.Sprintf("%s.corrupt", n.path)
-		os.Rename(n.path, bad)
-		return fmt.Errorf("%s is unreadable (moved to %s; noise will be learned again): %w", n.path, bad, err)
-	}
-	return nil
 }
 
-func (n *noiseFile) save() error {
-	b, err := n.learner.Snapshot()
-	if err != nil {
-		return err
-	}
-	return atomicfile.Write(n.path, b, 0o600)
-}
+var (
+	_ proxy.Observer = observers(nil)
+	_ proxy.Observer = storeObserver{}
+	_ proxy.Observer = (*ramp.Controller)(nil)
+)
 
 // routeStatus builds GET /api/v1/routes from the rules, the data plane's
 // counters and breakers, and the ramp controller.
-func routeStatus(state *rules.State, px *proxy.Server, ctl *ramp.Controller) []admin.RouteStatus {
+func routeStatus(state *rulestore.State, px *proxy.Server, ctl *ramp.Controller) []admin.RouteStatus {
 	cur := state.Current()
 	counters := px.Counters()
 	breakers := px.Breakers()

@@ -1,10 +1,12 @@
-package rules
+package ramp
 
 import (
 	"fmt"
 	"math"
 	"strings"
 	"time"
+
+	"github.com/tandem-proxy/tandem/rules"
 )
 
 // Action is what a ramp decision asks for.
@@ -36,19 +38,19 @@ const (
 // between two fast backends (100µs against 200µs) cannot fail the gate.
 const LatencyFloor = time.Millisecond
 
-// RampState is where a route's ramp stands. RampTracker keeps it; callers
+// Progress is where a route's ramp stands. Tracker keeps it; callers
 // of Step keep it themselves.
-type RampState struct {
+type Progress struct {
 	// StepIndex is the index in Steps of the highest step at or below
 	// Percent; -1 = not started (Percent is below the first step).
 	StepIndex int
 	// StepSince is when the ramp arrived at Percent. The hold counts from
-	// here, and statistics must be gathered from here on (RampStats.Since).
+	// here, and statistics must be gathered from here on (Stats.Since).
 	StepSince time.Time
 	// Percent is the serve_new the state was anchored at. A different
 	// current serve_new means it was changed outside the ramp (an
 	// operator, a config reload, or the ramp's own change taking effect):
-	// the state must be re-anchored (NewRampState) and statistics reset.
+	// the state must be re-anchored (NewProgress) and statistics reset.
 	Percent float64
 	// Halted is set after a rollback: the ramp advances no more, and while
 	// serve_new is still above 0 it keeps asking for the rollback. Any
@@ -60,19 +62,19 @@ type RampState struct {
 	Done bool
 }
 
-// NewRampState returns a ramp state anchored at the current serve_new at
+// NewProgress returns a ramp state anchored at the current serve_new at
 // now, not halted: at 0 it is a ramp about to start. A caller starting up
-// after a rollback sets Halted itself (see RampHalted), since the state is
+// after a rollback sets Halted itself (see Halted), since the state is
 // not persisted.
-func NewRampState(now time.Time, r *Ramp, current float64) RampState {
-	return RampState{StepIndex: r.stepIndex(current), StepSince: now, Percent: current}
+func NewProgress(now time.Time, r *rules.Ramp, current float64) Progress {
+	return Progress{StepIndex: r.StepIndex(current), StepSince: now, Percent: current}
 }
 
-// RampStats are a route's statistics gathered since the ramp's StepSince.
-// RampWindow gathers them.
-type RampStats struct {
+// Stats are a route's statistics gathered since the ramp's StepSince.
+// Window gathers them.
+type Stats struct {
 	// Since is when gathering started. Step refuses (waits on) statistics
-	// gathered from before RampState.StepSince.
+	// gathered from before Progress.StepSince.
 	Since time.Time
 	// Compared counts comparisons of legacy and new responses; Mismatched
 	// the real (non-noise) mismatches among them.
@@ -122,38 +124,6 @@ func (d Decision) details() map[string]any {
 	return m
 }
 
-// NextStep returns the first step above current, and false if there is
-// none. An off-step current (set by hand to 10 with steps 1, 5, 25) leads to
-// the first step above it (25). Percentages are compared as bucket counts
-// (two decimals), like serving.
-func (r *Ramp) NextStep(current float64) (float64, bool) {
-	if r == nil {
-		return 0, false
-	}
-	t := Threshold(current)
-	for _, s := range r.Steps {
-		if Threshold(s) > t {
-			return s, true
-		}
-	}
-	return 0, false
-}
-
-// stepIndex returns the index of the highest step at or below current, or
-// -1 if current is below the first step.
-func (r *Ramp) stepIndex(current float64) int {
-	if r == nil {
-		return -1
-	}
-	t, idx := Threshold(current), -1
-	for i, s := range r.Steps {
-		if Threshold(s) <= t {
-			idx = i
-		}
-	}
-	return idx
-}
-
 // Step decides the next move of an automatic ramp. It is a pure function
 // of its inputs: now, the ramp, the route's current serve_new, the ramp's
 // state and the statistics gathered since st.StepSince.
@@ -184,11 +154,11 @@ func (r *Ramp) stepIndex(current float64) int {
 //  9. the next step above current (NextStep; the first step when the ramp
 //     has not started, the first step above an off-step value set by hand)
 //     → advance; none and current is 100 → done; none and current below 100
-//     (steps not ending at 100, which Validate rejects) → wait, never done.
+//     (steps not ending at 100, which rules.Validate rejects) → wait, never done.
 //
 // The ramp runs at 0% too: before the first step, mirrored traffic feeds the
 // gates, and the first step is taken only after a hold with gates passing.
-func Step(now time.Time, r *Ramp, current float64, st RampState, stats RampStats) Decision {
+func Step(now time.Time, r *rules.Ramp, current float64, st Progress, stats Stats) Decision {
 	d := Decision{Action: ActionWait, FromPercent: current, ToPercent: current, Values: rampValues(now, st, stats)}
 	at := fmtPercent(current) + "%"
 	switch {
@@ -198,7 +168,7 @@ func Step(now time.Time, r *Ramp, current float64, st RampState, stats RampStats
 	case st.Done && samePercent(current, st.Percent):
 		d.Reason = fmt.Sprintf("the ramp finished at %s", at)
 		return d
-	case st.Halted && Threshold(current) == 0:
+	case st.Halted && rules.Threshold(current) == 0:
 		d.Reason = "the ramp halted after a rollback; promote by hand to resume it"
 		return d
 	}
@@ -270,7 +240,7 @@ func Step(now time.Time, r *Ramp, current float64, st RampState, stats RampStats
 	case ok:
 		d.Action, d.ToPercent = ActionAdvance, next
 		d.Reason = fmt.Sprintf("gates passed for %v at %s (%s); advancing to %s%%", held.Round(time.Second), at, passing, fmtPercent(next))
-	case Threshold(current) == Buckets:
+	case rules.Threshold(current) == rules.Buckets:
 		d.Action = ActionDone
 		d.Reason = fmt.Sprintf("gates passed for %v at %s (%s); the ramp is complete", held.Round(time.Second), at, passing)
 	default:
@@ -285,7 +255,7 @@ func rollback(d Decision, gate, why string) Decision {
 	return d
 }
 
-func rampValues(now time.Time, st RampState, s RampStats) map[string]float64 {
+func rampValues(now time.Time, st Progress, s Stats) map[string]float64 {
 	ratio := func(a, b int64) float64 {
 		if b <= 0 {
 			return 0
@@ -316,14 +286,14 @@ func rampValues(now time.Time, st RampState, s RampStats) map[string]float64 {
 }
 
 // samePercent compares percentages as bucket counts (two decimals).
-func samePercent(a, b float64) bool { return Threshold(a) == Threshold(b) }
+func samePercent(a, b float64) bool { return rules.Threshold(a) == rules.Threshold(b) }
 
-// RampHalted reports whether a route's ramp should start halted after a
+// Halted reports whether a route's ramp should start halted after a
 // restart: serve_new is 0 and the route's last serve_new event in the audit
 // log (promote, rollback, ramp_step, ramp_rollback) is a rollback, by hand
 // or by the ramp. events are oldest first, as State.Events returns them.
-func RampHalted(events []Event, route string, current float64) bool {
-	if Threshold(current) != 0 {
+func Halted(events []rules.Event, route string, current float64) bool {
+	if rules.Threshold(current) != 0 {
 		return false
 	}
 	for i := len(events) - 1; i >= 0; i-- {
@@ -332,9 +302,9 @@ func RampHalted(events []Event, route string, current float64) bool {
 			continue
 		}
 		switch e.Kind {
-		case KindRollback, "ramp_rollback":
+		case rules.KindRollback, "ramp_rollback":
 			return true
-		case KindPromote, "ramp_step":
+		case rules.KindPromote, "ramp_step":
 			return false
 		}
 	}

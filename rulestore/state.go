@@ -1,4 +1,4 @@
-package rules
+package rulestore
 
 import (
 	"bytes"
@@ -13,119 +13,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tandem-proxy/tandem/rules"
 )
-
-// Rules is one version of the routing rules: the document that GET and PUT
-// /api/v1/rules exchange (JSON) and that dir/rules.json holds.
-type Rules struct {
-	// Version counts changes: 1 for the first seed, +1 for every change.
-	// The State assigns it; a Version set by a mutation is ignored.
-	Version int64   `json:"version" yaml:"version"`
-	Routes  []Route `json:"routes" yaml:"routes"`
-}
-
-// Clone returns a deep copy of r: no slice or pointer is shared with r.
-func (r Rules) Clone() Rules {
-	return Rules{Version: r.Version, Routes: cloneRoutes(r.Routes)}
-}
-
-func cloneRoutes(rs []Route) []Route {
-	if rs == nil {
-		return nil
-	}
-	out := make([]Route, len(rs))
-	for i := range rs {
-		out[i] = rs[i].clone()
-	}
-	return out
-}
-
-// clone deep-copies a Route. TestCloneSharesNothing fails when a field that
-// holds a slice, map or pointer is added here or in compare.Settings and not
-// copied.
-func (r Route) clone() Route {
-	c := r
-	c.Match.Methods = cloneSlice(r.Match.Methods)
-	c.Compare.IgnoreHeaders = cloneSlice(r.Compare.IgnoreHeaders)
-	c.Compare.CompareHeaders = cloneSlice(r.Compare.CompareHeaders)
-	c.Compare.IgnoreJSON = cloneSlice(r.Compare.IgnoreJSON)
-	if r.Ramp != nil {
-		rp := *r.Ramp
-		rp.Steps = cloneSlice(r.Ramp.Steps)
-		c.Ramp = &rp
-	}
-	return c
-}
-
-func cloneSlice[T any](s []T) []T {
-	if s == nil {
-		return nil
-	}
-	return append(make([]T, 0, len(s)), s...)
-}
-
-// Event is one audit-log entry (one JSON line of dir/audit.log).
-type Event struct {
-	Time time.Time `json:"time"`
-	// Actor says who made the change: "file" (the config file), "api",
-	// "cli", "ramp" (the automatic ramp) or "tandem" (start-up recovery).
-	Actor string `json:"actor"`
-	// Kind is one of "seed", "replace", "reload", "reload_error", "promote",
-	// "rollback", "ramp_step", "ramp_rollback", "ramp_done", "noise",
-	// "recovered".
-	Kind   string `json:"kind"`
-	Route  string `json:"route,omitempty"`
-	Reason string `json:"reason,omitempty"`
-	// OldVersion and NewVersion are the rules versions before and after a
-	// change; zero (omitted) for events that change no rules.
-	OldVersion int64 `json:"old_version,omitempty"`
-	NewVersion int64 `json:"new_version,omitempty"`
-	// Old and New are short human summaries of what changed, such as
-	// "serve_new 5" and "serve_new 25". The State fills them for changes.
-	Old string `json:"old,omitempty"`
-	New string `json:"new,omitempty"`
-	// Details holds gate values for ramp decisions and errors for
-	// reload_error. Values must encode as JSON.
-	Details map[string]any `json:"details,omitempty"`
-}
-
-// Event kinds written by the State itself.
-const (
-	KindSeed      = "seed"
-	KindReplace   = "replace"
-	KindReload    = "reload"
-	KindPromote   = "promote"
-	KindRollback  = "rollback"
-	KindRecovered = "recovered"
-)
-
-var (
-	// ErrStale means the If-Match version is not the current version:
-	// someone else changed the rules since the caller read them.
-	ErrStale = errors.New("rules changed since that version (If-Match is stale)")
-	// ErrUnknownRoute means no route has the given name.
-	ErrUnknownRoute = errors.New("unknown route")
-)
-
-// ValidationError carries every problem found in rules that a change would
-// have produced. Nothing was changed.
-type ValidationError struct{ Errs []error }
-
-func (e *ValidationError) Error() string {
-	msgs := make([]string, len(e.Errs))
-	for i, err := range e.Errs {
-		msgs[i] = err.Error()
-	}
-	return "invalid rules: " + strings.Join(msgs, "; ")
-}
-
-// Unwrap returns the individual problems, so errors.As finds each one.
-func (e *ValidationError) Unwrap() []error { return e.Errs }
-
-// Validator checks a complete set of routes and returns every problem. The
-// caller supplies it because it knows the backends; typically
-// func(rs []Route) []error { return Validate(rs, cfg.HasBackend) }.
-type Validator func([]Route) []error
 
 // File names inside the state directory.
 const (
@@ -174,14 +64,14 @@ const (
 //     "file"); else OpenState refuses with every problem.
 type State struct {
 	dir      string
-	validate Validator
+	validate rules.Validator
 	now      func() time.Time
 	// fault, when set (tests only), is called before each persistence step
 	// ("prev", "write", "audit", "rename", "syncdir"); an error fails it.
 	fault func(step string) error
 
 	mu         sync.Mutex // serialises changes and audit appends
-	cur        atomic.Pointer[Rules]
+	cur        atomic.Pointer[rules.Rules]
 	fileDigest string // guarded by mu: digest of the routes last applied from the config file
 	recovered  string
 	// auditVersion is the highest rules version the audit log may hold
@@ -189,31 +79,31 @@ type State struct {
 	auditVersion int64
 
 	notifyMu sync.Mutex // held while subscribers run, so they see versions in order
-	subs     []func(Rules)
+	subs     []func(rules.Rules)
 }
 
 // stateFile is the on-disk form of rules.json: the rules plus the digest of
 // the routes last applied from the config file.
 type stateFile struct {
-	Version    int64   `json:"version"`
-	Routes     []Route `json:"routes"`
-	FileRoutes string  `json:"file_routes_sha256,omitempty"`
+	Version    int64         `json:"version"`
+	Routes     []rules.Route `json:"routes"`
+	FileRoutes string        `json:"file_routes_sha256,omitempty"`
 }
 
 // OpenState opens (creating if needed) the rules state in dir, the data_dir.
 // seed is the config file's routes; validate checks routes (nil: Validate
 // with every backend name accepted); now is the clock (nil: time.Now). See
 // State for what happens to an existing, missing or corrupt rules.json.
-func OpenState(dir string, seed []Route, validate Validator, now func() time.Time) (*State, error) {
+func OpenState(dir string, seed []rules.Route, validate rules.Validator, now func() time.Time) (*State, error) {
 	return openState(dir, seed, validate, now, nil)
 }
 
-func openState(dir string, seed []Route, validate Validator, now func() time.Time, fault func(string) error) (*State, error) {
+func openState(dir string, seed []rules.Route, validate rules.Validator, now func() time.Time, fault func(string) error) (*State, error) {
 	if now == nil {
 		now = time.Now
 	}
 	if validate == nil {
-		validate = func(rs []Route) []error { return Validate(rs, func(string) bool { return true }) }
+		validate = func(rs []rules.Route) []error { return rules.Validate(rs, func(string) bool { return true }) }
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cannot create rules state directory: %w", err)
@@ -247,7 +137,7 @@ func openState(dir string, seed []Route, validate Validator, now func() time.Tim
 		}
 		return s, nil
 	}
-	stored := Rules{Version: sf.Version, Routes: sf.Routes}
+	stored := rules.Rules{Version: sf.Version, Routes: sf.Routes}
 	s.cur.Store(&stored)
 	s.fileDigest = sf.FileRoutes
 	if s.recovered, err = s.reconcileLocked(stored, sf.FileRoutes); err != nil {
@@ -258,8 +148,8 @@ func openState(dir string, seed []Route, validate Validator, now func() time.Tim
 		if seed != nil && d != sf.FileRoutes && len(s.validate(seed)) == 0 {
 			reason := fmt.Sprintf("the config file's routes changed while tandem was stopped and stored version %d no longer validates: %s",
 				s.cur.Load().Version, joinErrs(errs))
-			ev := Event{Actor: "file", Kind: KindReload, Reason: reason}
-			if _, _, err := s.applyLocked(0, ev, &d, func(r *Rules) error { r.Routes = cloneRoutes(seed); return nil }); err != nil {
+			ev := rules.Event{Actor: "file", Kind: rules.KindReload, Reason: reason}
+			if _, _, err := s.applyLocked(0, ev, &d, func(r *rules.Rules) error { r.Routes = rules.CloneRoutes(seed); return nil }); err != nil {
 				return nil, fmt.Errorf("cannot replace the stored rules with the config file's routes: %w", err)
 			}
 			s.recovered = strings.TrimPrefix(s.recovered+"; "+reason, "; ")
@@ -272,15 +162,15 @@ func openState(dir string, seed []Route, validate Validator, now func() time.Tim
 }
 
 // seedLocked writes the first version from the config file's routes.
-func (s *State) seedLocked(seed []Route) error {
+func (s *State) seedLocked(seed []rules.Route) error {
 	if errs := s.validate(seed); len(errs) > 0 {
-		return &ValidationError{Errs: errs}
+		return &rules.ValidationError{Errs: errs}
 	}
 	version := s.auditVersion + 1
-	r := Rules{Version: version, Routes: cloneRoutes(seed)}
+	r := rules.Rules{Version: version, Routes: rules.CloneRoutes(seed)}
 	d := routesDigest(seed)
 	_, neu := summarize(nil, r.Routes, "")
-	ev := Event{Time: s.now(), Actor: "file", Kind: KindSeed, NewVersion: version, New: neu,
+	ev := rules.Event{Time: s.now(), Actor: "file", Kind: rules.KindSeed, NewVersion: version, New: neu,
 		Reason: "first start: the config file's routes seed the rules"}
 	if version > 1 {
 		ev.Reason = fmt.Sprintf("%s was missing: the config file's routes seed the rules again", RulesFile)
@@ -317,10 +207,10 @@ func (s *State) recoverLocked(perr error) error {
 		return fmt.Errorf("cannot move corrupt %s aside: %w", cur, err)
 	}
 	version := max(sf.Version, s.auditVersion) + 1
-	r := Rules{Version: version, Routes: sf.Routes}
+	r := rules.Rules{Version: version, Routes: sf.Routes}
 	reason := fmt.Sprintf("%s was corrupt (%v); moved to %s; restored version %d from %s as version %d",
 		RulesFile, perr, filepath.Base(aside), sf.Version, PrevRulesFile, version)
-	ev := Event{Time: s.now(), Actor: "tandem", Kind: KindRecovered, Reason: reason, NewVersion: version,
+	ev := rules.Event{Time: s.now(), Actor: "tandem", Kind: rules.KindRecovered, Reason: reason, NewVersion: version,
 		Details: map[string]any{"error": perr.Error(), "moved_to": filepath.Base(aside), "restored_version": sf.Version}}
 	if _, err := s.commitLocked(r, sf.FileRoutes, &ev, false); err != nil {
 		return fmt.Errorf("cannot restore %s from %s: %w", cur, prev, err)
@@ -341,7 +231,7 @@ func (s *State) Recovered() string { return s.recovered }
 func (s *State) Dir() string { return s.dir }
 
 // Current returns a deep copy of the current rules.
-func (s *State) Current() Rules { return s.cur.Load().Clone() }
+func (s *State) Current() rules.Rules { return s.cur.Load().Clone() }
 
 // Update changes the rules. ifMatch 0 skips the version check; otherwise a
 // version other than the current one gives ErrStale and changes nothing.
@@ -351,15 +241,15 @@ func (s *State) Current() Rules { return s.cur.Load().Clone() }
 // route, reason, and the old → new summary), and then made current and
 // passed to subscribers. A mutation that leaves the routes as they were is
 // not a change: no version, no event, no write.
-func (s *State) Update(ifMatch int64, actor, kind, route, reason string, mutate func(*Rules) error) (Rules, error) {
-	r, _, err := s.Apply(ifMatch, Event{Actor: actor, Kind: kind, Route: route, Reason: reason}, mutate)
+func (s *State) Update(ifMatch int64, actor, kind, route, reason string, mutate func(*rules.Rules) error) (rules.Rules, error) {
+	r, _, err := s.Apply(ifMatch, rules.Event{Actor: actor, Kind: kind, Route: route, Reason: reason}, mutate)
 	return r, err
 }
 
 // Apply is Update with the whole audit event given (Details included); the
 // State fills Time, OldVersion, NewVersion, and Old and New when empty. The
 // bool reports whether the rules changed.
-func (s *State) Apply(ifMatch int64, ev Event, mutate func(*Rules) error) (Rules, bool, error) {
+func (s *State) Apply(ifMatch int64, ev rules.Event, mutate func(*rules.Rules) error) (rules.Rules, bool, error) {
 	s.mu.Lock()
 	r, changed, err := s.applyLocked(ifMatch, ev, nil, mutate)
 	if err != nil || !changed {
@@ -372,20 +262,20 @@ func (s *State) Apply(ifMatch int64, ev Event, mutate func(*Rules) error) (Rules
 
 // applyLocked does the work of Apply with s.mu held. fileDigest, when not
 // nil, replaces the digest of the file's routes. It does not notify.
-func (s *State) applyLocked(ifMatch int64, ev Event, fileDigest *string, mutate func(*Rules) error) (Rules, bool, error) {
+func (s *State) applyLocked(ifMatch int64, ev rules.Event, fileDigest *string, mutate func(*rules.Rules) error) (rules.Rules, bool, error) {
 	cur := s.cur.Load()
 	if ifMatch != 0 && ifMatch != cur.Version {
-		return Rules{}, false, fmt.Errorf("%w: If-Match is %d, the current version is %d", ErrStale, ifMatch, cur.Version)
+		return rules.Rules{}, false, fmt.Errorf("%w: If-Match is %d, the current version is %d", rules.ErrStale, ifMatch, cur.Version)
 	}
 	next := cur.Clone()
 	if err := mutate(&next); err != nil {
-		return Rules{}, false, err
+		return rules.Rules{}, false, err
 	}
 	if errs := s.validate(next.Routes); len(errs) > 0 {
-		return Rules{}, false, &ValidationError{Errs: errs}
+		return rules.Rules{}, false, &rules.ValidationError{Errs: errs}
 	}
 	if _, err := json.Marshal(next.Routes); err != nil { // NaN from a Validator that let it through
-		return Rules{}, false, &ValidationError{Errs: []error{fmt.Errorf("cannot encode rules: %w", err)}}
+		return rules.Rules{}, false, &rules.ValidationError{Errs: []error{fmt.Errorf("cannot encode rules: %w", err)}}
 	}
 	d := s.fileDigest
 	if fileDigest != nil {
@@ -394,7 +284,7 @@ func (s *State) applyLocked(ifMatch int64, ev Event, fileDigest *string, mutate 
 	if sameRoutes(cur.Routes, next.Routes) {
 		if d != s.fileDigest { // remember the file's routes without a new version
 			if _, err := s.commitLocked(*cur, d, nil, false); err != nil {
-				return Rules{}, false, err
+				return rules.Rules{}, false, err
 			}
 			s.fileDigest = d
 		}
@@ -408,7 +298,7 @@ func (s *State) applyLocked(ifMatch int64, ev Event, fileDigest *string, mutate 
 	}
 	inPlace, err := s.commitLocked(next, d, &ev, true)
 	if err != nil && !inPlace {
-		return Rules{}, false, err
+		return rules.Rules{}, false, err
 	}
 	s.cur.Store(&next)
 	s.fileDigest = d
@@ -417,7 +307,7 @@ func (s *State) applyLocked(ifMatch int64, ev Event, fileDigest *string, mutate 
 
 // notifyAndUnlock passes r to every subscriber, in version order, then
 // releases both locks. s.mu must be held.
-func (s *State) notifyAndUnlock(r Rules) {
+func (s *State) notifyAndUnlock(r rules.Rules) {
 	s.notifyMu.Lock()
 	s.mu.Unlock()
 	for _, f := range s.subs {
@@ -427,33 +317,15 @@ func (s *State) notifyAndUnlock(r Rules) {
 }
 
 // Promote sets a route's serve_new to percent (kind "promote").
-func (s *State) Promote(route string, percent float64, actor, reason string) (Rules, error) {
-	r, _, err := s.Apply(0, Event{Actor: actor, Kind: KindPromote, Route: route, Reason: reason}, setServeNew(route, percent, nil))
+func (s *State) Promote(route string, percent float64, actor, reason string) (rules.Rules, error) {
+	r, _, err := s.Apply(0, rules.Event{Actor: actor, Kind: rules.KindPromote, Route: route, Reason: reason}, rules.SetServeNew(route, percent, nil))
 	return r, err
 }
 
 // Rollback sets a route's serve_new to 0 (kind "rollback").
-func (s *State) Rollback(route string, actor, reason string) (Rules, error) {
-	r, _, err := s.Apply(0, Event{Actor: actor, Kind: KindRollback, Route: route, Reason: reason}, setServeNew(route, 0, nil))
+func (s *State) Rollback(route string, actor, reason string) (rules.Rules, error) {
+	r, _, err := s.Apply(0, rules.Event{Actor: actor, Kind: rules.KindRollback, Route: route, Reason: reason}, rules.SetServeNew(route, 0, nil))
 	return r, err
-}
-
-// setServeNew returns a mutation that sets route's serve_new to percent;
-// if from is not nil, the route must be at *from (else ErrStale).
-func setServeNew(route string, percent float64, from *float64) func(*Rules) error {
-	return func(r *Rules) error {
-		for i := range r.Routes {
-			if r.Routes[i].Name != route {
-				continue
-			}
-			if from != nil && Threshold(r.Routes[i].ServeNew) != Threshold(*from) {
-				return fmt.Errorf("%w: route %q serve_new is %v, not %v", ErrStale, route, r.Routes[i].ServeNew, *from)
-			}
-			r.Routes[i].ServeNew = percent
-			return nil
-		}
-		return fmt.Errorf("%w %q", ErrUnknownRoute, route)
-	}
 }
 
 // ReplaceFromFile replaces the routes with the config file's (actor "file",
@@ -462,11 +334,11 @@ func setServeNew(route string, percent float64, from *float64) func(*Rules) erro
 // routes are remembered as the file's, for FileChanged. Invalid routes
 // change nothing and return a *ValidationError; the caller records a
 // "reload_error" event.
-func (s *State) ReplaceFromFile(routes []Route) (Rules, bool, error) {
+func (s *State) ReplaceFromFile(routes []rules.Route) (rules.Rules, bool, error) {
 	d := routesDigest(routes)
 	s.mu.Lock()
-	ev := Event{Actor: "file", Kind: KindReload, Reason: "the config file changed"}
-	r, changed, err := s.applyLocked(0, ev, &d, func(r *Rules) error { r.Routes = cloneRoutes(routes); return nil })
+	ev := rules.Event{Actor: "file", Kind: rules.KindReload, Reason: "the config file changed"}
+	r, changed, err := s.applyLocked(0, ev, &d, func(r *rules.Rules) error { r.Routes = rules.CloneRoutes(routes); return nil })
 	if err != nil || !changed {
 		s.mu.Unlock()
 		return r, changed, err
@@ -479,45 +351,15 @@ func (s *State) ReplaceFromFile(routes []Route) (Rules, bool, error) {
 // differ from the routes last applied from the config file — at the seed or
 // by ReplaceFromFile. At start-up, call ReplaceFromFile only if it does, so
 // that API and ramp changes survive restarts when the file did not change.
-func (s *State) FileChanged(routes []Route) bool {
+func (s *State) FileChanged(routes []rules.Route) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return routesDigest(routes) != s.fileDigest
 }
 
-// ApplyRamp carries out a ramp decision for route: "advance" sets serve_new
-// to d.ToPercent (kind "ramp_step"), "rollback" sets it to 0 (kind
-// "ramp_rollback"), both with actor "ramp", d.Reason and the gate values in
-// Details; "done" records a "ramp_done" event; "wait" does nothing. If the
-// route's serve_new is no longer d.FromPercent, nothing changes and the
-// error wraps ErrStale. A rollback of a route already at 0 (the ramp had not
-// started) changes no rules but is still recorded. The bool reports whether
-// the rules changed.
-func (s *State) ApplyRamp(route string, d Decision) (Rules, bool, error) {
-	ev := Event{Actor: "ramp", Route: route, Reason: d.Reason, Details: d.details()}
-	from := d.FromPercent
-	switch d.Action {
-	case ActionAdvance:
-		ev.Kind = "ramp_step"
-		return s.Apply(0, ev, setServeNew(route, d.ToPercent, &from))
-	case ActionRollback:
-		ev.Kind = "ramp_rollback"
-		r, changed, err := s.Apply(0, ev, setServeNew(route, 0, &from))
-		if err == nil && !changed {
-			ev.Old, ev.New = "serve_new "+fmtPercent(from), "serve_new 0"
-			err = s.Record(ev)
-		}
-		return r, changed, err
-	case ActionDone:
-		ev.Kind = "ramp_done"
-		return s.Current(), false, s.Record(ev)
-	}
-	return s.Current(), false, nil
-}
-
 // Record appends an event that changes no rules (reload_error, noise, ramp
 // decisions). A zero Time is set to now.
-func (s *State) Record(e Event) error {
+func (s *State) Record(e rules.Event) error {
 	if e.Time.IsZero() {
 		e.Time = s.now()
 	}
@@ -531,7 +373,7 @@ func (s *State) Record(e Event) error {
 // in version order, and calls it once at once with the current rules, so the
 // subscriber misses nothing. f runs with the State's notification lock held:
 // it may call Current, but must not change the rules (deadlock).
-func (s *State) Subscribe(f func(Rules)) {
+func (s *State) Subscribe(f func(rules.Rules)) {
 	s.mu.Lock()
 	cur := s.cur.Load().Clone()
 	s.notifyMu.Lock()
@@ -566,7 +408,7 @@ func decodeStateFile(data []byte) (stateFile, error) {
 	return sf, nil
 }
 
-func encodeStateFile(r Rules, fileDigest string) ([]byte, error) {
+func encodeStateFile(r rules.Rules, fileDigest string) ([]byte, error) {
 	b, err := json.MarshalIndent(stateFile{Version: r.Version, Routes: r.Routes, FileRoutes: fileDigest}, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("cannot encode rules: %w", err)

@@ -1,0 +1,357 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/tandem-proxy/tandem/admin"
+	"github.com/tandem-proxy/tandem/backends"
+	"github.com/tandem-proxy/tandem/compare"
+	"github.com/tandem-proxy/tandem/config"
+	"github.com/tandem-proxy/tandem/proxy"
+	"github.com/tandem-proxy/tandem/ramp"
+	"github.com/tandem-proxy/tandem/rules"
+	"github.com/tandem-proxy/tandem/rulestore"
+	"github.com/tandem-proxy/tandem/store"
+)
+
+// Intervals of the periodic jobs.
+const (
+	flushEvery = time.Second // counters to the store
+	tickEvery  = time.Second // ramp decisions
+	saveEvery  = time.Minute // noise.json
+)
+
+// Options are an instance's settings beyond the config file. Every zero
+// value has a meaning.
+type Options struct {
+	// ConfigPath is the file cfg was loaded from: Reload re-reads it and a
+	// watcher reloads on its changes. Empty: no reload, no watcher.
+	ConfigPath string
+	// Logger receives every line. Nil: slog.Default().
+	Logger *slog.Logger
+	// AccessLog is the share of requests (0..1) logged, one line each.
+	// Zero: none.
+	AccessLog float64
+}
+
+// Instance is one running tandem: its data plane, admin listener, state and
+// periodic work. Open, then Run (once), then Close.
+type Instance struct {
+	cfg   *config.Config
+	path  string
+	log   *slog.Logger
+	token string
+
+	ms      *metrics.Set
+	state   *rulestore.State
+	st      *store.Store
+	px      *proxy.Server
+	ad      *admin.Server
+	ctl     *ramp.Controller
+	noise   *noiseFile
+	reloads *reloadMetrics
+	ln, aln net.Listener
+
+	reloadMu sync.Mutex // one Reload at a time
+	jobs     jobs
+
+	mu      sync.Mutex
+	ran     bool // Run was called
+	closed  bool
+	stopped bool // the data plane was shut down
+}
+
+// Open builds an instance from cfg and starts listening on cfg.Listen and
+// cfg.Admin.Listen; nothing is served until Run. On error, everything it
+// made is released.
+func Open(cfg *config.Config, o Options) (_ *Instance, err error) {
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	in := &Instance{cfg: cfg, path: o.ConfigPath, log: log, ms: metrics.NewSet()}
+	defer func() {
+		if err != nil {
+			in.Close()
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("cannot create data_dir: %w", err)
+	}
+	token, src, err := admin.ResolveToken(cfg.Admin.TokenFile, cfg.DataDir, true)
+	if err != nil {
+		return nil, err
+	}
+	in.token = token
+	if src == admin.FromGenerated {
+		// The token itself never goes to the log: logs are shipped, kept and
+		// read by people who must not be able to change routing.
+		log.Info("generated an admin token; read it from the file (mode 0600)", "file", filepath.Join(cfg.DataDir, "admin.token"))
+	}
+
+	bs := map[string]*backends.Backend{}
+	for name, bc := range cfg.Backends {
+		bo := backendOptions(cfg, bc)
+		bo.OnBreakerChange = func(backend string, from, to backends.State) {
+			log.Warn("breaker state change", "backend", backend, "from", from.String(), "to", to.String())
+			if to == backends.StateOpen && in.ctl != nil {
+				in.ctl.BreakerOpened(backend, time.Now())
+			}
+		}
+		b, err := backends.New(name, bo)
+		if err != nil {
+			return nil, err
+		}
+		bs[name] = b
+	}
+	known := func(n string) bool { return bs[n] != nil }
+	// A version is stored only if the data plane can put it in force: once
+	// the proxy exists, its compilation (a dry run) is part of the check.
+	// Before, at start, proxy.New compiles the stored rules and Open fails
+	// if it cannot.
+	validate := func(rs []rules.Route) []error {
+		errs := rules.Validate(rs, known)
+		if len(errs) == 0 && in.px != nil {
+			if err := in.px.CheckRules(rs); err != nil {
+				errs = append(errs, fmt.Errorf("the data plane cannot put these rules in force: %w", err))
+			}
+		}
+		return errs
+	}
+	state, err := rulestore.OpenState(cfg.DataDir, cfg.Routes, validate, nil)
+	if err != nil {
+		return nil, err
+	}
+	in.state = state
+	if msg := state.Recovered(); msg != "" {
+		log.Warn("rules state recovered", "detail", msg)
+	}
+	if state.FileChanged(cfg.Routes) {
+		if r, changed, err := state.ReplaceFromFile(cfg.Routes); err != nil {
+			return nil, fmt.Errorf("cannot apply the config file's routes: %w", err)
+		} else if changed {
+			log.Info("config file routes applied", "version", r.Version)
+		}
+	}
+
+	in.reloads = &reloadMetrics{
+		ok:     in.ms.NewCounter(`tandem_rules_reload_total{result="ok"}`),
+		failed: in.ms.NewCounter(`tandem_rules_reload_total{result="error"}`),
+	}
+
+	learner := compare.NewLearner()
+	in.noise = &noiseFile{path: filepath.Join(cfg.DataDir, "noise.json"), learner: learner}
+	if err := in.noise.load(); err != nil {
+		log.Warn("learned noise not restored", "err", err)
+	}
+
+	st, err := store.Open(filepath.Join(cfg.DataDir, "store.db"), store.Options{Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	in.st = st
+
+	in.ctl = ramp.New(state, func(b string) bool { return bs[b] != nil && bs[b].BreakerState() == backends.StateOpen }, log, nil)
+	cur := state.Current()
+	po := proxyOptions(cfg)
+	po.Backends = bs
+	po.Logger = log
+	po.Learner = learner
+	po.Rules = &cur
+	po.Observer = observers{storeObserver{st}, in.ctl}
+	po.Metrics = in.ms
+	po.AccessLog = o.AccessLog
+	px, err := proxy.New(po)
+	if err != nil {
+		return nil, err
+	}
+	in.px = px
+	px.Follow(state)
+	state.Subscribe(in.rulesChanged)
+	registerStoreMetrics(in.ms, st)
+
+	if in.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("cannot listen on %s: %w", cfg.Listen, err)
+	}
+	if in.aln, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
+		return nil, fmt.Errorf("cannot listen on admin %s: %w", cfg.Admin.Listen, err)
+	}
+	if host, _, _ := net.SplitHostPort(cfg.Admin.Listen); !isLoopback(host) {
+		log.Warn("admin listener is not on loopback: anyone who can reach it and holds the token can change routing", "listen", cfg.Admin.Listen)
+	}
+	in.ad = admin.New(admin.Deps{
+		Token: token,
+		Rules: state,
+		ParseRules: func(b []byte) (rules.Rules, []error) {
+			return rules.ParseRulesFor(b, known)
+		},
+		Reports: st,
+		Routes:  func() []admin.RouteStatus { return routeStatus(state, px, in.ctl) },
+		// Heat maps decode under the comparisons' budget.
+		DecodeBudget: px.DecodeBudget(),
+		Metrics:      in.ms,
+		MarkNoise:    in.markNoise,
+	})
+	return in, nil
+}
+
+// rulesChanged exports the routes' serve_new gauges of a rules version the
+// data plane has put in force (it follows the state first).
+func (in *Instance) rulesChanged(r rules.Rules) {
+	if in.px.RulesVersion() != r.Version {
+		return // not in force: Follow logged why
+	}
+	for _, rt := range r.Routes {
+		name := rt.Name
+		in.ms.GetOrCreateGauge(fmt.Sprintf(`tandem_serve_new_percent{route=%q}`, name), func() float64 {
+			for _, x := range in.state.Current().Routes {
+				if x.Name == name {
+					return x.ServeNew
+				}
+			}
+			return 0
+		})
+	}
+	in.log.Info("rules in force", "version", r.Version, "routes", len(r.Routes))
+}
+
+// markNoise marks a path as noise for a route (POST /api/v1/noise), saves
+// the learner and audits it.
+func (in *Instance) markNoise(route, p, reason string) error {
+	if err := in.noise.learner.Mark(route, p, reason); err != nil {
+		return &admin.BadRequestError{Err: err}
+	}
+	if err := in.noise.save(); err != nil {
+		return err
+	}
+	return in.state.Record(rules.Event{Actor: "api", Kind: "noise", Route: route, Reason: reason, New: "noise " + p})
+}
+
+// Run serves until ctx is done or a listener fails, then shuts down: the
+// data plane drains within shutdown_timeout, the jobs stop (the counters
+// are flushed once more, after the drain), the admin listener closes and
+// the noise is saved. It returns the listener's error, if one failed. Run
+// may be called once; Close must still be called.
+func (in *Instance) Run(ctx context.Context) error {
+	in.mu.Lock()
+	if in.ran || in.closed {
+		in.mu.Unlock()
+		return errors.New("cannot run: the instance already ran or is closed")
+	}
+	in.ran = true
+	in.mu.Unlock()
+
+	errCh := make(chan error, 2)
+	go func() { errCh <- in.px.Serve(in.ln) }()
+	go func() { errCh <- in.ad.Serve(in.aln) }()
+	flusher := &counterFlusher{px: in.px, st: in.st, last: map[string]proxy.RouteCounters{}}
+	in.jobs.start(&job{name: "counter-flush", interval: flushEvery, run: flusher.flush, final: flusher.flush})
+	in.jobs.start(&job{name: "ramp-tick", interval: tickEvery, run: in.ctl.Tick})
+	in.jobs.start(&job{name: "noise-save", interval: saveEvery, run: func() {
+		if err := in.noise.save(); err != nil {
+			in.log.Warn("learned noise not saved", "err", err)
+		}
+	}})
+	stopWatch := func() {}
+	if in.path != "" {
+		stopWatch = watchConfig(in.path, in.log, in.Reload)
+	}
+	cur := in.state.Current()
+	in.log.Info("tandem started", "listen", in.ln.Addr().String(), "admin", in.aln.Addr().String(),
+		"routes", len(cur.Routes), "rules_version", cur.Version)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-errCh:
+		runErr = fmt.Errorf("listener failed: %w", err)
+	}
+	in.log.Info("shutting down", "timeout", in.cfg.ShutdownTimeout.String())
+	stopWatch()
+	sctx, cancel := context.WithTimeout(context.Background(), in.cfg.ShutdownTimeout.D())
+	defer cancel()
+	err := in.px.Shutdown(sctx)
+	in.mu.Lock()
+	in.stopped = true
+	in.mu.Unlock()
+	in.jobs.stopAll() // after the drain: the final numbers
+	in.ad.Shutdown()
+	if err := in.noise.save(); err != nil {
+		in.log.Warn("learned noise not saved", "err", err)
+	}
+	if err != nil {
+		in.log.Warn("shutdown incomplete", "err", err)
+	}
+	return runErr
+}
+
+// Close releases what Open made and Run did not: the listeners and the data
+// plane of an instance that never ran, and the diff store. It is safe to
+// call more than once and on a partly opened instance.
+func (in *Instance) Close() error {
+	in.mu.Lock()
+	if in.closed {
+		in.mu.Unlock()
+		return nil
+	}
+	in.closed = true
+	ran, stopped := in.ran, in.stopped
+	in.mu.Unlock()
+	if !ran {
+		for _, l := range []net.Listener{in.ln, in.aln} {
+			if l != nil {
+				l.Close()
+			}
+		}
+		if in.px != nil && !stopped {
+			ctx, cancel := context.WithTimeout(context.Background(), in.cfg.ShutdownTimeout.D())
+			in.px.Shutdown(ctx)
+			cancel()
+		}
+	}
+	var err error
+	if in.st != nil {
+		if err = in.st.Close(); err != nil {
+			in.log.Warn("store close", "err", err)
+		}
+	}
+	if ran {
+		in.log.Info("tandem stopped")
+	}
+	return err
+}
+
+// Addr is the client listener's address.
+func (in *Instance) Addr() string { return in.ln.Addr().String() }
+
+// AdminAddr is the admin listener's address.
+func (in *Instance) AdminAddr() string { return in.aln.Addr().String() }
+
+// Token is the admin API's bearer token.
+func (in *Instance) Token() string { return in.token }
+
+// Proxy is the data plane.
+func (in *Instance) Proxy() *proxy.Server { return in.px }
+
+// State is the rules state.
+func (in *Instance) State() *rulestore.State { return in.state }
+
+// Store is the diff store.
+func (in *Instance) Store() *store.Store { return in.st }
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

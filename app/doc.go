@@ -1,0 +1,22 @@
+// Package app is tandem's application: it turns a loaded configuration into
+// a running instance and owns everything that joins the packages below it.
+//
+// Open builds the backends, the rules state, the diff store, the data plane,
+// the ramp controller and the admin listener, and listens; Run serves until
+// its context ends and then shuts down within shutdown_timeout; Close
+// releases what is left. The Instance owns:
+//
+//   - the periodic jobs (jobs.go), each a named goroutine with its own stop:
+//     the counter flush to the store, the ramp tick, the noise snapshot;
+//   - reload of the config file (on Reload, i.e. SIGHUP, and on the fsnotify
+//     watcher's change events), its counting and auditing (reload.go);
+//   - noise persistence in data_dir/noise.json (noise.go);
+//   - the routes view of GET /api/v1/routes and the observer fan-out of
+//     finished exchanges to the store and the ramp (routes.go);
+//   - the translation of the file's schema into proxy.Options and
+//     backends.Options (options.go): nothing below app imports config.
+//
+// It must not be imported by any tandem package but cmd/tandem (and tests
+// that run the whole application); flags, signals and the client verbs stay
+// in cmd/tandem.
+package app
