@@ -7,153 +7,37 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/tandem-proxy/tandem/backends"
+	"github.com/tandem-proxy/tandem/internal/realservers"
 )
 
-// nginxBin is the Debian nginx the real-server tests run against.
-const nginxBin = "/usr/sbin/nginx"
+// needNginx skips the test when nginx or its image_filter module is not
+// installed, and fails it when the environment says CI=true (where .ci/run
+// installs them): internal/realservers' rule.
+func needNginx(t *testing.T) { realservers.NeedNginx(t) }
 
-// nginxImageFilter is Debian's image_filter module, loaded when a server
-// configuration uses it.
-const nginxImageFilter = "/usr/lib/nginx/modules/ngx_http_image_filter_module.so"
-
-// needNginx skips the test when nginx is not installed, and fails it when
-// the environment says CI=true (where .ci/run installs it).
-func needNginx(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat(nginxBin); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("nginx is required with CI=true: %v", err)
-		}
-		t.Skipf("nginx not installed (%v): install Debian's nginx-core to run this test", err)
-	}
-}
-
-// freePort returns a 127.0.0.1 port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// nginxServer is one nginx started by a test, with its own prefix.
+// nginxServer is one nginx started by a test, with its own prefix
+// (internal/realservers).
 type nginxServer struct {
+	*realservers.Nginx
 	addr string
-	dir  string
 }
 
-// startNginx starts nginx in the foreground (one process, no master) with
-// the http-level directives httpConf and one server on 127.0.0.1 whose body
-// is serverConf, and stops it at cleanup.
+// startNginx starts nginx with the http-level directives httpConf and one
+// server on 127.0.0.1 whose body is serverConf, and stops it at cleanup.
 func startNginx(t *testing.T, httpConf, serverConf string) *nginxServer {
 	t.Helper()
-	needNginx(t)
-	dir := t.TempDir()
-	for _, d := range []string{"body", "proxy", "fastcgi", "uwsgi", "scgi", "logs"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var lastErr string
-	for attempt := 0; attempt < 5; attempt++ {
-		port := freePort(t)
-		mainConf := ""
-		if strings.Contains(serverConf, "image_filter") {
-			if _, err := os.Stat(nginxImageFilter); err != nil {
-				if os.Getenv("CI") == "true" {
-					t.Fatalf("nginx's image_filter module is required with CI=true: %v", err)
-				}
-				t.Skipf("nginx's image_filter module not installed (%v): install Debian's libnginx-mod-http-image-filter", err)
-			}
-			mainConf = "load_module " + nginxImageFilter + ";"
-		}
-		conf := fmt.Sprintf(`%[5]s
-daemon off;
-master_process off;
-worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log info;
-events { worker_connections 256; }
-http {
-    access_log %[1]s/access.log;
-    client_body_temp_path %[1]s/body;
-    proxy_temp_path %[1]s/proxy;
-    fastcgi_temp_path %[1]s/fastcgi;
-    uwsgi_temp_path %[1]s/uwsgi;
-    scgi_temp_path %[1]s/scgi;
-    default_type text/plain;
-    %[2]s
-    server {
-        listen 127.0.0.1:%[3]d;
-        %[4]s
-    }
-}
-`, dir, httpConf, port, serverConf, mainConf)
-		cf := filepath.Join(dir, "nginx.conf")
-		if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(nginxBin, "-p", dir, "-c", cf, "-e", filepath.Join(dir, "error.log"))
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("cannot start nginx: %v", err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		addr := fmt.Sprintf("127.0.0.1:%d", port)
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
-			select {
-			case err := <-exited:
-				lastErr = fmt.Sprintf("nginx exited: %v: %s", err, stderr.String())
-				goto next
-			default:
-			}
-			if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-				c.Close()
-				t.Cleanup(func() {
-					cmd.Process.Kill()
-					<-exited
-				})
-				return &nginxServer{addr: addr, dir: dir}
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		cmd.Process.Kill()
-		<-exited
-		t.Fatalf("nginx did not listen on %s: %s", addr, stderr.String())
-	next:
-		if !strings.Contains(lastErr, "Address already in use") {
-			break
-		}
-	}
-	t.Fatalf("cannot start nginx: %s", lastErr)
-	return nil
+	n := realservers.StartNginx(t, httpConf+"\nserver {\n    listen {{.Listen}};\n"+serverConf+"\n}\n", nil)
+	return &nginxServer{Nginx: n, addr: n.Addr}
 }
 
 // requests returns how many requests nginx has logged.
-func (n *nginxServer) requests(t *testing.T) int {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(n.dir, "access.log"))
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	return bytes.Count(b, []byte("\n"))
-}
+func (n *nginxServer) requests(t *testing.T) int { return len(n.Access(t, 0)) }
 
 // step is one request of a sequence sent on one kept-alive connection.
 type step struct {

@@ -76,16 +76,7 @@ func (n *Nginx) ErrorLog() string { return filepath.Join(n.Dir, "error.log") }
 // extra files). The server must listen on {{.Listen}}.
 func StartNginx(t testing.TB, http string, vars map[string]string) *Nginx {
 	t.Helper()
-	bin, err := exec.LookPath("nginx")
-	if err != nil {
-		if _, err2 := os.Stat("/usr/sbin/nginx"); err2 != nil {
-			missing(t, "nginx", nginxInstall)
-		}
-		bin = "/usr/sbin/nginx"
-	}
-	if _, err := os.Stat(nginxModule); err != nil {
-		missing(t, "nginx's image_filter module ("+nginxModule+")", nginxInstall)
-	}
+	bin := NeedNginx(t)
 	dir := t.TempDir()
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -120,6 +111,23 @@ func StartNginx(t testing.TB, http string, vars map[string]string) *Nginx {
 	cmd := exec.Command(bin, "-p", dir, "-c", path, "-e", filepath.Join(dir, "error.log"))
 	p := start(t, "nginx", addr, dir, cmd, syscall.SIGTERM, filepath.Join(dir, "error.log"))
 	return &Nginx{Process: p}
+}
+
+// NeedNginx returns the nginx binary, or skips the test when nginx or its
+// image_filter module is missing (fails it with CI=true).
+func NeedNginx(t testing.TB) string {
+	t.Helper()
+	bin, err := exec.LookPath("nginx")
+	if err != nil {
+		if _, err2 := os.Stat("/usr/sbin/nginx"); err2 != nil {
+			missing(t, "nginx", nginxInstall)
+		}
+		bin = "/usr/sbin/nginx"
+	}
+	if _, err := os.Stat(nginxModule); err != nil {
+		missing(t, "nginx's image_filter module ("+nginxModule+")", nginxInstall)
+	}
+	return bin
 }
 
 // AccessEntry is one line of the access log.
