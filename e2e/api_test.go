@@ -300,9 +300,7 @@ func TestConfigFileChangeOnDiskReloads(t *testing.T) {
 func TestGeneratedTokenNotLogged(t *testing.T) {
 	t.Setenv("TANDEM_ADMIN_TOKEN", "")
 	p := apiFixture(t)
-	p.logs.mu.Lock()
 	logs := p.logs.String()
-	p.logs.mu.Unlock()
 	file := filepath.Join(p.dataDir, "admin.token")
 	b, err := os.ReadFile(file)
 	if err != nil {

@@ -323,11 +323,7 @@ func (c *child) exitErr() error {
 	return c.exit
 }
 
-func (c *child) logText() string {
-	c.logs.mu.Lock()
-	defer c.logs.mu.Unlock()
-	return c.logs.String()
-}
+func (c *child) logText() string { return c.logs.String() }
 
 // kill9 sends SIGKILL and waits for the process to be gone.
 func (c *child) kill9() {
