@@ -716,7 +716,7 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 	d := loadDashboard(t)
 
 	// The scrape config the README tells users to use parses.
-	if out, err := exec.Command(vmBinary, "-dryRun", "-promscrape.config=../../grafana/scrape.yml", "-loggerLevel=ERROR").CombinedOutput(); err != nil {
+	if out, err := exec.Command(vmBinary, "-dryRun", "-promscrape.config=../grafana/scrape.yml", "-loggerLevel=ERROR").CombinedOutput(); err != nil {
 		t.Fatalf("grafana/scrape.yml: %v\n%s", err, out)
 	}
 
