@@ -16,7 +16,7 @@ build:
 # in Go 1.27); a count has no deadline to race.
 test: lint
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
-	$(GO) test -count=1 -timeout 20m -run 'Large|Memory|ServedBytes|SIGTERM|Allocs' ./proxy/ ./cmd/... ./internal/rawconn/
+	$(GO) test -count=1 -timeout 20m -run 'Large|Memory|ServedBytes|SIGTERM|Allocs' ./proxy/ ./e2e/ ./internal/rawconn/
 	$(MAKE) fuzz FUZZTIME=50000x
 
 # lint leaves third_party/ to its upstream's formatting (go vet's ./... never
@@ -46,4 +46,4 @@ bench:
 SOAK_DURATION ?= 10m
 .PHONY: soak
 soak:
-	SOAK_DURATION=$(SOAK_DURATION) $(GO) test -tags soak -run TestSoak -count=1 -v -timeout 30m ./cmd/tandem
+	SOAK_DURATION=$(SOAK_DURATION) $(GO) test -tags soak -run TestSoak -count=1 -v -timeout 30m ./e2e/

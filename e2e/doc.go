@@ -1,12 +1,27 @@
-// Package e2e holds end-to-end tests that run the tandem binary as a user
-// does (`tandem serve -config FILE`, built once by TestMain) in front of real
-// third-party servers started by internal/realservers: nginx with
-// image_filter, imaginary (libvips) and willnorris.com/go/imageproxy. Each
-// test sends the same sequence of requests on one kept-alive client
-// connection straight to a server and then through tandem, and requires the
-// same statuses, headers (minus hop-by-hop ones and Date) and bodies.
+// Package e2e holds the end-to-end tests: the tandem application running as
+// a user runs it, in front of real HTTP backends on 127.0.0.1.
 //
-// The corpus is testdata/corpus (made by testdata/make-corpus.sh; see
-// testdata/corpus/README.txt). The package has no non-test code but this
-// comment.
+// Most tests run the tandem binary (`tandem serve -config FILE`, the client
+// verbs, `tandem demo`), built once by TestMain (TANDEM_BUILD_TAGS, if set,
+// is passed to that build); the tests that need in-process control (reload
+// on demand, the admin token, the instance's addresses) open the
+// application with app.Open and run it in the test process. Covered: the
+// admin API and the client verbs against it, kill -9 and restart, a full
+// disk, the Grafana dashboard's queries through VictoriaMetrics
+// (/usr/bin/victoria-metrics), the ramp, counts that reconcile through a
+// restart, the errors clients got, the UI in headless Chromium
+// (/usr/bin/chromium), memory under large uploads, SIGTERM under load, the
+// demo, and (build tag soak, `make soak`) a long soak.
+//
+// The real-server tests put tandem in front of third-party servers started
+// by internal/realservers: nginx with image_filter, imaginary (libvips) and
+// willnorris.com/go/imageproxy. Each sends the same sequence of requests on
+// one kept-alive client connection straight to a server and then through
+// tandem, and requires the same statuses, headers (minus hop-by-hop ones and
+// Date) and bodies. Their corpus is testdata/corpus (made by
+// testdata/make-corpus.sh; see testdata/corpus/README.txt).
+//
+// The helpers several tests share (the in-process and child-process
+// instances, the CLI runner) are in helpers_test.go. The package has no
+// non-test code but this comment.
 package e2e

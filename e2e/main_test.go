@@ -18,7 +18,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	tandemBin = filepath.Join(dir, "tandem")
-	cmd := exec.Command("go", "build", "-o", tandemBin, "../cmd/tandem")
+	cmd := exec.Command("go", append(append([]string{"build"}, buildTags()...), "-o", tandemBin, "../cmd/tandem")...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "cannot build tandem: %v\n%s", err, out)
 		os.RemoveAll(dir)
@@ -27,4 +27,13 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// buildTags passes TANDEM_BUILD_TAGS (a comma-separated list) to the build
+// of the binary under test.
+func buildTags() []string {
+	if t := os.Getenv("TANDEM_BUILD_TAGS"); t != "" {
+		return []string{"-tags", t}
+	}
+	return nil
 }

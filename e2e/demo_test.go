@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -9,6 +9,29 @@ import (
 	"time"
 )
 
+// demoPath and demoSummary read the parts of `tandem demo -json`'s summary
+// (cmd/tandem/demo.go) this test checks.
+type demoPath struct {
+	Route string `json:"route"`
+	Path  string `json:"path"`
+	Count int64  `json:"count"`
+}
+
+type demoSummary struct {
+	Regressions []demoPath       `json:"regressions"`
+	Noise       []demoPath       `json:"noise"`
+	Matched     map[string]int64 `json:"matched"`
+	Promote     struct {
+		Requests    int64 `json:"requests"`
+		ServedByNew int64 `json:"served_by_new"`
+	} `json:"promote"`
+	Rollback struct {
+		Requests    int64 `json:"requests"`
+		ServedByNew int64 `json:"served_by_new"`
+	} `json:"rollback"`
+	UI string `json:"ui"`
+}
+
 // tandem demo, as a newcomer runs it: both regressions are found with their
 // paths, the harmless resampling differences compare equal, processed_at and
 // id are learned as noise, and promote and rollback apply.
@@ -16,7 +39,7 @@ func TestDemoTellsTheWholeStory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs for 30 s")
 	}
-	cmd := exec.Command(binPath, "demo", "-duration", "30s", "-json")
+	cmd := exec.Command(tandemBin, "demo", "-duration", "30s", "-json")
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	start := time.Now()

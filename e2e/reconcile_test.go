@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -85,15 +85,15 @@ func TestCountsReconcileThroughRestart(t *testing.T) {
 	// The CLI reads the same numbers.
 	t.Setenv("TANDEM_ADMIN_TOKEN", p2.run.Token())
 	var out, errb bytes.Buffer
-	if code := run([]string{"report", "-json", "-route", "images", "-admin", p2.apiBase, "-config", "/nonexistent"}, &out, &errb); code != 0 {
+	if code := cli(t, &out, &errb, "report", "-json", "-route", "images", "-admin", p2.apiBase, "-config", "/nonexistent"); code != 0 {
 		t.Fatalf("tandem report: %d %s", code, errb.String())
 	}
-	var cli struct{ Routes []store.RouteReport }
-	if err := json.Unmarshal(out.Bytes(), &cli); err != nil || len(cli.Routes) != 1 || cli.Routes[0].Compared != r.Compared || cli.Routes[0].Requests != n {
+	var cliRep struct{ Routes []store.RouteReport }
+	if err := json.Unmarshal(out.Bytes(), &cliRep); err != nil || len(cliRep.Routes) != 1 || cliRep.Routes[0].Compared != r.Compared || cliRep.Routes[0].Requests != n {
 		t.Fatalf("tandem report -json: %v %s", err, out.String())
 	}
 	out.Reset()
-	if code := run([]string{"report", "-admin", p2.apiBase, "-config", "/nonexistent"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "$.shadow") {
+	if code := cli(t, &out, &errb, "report", "-admin", p2.apiBase, "-config", "/nonexistent"); code != 0 || !strings.Contains(out.String(), "$.shadow") {
 		t.Fatalf("tandem report: %d %s", code, out.String())
 	}
 }

@@ -1,158 +1,19 @@
-package main
+package e2e
 
 import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 
-	"github.com/tandem-proxy/tandem/app"
-	"github.com/tandem-proxy/tandem/config"
 	tb "github.com/tandem-proxy/tandem/internal/testbackend"
 	"github.com/tandem-proxy/tandem/rules"
 )
-
-// inproc is `tandem serve` running inside the test process.
-type inproc struct {
-	t          *testing.T
-	run        *app.Instance
-	cfgPath    string
-	dataDir    string
-	sigs       chan os.Signal
-	done       chan error
-	stopped    bool
-	logs       *syncWriter
-	apiBase    string
-	proxyBase  string
-	httpClient *http.Client
-}
-
-func startInProcess(t *testing.T, cfgText, dataDir string) *inproc {
-	t.Helper()
-	dir := t.TempDir()
-	if dataDir == "" {
-		dataDir = filepath.Join(dir, "data")
-	}
-	cfgText = strings.ReplaceAll(cfgText, "{{data}}", dataDir)
-	p := &inproc{t: t, cfgPath: filepath.Join(dir, "tandem.yaml"), dataDir: dataDir,
-		sigs: make(chan os.Signal, 4), done: make(chan error, 1), logs: &syncWriter{b: &strings.Builder{}},
-		httpClient: &http.Client{Timeout: 30 * time.Second}}
-	if err := os.WriteFile(p.cfgPath, []byte(cfgText), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, errs := config.Load(p.cfgPath)
-	if len(errs) > 0 {
-		t.Fatalf("config: %v", errs)
-	}
-	log := slog.New(slog.NewTextHandler(p.logs, nil))
-	in, err := app.Open(cfg, app.Options{ConfigPath: p.cfgPath, Logger: log})
-	if err != nil {
-		t.Fatalf("serve failed: %v\n%s", err, p.logs.b.String())
-	}
-	p.run = in
-	go func() { p.done <- serveUntil(in, p.sigs) }()
-	p.apiBase = "http://" + p.run.AdminAddr()
-	p.proxyBase = "http://" + p.run.Addr()
-	t.Cleanup(p.stop)
-	return p
-}
-
-// writeConfig replaces the config file (with {{data}} filled in).
-func (p *inproc) writeConfig(text string) {
-	p.t.Helper()
-	if err := os.WriteFile(p.cfgPath, []byte(strings.ReplaceAll(text, "{{data}}", p.dataDir)), 0o600); err != nil {
-		p.t.Fatal(err)
-	}
-}
-
-func (p *inproc) stop() {
-	if p.stopped {
-		return
-	}
-	p.stopped = true
-	p.sigs <- syscall.SIGTERM
-	select {
-	case err := <-p.done:
-		if err != nil {
-			p.t.Errorf("serve: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		p.t.Error("serve did not stop")
-	}
-}
-
-// api calls the admin API; token "" means the right one.
-func (p *inproc) api(method, path, token, ctype, body string, hdr ...string) (int, []byte) {
-	p.t.Helper()
-	req, _ := http.NewRequest(method, p.apiBase+path, strings.NewReader(body))
-	if token == "" {
-		token = p.run.Token()
-	}
-	if token != "-" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := p.httpClient.Do(req)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
-}
-
-func (p *inproc) rules() rules.Rules {
-	p.t.Helper()
-	st, b := p.api("GET", "/api/v1/rules", "", "", "")
-	if st != 200 {
-		p.t.Fatalf("GET rules: %d %s", st, b)
-	}
-	var r rules.Rules
-	if err := json.Unmarshal(b, &r); err != nil {
-		p.t.Fatal(err)
-	}
-	return r
-}
-
-func (p *inproc) events() []rules.Event {
-	p.t.Helper()
-	st, b := p.api("GET", "/api/v1/events", "", "", "")
-	if st != 200 {
-		p.t.Fatalf("GET events: %d %s", st, b)
-	}
-	var out struct{ Events []rules.Event }
-	json.Unmarshal(b, &out)
-	return out.Events
-}
-
-const apiConfig = `
-listen: 127.0.0.1:0
-admin: {listen: 127.0.0.1:0}
-data_dir: {{data}}
-backends:
-  legacy: {url: "%s"}
-  new: {url: "%s"}
-routes:
-  - name: images
-    match: {path_prefix: /upload}
-    legacy: legacy
-    new: new
-    sticky: header:X-User-Id
-`
 
 func apiFixture(t *testing.T) *inproc {
 	legacy := tb.Start(t, "legacy", tb.Mode{Kind: tb.KindEchoHash})
@@ -297,7 +158,7 @@ func TestCLIPromoteRestartAndReload(t *testing.T) {
 	p := startInProcess(t, cfgText, "")
 	t.Setenv("TANDEM_ADMIN_TOKEN", p.run.Token())
 	var out, errb bytes.Buffer
-	if code := run([]string{"promote", "images", "25", "-reason", "canary", "-admin", p.apiBase, "-config", "/nonexistent"}, &out, &errb); code != 0 {
+	if code := cli(t, &out, &errb, "promote", "images", "25", "-reason", "canary", "-admin", p.apiBase, "-config", "/nonexistent"); code != 0 {
 		t.Fatalf("promote: %d %s", code, errb.String())
 	}
 	if got := p.rules().Routes[0].ServeNew; got != 25 {
@@ -335,7 +196,7 @@ func TestCLIPromoteRestartAndReload(t *testing.T) {
 	// An invalid edit changes nothing and is reported.
 	v := p2.rules().Version
 	p2.writeConfig(strings.Replace(cfgText, "legacy: legacy", "legacy: nope", 1))
-	p2.sigs <- syscall.SIGHUP
+	p2.run.Reload() // what cmd/tandem does on SIGHUP
 	waitFor(t, func() bool {
 		evs := p2.events()
 		return len(evs) > 0 && evs[len(evs)-1].Kind == "reload_error" &&
@@ -346,28 +207,17 @@ func TestCLIPromoteRestartAndReload(t *testing.T) {
 	}
 	// A valid edit applies as a new version with actor file.
 	p2.writeConfig(strings.Replace(cfgText, "sticky: header:X-User-Id", "sticky: header:X-User-Id\n    mirror: 10", 1))
-	p2.sigs <- syscall.SIGHUP
+	p2.run.Reload() // what cmd/tandem does on SIGHUP
 	waitFor(t, func() bool { return p2.rules().Routes[0].Mirror == 10 })
 	evs = p2.events()
 	if last := evs[len(evs)-1]; last.Actor != "file" {
 		t.Fatalf("reload event %+v", last)
 	}
-	if code := run([]string{"rollback", "images", "-admin", p2.apiBase, "-config", "/nonexistent"}, &out, &errb); code != 0 {
+	if code := cli(t, &out, &errb, "rollback", "images", "-admin", p2.apiBase, "-config", "/nonexistent"); code != 0 {
 		t.Fatalf("rollback: %d %s", code, errb.String())
 	}
 	if got := p2.rules().Routes[0].ServeNew; got != 0 {
 		t.Fatalf("serve_new after rollback = %v", got)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 15s")
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -377,12 +227,12 @@ func TestClientVerbErrors(t *testing.T) {
 	p := apiFixture(t)
 	t.Setenv("TANDEM_ADMIN_TOKEN", "0123456789abcdef0123")
 	var out, errb bytes.Buffer
-	code := run([]string{"report", "-admin", "http://127.0.0.1:1", "-config", "/nonexistent"}, &out, &errb)
+	code := cli(t, &out, &errb, "report", "-admin", "http://127.0.0.1:1", "-config", "/nonexistent")
 	if code != 1 || strings.Count(errb.String(), "\n") != 1 || !strings.Contains(errb.String(), "unreachable") {
 		t.Fatalf("unreachable: exit %d %q", code, errb.String())
 	}
 	errb.Reset()
-	code = run([]string{"promote", "images", "5", "-admin", p.apiBase, "-config", "/nonexistent"}, &out, &errb)
+	code = cli(t, &out, &errb, "promote", "images", "5", "-admin", p.apiBase, "-config", "/nonexistent")
 	if code != 1 || !strings.Contains(errb.String(), "401") {
 		t.Fatalf("wrong token: exit %d %q", code, errb.String())
 	}
@@ -450,9 +300,7 @@ func TestConfigFileChangeOnDiskReloads(t *testing.T) {
 func TestGeneratedTokenNotLogged(t *testing.T) {
 	t.Setenv("TANDEM_ADMIN_TOKEN", "")
 	p := apiFixture(t)
-	p.logs.mu.Lock()
-	logs := p.logs.b.String()
-	p.logs.mu.Unlock()
+	logs := p.logs.String()
 	file := filepath.Join(p.dataDir, "admin.token")
 	b, err := os.ReadFile(file)
 	if err != nil {

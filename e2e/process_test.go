@@ -1,14 +1,11 @@
-package main
+package e2e
 
 import (
 	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,55 +14,6 @@ import (
 
 	tb "github.com/tandem-proxy/tandem/internal/testbackend"
 )
-
-var binPath string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "tandem-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binPath = filepath.Join(dir, "tandem")
-	out, err := exec.Command("go", append([]string{"build"}, append(buildTags(), "-o", binPath, ".")...)...).CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "cannot build tandem: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-// freeAddr returns a free 127.0.0.1 port.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// startServe runs `tandem serve` as a child process with a route "up" (prefix
-// /, legacy and new, mirror 100) and waits until it answers; route is YAML
-// added to the route.
-func startServe(t *testing.T, legacyURL, newURL, route string) *child {
-	t.Helper()
-	return startChild(t, newChildSetup(t, "", legacyURL, newURL, "", route))
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	b  *strings.Builder
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
 
 // vmHWM returns a process's peak resident set size in bytes.
 func vmHWM(t *testing.T, pid int) int64 {
@@ -188,11 +136,4 @@ func TestSIGTERMUnderLoadLosesNothing(t *testing.T) {
 		}
 	}
 	t.Logf("legacy received %d, clients answered %d", len(got), len(answered))
-}
-
-func buildTags() []string {
-	if t := os.Getenv("TANDEM_BUILD_TAGS"); t != "" {
-		return []string{"-tags", t}
-	}
-	return nil
 }

@@ -1,6 +1,6 @@
 //go:build soak
 
-package main
+package e2e
 
 // The soak test runs only with -tags soak (make soak): it drives the built
 // binary at a steady paced rate for SOAK_DURATION (default 10m) with a shadow

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bufio"
@@ -16,7 +16,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -30,7 +29,7 @@ import (
 // every query returns data from a real Prometheus-compatible server
 // (VictoriaMetrics) after a healthy run with mismatches.
 
-const dashboardFile = "../../grafana/tandem.json"
+const dashboardFile = "../grafana/tandem.json"
 
 // notOnDashboard are tandem metric families exported on /metrics that the
 // dashboard deliberately does not show, each with the reason.
@@ -595,7 +594,7 @@ func TestDashboardMetricValues(t *testing.T) {
 		t.Fatalf("unrouted request: %d", resp.StatusCode)
 	}
 	// A SIGHUP with the file unchanged is a successful reload.
-	r.p.sigs <- syscall.SIGHUP
+	r.p.run.Reload() // what cmd/tandem does on SIGHUP
 	waitFor(t, func() bool { return r.scrape().value(t, "tandem_rules_reload_total", "result", "ok") == reloadsOK+1 })
 
 	s := r.settle(n)
@@ -717,7 +716,7 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 	d := loadDashboard(t)
 
 	// The scrape config the README tells users to use parses.
-	if out, err := exec.Command(vmBinary, "-dryRun", "-promscrape.config=../../grafana/scrape.yml", "-loggerLevel=ERROR").CombinedOutput(); err != nil {
+	if out, err := exec.Command(vmBinary, "-dryRun", "-promscrape.config=../grafana/scrape.yml", "-loggerLevel=ERROR").CombinedOutput(); err != nil {
 		t.Fatalf("grafana/scrape.yml: %v\n%s", err, out)
 	}
 
@@ -854,7 +853,7 @@ func startVM(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir() // registered first, so removed after the process is gone
 	addr := freeAddr(t)
-	logs := &syncWriter{b: &strings.Builder{}}
+	logs := &lockedWriter{b: &strings.Builder{}}
 	cmd := exec.Command(vmBinary,
 		"-storageDataPath="+filepath.Join(dir, "vm"),
 		"-httpListenAddr="+addr,
@@ -874,7 +873,7 @@ func startVM(t *testing.T) string {
 		cmd.Process.Kill()
 		<-exited
 		if t.Failed() {
-			t.Logf("victoria-metrics output:\n%s", logs.b.String())
+			t.Logf("victoria-metrics output:\n%s", logs.String())
 		}
 	})
 	base := "http://" + addr
@@ -889,11 +888,11 @@ func startVM(t *testing.T) string {
 		}
 		select {
 		case <-exited:
-			t.Fatalf("victoria-metrics exited:\n%s", logs.b.String())
+			t.Fatalf("victoria-metrics exited:\n%s", logs.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("victoria-metrics did not answer /health in 15s:\n%s", logs.b.String())
+			t.Fatalf("victoria-metrics did not answer /health in 15s:\n%s", logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
