@@ -185,9 +185,14 @@ func (tn *tandem) awaitCompared(t testing.TB, n int) map[string]float64 {
 		m := tn.metrics(t)
 		outcomes, _ := sum(m, "tandem_shadow_total", route)
 		inFlight, _ := sum(m, "tandem_shadow_in_flight")
-		if (outcomes >= float64(n) && inFlight == 0) || time.Now().After(deadline) {
-			sent, _ := sum(m, "tandem_shadow_total", route, `outcome="sent"`)
-			all, _ := sum(m, "tandem_compare_total", route)
+		sent, _ := sum(m, "tandem_shadow_total", route, `outcome="sent"`)
+		all, _ := sum(m, "tandem_compare_total", route)
+		dropped, _ := sum(m, "tandem_compare_dropped_total", route)
+		// A pair is compared on a compare worker after both sides are in,
+		// so the shadows being done (nothing in flight) is not enough: wait
+		// until every sent shadow's pair was compared or dropped.
+		settled := outcomes >= float64(n) && inFlight == 0 && all+dropped >= sent
+		if settled || time.Now().After(deadline) {
 			cerr, _ := sum(m, "tandem_compare_total", route, `result="error"`)
 			if sent != float64(n) || all-cerr != float64(n) {
 				t.Errorf("of %d requests, %v mirrored and %v compared (%v comparisons failed), want all:\n%s\n%s\n%s",
