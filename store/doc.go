@@ -65,8 +65,10 @@
 //
 // The application reaches the store through app.DiffStore (the admin API
 // through its narrower admin.Reports), so another store (the fleet's, in
-// PostgreSQL) can take its place. Package storetest checks these
-// guarantees against any implementation; each is what *Store does:
+// PostgreSQL) can take its place. Package storetest (storetest.Run) checks
+// these guarantees against any implementation; TestContract runs it
+// against *Store, and a second implementation's tests call it the same
+// way. Each is what *Store does:
 //
 //   - Record and AddCounters never block the caller and never fail it: a
 //     refusal (full queue, closed store) returns false and counts one drop
