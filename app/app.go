@@ -41,6 +41,10 @@ type Options struct {
 	// AccessLog is the share of requests (0..1) logged, one line each.
 	// Zero: none.
 	AccessLog float64
+	// Store is the diff store; the instance owns it from Open on and
+	// closes it in Close (also when Open fails after taking it). Nil: the
+	// SQLite store at <data_dir>/store.db (store.Open).
+	Store DiffStore
 }
 
 // Instance is one running tandem: its data plane, admin listener, state and
@@ -53,7 +57,7 @@ type Instance struct {
 
 	ms      *metrics.Set
 	state   *rulestore.State
-	st      *store.Store
+	st      DiffStore
 	px      *proxy.Server
 	ad      *admin.Server
 	ctl     *ramp.Controller
@@ -78,7 +82,7 @@ func Open(cfg *config.Config, o Options) (_ *Instance, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	in := &Instance{cfg: cfg, path: o.ConfigPath, log: log, ms: metrics.NewSet()}
+	in := &Instance{cfg: cfg, path: o.ConfigPath, log: log, ms: metrics.NewSet(), st: o.Store}
 	defer func() {
 		if err != nil {
 			in.Close()
@@ -154,11 +158,16 @@ func Open(cfg *config.Config, o Options) (_ *Instance, err error) {
 		log.Warn("learned noise not restored", "err", err)
 	}
 
-	st, err := store.Open(filepath.Join(cfg.DataDir, "store.db"), store.Options{Logger: log})
-	if err != nil {
-		return nil, err
+	if in.st == nil {
+		// Through a *store.Store: a failed Open must leave in.st a nil
+		// interface, not one holding a nil pointer that Close would call.
+		sq, err := store.Open(filepath.Join(cfg.DataDir, "store.db"), store.Options{Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		in.st = sq
 	}
-	in.st = st
+	st := in.st
 
 	in.ctl = ramp.New(state, func(b string) bool { return bs[b] != nil && bs[b].BreakerState() == backends.StateOpen }, log, nil)
 	cur := state.Current()
@@ -346,7 +355,7 @@ func (in *Instance) Proxy() *proxy.Server { return in.px }
 func (in *Instance) State() *rulestore.State { return in.state }
 
 // Store is the diff store.
-func (in *Instance) Store() *store.Store { return in.st }
+func (in *Instance) Store() DiffStore { return in.st }
 
 func isLoopback(host string) bool {
 	if host == "localhost" {

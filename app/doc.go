@@ -14,7 +14,11 @@
 //   - the routes view of GET /api/v1/routes and the observer fan-out of
 //     finished exchanges to the store and the ramp (routes.go);
 //   - the translation of the file's schema into proxy.Options and
-//     backends.Options (options.go): nothing below app imports config.
+//     backends.Options (options.go): nothing below app imports config;
+//   - the diff store, reached through DiffStore (diffstore.go), the one
+//     interface it declares for it: the SQLite store.Store at
+//     data_dir/store.db unless Options.Store gives another implementation,
+//     which the instance then owns and closes.
 //
 // It must not be imported by any tandem package but cmd/tandem (and tests
 // that run the whole application); flags, signals and the client verbs stay

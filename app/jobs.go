@@ -70,7 +70,7 @@ func (js *jobs) stopAll() {
 // counterFlusher sends the data plane's counters' growth to the store.
 type counterFlusher struct {
 	px   *proxy.Server
-	st   *store.Store
+	st   DiffStore
 	last map[string]proxy.RouteCounters // only the flush job's goroutine uses it
 }
 

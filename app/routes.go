@@ -14,7 +14,7 @@ import (
 )
 
 // storeObserver hands finished comparisons to the diff store.
-type storeObserver struct{ st *store.Store }
+type storeObserver struct{ st DiffStore }
 
 func (o storeObserver) Observe(ex *exchange.Exchange) { o.st.Record(ex) }
 
@@ -75,7 +75,7 @@ func routeStatus(state *rulestore.State, px *proxy.Server, ctl *ramp.Controller)
 }
 
 // registerStoreMetrics exports the diff store's own counters.
-func registerStoreMetrics(ms *metrics.Set, st *store.Store) {
+func registerStoreMetrics(ms *metrics.Set, st DiffStore) {
 	gauge := func(name string, f func(store.StoreStats) int64) {
 		ms.NewGauge(name, func() float64 { return float64(f(st.Stats())) })
 	}

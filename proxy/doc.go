@@ -23,6 +23,14 @@
 // failure, over-budget body, full queue or open breaker is counted in
 // tandem_shadow_total{outcome} and the served request goes on untouched.
 //
+// Shadow copies run on a shadowPool (shadowpool.go): limits.shadow_concurrency
+// workers behind an admission bound that counts queued and running jobs
+// together, so a job past it is refused at once (queue_full) and the handler
+// never waits. The pool owns its goroutines: the Server starts it in New and
+// stops it in Shutdown, which waits for admitted jobs within what is left of
+// the deadline and counts the rest in tandem_shadow_abandoned_total; its
+// count of admitted jobs is tandem_shadow_in_flight.
+//
 // Comparison work is kept apart from both (comparequeue.go): a shadow worker
 // only sends the copies; the pair is compared once the shadow exchange and
 // the served response (read by the client) are both done, by whichever

@@ -94,7 +94,7 @@ func newServerMetrics(s *Server, set *metrics.Set) *serverMetrics {
 		m.clientErrors[st] = set.NewCounter(fmt.Sprintf(`tandem_client_errors_total{status="%d"}`, st))
 	}
 	m.abandoned = set.NewCounter("tandem_shadow_abandoned_total")
-	set.NewGauge("tandem_shadow_in_flight", func() float64 { return float64(s.busy.Load()) })
+	set.NewGauge("tandem_shadow_in_flight", func() float64 { return float64(s.shadows.inFlight()) })
 	set.NewGauge("tandem_spool_disk_bytes", func() float64 { return float64(s.spools.used.Load()) })
 	set.NewGauge("tandem_rules_version", func() float64 { return float64(s.RulesVersion()) })
 	for name, b := range s.backends {

@@ -181,17 +181,12 @@ type Server struct {
 	observer Observer
 	m        *serverMetrics
 
-	jobs       chan *shadowJob
-	workers    sync.WaitGroup
-	busy       atomic.Int64    // shadow jobs admitted and not finished, queued or running (submit)
-	jobsMu     sync.RWMutex    // held for reading while sending on jobs, for writing to close it
-	jobsClosed bool            // under jobsMu: Shutdown closed jobs
+	shadows    *shadowPool     // runs the shadow copies (shadowpool.go)
 	compares   chan *shadowJob // finished pairs waiting for a compare worker (comparequeue.go)
 	cmpWorkers sync.WaitGroup
 	cmpMu      sync.RWMutex // held for reading while sending on compares, for writing to close it
 	cmpClosed  bool         // under cmpMu
 	decode     *compare.DecodeBudget
-	stopOnce   sync.Once
 	idPrefix   [16]byte // hex of 8 random bytes
 	idCounter  atomic.Uint64
 	maxBody    int64
@@ -227,6 +222,7 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.shadows = newShadowPool(o.ShadowConcurrency, s.runShadow)
 	s.m = newServerMetrics(s, o.Metrics)
 	s.startCompares()
 	initial := rules.Rules{}
@@ -264,12 +260,7 @@ func New(o Options) (*Server, error) {
 			return fasthttp.StatusContinue
 		},
 	}
-	n := o.ShadowConcurrency
-	s.jobs = make(chan *shadowJob, n) // one slot per admitted job: see submit
-	for i := 0; i < n; i++ {
-		s.workers.Add(1)
-		go s.shadowWorker()
-	}
+	s.shadows.start()
 	return s, nil
 }
 
@@ -374,13 +365,7 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.lingers.stop() // from now on connections close at once
 	err := s.srv.ShutdownWithContext(ctx)
-	s.stopOnce.Do(s.closeJobs)
-	done := make(chan struct{})
-	go func() { s.workers.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		n := s.busy.Load()
+	if n := s.shadows.stop(ctx); n > 0 {
 		s.m.abandoned.Add(int(n))
 		s.log.Warn("shutdown deadline passed with shadow requests in flight", "abandoned", n)
 	}
@@ -459,7 +444,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			skip = exchange.Sampling
 		case shadowTarget.BreakerState() == backends.StateOpen:
 			skip = exchange.BreakerOpen
-		case s.busy.Load() >= int64(cap(s.jobs)):
+		case s.shadows.full():
 			skip = exchange.QueueFull
 		default:
 			sp, skip = s.spools.get(cl)
@@ -549,7 +534,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		} else {
 			job = s.newJob(rt, out, sp, servedByNew, id, ttfb)
 			job.hostless = meta.hostless
-			if !s.submit(job) {
+			if !s.shadows.submit(job) {
 				job.release()
 				job, skip = nil, exchange.QueueFull
 			}

@@ -123,49 +123,6 @@ func (j *shadowJob) release() {
 	}
 }
 
-// submit queues j for a shadow worker, or reports false when
-// shadow_concurrency jobs are already queued or running, or the server is
-// shutting down. It never blocks: every job in the channel holds one of the
-// cap(s.jobs) places counted in busy until a worker has finished it. Admission
-// is by that count, not by whether a worker happens to be parked on the
-// channel at this instant, so a worker still finishing its last job, or not
-// yet scheduled, does not shed a shadow that fits within the limit.
-func (s *Server) submit(j *shadowJob) bool {
-	if s.busy.Add(1) > int64(cap(s.jobs)) {
-		s.busy.Add(-1)
-		return false
-	}
-	s.jobsMu.RLock()
-	if s.jobsClosed {
-		s.jobsMu.RUnlock()
-		s.busy.Add(-1)
-		return false
-	}
-	s.jobs <- j
-	s.jobsMu.RUnlock()
-	return true
-}
-
-// closeJobs closes the queue: workers finish what is queued and return, and
-// submit refuses from now on (a handler still running after Shutdown's
-// deadline must not send on the closed channel).
-func (s *Server) closeJobs() {
-	s.jobsMu.Lock()
-	s.jobsClosed = true
-	close(s.jobs)
-	s.jobsMu.Unlock()
-}
-
-// shadowWorker runs shadow jobs until the jobs channel is closed.
-func (s *Server) shadowWorker() {
-	defer s.workers.Done()
-	buf := make([]byte, 32<<10) // this worker's copy buffer
-	for j := range s.jobs {
-		s.runShadow(j, buf)
-		s.busy.Add(-1)
-	}
-}
-
 // runShadow sends the shadow copy (and the secondary copy, when the route
 // has one) and arrives with the answers; the comparison runs on a compare
 // worker once the served side is complete too. The shadow worker is freed

@@ -199,34 +199,3 @@ func TestShadowQueueFullIsCounted(t *testing.T) {
 		t.Fatalf("shadow outcomes sum to %v, want %d", total, n)
 	}
 }
-
-// Admission counts jobs, not parked workers: with no worker running at all
-// (as just after start, or while each is finishing its last job), submit
-// takes exactly cap(jobs) jobs, refuses the next, takes one again when a job
-// finishes, and after the queue is closed refuses without panicking.
-func TestSubmitAdmitsByCount(t *testing.T) {
-	s := &Server{jobs: make(chan *shadowJob, 2)}
-	for i := 0; i < 2; i++ {
-		if !s.submit(&shadowJob{}) {
-			t.Fatalf("job %d refused with %d of 2 places taken", i+1, i)
-		}
-	}
-	if s.submit(&shadowJob{}) {
-		t.Fatal("a third job was admitted over shadow_concurrency 2")
-	}
-	if got := s.busy.Load(); got != 2 {
-		t.Fatalf("busy = %d after a refusal, want 2", got)
-	}
-	<-s.jobs // a worker takes one and finishes it
-	s.busy.Add(-1)
-	if !s.submit(&shadowJob{}) {
-		t.Fatal("refused with a place free")
-	}
-	s.closeJobs()
-	if s.submit(&shadowJob{}) {
-		t.Fatal("admitted after the queue was closed")
-	}
-	if got, queued := s.busy.Load(), len(s.jobs); got != 2 || queued != 2 {
-		t.Fatalf("busy = %d, queued = %d after close, want 2 and 2", got, queued)
-	}
-}

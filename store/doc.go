@@ -61,6 +61,43 @@
 // flag; a report's PathStat is Noise when the most recent observation of that
 // (kind, path) in the window was noise.
 //
+// # A second implementation
+//
+// The application reaches the store through app.DiffStore (the admin API
+// through its narrower admin.Reports), so another store (the fleet's, in
+// PostgreSQL) can take its place. Package storetest (storetest.Run) checks
+// these guarantees against any implementation; TestContract runs it
+// against *Store, and a second implementation's tests call it the same
+// way. Each is what *Store does:
+//
+//   - Record and AddCounters never block the caller and never fail it: a
+//     refusal (full queue, closed store) returns false and counts one drop
+//     in StoreStats.Dropped. The caller may send a refused counter delta
+//     again; nothing is counted twice by the store itself.
+//   - Durability: what was enqueued before a Flush that returned nil
+//     survives a crash and a reopen; Close commits what is queued first.
+//     A batch is all-or-nothing: a Report never shows part of one, and the
+//     counts it shows never go backwards.
+//   - Time: an exchange is charged to the UTC minute of its At (of the
+//     store's clock when At is zero), a counter delta to that of its at.
+//     Report(route, since) sums whole minutes from the one containing
+//     since; since zero means all data; RouteReport.Since is that minute
+//     (or the first minute with data). Sample times are At, in UTC.
+//   - Ordering: Report("") lists routes by name; a named route gets
+//     exactly one report, zeros when it has no data; every SkipReasons key
+//     is present; Diffs are most frequent first (ties by kind, then path).
+//     Samples are newest first (by At, ties by id, descending), at most
+//     MaxSampleLimit, DefaultSampleLimit when the filter's Limit is 0.
+//   - Samples: kept only for mismatch, noise and error outcomes; at most
+//     SamplesPerPath per (route, kind, path); bodies cut to SampleBodyMax
+//     with BodyTruncated set; the credential headers and the request's
+//     secrets redacted before anything is written. Sample of an unknown or
+//     expired id returns an error matching ErrNotFound (errors.Is).
+//   - Size bounds: samples expire after Retention and the oldest go past
+//     MaxBytes; aggregates are kept.
+//   - After Close: Record and AddCounters return false, Flush returns
+//     ErrClosed, Close again returns the first Close's error.
+//
 // # Imports
 //
 // store imports compare (the result model) and exchange (the finished

@@ -1,0 +1,464 @@
+// Package storetest checks that a diff store keeps the guarantees package
+// store's doc lists under "A second implementation": the same behaviour
+// checks, run against the SQLite store.Store in its own tests and against
+// any other implementation (the fleet's PostgreSQL store) in its.
+//
+// The checks are black-box: they use only the methods of Store and the
+// store package's types and defaults (DefaultSampleLimit, MaxSampleLimit,
+// SkipReasons, ErrNotFound, ErrClosed, Redacted). They use real times
+// within the last hour, so an implementation needs no injectable clock,
+// and they assume its Retention is at least that hour. It imports only the
+// store's model, never its SQLite code.
+package storetest
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tandem-proxy/tandem/compare"
+	"github.com/tandem-proxy/tandem/exchange"
+	"github.com/tandem-proxy/tandem/store"
+)
+
+// Store is the contract under test: what the application uses of a diff
+// store (app.DiffStore has the same methods).
+type Store interface {
+	Record(ex *exchange.Exchange) bool
+	AddCounters(route string, at time.Time, delta store.Counters) bool
+	Report(route string, since time.Time) ([]store.RouteReport, error)
+	Samples(f store.SampleFilter) ([]store.SampleSummary, error)
+	Sample(id string) (*store.Sample, error)
+	Stats() store.StoreStats
+	Flush() error
+	Close() error
+}
+
+// Opener opens a Store on one backing (a file, a database). Called again
+// after the Store it returned was closed, it opens the same data: that is
+// how the durability checks reopen.
+type Opener func() (Store, error)
+
+// Run runs every check as a subtest. fresh makes a new, empty backing for
+// each subtest and returns its Opener; it registers the backing's removal
+// with t.Cleanup. Stores the checks open are closed by them.
+func Run(t *testing.T, fresh func(t *testing.T) Opener) {
+	checks := []struct {
+		name string
+		run  func(t *testing.T, open Opener)
+	}{
+		{"Outcomes", testOutcomes},
+		{"Counters", testCounters},
+		{"Routes", testRoutes},
+		{"Minutes", testMinutes},
+		{"ZeroTimeIsNow", testZeroTime},
+		{"Samples", testSamples},
+		{"SampleLimit", testSampleLimit},
+		{"Redaction", testRedaction},
+		{"FlushIsDurable", testFlushDurable},
+		{"CloseCommitsQueue", testCloseCommits},
+		{"AfterClose", testAfterClose},
+		{"RefusalsAreCounted", testRefusals},
+	}
+	for _, c := range checks {
+		t.Run(c.name, func(t *testing.T) { c.run(t, fresh(t)) })
+	}
+}
+
+// base is the checks' epoch: a minute boundary 30 minutes ago, so every
+// time they use is in the past hour and whole minutes from base.
+func base() time.Time { return time.Now().UTC().Truncate(time.Minute).Add(-30 * time.Minute) }
+
+func openT(t *testing.T, open Opener) Store {
+	t.Helper()
+	s, err := open()
+	if err != nil {
+		t.Fatalf("cannot open the store: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func flush(t *testing.T, s Store) {
+	t.Helper()
+	if err := s.Flush(); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+}
+
+func resp(status int, body string, hdr ...compare.HeaderField) *compare.Response {
+	return &compare.Response{Status: status, Header: hdr, Body: []byte(body), Size: int64(len(body)), SHA256: sha256.Sum256([]byte(body))}
+}
+
+var seq atomic.Int64
+
+// exch is an exchange of route at at with the given verdict; each has its
+// own request id.
+func exch(route, path string, at time.Time, outcome compare.Outcome, diffs ...compare.Difference) *exchange.Exchange {
+	n := seq.Add(1)
+	return &exchange.Exchange{
+		Route: route, RequestID: fmt.Sprintf("req-%d", n), Method: "POST", Path: path, ServedBy: "legacy",
+		At: at, Legacy: resp(200, `{"w":1}`), New: resp(200, `{"w":2}`),
+		LegacyLatency: 10 * time.Millisecond, NewLatency: 20 * time.Millisecond,
+		Result: compare.Result{Outcome: outcome, Diffs: diffs},
+	}
+}
+
+func record(t *testing.T, s Store, ex *exchange.Exchange) {
+	t.Helper()
+	if !s.Record(ex) {
+		t.Fatalf("Record refused %s", ex.RequestID)
+	}
+}
+
+func reportOf(t *testing.T, s Store, route string, since time.Time) store.RouteReport {
+	t.Helper()
+	reps, err := s.Report(route, since)
+	if err != nil {
+		t.Fatalf("Report: %v", err)
+	}
+	if len(reps) != 1 {
+		t.Fatalf("Report(%q) gave %d reports, want 1", route, len(reps))
+	}
+	return reps[0]
+}
+
+func samples(t *testing.T, s Store, f store.SampleFilter) []store.SampleSummary {
+	t.Helper()
+	l, err := s.Samples(f)
+	if err != nil {
+		t.Fatalf("Samples(%+v): %v", f, err)
+	}
+	return l
+}
+
+func mismatch(path string) compare.Difference {
+	return compare.Difference{Kind: compare.KindBody, Path: path, Legacy: "1", New: "2"}
+}
+
+// Each outcome is counted once, the rate is mismatches over comparisons,
+// and the differing paths come most frequent first.
+func testOutcomes(t *testing.T, open Opener) {
+	s := openT(t, open)
+	at := base()
+	record(t, s, exch("r", "/a", at, compare.OutcomeMatch))
+	record(t, s, exch("r", "/a", at, compare.OutcomeMatch))
+	record(t, s, exch("r", "/a", at, compare.OutcomeMismatch, mismatch("$.w"), mismatch("$.v")))
+	record(t, s, exch("r", "/a", at, compare.OutcomeMismatch, mismatch("$.w")))
+	record(t, s, exch("r", "/a", at, compare.OutcomeNoise, compare.Difference{Kind: compare.KindHeader, Path: "$.header.Date", Legacy: "a", New: "b", Noise: true}))
+	e := exch("r", "/a", at, compare.OutcomeError)
+	e.New = &compare.Response{Err: "connect: refused"}
+	record(t, s, e)
+	flush(t, s)
+	r := reportOf(t, s, "r", time.Time{})
+	got := [5]int64{r.Compared, r.Matched, r.Mismatched, r.Noise, r.CompareErrors}
+	if want := [5]int64{6, 2, 2, 1, 1}; got != want {
+		t.Errorf("compared, matched, mismatched, noise, errors = %v, want %v", got, want)
+	}
+	if want := 2.0 / 6; r.DiffRate < want-1e-9 || r.DiffRate > want+1e-9 {
+		t.Errorf("DiffRate = %v, want %v", r.DiffRate, want)
+	}
+	if len(r.Diffs) < 2 || r.Diffs[0].Path != "$.w" || r.Diffs[0].Count != 2 {
+		t.Fatalf("Diffs = %+v, want $.w (2) first", r.Diffs)
+	}
+	for i := 1; i < len(r.Diffs); i++ {
+		if r.Diffs[i].Count > r.Diffs[i-1].Count {
+			t.Errorf("Diffs not most frequent first: %+v", r.Diffs)
+		}
+	}
+	if r.Latency.LegacyP50 <= 0 || r.Latency.NewP50 <= r.Latency.LegacyP50 {
+		t.Errorf("Latency = %+v, want legacy ≈ 10 ms < new ≈ 20 ms", r.Latency)
+	}
+}
+
+// Counter deltas add up; every skip reason is present, zeros included.
+func testCounters(t *testing.T, open Opener) {
+	s := openT(t, open)
+	at := base()
+	for i := 0; i < 2; i++ {
+		d := store.Counters{Requests: 10, ServedLegacy: 9, ServedTandem: 1, Sent: 4,
+			ServedErrors: store.ServedCounts{Tandem: 1},
+			Skipped:      map[exchange.Outcome]int64{exchange.Sampling: 6}}
+		if !s.AddCounters("r", at.Add(time.Duration(i)*time.Minute), d) {
+			t.Fatal("AddCounters refused")
+		}
+	}
+	flush(t, s)
+	r := reportOf(t, s, "r", time.Time{})
+	got := [5]int64{r.Requests, r.ServedLegacy, r.ServedTandem, r.Mirrored, r.ServedErrors.Tandem}
+	if want := [5]int64{20, 18, 2, 8, 2}; got != want {
+		t.Errorf("requests, served legacy, served tandem, mirrored, tandem errors = %v, want %v", got, want)
+	}
+	for _, reason := range store.SkipReasons {
+		want := int64(0)
+		if reason == exchange.Sampling {
+			want = 12
+		}
+		if n, ok := r.Skipped[reason]; !ok || n != want {
+			t.Errorf("Skipped[%s] = %d (present %v), want %d", reason, n, ok, want)
+		}
+	}
+}
+
+// Report("") lists every route with data by name; a named route without
+// data gets one report of zeros.
+func testRoutes(t *testing.T, open Opener) {
+	s := openT(t, open)
+	at := base()
+	for _, r := range []string{"zeta", "alpha", "mid"} {
+		record(t, s, exch(r, "/", at, compare.OutcomeMatch))
+	}
+	flush(t, s)
+	reps, err := s.Report("", time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range reps {
+		names = append(names, r.Route)
+	}
+	if got := strings.Join(names, ","); got != "alpha,mid,zeta" {
+		t.Errorf("Report(\"\") routes = %s, want alpha,mid,zeta", got)
+	}
+	r := reportOf(t, s, "none", time.Time{})
+	if r.Route != "none" || r.Compared != 0 || r.Requests != 0 || len(r.Skipped) != len(store.SkipReasons) {
+		t.Errorf("Report(\"none\") = %+v, want zeros with every skip reason", r)
+	}
+}
+
+// The window starts at the minute containing since: an exchange 30 s into
+// a minute is in a window from 45 s into it, not in one from the next.
+func testMinutes(t *testing.T, open Opener) {
+	s := openT(t, open)
+	m := base()
+	record(t, s, exch("r", "/", m.Add(30*time.Second), compare.OutcomeMatch))
+	record(t, s, exch("r", "/", m.Add(3*time.Minute), compare.OutcomeMatch))
+	flush(t, s)
+	r := reportOf(t, s, "r", m.Add(45*time.Second))
+	if r.Compared != 2 || !r.Since.Equal(m) {
+		t.Errorf("from 45 s into the minute: compared %d since %v, want 2 since %v", r.Compared, r.Since, m)
+	}
+	if r := reportOf(t, s, "r", m.Add(time.Minute)); r.Compared != 1 {
+		t.Errorf("from the next minute: compared %d, want 1", r.Compared)
+	}
+	if r := reportOf(t, s, "r", time.Time{}); r.Compared != 2 || !r.Since.Equal(m) {
+		t.Errorf("over everything: compared %d since %v, want 2 since the first minute with data %v", r.Compared, r.Since, m)
+	}
+}
+
+// An exchange or a delta with a zero time is charged to now.
+func testZeroTime(t *testing.T, open Opener) {
+	s := openT(t, open)
+	before := time.Now().Add(-time.Minute)
+	record(t, s, exch("r", "/", time.Time{}, compare.OutcomeMatch))
+	if !s.AddCounters("r", time.Time{}, store.Counters{Requests: 1, ServedLegacy: 1}) {
+		t.Fatal("AddCounters refused")
+	}
+	flush(t, s)
+	if r := reportOf(t, s, "r", before); r.Compared != 1 || r.Requests != 1 {
+		t.Errorf("since a minute ago: compared %d, requests %d, want 1 and 1", r.Compared, r.Requests)
+	}
+}
+
+// Mismatch, noise and error exchanges are kept, matches are not; the list
+// is newest first and filters by route, difference path and path prefix;
+// Sample returns the whole exchange, or ErrNotFound.
+func testSamples(t *testing.T, open Opener) {
+	s := openT(t, open)
+	m := base()
+	a := exch("r", "/a", m, compare.OutcomeMismatch, compare.Difference{Kind: compare.KindStatus, Path: "$.status", Legacy: "200", New: "500"})
+	a.New = resp(500, "oops")
+	record(t, s, a)
+	record(t, s, exch("r", "/b/c", m.Add(time.Second), compare.OutcomeMismatch, mismatch("$.x")))
+	record(t, s, exch("r", "/m", m.Add(2*time.Second), compare.OutcomeMatch))
+	record(t, s, exch("other", "/b/d", m.Add(3*time.Second), compare.OutcomeNoise, compare.Difference{Kind: compare.KindBody, Path: "$.t", Legacy: "1", New: "2", Noise: true}))
+	e := exch("other", "/e", m.Add(4*time.Second), compare.OutcomeError)
+	e.New = &compare.Response{Err: "timeout"}
+	record(t, s, e)
+	flush(t, s)
+
+	paths := func(l []store.SampleSummary) string {
+		var p []string
+		for _, x := range l {
+			p = append(p, x.Route+x.Path)
+		}
+		return strings.Join(p, " ")
+	}
+	for _, c := range []struct {
+		f    store.SampleFilter
+		want string
+		why  string
+	}{
+		{store.SampleFilter{}, "other/e other/b/d r/b/c r/a", "every kept sample, newest first; the match is not kept"},
+		{store.SampleFilter{Route: "r"}, "r/b/c r/a", "by route"},
+		{store.SampleFilter{Path: "$.status"}, "r/a", "by difference path"},
+		{store.SampleFilter{Path: "/b"}, "other/b/d r/b/c", "by request path prefix"},
+		{store.SampleFilter{Route: "r", Path: "/b"}, "r/b/c", "both"},
+		{store.SampleFilter{Limit: 2}, "other/e other/b/d", "the newest Limit"},
+		{store.SampleFilter{Route: "none"}, "", "an unknown route has none"},
+	} {
+		if got := paths(samples(t, s, c.f)); got != c.want {
+			t.Errorf("Samples(%+v) = %q, want %q (%s)", c.f, got, c.want, c.why)
+		}
+	}
+
+	l := samples(t, s, store.SampleFilter{Path: "$.status"})
+	if len(l) != 1 {
+		t.Fatalf("Samples($.status) = %+v, want one", l)
+	}
+	x := l[0]
+	if x.RequestID != a.RequestID || x.Method != "POST" || x.ServedBy != "legacy" || x.Outcome != compare.OutcomeMismatch ||
+		x.LegacyStatus != 200 || x.NewStatus != 500 || !x.At.Equal(m) || x.At.Location() != time.UTC ||
+		len(x.DiffPaths) != 1 || x.DiffPaths[0] != "$.status" {
+		t.Errorf("summary = %+v, want the exchange's fields (At %v in UTC)", x, m)
+	}
+	got, err := s.Sample(x.ID)
+	if err != nil {
+		t.Fatalf("Sample(%s): %v", x.ID, err)
+	}
+	if got.ID != x.ID || got.Route != "r" || got.Path != "/a" || !got.At.Equal(m) ||
+		got.Legacy.Status != 200 || string(got.Legacy.Body) != `{"w":1}` || got.Legacy.Size != 7 ||
+		got.New.Status != 500 || string(got.New.Body) != "oops" || got.Legacy.BodyTruncated ||
+		len(got.Diffs) != 1 || got.Diffs[0].Path != "$.status" || got.Diffs[0].New != "500" {
+		t.Errorf("Sample = %+v, want the whole exchange", got)
+	}
+	if _, err := s.Sample("no-such-sample"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Sample(unknown) = %v, want ErrNotFound", err)
+	}
+}
+
+// Limit 0 lists DefaultSampleLimit; no Limit lists more than
+// MaxSampleLimit. Each exchange differs at its own path, so every one is
+// kept whatever SamplesPerPath is.
+func testSampleLimit(t *testing.T, open Opener) {
+	s := openT(t, open)
+	m := base()
+	n := store.DefaultSampleLimit + 5
+	for i := 0; i < n; i++ {
+		record(t, s, exch("r", "/", m.Add(time.Duration(i)*time.Millisecond), compare.OutcomeMismatch, mismatch(fmt.Sprintf("$.f%d", i))))
+	}
+	flush(t, s)
+	if got := len(samples(t, s, store.SampleFilter{})); got != store.DefaultSampleLimit {
+		t.Errorf("Limit 0 listed %d, want DefaultSampleLimit %d", got, store.DefaultSampleLimit)
+	}
+	if got := len(samples(t, s, store.SampleFilter{Limit: store.MaxSampleLimit + 1})); got != n {
+		t.Errorf("Limit past the max listed %d, want all %d", got, n)
+	}
+}
+
+// Credential headers and the request's secrets never reach the store.
+func testRedaction(t *testing.T, open Opener) {
+	s := openT(t, open)
+	const secret = "s3cr3t-t0ken-value"
+	ex := exch("r", "/", base(), compare.OutcomeMismatch,
+		compare.Difference{Kind: compare.KindHeader, Path: "$.header.Set-Cookie", Legacy: "sid=" + secret, New: "sid=other"},
+		compare.Difference{Kind: compare.KindBody, Path: "$.echo", Legacy: secret, New: "x"})
+	ex.Legacy = resp(200, `{"echo":"`+secret+`"}`, compare.HeaderField{Name: "Set-Cookie", Value: "sid=" + secret})
+	ex.Secrets = []string{secret}
+	record(t, s, ex)
+	flush(t, s)
+	l := samples(t, s, store.SampleFilter{})
+	if len(l) != 1 {
+		t.Fatalf("Samples = %+v, want one", l)
+	}
+	got, err := s.Sample(l[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := fmt.Sprintf("%+v %s %s", got, got.Legacy.Body, got.New.Body)
+	if strings.Contains(text, secret) {
+		t.Errorf("the secret was stored: %s", text)
+	}
+	if len(got.Legacy.Header) != 1 || got.Legacy.Header[0].Value != store.Redacted {
+		t.Errorf("Set-Cookie stored as %+v, want %q", got.Legacy.Header, store.Redacted)
+	}
+}
+
+// What was enqueued before a Flush that returned nil is there after a
+// reopen.
+func testFlushDurable(t *testing.T, open Opener) {
+	s := openT(t, open)
+	record(t, s, exch("r", "/", base(), compare.OutcomeMismatch, mismatch("$.w")))
+	if !s.AddCounters("r", base(), store.Counters{Requests: 3, ServedLegacy: 3}) {
+		t.Fatal("AddCounters refused")
+	}
+	flush(t, s)
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	s = openT(t, open)
+	r := reportOf(t, s, "r", time.Time{})
+	if r.Compared != 1 || r.Requests != 3 || len(samples(t, s, store.SampleFilter{})) != 1 {
+		t.Errorf("after reopen: compared %d, requests %d, want 1 and 3 and the sample", r.Compared, r.Requests)
+	}
+}
+
+// Close commits what is still queued.
+func testCloseCommits(t *testing.T, open Opener) {
+	s := openT(t, open)
+	const n = 20
+	for i := 0; i < n; i++ {
+		record(t, s, exch("r", "/", base(), compare.OutcomeMatch))
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	s = openT(t, open)
+	if r := reportOf(t, s, "r", time.Time{}); r.Compared != n {
+		t.Errorf("after Close and reopen: compared %d, want %d", r.Compared, n)
+	}
+}
+
+// A closed store refuses without blocking, counts the refusals, and Close
+// may be called again.
+func testAfterClose(t *testing.T, open Opener) {
+	s := openT(t, open)
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	before := s.Stats().Dropped
+	if s.Record(exch("r", "/", base(), compare.OutcomeMatch)) {
+		t.Error("Record after Close returned true")
+	}
+	if s.AddCounters("r", base(), store.Counters{Requests: 1}) {
+		t.Error("AddCounters after Close returned true")
+	}
+	if got := s.Stats().Dropped - before; got != 2 {
+		t.Errorf("Dropped grew by %d after two refusals, want 2", got)
+	}
+	if err := s.Flush(); !errors.Is(err, store.ErrClosed) {
+		t.Errorf("Flush after Close = %v, want ErrClosed", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("a second Close = %v, want the first's (nil)", err)
+	}
+}
+
+// Record never blocks: a burst far larger than any sane queue returns
+// promptly, every refusal counted as a drop, and every acceptance kept.
+func testRefusals(t *testing.T, open Opener) {
+	s := openT(t, open)
+	const n = 20000
+	before := s.Stats().Dropped
+	start := time.Now()
+	refused := int64(0)
+	for i := 0; i < n; i++ {
+		if !s.Record(exch("r", "/", base(), compare.OutcomeMatch)) {
+			refused++
+		}
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("%d Records took %v: Record blocks", n, d)
+	}
+	if got := s.Stats().Dropped - before; got != refused {
+		t.Errorf("Dropped grew by %d, want the %d refusals", got, refused)
+	}
+	flush(t, s)
+	if r := reportOf(t, s, "r", time.Time{}); r.Compared != n-refused {
+		t.Errorf("compared %d, want the %d accepted", r.Compared, n-refused)
+	}
+}
