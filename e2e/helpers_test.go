@@ -436,9 +436,16 @@ func (c *child) diffs() []store.SampleSummary {
 // ("name{labels}" as written).
 func (c *child) metrics() map[string]float64 {
 	c.t.Helper()
-	resp, err := c.hc.Get("http://" + c.s.admin + "/metrics")
+	return scrapeMetrics(c.t, c.s.admin)
+}
+
+// scrapeMetrics reads every sample of tandem's /metrics at admin, keyed by
+// its full series text (name{labels}).
+func scrapeMetrics(t testing.TB, admin string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/metrics")
 	if err != nil {
-		c.t.Fatalf("/metrics: %v", err)
+		t.Fatalf("cannot read tandem's metrics: %v", err)
 	}
 	defer resp.Body.Close()
 	out := map[string]float64{}
@@ -456,6 +463,9 @@ func (c *child) metrics() map[string]float64 {
 		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
 			out[line[:i]] = v
 		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("cannot read tandem's metrics: %v", err)
 	}
 	return out
 }

@@ -8,10 +8,8 @@ package e2e
 // nothing grows and that every counter reconciles at the end.
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -45,34 +43,6 @@ func soakDuration(t *testing.T) time.Duration {
 		t.Fatalf("SOAK_DURATION=%q: want a duration from 30s to 25m", s)
 	}
 	return d
-}
-
-// scrapeMetrics reads every sample of tandem's /metrics.
-func scrapeMetrics(t *testing.T, admin string) map[string]float64 {
-	t.Helper()
-	resp, err := http.Get("http://" + admin + "/metrics")
-	if err != nil {
-		t.Fatalf("scrape: %v", err)
-	}
-	defer resp.Body.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err == nil {
-			out[line[:i]] = v
-		}
-	}
-	return out
 }
 
 // sumPrefix sums the samples whose name starts with prefix.

@@ -1,9 +1,7 @@
 package e2e
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -109,34 +107,7 @@ routes:
 // text (name{labels}).
 func (tn *tandem) metrics(t testing.TB) map[string]float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + tn.admin + "/metrics")
-	if err != nil {
-		t.Fatalf("cannot read tandem's metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			continue
-		}
-		out[line[:i]] = v
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatalf("cannot read tandem's metrics: %v", err)
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return out
+	return scrapeMetrics(t, tn.admin)
 }
 
 // sum adds the samples of metric whose labels include every one of labels
