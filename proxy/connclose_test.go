@@ -25,48 +25,35 @@ type closer struct {
 
 func startCloser(t *testing.T, answer func(path string) string) *closer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	s := &closer{addr: ln.Addr().String()}
-	go func() {
+	s := &closer{}
+	s.addr = serveTCP(t, func(c net.Conn) {
+		defer c.Close()
+		s.mu.Lock()
+		s.conns = append(s.conns, 0)
+		n := len(s.conns) - 1
+		s.mu.Unlock()
+		br := bufio.NewReader(c)
+		c.SetDeadline(time.Now().Add(3 * time.Second))
 		for {
-			c, err := ln.Accept()
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
+			io.Copy(io.Discard, req.Body)
 			s.mu.Lock()
-			s.conns = append(s.conns, 0)
-			n := len(s.conns) - 1
+			s.conns[n]++
+			nth := s.conns[n]
 			s.mu.Unlock()
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				c.SetDeadline(time.Now().Add(3 * time.Second))
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					io.Copy(io.Discard, req.Body)
-					s.mu.Lock()
-					s.conns[n]++
-					nth := s.conns[n]
-					s.mu.Unlock()
-					if nth > 1 {
-						io.WriteString(c, "HTTP/1.1 500 Reused\r\nContent-Length: 6\r\n\r\nreused")
-						continue
-					}
-					io.WriteString(c, answer(req.URL.Path))
-					if strings.Contains(req.URL.Path, "untilclose") {
-						return // the body ends with the connection
-					}
-				}
-			}()
+			if nth > 1 {
+				io.WriteString(c, "HTTP/1.1 500 Reused\r\nContent-Length: 6\r\n\r\nreused")
+				continue
+			}
+			io.WriteString(c, answer(req.URL.Path))
+			if strings.Contains(req.URL.Path, "untilclose") {
+				return // the body ends with the connection
+			}
 		}
-	}()
+	})
 	return s
 }
 

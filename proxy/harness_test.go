@@ -229,3 +229,25 @@ func rawExchange(t *testing.T, addr, raw string) string {
 }
 
 var _ = testbackend.PatternReader
+
+// serveTCP accepts connections on a fresh 127.0.0.1 listener until the test
+// ends, handing each to handle on a goroutine of its own, and returns the
+// listener's address: the accept loop of the raw-TCP backends below.
+func serveTCP(t *testing.T, handle func(net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go handle(c)
+		}
+	}()
+	return ln.Addr().String()
+}

@@ -28,21 +28,8 @@ type dropper struct {
 
 func startDropper(t *testing.T) *dropper {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	d := &dropper{addr: ln.Addr().String()}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go d.serve(c)
-		}
-	}()
+	d := &dropper{}
+	d.addr = serveTCP(t, d.serve)
 	return d
 }
 

@@ -31,21 +31,8 @@ type smuggler struct {
 
 func startSmuggler(t *testing.T) *smuggler {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	s := &smuggler{addr: ln.Addr().String(), stray: make(chan struct{}, 16)}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go s.serve(c)
-		}
-	}()
+	s := &smuggler{stray: make(chan struct{}, 16)}
+	s.addr = serveTCP(t, s.serve)
 	return s
 }
 
