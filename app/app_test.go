@@ -166,13 +166,15 @@ routes: [{name: r, legacy: legacy}]
 	}
 }
 
-// Open fails cleanly, naming the address, when the listener is taken.
-func TestOpenListenError(t *testing.T) {
+// takenListenConfig returns a config whose listen address ln is already
+// taken (until the test ends), so that Open fails after opening the store.
+func takenListenConfig(t *testing.T) (*config.Config, net.Listener) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
 	legacy := tb.Start(t, "legacy", tb.Mode{Kind: tb.KindEchoHash})
 	cfg, _ := loadConfig(t, fmt.Sprintf(`
 listen: %s
@@ -181,7 +183,13 @@ data_dir: {{data}}
 backends: {legacy: {url: %q}}
 routes: [{name: r, legacy: legacy}]
 `, ln.Addr(), legacy.URL))
-	_, err = Open(cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	return cfg, ln
+}
+
+// Open fails cleanly, naming the address, when the listener is taken.
+func TestOpenListenError(t *testing.T) {
+	cfg, ln := takenListenConfig(t)
+	_, err := Open(cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err == nil || !strings.Contains(err.Error(), "cannot listen on "+ln.Addr().String()) {
 		t.Fatalf("Open = %v, want cannot listen on %s", err, ln.Addr())
 	}

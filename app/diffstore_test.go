@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -122,19 +121,7 @@ routes: [{name: up, legacy: legacy, new: new, mirror: 100}]
 
 // A failed Open closes the store it was given: the instance owned it.
 func TestOptionsStoreClosedOnFailedOpen(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	legacy := tb.Start(t, "legacy", tb.Mode{Kind: tb.KindEchoHash})
-	cfg, _ := loadConfig(t, fmt.Sprintf(`
-listen: %s
-admin: {listen: 127.0.0.1:0}
-data_dir: {{data}}
-backends: {legacy: {url: %q}}
-routes: [{name: r, legacy: legacy}]
-`, ln.Addr(), legacy.URL))
+	cfg, _ := takenListenConfig(t)
 	st := newCountingStore(t)
 	if _, err := Open(cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Store: st}); err == nil {
 		t.Fatal("Open on a taken listener succeeded")
