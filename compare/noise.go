@@ -203,7 +203,7 @@ func (l *Learner) Apply(route string, r *Result) {
 	all := true
 	for i := range r.Diffs {
 		d := &r.Diffs[i]
-		if _, ok := rn.markFor(d.Path); ok || rn.learned(noiseKey{d.Kind, shapePath(d.Path)}) {
+		if rn.noise(d.Kind, d.Path) {
 			d.Noise = true
 		} else {
 			all = false
@@ -323,6 +323,38 @@ type markSnapshot struct {
 // are not included: they come from the routes' settings (Configure).
 func (l *Learner) Snapshot() ([]byte, error) {
 	l.mu.RLock()
+	snap := l.snapshotLocked()
+	l.mu.RUnlock()
+	return json.Marshal(snap)
+}
+
+// SnapshotWithMark returns the Snapshot the Learner would have after
+// Mark(route, path, reason), without changing it: a caller persists that
+// first and calls Mark only once it is stored, so that a mark that cannot be
+// persisted never takes effect.
+func (l *Learner) SnapshotWithMark(route, path, reason string) ([]byte, error) {
+	if _, err := parsePath(path, true); err != nil {
+		return nil, fmt.Errorf("cannot mark %q: %w", path, err)
+	}
+	l.mu.RLock()
+	snap := l.snapshotLocked()
+	l.mu.RUnlock()
+	rs := snap.Routes[route]
+	replaced := false
+	for i := range rs.Marks {
+		if rs.Marks[i].Path == path {
+			rs.Marks[i].Reason, replaced = reason, true
+		}
+	}
+	if !replaced {
+		rs.Marks = append(rs.Marks, markSnapshot{Path: path, Reason: reason})
+	}
+	snap.Routes[route] = rs
+	return json.Marshal(snap)
+}
+
+// snapshotLocked builds the snapshot; l.mu must be held.
+func (l *Learner) snapshotLocked() snapshot {
 	snap := snapshot{Version: snapshotVersion, Routes: make(map[string]routeSnapshot, len(l.routes))}
 	for name, rn := range l.routes {
 		rs := routeSnapshot{SecondaryTotal: rn.secondaryTotal, PrimaryTotal: rn.primaryTotal}
@@ -340,8 +372,7 @@ func (l *Learner) Snapshot() ([]byte, error) {
 		}
 		snap.Routes[name] = rs
 	}
-	l.mu.RUnlock()
-	return json.Marshal(snap)
+	return snap
 }
 
 // Restore replaces the counts and marks of every route with those of a
