@@ -219,7 +219,10 @@ func (rn *routeNoise) markFor(path string) (mark, bool) {
 	if len(rn.marks) == 0 {
 		return mark{}, false
 	}
-	segs, err := parsePath(path, false)
+	// Wildcards are accepted so that a shape path ("$.items[*].id", see
+	// Signature.Shape) is covered by a mark on "$.items[*]" or "$.items";
+	// a mark naming one index ("$.items[3]") does not cover the shape.
+	segs, err := parsePath(path, true)
 	if err != nil {
 		return mark{}, false
 	}

@@ -92,3 +92,23 @@ func TestSnapshotWithMarkChangesNothing(t *testing.T) {
 		t.Fatal("the snapshot does not hold the mark")
 	}
 }
+
+func TestMarkCoversShapePaths(t *testing.T) {
+	l := NewLearner()
+	if err := l.Mark("r", "$.items[*].id", "random ids"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Mark("r", "$.thumbs[2]", "one index"); err != nil {
+		t.Fatal(err)
+	}
+	full := Signature{{KindJSON, "$.items[4].id"}}
+	if got := l.Classify("r", full.Shape()); got != OutcomeNoise {
+		t.Fatalf("shape under a wildcard mark: %s, want noise", got)
+	}
+	if got := l.Classify("r", Signature{{KindJSON, "$.thumbs[*]"}}); got != OutcomeMismatch {
+		t.Fatalf("shape under a one-index mark: %s, want mismatch (the mark names one index)", got)
+	}
+	if got := l.Classify("r", Signature{{KindJSON, "$.thumbs[2].w"}}); got != OutcomeNoise {
+		t.Fatalf("full path under a one-index mark: %s, want noise", got)
+	}
+}
