@@ -355,12 +355,20 @@ func migrate(ctx context.Context, db *sql.DB) error {
 // connection.
 type writeStmts struct {
 	selectHists, upsertMinute, upsertDiff, countPath, insertSample, insertSamplePath *sql.Stmt
-	selectSigs, insertSig, upsertSigCount, insertComparison                          *sql.Stmt
+	selectSigs, insertSig, upsertSigCount, insertComparison, insertComparisons       *sql.Stmt
 }
+
+// Comparison rows are inserted comparisonsPerInsert to a statement
+// (insertComparisons), the rest of a batch one by one; a row has
+// comparisonCols values.
+const (
+	comparisonsPerInsert = 64
+	comparisonCols       = 9
+)
 
 func (w *writeStmts) all() []**sql.Stmt {
 	return []**sql.Stmt{&w.selectHists, &w.upsertMinute, &w.upsertDiff, &w.countPath, &w.insertSample, &w.insertSamplePath,
-		&w.selectSigs, &w.insertSig, &w.upsertSigCount, &w.insertComparison}
+		&w.selectSigs, &w.insertSig, &w.upsertSigCount, &w.insertComparison, &w.insertComparisons}
 }
 
 func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -397,8 +405,8 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&w.insertSig, "INSERT INTO signatures (route, id, sig, shape) VALUES (?, ?, ?, ?)"},
 		{&w.upsertSigCount, `INSERT INTO minute_sigs (route, minute, role, sig, count) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (route, minute, role, sig) DO UPDATE SET count = count + excluded.count`},
-		{&w.insertComparison, `INSERT INTO comparisons (request_id, at, route, role, instance, sig, outcome, sample_id, bytes)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&w.insertComparison, insertComparisons + comparisonValues},
+		{&w.insertComparisons, insertComparisons + strings.Repeat(comparisonValues+", ", comparisonsPerInsert-1) + comparisonValues},
 	} {
 		st, err := db.PrepareContext(ctx, p.sql)
 		if err != nil {
@@ -408,6 +416,11 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 	}
 	return nil
 }
+
+const (
+	insertComparisons = "INSERT INTO comparisons (request_id, at, route, role, instance, sig, outcome, sample_id, bytes) VALUES "
+	comparisonValues  = "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 // in returns the statements bound to tx. The statements are prepared on
 // the pool's one connection, so database/sql reuses them.

@@ -243,6 +243,8 @@ type batchState struct {
 	addedBytes int64
 	// addedCompBytes is the estimated size of the comparison rows written.
 	addedCompBytes int64
+	// comps holds the arguments of comparison rows not inserted yet.
+	comps []any
 }
 
 type sigCountKey struct {
@@ -294,6 +296,7 @@ func (s *Store) applyBatch(batch []item) (err error) {
 		diffs:   map[diffKey]*diffAgg{},
 		pending: map[pathKey]int{},
 		sigs:    map[sigCountKey]int64{},
+		comps:   make([]any, 0, comparisonsPerInsert*comparisonCols),
 	}
 	ts := s.stmts.in(ctx, tx)
 	now := s.o.Now()
@@ -320,6 +323,9 @@ func (s *Store) applyBatch(batch []item) (err error) {
 		if _, err := ts.upsertDiff.ExecContext(ctx, k.route, k.minute, string(k.kind), k.path, d.count, d.lastAt, boolInt(d.lastNoise)); err != nil {
 			return err
 		}
+	}
+	if err := s.writeComparisons(ctx, ts, b); err != nil {
+		return err
 	}
 	for k, n := range b.sigs {
 		if _, err := ts.upsertSigCount.ExecContext(ctx, k.route, k.minute, k.role, k.sig, n); err != nil {
@@ -467,14 +473,35 @@ func comparisonBytes(requestID, route, instance, outcome, sampleID string) int64
 	return comparisonOverhead + int64(2*len(requestID)+len(route)+len(instance)+len(outcome)+len(sampleID))
 }
 
-// addComparison writes ex's comparison row for role.
+// addComparison queues ex's comparison row for role; writeComparisons
+// inserts the batch's rows.
 func (s *Store) addComparison(ctx context.Context, ts *writeStmts, b *batchState, ex *exchange.Exchange, role int, sig int64, outcome compare.Outcome, sampleID string) error {
 	n := comparisonBytes(ex.RequestID, ex.Route, s.o.Instance, string(outcome), sampleID)
-	if _, err := ts.insertComparison.ExecContext(ctx, ex.RequestID, ex.At.UnixNano(), ex.Route, role, s.o.Instance,
-		sig, string(outcome), sampleID, n); err != nil {
-		return err
-	}
+	b.comps = append(b.comps, ex.RequestID, ex.At.UnixNano(), ex.Route, role, s.o.Instance, sig, string(outcome), sampleID, n)
 	b.addedCompBytes += n
+	if len(b.comps) == cap(b.comps) {
+		return s.writeComparisons(ctx, ts, b)
+	}
+	return nil
+}
+
+// writeComparisons inserts the queued comparison rows, comparisonsPerInsert
+// to a statement: one statement a row costs more in database/sql and the
+// driver than SQLite spends inserting it.
+func (s *Store) writeComparisons(ctx context.Context, ts *writeStmts, b *batchState) error {
+	args := b.comps
+	for len(args) > 0 {
+		st, n := ts.insertComparisons, comparisonsPerInsert
+		if len(args) < n*comparisonCols {
+			st, n = ts.insertComparison, 1
+		}
+		if _, err := st.ExecContext(ctx, args[:n*comparisonCols]...); err != nil {
+			return err
+		}
+		args = args[n*comparisonCols:]
+	}
+	clear(b.comps)
+	b.comps = b.comps[:0]
 	return nil
 }
 
