@@ -113,6 +113,7 @@ CREATE TABLE IF NOT EXISTS minute_sigs (
 	count INTEGER NOT NULL,
 	PRIMARY KEY (route, minute, role, sig)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS minute_sigs_minute ON minute_sigs (minute);
 
 -- Version 3: one row per comparison, kept for ComparisonRetention and
 -- within MaxBytes (with the samples).
