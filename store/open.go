@@ -356,20 +356,25 @@ func migrate(ctx context.Context, db *sql.DB) error {
 // connection.
 type writeStmts struct {
 	selectHists, upsertMinute, upsertDiff, countPath, insertSample, insertSamplePath *sql.Stmt
-	selectSigs, insertSig, upsertSigCount, insertComparison, insertComparisons       *sql.Stmt
+	selectSigs, insertSig, upsertSigCount                                            *sql.Stmt
+	// insertComparisons[i] inserts comparisonInserts[i] rows.
+	insertComparisons [len(comparisonInserts)]*sql.Stmt
 }
 
-// Comparison rows are inserted comparisonsPerInsert to a statement
-// (insertComparisons), the rest of a batch one by one; a row has
-// comparisonCols values.
+// Comparison rows are inserted several to a statement: as many of the
+// largest size as fit, then of the smaller ones (comparisonInserts, in
+// decreasing order, ending with 1); a row has comparisonCols values.
+var comparisonInserts = [...]int{64, 16, 4, 1}
+
 const (
-	comparisonsPerInsert = 64
+	comparisonsPerInsert = 64 // comparisonInserts[0]
 	comparisonCols       = 9
 )
 
 func (w *writeStmts) all() []**sql.Stmt {
 	return []**sql.Stmt{&w.selectHists, &w.upsertMinute, &w.upsertDiff, &w.countPath, &w.insertSample, &w.insertSamplePath,
-		&w.selectSigs, &w.insertSig, &w.upsertSigCount, &w.insertComparison, &w.insertComparisons}
+		&w.selectSigs, &w.insertSig, &w.upsertSigCount,
+		&w.insertComparisons[0], &w.insertComparisons[1], &w.insertComparisons[2], &w.insertComparisons[3]}
 }
 
 func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -406,8 +411,10 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&w.insertSig, "INSERT INTO signatures (route, id, sig, shape) VALUES (?, ?, ?, ?)"},
 		{&w.upsertSigCount, `INSERT INTO minute_sigs (route, minute, role, sig, count) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (route, minute, role, sig) DO UPDATE SET count = count + excluded.count`},
-		{&w.insertComparison, insertComparisons + comparisonValues},
-		{&w.insertComparisons, insertComparisons + strings.Repeat(comparisonValues+", ", comparisonsPerInsert-1) + comparisonValues},
+		{&w.insertComparisons[0], insertComparisonsSQL(comparisonInserts[0])},
+		{&w.insertComparisons[1], insertComparisonsSQL(comparisonInserts[1])},
+		{&w.insertComparisons[2], insertComparisonsSQL(comparisonInserts[2])},
+		{&w.insertComparisons[3], insertComparisonsSQL(comparisonInserts[3])},
 	} {
 		st, err := db.PrepareContext(ctx, p.sql)
 		if err != nil {
@@ -418,10 +425,11 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
-const (
-	insertComparisons = "INSERT INTO comparisons (request_id, at, route, role, instance, sig, outcome, sample_id, bytes) VALUES "
-	comparisonValues  = "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
+// insertComparisonsSQL is the statement that inserts n comparison rows.
+func insertComparisonsSQL(n int) string {
+	return "INSERT INTO comparisons (request_id, at, route, role, instance, sig, outcome, sample_id, bytes) VALUES " +
+		strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?), ", n-1) + "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
+}
 
 // in returns the statements bound to tx. The statements are prepared on
 // the pool's one connection, so database/sql reuses them.
