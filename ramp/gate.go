@@ -3,6 +3,7 @@ package ramp
 import (
 	"fmt"
 	"math"
+	"strings"
 )
 
 // Confidence is the one-sided confidence of the rate gates' bounds.
@@ -90,20 +91,21 @@ type Gate struct {
 // hold otherwise or below minN samples. what names the samples ("compared",
 // "requests to new"), limitName the setting.
 func rateGate(name string, k, n, minN int64, limit float64, what, limitName string) Gate {
+	label := strings.ReplaceAll(name, "_", " ") // "diff rate", as a sentence says it
 	lo, hi := Wilson(k, n, Z)
 	g := Gate{Name: name, Bound: hi, Lower: lo, Limit: limit, Samples: n, MinSamples: minN}
 	if n > 0 {
 		g.Value = float64(k) / float64(n)
 	}
 	nums := fmt.Sprintf("%s %.4f (%d of %d %s), %g%% bounds [%.4f, %.4f], %s %v",
-		name, g.Value, k, n, what, Confidence*100, lo, hi, limitName, limit)
+		label, g.Value, k, n, what, Confidence*100, lo, hi, limitName, limit)
 	switch {
 	case n == 0 && minN == 0:
 		g.State, g.Bound, g.Lower = GatePass, 0, 0
-		g.Reason = fmt.Sprintf("%s: no samples and min_compared 0", name)
+		g.Reason = fmt.Sprintf("%s: no samples and min_compared 0", label)
 	case n < minN || n == 0:
 		g.State = GateHold
-		g.Reason = fmt.Sprintf("%s: too few samples, %d of %d %s", name, n, minN, what)
+		g.Reason = fmt.Sprintf("%s: too few samples, %d of %d %s", label, n, minN, what)
 	case lo > limit:
 		g.State = GateFail
 		g.Reason = nums + ": the lower bound is above the limit"

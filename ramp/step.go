@@ -231,7 +231,7 @@ func Step(now time.Time, r *rules.Ramp, current float64, st Progress, stats Stat
 		case GateHold:
 			holding = append(holding, g.Reason)
 		default:
-			passing = append(passing, fmt.Sprintf("%s %.4f ≤ %v", g.Name, g.Bound, g.Limit))
+			passing = append(passing, fmt.Sprintf("%s %.4f (bound %.4f ≤ %v)", strings.ReplaceAll(g.Name, "_", " "), g.Value, g.Bound, g.Limit))
 		}
 	}
 	if len(failed) > 0 {
@@ -291,10 +291,10 @@ func Gates(r *rules.Ramp, s Stats) []Gate {
 		lat.Value, s.NewP99, s.LegacyP99, r.MaxLatencyRatio)
 	switch {
 	case lat.Samples == 0 && minN == 0:
-		lat.State, lat.Reason = GatePass, "latency_ratio: no samples and min_compared 0"
+		lat.State, lat.Reason = GatePass, "latency ratio: no samples and min_compared 0"
 	case lat.Samples < minN || lat.Samples == 0:
 		lat.State = GateHold
-		lat.Reason = fmt.Sprintf("latency_ratio: too few samples, %d of %d requests to new, %d of %d to legacy",
+		lat.Reason = fmt.Sprintf("latency ratio: too few samples, %d of %d requests to new, %d of %d to legacy",
 			s.NewRequests, minN, s.LegacyRequests, minN)
 	case lat.Value > r.MaxLatencyRatio:
 		lat.State, lat.Reason = GateFail, nums+": above the limit"
