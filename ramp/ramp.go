@@ -78,12 +78,21 @@ func New(o Options) *Controller {
 
 // tracker returns the route's tracker, creating it on first use. A route that
 // was rolled back before a restart starts halted.
-func (c *Controller) tracker(r *rules.Route) *Tracker {
+func (c *Controller) tracker(r *rules.Route) *Tracker { return c.trackerFrom(r, time.Time{}) }
+
+// trackerFrom is tracker, with a new tracker's window starting at from when
+// that is before now: the request that makes the ramp's first observation
+// arrived before its tracker existed, and must count.
+func (c *Controller) trackerFrom(r *rules.Route, from time.Time) *Tracker {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t := c.trackers[r.Name]
 	if t == nil {
-		st := NewProgress(c.now(), r.Ramp, r.ServeNew)
+		now := c.now()
+		if !from.IsZero() && from.Before(now) {
+			now = from
+		}
+		st := NewProgress(now, r.Ramp, r.ServeNew)
 		if evs, err := c.state.Events(time.Time{}, 100000); err == nil {
 			st.Halted = Halted(evs, r.Name, r.ServeNew)
 		}
@@ -147,7 +156,7 @@ func (c *Controller) Add(o Observation) {
 	if r == nil {
 		return
 	}
-	w := c.tracker(r).Window()
+	w := c.trackerFrom(r, o.Start).Window()
 	if o.Compared {
 		w.AddCompare(o.Start, o.Signature, o.Mismatch)
 	}
