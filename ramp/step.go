@@ -152,7 +152,8 @@ func (d Decision) details() map[string]any {
 //     → wait (a promote by hand resumes it).
 //  2. the breaker is open → rollback at once, gate "breaker"; at 0% (the
 //     ramp has not started) → wait, saying so: a ramp never rolls back
-//     before its first step, it does not start while the breaker is open.
+//     before its first step, it does not start while the breaker is open
+//     (Tracker restarts the statistics and the hold once it has closed).
 //  3. current differs from st.Percent → wait: serve_new changed outside
 //     this state; re-anchor it and reset the statistics first.
 //  4. halted but current above 0 (the rollback has not taken effect) →

@@ -264,6 +264,35 @@ func TestRampTrackerLifecycle(t *testing.T) {
 	expect("finished", tr.Decide(now.Add(time.Minute), r, current, true), ActionWait, 100)
 }
 
+// At 0% an open breaker holds the ramp without halting it; once it has
+// closed, the statistics and the hold restart and the ramp can start.
+func TestRampBreakerAtZero(t *testing.T) {
+	r := &rules.Ramp{Steps: []float64{10, 100}, Hold: rules.Duration(time.Minute), MinCompared: 10, MaxDiffRate: 0.5, MaxErrorRate: 0.5, MaxLatencyRatio: 10}
+	tr := NewTracker(NewProgress(t0, r, 0), "r", nil)
+	feed := func(at time.Time, n int) {
+		for i := 0; i < n; i++ {
+			tr.Window().AddCompare(at, nil, false)
+			tr.Window().AddNew(at, time.Millisecond, false)
+			tr.Window().AddLegacy(at, time.Millisecond)
+		}
+	}
+	feed(t0, 50)
+	tr.Window().MarkBreakerOpen(t0.Add(time.Second))
+	d := tr.Decide(t0.Add(2*time.Minute), r, 0, true)
+	if d.Action != ActionWait || d.Gate != GateBreaker || tr.State().Halted {
+		t.Fatalf("breaker open at 0%%: %s gate %q halted %v (%s)", d.Action, d.Gate, tr.State().Halted, d.Reason)
+	}
+	closed := t0.Add(3 * time.Minute)
+	d = tr.Decide(closed, r, 0, false) // closed again: restart
+	if d.Action != ActionWait || d.Values["compared"] != 0 || !tr.State().StepSince.Equal(closed) {
+		t.Fatalf("breaker closed at 0%%: %s, %v compared, since %v (%s)", d.Action, d.Values["compared"], tr.State().StepSince, d.Reason)
+	}
+	feed(closed, 50)
+	if d := tr.Decide(closed.Add(time.Minute), r, 0, false); d.Action != ActionAdvance || d.ToPercent != 10 {
+		t.Fatalf("after the breaker closed: %s → %v (%s), want advance to 10", d.Action, d.ToPercent, d.Reason)
+	}
+}
+
 // After a restart, the audit log says whether the ramp was halted.
 func TestRampHalted(t *testing.T) {
 	ev := func(kind, route string) rules.Event { return rules.Event{Kind: kind, Route: route} }

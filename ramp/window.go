@@ -294,6 +294,14 @@ func (t *Tracker) Decide(now time.Time, r *rules.Ramp, current float64, breakerO
 	}
 	t.st.StepIndex = r.StepIndex(current) // the steps may have changed on reload
 	stats := t.w.Stats()
+	if stats.BreakerOpen && !breakerOpen && rules.Threshold(current) == 0 && !t.st.Halted {
+		// At 0% a breaker that opened and closed again does not roll back
+		// (there is nothing to roll back) nor hold the ramp for ever: the
+		// statistics of that stretch restart, and so does the hold.
+		t.st.StepSince = now
+		t.w.Reset(now)
+		stats = t.w.Stats()
+	}
 	stats.BreakerOpen = stats.BreakerOpen || breakerOpen
 	d := Step(now, r, current, t.st, stats)
 	switch d.Action {
