@@ -215,3 +215,28 @@ func TestRampWindowServed(t *testing.T) {
 		t.Fatalf("after a counter restart %+v", s)
 	}
 }
+
+// The cost of reading a full window (MaxSignatures distinct signatures,
+// classified by the real Learner), which the ramp does once a second per
+// ramped route, against adding one comparison, which the data plane does.
+func BenchmarkRampWindowStatsFull(b *testing.B) {
+	w := NewRouteWindow(t0, "r", compare.NewLearner())
+	for i := 0; i < MaxSignatures; i++ {
+		w.AddCompare(t0, jsonSig(fmt.Sprintf("$.f%d", i), "$.processed_at"), true)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if s := w.Stats(); s.Compared != MaxSignatures {
+			b.Fatal(s)
+		}
+	}
+}
+
+func BenchmarkRampWindowAddCompare(b *testing.B) {
+	w := NewRouteWindow(t0, "r", compare.NewLearner())
+	sig := jsonSig("$.id", "$.processed_at")
+	b.ReportAllocs()
+	for b.Loop() {
+		w.AddCompare(t0, sig, true)
+	}
+}
