@@ -59,7 +59,11 @@ type RouteStatus struct {
 	Mismatched   int64              `json:"mismatched"`
 	Noise        int64              `json:"noise"`
 	DiffRate     float64            `json:"diff_rate"`
-	Ramp         any                `json:"ramp,omitempty"`
+	// Ramp is the route's ramp status, nil without a ramp. The caller
+	// gives ramp.Status (this package must not import ramp): steps,
+	// current, state, last_decision, and gates, a list of {name, value,
+	// bound, lower, limit, samples, min_samples, state, reason}.
+	Ramp any `json:"ramp,omitempty"`
 }
 
 // Deps are what the API serves. Nil fields disable their endpoints (503).

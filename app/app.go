@@ -174,7 +174,20 @@ func Open(cfg *config.Config, o Options) (_ *Instance, err error) {
 	}
 	st := in.st
 
-	in.ctl = ramp.New(state, func(b string) bool { return bs[b] != nil && bs[b].BreakerState() == backends.StateOpen }, log, nil)
+	in.ctl = ramp.New(ramp.Options{
+		State:       state,
+		BreakerOpen: func(b string) bool { return bs[b] != nil && bs[b].BreakerState() == backends.StateOpen },
+		// The gates classify comparisons with the noise model as it stands
+		// when they are evaluated (noise applied at read time).
+		Noise: learner,
+		// Every request served by new counts for the error gate, mirrored
+		// or not; in.px is set below, before any tick or request.
+		ServedNew: func(route string) (int64, int64) {
+			c := in.px.Counters()[route]
+			return c.ServedNew, c.Errors.New
+		},
+		Log: log,
+	})
 	cur := state.Current()
 	po := proxyOptions(cfg)
 	po.Backends = bs

@@ -8,7 +8,9 @@
 // application with app.Open and run it in the test process. Covered: the
 // admin API and the client verbs against it, kill -9 and restart, a full
 // disk, the Grafana dashboard's queries through VictoriaMetrics
-// (/usr/bin/victoria-metrics), the ramp, counts that reconcile through a
+// (/usr/bin/victoria-metrics), the ramp (a regression rolled back, and a
+// ramp on the demo's upload route advancing with noise applied at read
+// time), counts that reconcile through a
 // restart, the errors clients got, the UI in headless Chromium
 // (/usr/bin/chromium), memory under large uploads, SIGTERM under load, the
 // demo, and (build tag soak, `make soak`) a long soak.

@@ -10,11 +10,13 @@ import (
 	"image/jpeg"
 	"image/png"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +24,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/tandem-proxy/tandem/admin"
+	"github.com/tandem-proxy/tandem/ramp"
 	"github.com/tandem-proxy/tandem/store"
 )
 
@@ -619,4 +622,127 @@ func (b *browser) checkConsole() {
 			b.t.Logf("browser console: %s: %s", m.Type, text)
 		}
 	}
+}
+
+// uiRampConfig has one route with a ramp at 0% whose gates have numbers
+// after a dozen requests: every comparison differs, so the diff-rate gate
+// fails (and the ramp holds at 0%, never rolling back before its first
+// step); the error-rate and latency gates pass.
+const uiRampConfig = `
+listen: 127.0.0.1:0
+admin: {listen: 127.0.0.1:0}
+data_dir: {{data}}
+backends:
+  legacy: {url: "%s"}
+  new: {url: "%s"}
+routes:
+  - name: api
+    match: {path_prefix: /api}
+    legacy: legacy
+    new: new
+    sticky: header:X-User-Id
+    ramp: {steps: [5, 25, 50, 100], hold: 10m, min_compared: 5, max_diff_rate: 0.01, max_error_rate: 0.5, max_latency_ratio: 100}
+`
+
+// A person sees each ramp gate beside the Promote button, on the overview
+// and on the route's page: its state, value, bound and limit, and its
+// samples, as GET /api/v1/routes gives them.
+func TestUIRampGatesBesidePromote(t *testing.T) {
+	chrome := chromiumPath(t)
+	legacy := httptest.NewServer(uiBackend("legacy"))
+	defer legacy.Close()
+	newb := httptest.NewServer(uiBackend("new"))
+	defer newb.Close()
+	p := startInProcess(t, fmt.Sprintf(uiRampConfig, legacy.URL, newb.URL), "")
+	for i := 0; i < 12; i++ {
+		req, _ := http.NewRequest("GET", fmt.Sprintf("%s/api/items/%d", p.proxyBase, i), nil)
+		req.Header.Set("X-User-Id", fmt.Sprint("u", i))
+		resp, err := p.httpClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	var gates []ramp.Gate
+	waitFor(t, func() bool {
+		var v rampView
+		_, body := p.api("GET", "/api/v1/routes", "", "", "")
+		json.Unmarshal(body, &v)
+		if len(v.Routes) != 1 || v.Routes[0].Ramp == nil || len(v.Routes[0].Ramp.Gates) != 3 || v.Routes[0].Ramp.Gates[0].Samples != 12 {
+			return false
+		}
+		gates = v.Routes[0].Ramp.Gates
+		return true
+	})
+	if gates[0].State != ramp.GateFail || gates[1].State != ramp.GatePass || gates[2].State != ramp.GatePass {
+		t.Fatalf("gates %+v; want diff_rate fail, the others pass", gates)
+	}
+
+	shots := os.Getenv("TANDEM_UI_SCREENSHOTS")
+	if shots == "" {
+		shots = filepath.Join(os.TempDir(), "tandem-ui-screenshots")
+	}
+	if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b := startBrowser(t, chrome, shots)
+	b.do("open /ui/", chromedp.Navigate(p.apiBase+"/ui/"), chromedp.WaitVisible(chromedp.ID("token")))
+	b.do("enter the token", chromedp.SetValue(chromedp.ID("token"), p.run.Token()), chromedp.Click(chromedp.ID("boot-submit")))
+	b.waitView("overview")
+
+	// What the UI prints: rates as percentages, the latency ratio as N.NN×.
+	show := func(name string, v float64) string {
+		if name == ramp.GateLatencyRatio {
+			return fmt.Sprintf("%.2f×", v)
+		}
+		return strconv.FormatFloat(math.Round(v*10000)/100, 'f', -1, 64) + "%"
+	}
+	type seen struct {
+		Name, State, Text          string
+		Visible, Beside, Unclipped bool
+	}
+	check := func(where, scope string) {
+		t.Helper()
+		b.wait(`document.querySelectorAll('` + scope + ` .actions [data-field="gates"] [data-gate]').length === 3`)
+		got := evalJS[[]seen](b, `(() => {
+			const scope = document.querySelector('`+scope+`');
+			const btn = scope.querySelector('.actions button[data-action="promote"]').getBoundingClientRect();
+			const below = Math.max(...[...scope.querySelectorAll('.actions button')].map(b => b.getBoundingClientRect().bottom));
+			return [...scope.querySelectorAll('.actions [data-field="gates"] [data-gate]')].map(el => {
+				const r = el.getBoundingClientRect();
+				const list = el.closest('[data-field="gates"]').getBoundingClientRect();
+				const cs = getComputedStyle(el);
+				return {Name: el.dataset.gate, State: el.dataset.state, Text: el.innerText,
+					Visible: r.width > 0 && r.height > 0 && cs.visibility !== "hidden" && cs.display !== "none",
+					// the list of gates starts right below the buttons, in
+					// the Promote button's column, or right of the buttons,
+					// level with them
+					Beside: (list.top >= below - 1 && list.top - below < 30 && Math.abs(list.left - btn.left) < 40) ||
+						(list.left >= btn.right - 1 && list.left - btn.right < 160 && list.top < btn.bottom && list.bottom > btn.top),
+					Unclipped: r.right <= window.innerWidth && r.left >= 0 && r.bottom <= document.documentElement.scrollHeight};
+			});
+		})()`)
+		if len(got) != len(gates) {
+			t.Fatalf("%s: %d gates shown, API has %d", where, len(got), len(gates))
+		}
+		for i, g := range gates {
+			s := got[i]
+			want := fmt.Sprintf("%s %s · bound %s · limit %s · n %d/%d", map[string]string{
+				ramp.GateDiffRate: "Diff rate", ramp.GateErrorRate: "Error rate", ramp.GateLatencyRatio: "Latency ratio"}[g.Name],
+				show(g.Name, g.Value), show(g.Name, g.Bound), show(g.Name, g.Limit), g.Samples, g.MinSamples)
+			if s.Name != g.Name || s.State != string(g.State) || !strings.Contains(s.Text, want) || !strings.HasPrefix(strings.TrimSpace(s.Text), string(g.State)) {
+				t.Errorf("%s: gate %d shows %+v; want %s %q", where, i, s, g.State, want)
+			}
+			if !s.Visible || !s.Beside || !s.Unclipped {
+				t.Errorf("%s: gate %s not visible beside the Promote button: %+v", where, g.Name, s)
+			}
+		}
+	}
+	check("overview", `tr[data-route="api"]`)
+	b.shot("ramp-gates-overview")
+	b.do("open the api route", chromedp.Click(chromedp.CSS(`tr[data-route="api"] td.name a`)))
+	b.waitView("route")
+	check("route view", `main#view`)
+	b.shot("ramp-gates-route")
+	b.checkConsole()
 }

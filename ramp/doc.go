@@ -6,6 +6,17 @@
 // and carries out decisions (Apply) through the same versioned rules state
 // as the API (actor "ramp"), and the ramp status of GET /api/v1/routes.
 //
+// The window keeps each comparison's compare.Signature, not its verdict,
+// and the gates classify the signatures with the app's noise model
+// (compare.NoiseModel, the Learner) each time they are evaluated: a
+// comparison made before a field was learned as noise stops counting once
+// it is. The rate gates (diff_rate, error_rate) are statistical: a gate
+// passes when the upper bound of a one-sided Wilson score interval at
+// Confidence (95%) is at or below its limit, fails when the lower bound is
+// above it, and holds otherwise (Gate, Wilson); the latency ratio is
+// compared as it is. A ramp at 0% never rolls back: a gate that would fail
+// there holds the ramp, which starts once the gates pass.
+//
 // The ramp's settings (rules.Ramp: steps, hold, gates) are part of the
 // routing model in rules; everything that decides is here. It imports no
 // network code and never imports proxy, store, admin or config.

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tandem-proxy/tandem/compare"
 	"github.com/tandem-proxy/tandem/exchange"
 	"github.com/tandem-proxy/tandem/rules"
 )
@@ -20,10 +21,33 @@ type RulesStore interface {
 	Record(rules.Event) error
 }
 
+// Options are a Controller's parts. Only State is required.
+type Options struct {
+	State RulesStore
+	// BreakerOpen reports whether a backend's breaker is open now. Nil:
+	// never.
+	BreakerOpen func(backend string) bool
+	// Noise classifies the windows' comparisons when the gates are
+	// evaluated (the app's compare.Learner). Nil: every difference counts
+	// as a real mismatch.
+	Noise compare.NoiseModel
+	// ServedNew returns, for a route, the requests served by new so far and
+	// how many of them failed (the data plane's cumulative counters), so
+	// that the error gate counts every request sent to new, also those not
+	// mirrored, which no comparison reports. Nil: the error gate counts the
+	// requests of the observed exchanges only (mirrored ones).
+	ServedNew func(route string) (requests, failed int64)
+	Log       *slog.Logger
+	// Now is the clock. Nil: time.Now.
+	Now func() time.Time
+}
+
 // Controller drives every route that has a ramp. Safe for concurrent use.
 type Controller struct {
 	state       RulesStore
 	breakerOpen func(backend string) bool
+	noise       compare.NoiseModel
+	servedNew   func(string) (int64, int64)
 	log         *slog.Logger
 	now         func() time.Time
 
@@ -32,20 +56,21 @@ type Controller struct {
 	last     map[string]Decision
 }
 
-// New returns a controller over state. breakerOpen reports whether a
-// backend's breaker is open now; now nil means time.Now.
-func New(state RulesStore, breakerOpen func(string) bool, log *slog.Logger, now func() time.Time) *Controller {
-	if now == nil {
-		now = time.Now
+// New returns a controller with o's parts.
+func New(o Options) *Controller {
+	if o.Now == nil {
+		o.Now = time.Now
 	}
-	if log == nil {
-		log = slog.Default()
+	if o.Log == nil {
+		o.Log = slog.Default()
 	}
 	return &Controller{
-		state:       state,
-		breakerOpen: breakerOpen,
-		log:         log,
-		now:         now,
+		state:       o.State,
+		breakerOpen: o.BreakerOpen,
+		noise:       o.Noise,
+		servedNew:   o.ServedNew,
+		log:         o.Log,
+		now:         o.Now,
 		trackers:    map[string]*Tracker{},
 		last:        map[string]Decision{},
 	}
@@ -53,16 +78,25 @@ func New(state RulesStore, breakerOpen func(string) bool, log *slog.Logger, now 
 
 // tracker returns the route's tracker, creating it on first use. A route that
 // was rolled back before a restart starts halted.
-func (c *Controller) tracker(r *rules.Route) *Tracker {
+func (c *Controller) tracker(r *rules.Route) *Tracker { return c.trackerFrom(r, time.Time{}) }
+
+// trackerFrom is tracker, with a new tracker's window starting at from when
+// that is before now: the request that makes the ramp's first observation
+// arrived before its tracker existed, and must count.
+func (c *Controller) trackerFrom(r *rules.Route, from time.Time) *Tracker {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t := c.trackers[r.Name]
 	if t == nil {
-		st := NewProgress(c.now(), r.Ramp, r.ServeNew)
+		now := c.now()
+		if !from.IsZero() && from.Before(now) {
+			now = from
+		}
+		st := NewProgress(now, r.Ramp, r.ServeNew)
 		if evs, err := c.state.Events(time.Time{}, 100000); err == nil {
 			st.Halted = Halted(evs, r.Name, r.ServeNew)
 		}
-		t = NewTracker(st)
+		t = NewTracker(st, r.Name, c.noise)
 		c.trackers[r.Name] = t
 	}
 	return t
@@ -82,8 +116,15 @@ func (c *Controller) rampedRoute(name string) *rules.Route {
 type Observation struct {
 	Route string
 	Start time.Time // when the request arrived
-	// Compared: the comparison produced a verdict; Mismatch: a real one.
-	Compared, Mismatch bool
+	// Compared: the comparison produced a verdict. Signature: its
+	// differences (empty: a match), classified when the gates are
+	// evaluated. Mismatch: it was a mismatch as classified when it was made
+	// (kept for the record only, see Stats.MismatchedWhenCompared).
+	Compared  bool
+	Signature compare.Signature
+	Mismatch  bool
+	// ServedByNew: new served the client (legacy got the shadow copy).
+	ServedByNew bool
 	// LegacyLatency and NewLatency are times to response headers; zero
 	// when that side failed.
 	LegacyLatency, NewLatency time.Duration
@@ -99,7 +140,9 @@ func (c *Controller) Observe(ex *exchange.Exchange) {
 		Route:         ex.Route,
 		Start:         ex.At,
 		Compared:      ex.Compared(),
+		Signature:     ex.Result.Signature(),
 		Mismatch:      ex.Mismatch(),
+		ServedByNew:   ex.ServedBy == "new",
 		LegacyLatency: ex.LegacyLatency,
 		NewLatency:    ex.NewLatency,
 		NewFailed:     ex.NewFailed(),
@@ -113,11 +156,15 @@ func (c *Controller) Add(o Observation) {
 	if r == nil {
 		return
 	}
-	w := c.tracker(r).Window()
+	w := c.trackerFrom(r, o.Start).Window()
 	if o.Compared {
-		w.AddCompare(o.Start, o.Mismatch)
+		w.AddCompare(o.Start, o.Signature, o.Mismatch)
 	}
-	w.AddNew(o.Start, o.NewLatency, o.NewFailed)
+	if o.ServedByNew && c.servedNew != nil {
+		w.AddNewLatency(o.Start, o.NewLatency) // counted by ServedNew
+	} else {
+		w.AddNew(o.Start, o.NewLatency, o.NewFailed)
+	}
 	if o.LegacyOK {
 		w.AddLegacy(o.Start, o.LegacyLatency)
 	}
@@ -143,7 +190,11 @@ func (c *Controller) Tick() {
 		if r.Ramp == nil || r.New == "" {
 			continue
 		}
-		d := c.tracker(r).Decide(now, r.Ramp, r.ServeNew, c.breakerOpen != nil && c.breakerOpen(r.New))
+		t := c.tracker(r)
+		if c.servedNew != nil {
+			t.Window().SetServed(c.servedNew(r.Name))
+		}
+		d := t.Decide(now, r.Ramp, r.ServeNew, c.breakerOpen != nil && c.breakerOpen(r.New))
 		c.mu.Lock()
 		c.last[r.Name] = d
 		c.mu.Unlock()
@@ -176,16 +227,23 @@ func (c *Controller) Run(stop <-chan struct{}, interval time.Duration) {
 
 // Status is a route's ramp as GET /api/v1/routes shows it.
 type Status struct {
-	Steps       []float64          `json:"steps"`
-	Current     float64            `json:"current"`
-	NextStep    float64            `json:"next_step,omitempty"`
-	StepSince   time.Time          `json:"step_since"`
-	HeldSeconds float64            `json:"held_seconds"`
-	HoldSeconds float64            `json:"hold_seconds"`
-	Halted      bool               `json:"halted"`
-	Done        bool               `json:"done"`
-	Last        *Decision          `json:"last_decision,omitempty"`
-	Gates       map[string]float64 `json:"gates,omitempty"`
+	Steps       []float64 `json:"steps"`
+	Current     float64   `json:"current"`
+	NextStep    float64   `json:"next_step,omitempty"`
+	StepSince   time.Time `json:"step_since"`
+	HeldSeconds float64   `json:"held_seconds"`
+	HoldSeconds float64   `json:"hold_seconds"`
+	Halted      bool      `json:"halted"`
+	Done        bool      `json:"done"`
+	Last        *Decision `json:"last_decision,omitempty"`
+	// State is "waiting" (at 0%, not started), "holding" (a gate holds,
+	// or the hold has not elapsed), "advancing" (the last decision was a
+	// step), "rolled_back", "halted" or "done".
+	State string `json:"state"`
+	// Gates are the last decision's gates, each with its value, bound,
+	// limit, samples and state (see Gate); empty before the first
+	// evaluation.
+	Gates []Gate `json:"gates"`
 }
 
 // Status returns the ramp status of a route, or nil when it does not ramp.
@@ -209,8 +267,28 @@ func (c *Controller) Status(r *rules.Route) *Status {
 	c.mu.Lock()
 	if d, ok := c.last[r.Name]; ok {
 		s.Last = &d
-		s.Gates = d.Values
+		s.Gates = d.Gates
 	}
 	c.mu.Unlock()
+	if s.Gates == nil {
+		s.Gates = []Gate{}
+	}
+	s.State = rampState(s)
 	return s
+}
+
+func rampState(s *Status) string {
+	switch {
+	case s.Done:
+		return "done"
+	case s.Halted && rules.Threshold(s.Current) == 0:
+		return "halted"
+	case s.Last != nil && s.Last.Action == ActionRollback:
+		return "rolled_back"
+	case s.Last != nil && s.Last.Action == ActionAdvance:
+		return "advancing"
+	case rules.Threshold(s.Current) == 0:
+		return "waiting"
+	}
+	return "holding"
 }

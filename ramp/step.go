@@ -77,8 +77,19 @@ type Stats struct {
 	// gathered from before Progress.StepSince.
 	Since time.Time
 	// Compared counts comparisons of legacy and new responses; Mismatched
-	// the real (non-noise) mismatches among them.
-	Compared, Mismatched int64
+	// the real mismatches among them and Noise those whose every
+	// difference is noise, both as the noise model reads their signatures
+	// when the Stats are taken (Window.Stats).
+	Compared, Mismatched, Noise int64
+	// MismatchedWhenCompared counts the comparisons that were mismatches
+	// as classified when they were made (the noise known then). It is
+	// reported, never gated on: noise learned later makes it too high.
+	MismatchedWhenCompared int64
+	// Signatures is the number of distinct signatures (or shapes) the
+	// window holds; Overflow the comparisons counted as real mismatches
+	// because it held too many (see MaxSignatures).
+	Signatures int
+	Overflow   int64
 	// NewRequests counts requests sent to new (served and shadow),
 	// NewErrors those that failed (transport error, timeout, 5xx).
 	NewRequests, NewErrors int64
@@ -98,14 +109,22 @@ type Decision struct {
 	FromPercent float64 `json:"from_percent"`
 	ToPercent   float64 `json:"to_percent"`
 	// Gate names the first failing gate of a rollback ("diff_rate",
-	// "error_rate", "latency_ratio", "breaker"); empty otherwise.
+	// "error_rate", "latency_ratio", "breaker"), or of a ramp at 0% that
+	// holds instead of rolling back; empty otherwise.
 	Gate string `json:"gate,omitempty"`
 	// Reason is a sentence with the numbers.
 	Reason string `json:"reason"`
-	// Values holds diff_rate, error_rate, latency_ratio, compared,
-	// mismatched, new_requests, new_errors, legacy_requests,
-	// legacy_p99_seconds, new_p99_seconds and held_seconds. Undefined
-	// rates (no samples) are 0; no value is NaN or infinite.
+	// Gates are the diff_rate, error_rate and latency_ratio gates with
+	// their values, bounds, limits, samples and states; empty when the
+	// decision was made before the gates were evaluated (no ramp, halted,
+	// breaker open, statistics restarting).
+	Gates []Gate `json:"gates,omitempty"`
+	// Values holds diff_rate, error_rate, latency_ratio, the bounds
+	// diff_rate_lower/upper and error_rate_lower/upper, confidence,
+	// compared, mismatched, noise, mismatched_when_compared, new_requests,
+	// new_errors, legacy_requests, legacy_p99_seconds, new_p99_seconds and
+	// held_seconds. Undefined rates (no samples) are 0; no value is NaN or
+	// infinite.
 	Values map[string]float64 `json:"values,omitempty"`
 }
 
@@ -131,25 +150,32 @@ func (d Decision) details() map[string]any {
 // In order:
 //  1. no ramp → wait. A finished ramp (st.Done) → wait. A halted ramp at 0
 //     → wait (a promote by hand resumes it).
-//  2. the breaker is open → rollback at once, gate "breaker" (also at 0%
-//     before the first step: the ramp then halts instead of starting).
+//  2. the breaker is open → rollback at once, gate "breaker"; at 0% (the
+//     ramp has not started) → wait, saying so: a ramp never rolls back
+//     before its first step, it does not start while the breaker is open
+//     (Tracker restarts the statistics and the hold once it has closed).
 //  3. current differs from st.Percent → wait: serve_new changed outside
 //     this state; re-anchor it and reset the statistics first.
 //  4. halted but current above 0 (the rollback has not taken effect) →
 //     rollback again.
 //  5. statistics gathered from before st.StepSince → wait.
-//  6. gates, each evaluated only once it has its minimum of samples, so
-//     that a handful of samples can neither promote nor roll back:
-//     diff_rate = Mismatched/Compared once Compared ≥ MinCompared;
-//     error_rate = NewErrors/NewRequests once NewRequests ≥ MinCompared
-//     (sudden failure is the breaker's job, and a single error in the first
-//     requests would otherwise exceed any small max_error_rate);
-//     latency_ratio = NewP99/LegacyP99 (each at least LatencyFloor) once
-//     NewRequests and LegacyRequests are both ≥ MinCompared. A rate above
-//     its maximum fails (equal passes). Any failure → rollback to 0, Gate
-//     the first failing gate, Reason every failing gate with its numbers.
-//     With MinCompared 0 a gate is evaluated as soon as it has a sample.
-//  7. a gate short of its minimum → wait (too few samples).
+//  6. gates (Gate), each judged only once it has MinCompared samples, so
+//     that a handful of samples can neither promote nor roll back (with
+//     MinCompared 0 and no samples a rate gate passes):
+//     diff_rate: Mismatched (real, as the noise model reads it now) of
+//     Compared; error_rate: NewErrors of NewRequests. A rate gate passes
+//     when the upper bound of its one-sided Wilson interval at Confidence
+//     is at or below its maximum, fails when the lower bound is above it,
+//     and holds otherwise. latency_ratio = NewP99/LegacyP99 (each at least
+//     LatencyFloor) once NewRequests and LegacyRequests are both ≥
+//     MinCompared, with no interval: above its maximum fails, else passes.
+//     Any failure → rollback to 0, Gate the first failing gate, Reason
+//     every failing gate with its numbers; at 0% → wait instead, Gate and
+//     Reason saying what would have failed (the ramp never rolls back
+//     before its first step; it starts once the gates pass, for example
+//     when early mismatches turn out to be noise).
+//  7. a gate holding (too few samples, or an interval straddling its
+//     limit) → wait, Reason every holding gate with its numbers.
 //  8. now − StepSince < Hold → wait.
 //  9. the next step above current (NextStep; the first step when the ramp
 //     has not started, the first step above an off-step value set by hand)
@@ -161,6 +187,7 @@ func (d Decision) details() map[string]any {
 func Step(now time.Time, r *rules.Ramp, current float64, st Progress, stats Stats) Decision {
 	d := Decision{Action: ActionWait, FromPercent: current, ToPercent: current, Values: rampValues(now, st, stats)}
 	at := fmtPercent(current) + "%"
+	atZero := rules.Threshold(current) == 0
 	switch {
 	case r == nil:
 		d.Reason = "the route has no ramp"
@@ -168,11 +195,16 @@ func Step(now time.Time, r *rules.Ramp, current float64, st Progress, stats Stat
 	case st.Done && samePercent(current, st.Percent):
 		d.Reason = fmt.Sprintf("the ramp finished at %s", at)
 		return d
-	case st.Halted && rules.Threshold(current) == 0:
+	case st.Halted && atZero:
 		d.Reason = "the ramp halted after a rollback; promote by hand to resume it"
 		return d
 	}
 	if stats.BreakerOpen {
+		if atZero {
+			d.Gate = GateBreaker
+			d.Reason = "the new backend's circuit breaker is open: the ramp does not start at 0% while it is (a ramp never rolls back before its first step)"
+			return d
+		}
 		return rollback(d, GateBreaker, fmt.Sprintf("the new backend's circuit breaker is open at %s", at))
 	}
 	if !samePercent(current, st.Percent) {
@@ -188,65 +220,93 @@ func Step(now time.Time, r *rules.Ramp, current float64, st Progress, stats Stat
 		return d
 	}
 
-	minN := r.MinCompared
-	enough := func(n int64) bool { return n >= minN && n > 0 }
-	var failed []string
-	gate := ""
-	fail := func(g, msg string) {
-		if gate == "" {
-			gate = g
+	d.Gates = Gates(r, stats)
+	var failed, holding, passing []string
+	for _, g := range d.Gates {
+		switch g.State {
+		case GateFail:
+			if d.Gate == "" {
+				d.Gate = g.Name
+			}
+			failed = append(failed, g.Reason)
+		case GateHold:
+			holding = append(holding, g.Reason)
+		default:
+			passing = append(passing, fmt.Sprintf("%s %.4f (bound %.4f ≤ %v)", strings.ReplaceAll(g.Name, "_", " "), g.Value, g.Bound, g.Limit))
 		}
-		failed = append(failed, msg)
-	}
-	v := d.Values
-	if enough(stats.Compared) && v["diff_rate"] > r.MaxDiffRate {
-		fail(GateDiffRate, fmt.Sprintf("diff rate %.4f (%d of %d compared) is above max_diff_rate %v",
-			v["diff_rate"], stats.Mismatched, stats.Compared, r.MaxDiffRate))
-	}
-	if enough(stats.NewRequests) && v["error_rate"] > r.MaxErrorRate {
-		fail(GateErrorRate, fmt.Sprintf("error rate %.4f (%d of %d requests to new) is above max_error_rate %v",
-			v["error_rate"], stats.NewErrors, stats.NewRequests, r.MaxErrorRate))
-	}
-	if enough(stats.NewRequests) && enough(stats.LegacyRequests) && v["latency_ratio"] > r.MaxLatencyRatio {
-		fail(GateLatencyRatio, fmt.Sprintf("latency ratio %.2f (new p99 %v / legacy p99 %v) is above max_latency_ratio %v",
-			v["latency_ratio"], stats.NewP99, stats.LegacyP99, r.MaxLatencyRatio))
 	}
 	if len(failed) > 0 {
-		return rollback(d, gate, strings.Join(failed, "; ")+" at "+at)
+		if atZero {
+			d.Reason = fmt.Sprintf("holding at 0%% before the first step (a ramp never rolls back before it starts): %s",
+				strings.Join(failed, "; "))
+			return d
+		}
+		d.Gate = "" // rollback sets it
+		return rollback(d, firstFailed(d.Gates), strings.Join(failed, "; ")+" at "+at)
 	}
-
-	var short []string
-	if stats.Compared < minN {
-		short = append(short, fmt.Sprintf("%d of %d comparisons", stats.Compared, minN))
-	}
-	if stats.NewRequests < minN {
-		short = append(short, fmt.Sprintf("%d of %d requests to new", stats.NewRequests, minN))
-	}
-	if stats.LegacyRequests < minN {
-		short = append(short, fmt.Sprintf("%d of %d requests to legacy", stats.LegacyRequests, minN))
-	}
-	if len(short) > 0 {
-		d.Reason = fmt.Sprintf("too few samples at %s: %s", at, strings.Join(short, ", "))
+	if len(holding) > 0 {
+		d.Reason = fmt.Sprintf("holding at %s: %s", at, strings.Join(holding, "; "))
 		return d
 	}
-	passing := fmt.Sprintf("diff rate %.4f, error rate %.4f, latency ratio %.2f", v["diff_rate"], v["error_rate"], v["latency_ratio"])
+	pass := strings.Join(passing, ", ")
 	held, hold := now.Sub(st.StepSince), r.Hold.D()
 	if held < hold {
-		d.Reason = fmt.Sprintf("gates pass at %s (%s); held %v of %v", at, passing, held.Round(time.Second), hold)
+		d.Reason = fmt.Sprintf("gates pass at %s (%s); held %v of %v", at, pass, held.Round(time.Second), hold)
 		return d
 	}
 	next, ok := r.NextStep(current)
 	switch {
 	case ok:
 		d.Action, d.ToPercent = ActionAdvance, next
-		d.Reason = fmt.Sprintf("gates passed for %v at %s (%s); advancing to %s%%", held.Round(time.Second), at, passing, fmtPercent(next))
+		d.Reason = fmt.Sprintf("gates passed for %v at %s (%s); advancing to %s%%", held.Round(time.Second), at, pass, fmtPercent(next))
 	case rules.Threshold(current) == rules.Buckets:
 		d.Action = ActionDone
-		d.Reason = fmt.Sprintf("gates passed for %v at %s (%s); the ramp is complete", held.Round(time.Second), at, passing)
+		d.Reason = fmt.Sprintf("gates passed for %v at %s (%s); the ramp is complete", held.Round(time.Second), at, pass)
 	default:
 		d.Reason = fmt.Sprintf("no step above %s and it is below 100%%: the ramp cannot finish (its last step must be 100)", at)
 	}
 	return d
+}
+
+func firstFailed(gates []Gate) string {
+	for _, g := range gates {
+		if g.State == GateFail {
+			return g.Name
+		}
+	}
+	return ""
+}
+
+// Gates judges stats against the ramp's limits: diff_rate, error_rate and
+// latency_ratio, in that order (see Step, item 6).
+func Gates(r *rules.Ramp, s Stats) []Gate {
+	minN := r.MinCompared
+	diff := rateGate(GateDiffRate, s.Mismatched, s.Compared, minN, r.MaxDiffRate, "compared", "max_diff_rate")
+	errs := rateGate(GateErrorRate, s.NewErrors, s.NewRequests, minN, r.MaxErrorRate, "requests to new", "max_error_rate")
+	lat := Gate{Name: GateLatencyRatio, Limit: r.MaxLatencyRatio, Samples: min(s.NewRequests, s.LegacyRequests), MinSamples: minN}
+	if s.NewRequests > 0 && s.LegacyRequests > 0 {
+		lat.Value = latencyRatio(s)
+	}
+	lat.Bound, lat.Lower = lat.Value, lat.Value
+	nums := fmt.Sprintf("latency ratio %.2f (new p99 %v / legacy p99 %v), max_latency_ratio %v",
+		lat.Value, s.NewP99, s.LegacyP99, r.MaxLatencyRatio)
+	switch {
+	case lat.Samples == 0 && minN == 0:
+		lat.State, lat.Reason = GatePass, "latency ratio: no samples and min_compared 0"
+	case lat.Samples < minN || lat.Samples == 0:
+		lat.State = GateHold
+		lat.Reason = fmt.Sprintf("latency ratio: too few samples, %d of %d requests to new, %d of %d to legacy",
+			s.NewRequests, minN, s.LegacyRequests, minN)
+	case lat.Value > r.MaxLatencyRatio:
+		lat.State, lat.Reason = GateFail, nums+": above the limit"
+	default:
+		lat.State, lat.Reason = GatePass, nums+": within the limit"
+	}
+	return []Gate{diff, errs, lat}
+}
+
+func latencyRatio(s Stats) float64 {
+	return float64(max(s.NewP99, LatencyFloor)) / float64(max(s.LegacyP99, LatencyFloor))
 }
 
 func rollback(d Decision, gate, why string) Decision {
@@ -264,24 +324,33 @@ func rampValues(now time.Time, st Progress, s Stats) map[string]float64 {
 	}
 	latency := 0.0
 	if s.NewRequests > 0 && s.LegacyRequests > 0 {
-		latency = float64(max(s.NewP99, LatencyFloor)) / float64(max(s.LegacyP99, LatencyFloor))
+		latency = latencyRatio(s)
 	}
+	dLo, dHi := Wilson(s.Mismatched, s.Compared, Z)
+	eLo, eHi := Wilson(s.NewErrors, s.NewRequests, Z)
 	held := now.Sub(st.StepSince).Seconds()
 	if st.StepSince.IsZero() || held < 0 || math.IsInf(held, 0) {
 		held = 0
 	}
 	return map[string]float64{
-		"diff_rate":          ratio(s.Mismatched, s.Compared),
-		"error_rate":         ratio(s.NewErrors, s.NewRequests),
-		"latency_ratio":      latency,
-		"compared":           float64(s.Compared),
-		"mismatched":         float64(s.Mismatched),
-		"new_requests":       float64(s.NewRequests),
-		"new_errors":         float64(s.NewErrors),
-		"legacy_requests":    float64(s.LegacyRequests),
-		"legacy_p99_seconds": s.LegacyP99.Seconds(),
-		"new_p99_seconds":    s.NewP99.Seconds(),
-		"held_seconds":       held,
+		"diff_rate":                ratio(s.Mismatched, s.Compared),
+		"error_rate":               ratio(s.NewErrors, s.NewRequests),
+		"latency_ratio":            latency,
+		"diff_rate_lower":          dLo,
+		"diff_rate_upper":          dHi,
+		"error_rate_lower":         eLo,
+		"error_rate_upper":         eHi,
+		"confidence":               Confidence,
+		"compared":                 float64(s.Compared),
+		"mismatched":               float64(s.Mismatched),
+		"noise":                    float64(s.Noise),
+		"mismatched_when_compared": float64(s.MismatchedWhenCompared),
+		"new_requests":             float64(s.NewRequests),
+		"new_errors":               float64(s.NewErrors),
+		"legacy_requests":          float64(s.LegacyRequests),
+		"legacy_p99_seconds":       s.LegacyP99.Seconds(),
+		"new_p99_seconds":          s.NewP99.Seconds(),
+		"held_seconds":             held,
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tandem-proxy/tandem/compare"
 	"github.com/tandem-proxy/tandem/rules"
 )
 
@@ -16,10 +17,12 @@ func testRamp() *rules.Ramp {
 	return &r
 }
 
-// goodStats pass every gate with enough samples.
+// goodStats pass every gate with enough samples: 1 real mismatch in 1000
+// (95% upper bound 0.0045 ≤ 0.005), no error in 3000 requests to new
+// (upper bound 0.0009 ≤ 0.001).
 func goodStats() Stats {
 	return Stats{
-		Since: t0, Compared: 1000, Mismatched: 1, NewRequests: 1000, NewErrors: 0, LegacyRequests: 1000,
+		Since: t0, Compared: 1000, Mismatched: 1, NewRequests: 3000, NewErrors: 0, LegacyRequests: 3000,
 		LegacyP99: 200 * time.Millisecond, NewP99: 220 * time.Millisecond,
 	}
 }
@@ -27,8 +30,14 @@ func goodStats() Stats {
 // noRamp in a TestStep row stands for a route without a ramp (nil).
 var noRamp = &rules.Ramp{}
 
+// The bounds in the reasons below are the one-sided 95% Wilson bounds,
+// computed apart from this package (Python: statistics.NormalDist for z,
+// the bound found by bisection on the score statistic):
+// 6/1000 [0.0031, 0.0116], 3/1000 [0.0012, 0.0075], 12/1000 [0.0075,
+// 0.0191], 12/3000 [0.0025, 0.0064], 0/1000 errors upper 0.0027.
 func TestStep(t *testing.T) {
 	at5 := Progress{StepIndex: 1, StepSince: t0, Percent: 5}
+	at0 := Progress{StepIndex: -1, StepSince: t0}
 	held := t0.Add(10 * time.Minute)
 	with := func(f func(*Stats)) Stats { s := goodStats(); f(&s); return s }
 	cases := []struct {
@@ -43,13 +52,18 @@ func TestStep(t *testing.T) {
 		gate    string
 		reason  string // substring
 	}{
-		{"gates pass and the hold elapsed: next step", nil, held, 5, at5, goodStats(), ActionAdvance, 25, "", "advancing to 25%"},
+		{"upper bounds within the limits and the hold elapsed: next step", nil, held, 5, at5, goodStats(), ActionAdvance, 25, "", "advancing to 25%"},
 		{"hold not elapsed yet: wait", nil, t0.Add(9 * time.Minute), 5, at5, goodStats(), ActionWait, 5, "", "held 9m0s of 10m0s"},
-		{"diff rate above the maximum: rollback", nil, t0.Add(time.Minute), 5, at5, with(func(s *Stats) { s.Mismatched = 6 }),
-			ActionRollback, 0, GateDiffRate, "diff rate 0.0060 (6 of 1000 compared) is above max_diff_rate 0.005"},
-		{"diff rate exactly at the maximum passes", nil, held, 5, at5, with(func(s *Stats) { s.Mismatched = 5 }), ActionAdvance, 25, "", ""},
-		{"error rate above the maximum: rollback", nil, t0.Add(time.Minute), 5, at5, with(func(s *Stats) { s.NewErrors = 2 }),
-			ActionRollback, 0, GateErrorRate, "error rate 0.0020 (2 of 1000 requests to new)"},
+		{"lower bound above max_diff_rate: rollback", nil, t0.Add(time.Minute), 5, at5, with(func(s *Stats) { s.Mismatched = 12 }),
+			ActionRollback, 0, GateDiffRate, "diff rate 0.0120 (12 of 1000 compared), 95% bounds [0.0075, 0.0191], max_diff_rate 0.005: the lower bound is above the limit"},
+		{"rate above the limit, lower bound not: hold with the numbers, never roll back", nil, held, 5, at5, with(func(s *Stats) { s.Mismatched = 6 }),
+			ActionWait, 5, "", "holding at 5%: diff rate 0.0060 (6 of 1000 compared), 95% bounds [0.0031, 0.0116], max_diff_rate 0.005: the interval straddles the limit"},
+		{"rate below the limit, upper bound not: hold, never advance", nil, held, 5, at5, with(func(s *Stats) { s.Mismatched = 3 }),
+			ActionWait, 5, "", "diff rate 0.0030 (3 of 1000 compared), 95% bounds [0.0012, 0.0075]"},
+		{"no error in 1000 requests does not prove an error rate ≤ 0.001: hold", nil, held, 5, at5, with(func(s *Stats) { s.NewRequests, s.LegacyRequests = 1000, 1000 }),
+			ActionWait, 5, "", "error rate 0.0000 (0 of 1000 requests to new), 95% bounds [0.0000, 0.0027], max_error_rate 0.001"},
+		{"error rate's lower bound above the maximum: rollback", nil, t0.Add(time.Minute), 5, at5, with(func(s *Stats) { s.NewErrors = 12 }),
+			ActionRollback, 0, GateErrorRate, "error rate 0.0040 (12 of 3000 requests to new), 95% bounds [0.0025, 0.0064]"},
 		{"latency ratio above the maximum: rollback", nil, t0.Add(time.Minute), 5, at5, with(func(s *Stats) { s.NewP99 = 300 * time.Millisecond }),
 			ActionRollback, 0, GateLatencyRatio, "latency ratio 1.50 (new p99 300ms / legacy p99 200ms)"},
 		{"sub-millisecond latencies are floored, not compared raw", nil, held, 5, at5,
@@ -58,18 +72,24 @@ func TestStep(t *testing.T) {
 			with(func(s *Stats) { s.Mismatched, s.NewErrors = 50, 50 }), ActionRollback, 0, GateDiffRate, "max_error_rate"},
 		{"breaker open: rollback at once, without samples", nil, t0, 5, at5, Stats{Since: t0, BreakerOpen: true},
 			ActionRollback, 0, GateBreaker, "circuit breaker is open at 5%"},
+		{"breaker open at 0%: the ramp does not start, and does not roll back", nil, t0, 0, at0, Stats{Since: t0, BreakerOpen: true},
+			ActionWait, 0, GateBreaker, "never rolls back before its first step"},
 		{"breaker opening mid-step, gates fine: rollback", nil, t0.Add(4 * time.Minute), 25, Progress{StepIndex: 2, StepSince: t0, Percent: 25},
 			with(func(s *Stats) { s.BreakerOpen = true }), ActionRollback, 0, GateBreaker, "from 25% to 0%"},
 		{"3 samples, all mismatched: too few to roll back", nil, held, 5, at5,
-			Stats{Since: t0, Compared: 3, Mismatched: 3, NewRequests: 3, LegacyRequests: 3}, ActionWait, 5, "", "too few samples at 5%: 3 of 500 comparisons"},
+			Stats{Since: t0, Compared: 3, Mismatched: 3, NewRequests: 3, LegacyRequests: 3}, ActionWait, 5, "", "diff rate: too few samples, 3 of 500 compared"},
+		{"at 0% a failing gate holds, never rolls back before the first step", nil, held, 0, at0,
+			with(func(s *Stats) { s.Mismatched = 300 }), ActionWait, 0, GateDiffRate, "holding at 0% before the first step"},
+		{"at 0% with too few samples: wait", nil, held, 0, at0, Stats{Since: t0, Compared: 10, Mismatched: 10, NewRequests: 10, LegacyRequests: 10},
+			ActionWait, 0, "", "too few samples, 10 of 500 compared"},
 		{"enough comparisons, few requests to new: the error gate waits for its own minimum", nil, held, 5, at5,
-			with(func(s *Stats) { s.NewRequests, s.NewErrors = 10, 5 }), ActionWait, 5, "", "10 of 500 requests to new"},
+			with(func(s *Stats) { s.NewRequests, s.NewErrors = 10, 5 }), ActionWait, 5, "", "error rate: too few samples, 10 of 500 requests to new"},
 		{"too few samples never advance, however long the hold", nil, t0.Add(time.Hour), 5, at5,
-			with(func(s *Stats) { s.Compared = 499 }), ActionWait, 5, "", "499 of 500 comparisons"},
+			with(func(s *Stats) { s.Compared = 499 }), ActionWait, 5, "", "499 of 500 compared"},
 		{"statistics from before the step do not count, even failing ones", nil, held, 5, Progress{StepIndex: 1, StepSince: t0.Add(time.Minute), Percent: 5},
 			with(func(s *Stats) { s.Mismatched = 900 }), ActionWait, 5, "", "predate the step"},
 		{"last step passing: done", nil, held, 100, Progress{StepIndex: 4, StepSince: t0, Percent: 100}, goodStats(), ActionDone, 100, "", "the ramp is complete"},
-		{"not started: the first step after a hold at 0% on mirrored traffic", nil, held, 0, Progress{StepIndex: -1, StepSince: t0}, goodStats(), ActionAdvance, 1, "", "advancing to 1%"},
+		{"not started: the first step after a hold at 0% on mirrored traffic", nil, held, 0, at0, goodStats(), ActionAdvance, 1, "", "advancing to 1%"},
 		{"off-step value set by hand: the next step is the first above it", nil, held, 10, Progress{StepIndex: 1, StepSince: t0, Percent: 10}, goodStats(), ActionAdvance, 25, "", ""},
 		{"serve_new changed outside the state: wait for re-anchoring", nil, held, 10, at5, goodStats(), ActionWait, 10, "", "changed from 5% to 10% outside the ramp"},
 		{"Flagger bug: steps ending below 100 never report done", &rules.Ramp{Steps: []float64{10, 50}, Hold: rules.Duration(time.Minute), MinCompared: 1, MaxDiffRate: 1, MaxErrorRate: 1, MaxLatencyRatio: 9},
@@ -104,6 +124,22 @@ func TestStep(t *testing.T) {
 					t.Errorf("value %s = %v", k, v)
 				}
 			}
+			// Whenever the gates were evaluated, each is there with its
+			// numbers, and a rollback's gate is one that failed.
+			for _, g := range d.Gates {
+				if g.Name == "" || g.Reason == "" || g.Limit == 0 && r != nil && r.MaxDiffRate != 0 && g.Name == GateDiffRate {
+					t.Errorf("gate %+v", g)
+				}
+				if g.Bound < g.Lower || g.Value < g.Lower-1e-12 || g.Value > g.Bound+1e-12 {
+					t.Errorf("gate %s: value %v outside its bounds [%v, %v]", g.Name, g.Value, g.Lower, g.Bound)
+				}
+				if d.Action == ActionRollback && g.Name == d.Gate && g.State != GateFail {
+					t.Errorf("rolled back on gate %s in state %s", g.Name, g.State)
+				}
+				if d.Action == ActionAdvance && g.State != GatePass {
+					t.Errorf("advanced with gate %s in state %s", g.Name, g.State)
+				}
+			}
 		})
 	}
 }
@@ -115,7 +151,11 @@ func TestRampWindow(t *testing.T) {
 	for i := 1; i <= 100; i++ {
 		w.AddLegacy(t0, time.Duration(i)*time.Millisecond)
 		w.AddNew(t0, time.Duration(2*i)*time.Millisecond, i%50 == 0)
-		w.AddCompare(t0, i%25 == 0)
+		var sig compare.Signature
+		if i%25 == 0 {
+			sig = compare.Signature{{Kind: compare.KindJSON, Path: "$.v"}}
+		}
+		w.AddCompare(t0, sig, i%25 == 0)
 	}
 	s := w.Stats()
 	if s.Compared != 100 || s.Mismatched != 4 || s.NewRequests != 100 || s.NewErrors != 2 || s.LegacyRequests != 100 || !s.Since.Equal(t0) {
@@ -126,7 +166,7 @@ func TestRampWindow(t *testing.T) {
 	}
 	step := t0.Add(time.Minute)
 	w.Reset(step)
-	w.AddCompare(step.Add(-time.Second), true) // request from the previous step, finishing late
+	w.AddCompare(step.Add(-time.Second), compare.Signature{{Kind: compare.KindStatus, Path: "$.status"}}, true) // request from the previous step, finishing late
 	w.AddNew(step.Add(-time.Second), time.Hour, true)
 	w.AddLegacy(time.Time{}, time.Second) // no start time: dropped
 	w.MarkBreakerOpen(step.Add(-time.Second))
@@ -146,10 +186,14 @@ func TestRampWindow(t *testing.T) {
 func TestRampTrackerLifecycle(t *testing.T) {
 	r := &rules.Ramp{Steps: []float64{10, 100}, Hold: rules.Duration(time.Minute), MinCompared: 100, MaxDiffRate: 0.01, MaxErrorRate: 0.01, MaxLatencyRatio: 1.5}
 	now, current := t0, 0.0
-	tr := NewTracker(NewProgress(now, r, current))
+	tr := NewTracker(NewProgress(now, r, current), "images", nil)
 	feed := func(start time.Time, n int, mismatch bool) {
 		for i := 0; i < n; i++ {
-			tr.Window().AddCompare(start, mismatch)
+			var sig compare.Signature
+			if mismatch {
+				sig = compare.Signature{{Kind: compare.KindJSON, Path: "$.v"}}
+			}
+			tr.Window().AddCompare(start, sig, mismatch)
 			tr.Window().AddNew(start, 10*time.Millisecond, false)
 			tr.Window().AddLegacy(start, 10*time.Millisecond)
 		}
@@ -161,7 +205,7 @@ func TestRampTrackerLifecycle(t *testing.T) {
 		}
 	}
 
-	feed(now, 200, false)
+	feed(now, 300, false)
 	expect("gates pass at 0% before the hold", tr.Decide(now.Add(30*time.Second), r, current, false), ActionWait, 0)
 	now = now.Add(time.Minute)
 	d := tr.Decide(now, r, current, false)
@@ -175,12 +219,12 @@ func TestRampTrackerLifecycle(t *testing.T) {
 		t.Fatalf("state after the step: %+v", st)
 	}
 	feed(lateStart, 500, true) // mismatches from requests of the previous step
-	feed(now, 150, false)
+	feed(now, 300, false)
 	now = now.Add(time.Minute)
 	d = tr.Decide(now, r, current, false)
 	expect("stale statistics after the step change do not count", d, ActionAdvance, 100)
-	if d.Values["compared"] != 150 {
-		t.Errorf("compared = %v, want 150 (the late comparisons dropped)", d.Values["compared"])
+	if d.Values["compared"] != 300 {
+		t.Errorf("compared = %v, want 300 (the late comparisons dropped)", d.Values["compared"])
 	}
 	// The advance failed to apply (disk full): the same decision next time.
 	expect("an unapplied decision is made again", tr.Decide(now.Add(time.Second), r, current, false), ActionAdvance, 100)
@@ -203,7 +247,7 @@ func TestRampTrackerLifecycle(t *testing.T) {
 	if st := tr.State(); st.Halted || st.Percent != 10 {
 		t.Fatalf("promote by hand did not resume: %+v", st)
 	}
-	feed(now, 150, false)
+	feed(now, 300, false)
 	tr.Window().MarkBreakerOpen(now.Add(time.Second))
 	d = tr.Decide(now.Add(2*time.Second), r, current, false)
 	expect("breaker opened and closed between looks", d, ActionRollback, 0)
@@ -214,10 +258,39 @@ func TestRampTrackerLifecycle(t *testing.T) {
 	current = 100 // by hand again, then hold with gates passing
 	now = now.Add(time.Hour)
 	tr.Decide(now, r, current, false)
-	feed(now, 150, false)
+	feed(now, 300, false)
 	now = now.Add(time.Minute)
 	expect("last step held", tr.Decide(now, r, current, false), ActionDone, 100)
 	expect("finished", tr.Decide(now.Add(time.Minute), r, current, true), ActionWait, 100)
+}
+
+// At 0% an open breaker holds the ramp without halting it; once it has
+// closed, the statistics and the hold restart and the ramp can start.
+func TestRampBreakerAtZero(t *testing.T) {
+	r := &rules.Ramp{Steps: []float64{10, 100}, Hold: rules.Duration(time.Minute), MinCompared: 10, MaxDiffRate: 0.5, MaxErrorRate: 0.5, MaxLatencyRatio: 10}
+	tr := NewTracker(NewProgress(t0, r, 0), "r", nil)
+	feed := func(at time.Time, n int) {
+		for i := 0; i < n; i++ {
+			tr.Window().AddCompare(at, nil, false)
+			tr.Window().AddNew(at, time.Millisecond, false)
+			tr.Window().AddLegacy(at, time.Millisecond)
+		}
+	}
+	feed(t0, 50)
+	tr.Window().MarkBreakerOpen(t0.Add(time.Second))
+	d := tr.Decide(t0.Add(2*time.Minute), r, 0, true)
+	if d.Action != ActionWait || d.Gate != GateBreaker || tr.State().Halted {
+		t.Fatalf("breaker open at 0%%: %s gate %q halted %v (%s)", d.Action, d.Gate, tr.State().Halted, d.Reason)
+	}
+	closed := t0.Add(3 * time.Minute)
+	d = tr.Decide(closed, r, 0, false) // closed again: restart
+	if d.Action != ActionWait || d.Values["compared"] != 0 || !tr.State().StepSince.Equal(closed) {
+		t.Fatalf("breaker closed at 0%%: %s, %v compared, since %v (%s)", d.Action, d.Values["compared"], tr.State().StepSince, d.Reason)
+	}
+	feed(closed, 50)
+	if d := tr.Decide(closed.Add(time.Minute), r, 0, false); d.Action != ActionAdvance || d.ToPercent != 10 {
+		t.Fatalf("after the breaker closed: %s → %v (%s), want advance to 10", d.Action, d.ToPercent, d.Reason)
+	}
 }
 
 // After a restart, the audit log says whether the ramp was halted.

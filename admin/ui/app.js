@@ -536,12 +536,37 @@
     });
   }
 
+  // The ramp's gates (GET /api/v1/routes: ramp.gates), shown beside the
+  // Promote button: each with its value, the bound of its one-sided 95%
+  // Wilson interval (the latency ratio has none), its limit and samples.
+  const GATE_LABELS = { diff_rate: "Diff rate", error_rate: "Error rate", latency_ratio: "Latency ratio" };
+  const GATE_STATES = { pass: "ok", hold: "warn", fail: "bad" };
+  function fmtGate(name, v) {
+    if (v === undefined || v === null) return "—";
+    if (name === "latency_ratio") return v.toFixed(2) + "×";
+    return String(Math.round(v * 10000) / 100) + "%";
+  }
+  function gateList(rp) {
+    if (!rp) return null;
+    const gates = rp.gates || [];
+    if (!gates.length) return h("div", { class: "gates small muted", "data-field": "gates", text: "gates: not evaluated yet" });
+    return h("div", { class: "gates", "data-field": "gates" }, gates.map((g) =>
+      h("div", { class: "gate", "data-gate": g.name, "data-state": g.state, title: g.reason || "" },
+        badge(g.state, GATE_STATES[g.state] || "", g.reason || ""), " ",
+        h("strong", { text: GATE_LABELS[g.name] || g.name }), " ",
+        h("span", { "data-part": "value", text: fmtGate(g.name, g.value) }),
+        h("span", { class: "muted", text: " · bound " }), h("span", { "data-part": "bound", text: fmtGate(g.name, g.bound) }),
+        h("span", { class: "muted", text: " · limit " }), h("span", { "data-part": "limit", text: fmtGate(g.name, g.limit) }),
+        h("span", { class: "muted", text: " · n " }), h("span", { "data-part": "samples", text: fmtInt(g.samples) + "/" + fmtInt(g.min_samples) }))));
+  }
+
   function actionButtons(app, r) {
     if (!r.new) return h("span", { class: "muted", text: "pass-through" });
     return h("div", { class: "actions" },
       h("button", { type: "button", "data-action": "promote", onclick: () => promoteDialog(app, r), text: "Promote…" }),
       h("button", { type: "button", class: "danger-outline", "data-action": "rollback", disabled: r.serve_new === 0 && !r.ramp ? true : null,
-        onclick: () => rollbackDialog(app, r), text: "Roll back…" }));
+        onclick: () => rollbackDialog(app, r), text: "Roll back…" }),
+      gateList(r.ramp));
   }
 
   // -------------------------------------------------------------- views

@@ -26,6 +26,7 @@ var verbs = map[string]verb{
 	"promote":        {"serve a share of a route's traffic from its new backend", runPromote},
 	"rollback":       {"serve all of a route's traffic from legacy again", runRollback},
 	"report":         {"print the diff report of every route", runReport},
+	"status":         {"show each route's split, ramp step and gates (value, bound, limit)", runStatus},
 	"demo":           {"the whole story on one machine: sample services, shadow traffic, report, promote, rollback", runDemo},
 	"loadtest":       {"send paced load to a URL and report latency percentiles", runLoadtest},
 	"sample-corpus":  {"write the demo's upload corpus (JPEG, PNG, GIF, WebP, rotated, alpha, broken) to a directory", runSampleCorpus},
