@@ -362,7 +362,7 @@ func (s *Server) noise(w http.ResponseWriter, r *http.Request, body []byte) {
 		case errors.As(err, &bad):
 			fail(w, http.StatusBadRequest, "%v", bad.Err)
 		case errors.As(err, &notApplied):
-			fail(w, http.StatusServiceUnavailable, "the noise mark was not applied: %v", notApplied.Err)
+			fail(w, http.StatusServiceUnavailable, "the noise mark was not applied (nothing changed): %v", notApplied.Err)
 		default:
 			fail(w, http.StatusInternalServerError, "cannot mark noise: %v", err)
 		}

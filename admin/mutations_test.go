@@ -150,7 +150,7 @@ func TestPromoteRollbackNoiseBodies(t *testing.T) {
 	expect(t, "noise refused as bad", do(f.srv, req("POST", "/api/v1/routes/img/noise", `{"path": "$.id"}`)), 400, "compares no JSON")
 	f.noiseErr = &NotAppliedError{Err: errors.New("cannot write noise.json: no space left on device")}
 	expect(t, "noise not persisted", do(f.srv, req("POST", "/api/v1/routes/img/noise", `{"path": "$.id"}`)), 503,
-		"the noise mark was not applied: cannot write noise.json: no space left on device")
+		"the noise mark was not applied (nothing changed): cannot write noise.json: no space left on device")
 	f.noiseErr = errors.New("something else")
 	expect(t, "noise failed otherwise", do(f.srv, req("POST", "/api/v1/routes/img/noise", `{"path": "$.id"}`)), 500, "cannot mark noise: something else")
 }

@@ -153,7 +153,7 @@ func Open(cfg *config.Config, o Options) (_ *Instance, err error) {
 	}
 
 	learner := compare.NewLearner()
-	in.noise = &noiseFile{path: filepath.Join(cfg.DataDir, "noise.json"), learner: learner}
+	in.noise = &noiseFile{path: filepath.Join(cfg.DataDir, "noise.json"), learner: learner, log: log}
 	if err := in.noise.load(); err != nil {
 		log.Warn("learned noise not restored", "err", err)
 	}
@@ -233,16 +233,30 @@ func (in *Instance) rulesChanged(r rules.Rules) {
 	in.log.Info("rules in force", "version", r.Version, "routes", len(r.Routes))
 }
 
-// markNoise marks a path as noise for a route (POST /api/v1/noise), saves
-// the learner and audits it.
+// markNoise marks a path as noise for a route (POST
+// /api/v1/routes/{name}/noise): persisted and audited before it takes
+// effect (noiseFile.mark). A mark that cannot be persisted is refused with
+// an admin.NotAppliedError (503) and changes nothing.
 func (in *Instance) markNoise(route, p, reason string) error {
-	if err := in.noise.learner.Mark(route, p, reason); err != nil {
-		return &admin.BadRequestError{Err: err}
-	}
-	if err := in.noise.save(); err != nil {
+	ev := rules.Event{Actor: "api", Kind: "noise", Route: route, Reason: reason, New: "noise " + p}
+	err := in.noise.mark(route, p, reason, func() error { return in.state.Record(ev) })
+	var me *markError
+	if !errors.As(err, &me) {
 		return err
 	}
-	return in.state.Record(rules.Event{Actor: "api", Kind: "noise", Route: route, Reason: reason, New: "noise " + p})
+	if me.bad {
+		return &admin.BadRequestError{Err: me.err}
+	}
+	in.log.Warn("noise mark not applied: it cannot be persisted", "route", route, "path", p, "err", me.err)
+	if me.audited {
+		// The audit entry is written; say in the log that it did not apply.
+		withdrawn := rules.Event{Actor: "tandem", Kind: "noise", Route: route, Old: "noise " + p, New: "not applied",
+			Reason: "the mark above could not be saved: " + me.err.Error()}
+		if err := in.state.Record(withdrawn); err != nil {
+			in.log.Error("the audit log records a noise mark that was not applied", "route", route, "path", p, "err", err)
+		}
+	}
+	return &admin.NotAppliedError{Err: me.err}
 }
 
 // Run serves until ctx is done or a listener fails, then shuts down: the
