@@ -62,6 +62,7 @@ type Instance struct {
 	ad      *admin.Server
 	ctl     *ramp.Controller
 	noise   *noiseFile
+	rates   *diffRateGauges
 	reloads *reloadMetrics
 	ln, aln net.Listener
 
@@ -187,6 +188,14 @@ func Open(cfg *config.Config, o Options) (_ *Instance, err error) {
 	px.Follow(state)
 	state.Subscribe(in.rulesChanged)
 	registerStoreMetrics(in.ms, st)
+	in.rates = &diffRateGauges{ms: in.ms, st: st, log: log, routes: func() []string {
+		var names []string
+		for _, r := range state.Current().Routes {
+			names = append(names, r.Name)
+		}
+		return names
+	}}
+	in.rates.refresh() // at start-up: the gauges exist before any traffic
 
 	if in.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("cannot listen on %s: %w", cfg.Listen, err)
@@ -279,6 +288,7 @@ func (in *Instance) Run(ctx context.Context) error {
 	flusher := &counterFlusher{px: in.px, st: in.st, last: map[string]proxy.RouteCounters{}}
 	in.jobs.start(&job{name: "counter-flush", interval: flushEvery, run: flusher.flush, final: flusher.flush})
 	in.jobs.start(&job{name: "ramp-tick", interval: tickEvery, run: in.ctl.Tick})
+	in.jobs.start(&job{name: "report-gauge", interval: diffRateEvery, run: in.rates.refresh})
 	in.jobs.start(&job{name: "noise-save", interval: saveEvery, run: func() {
 		if err := in.noise.save(); err != nil {
 			in.log.Warn("learned noise not saved", "err", err)
