@@ -808,6 +808,24 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 	}) {
 		t.Fatalf("tandem_report_diff_rate %v, the report's diff rate %v: the gauge did not catch up", gauge, reportRate)
 	}
+	// VictoriaMetrics hides the newest second of points from queries
+	// (-search.latencyOffset): push until a query sees the caught-up gauge.
+	gaugeQuery := url.Values{"query": {fmt.Sprintf(`tandem_report_diff_rate{route=%q}`, r.route)}, "nocache": {"1"}}
+	if !pollUntil(15*time.Second, func() bool {
+		var res struct {
+			Data struct{ Result []struct{ Value [2]any } }
+		}
+		gaugeQuery.Set("time", strconv.FormatInt(time.Now().Unix(), 10))
+		vmGet(t, hc, vm+"/api/v1/query?"+gaugeQuery.Encode(), &res)
+		if len(res.Data.Result) != 1 {
+			return false
+		}
+		v, _ := res.Data.Result[0].Value[1].(string)
+		got, err := strconv.ParseFloat(v, 64)
+		return err == nil && math.Abs(got-reportRate) <= 1e-9*reportRate
+	}) {
+		t.Fatalf("VictoriaMetrics never returned tandem_report_diff_rate = %v", reportRate)
+	}
 	close(stop)
 	if err := <-pushed; err != nil {
 		t.Fatalf("pushing /metrics: %v", err)
