@@ -162,7 +162,12 @@ func Open(cfg *config.Config, o Options) (_ *Instance, err error) {
 	if in.st == nil {
 		// Through a *store.Store: a failed Open must leave in.st a nil
 		// interface, not one holding a nil pointer that Close would call.
-		sq, err := store.Open(filepath.Join(cfg.DataDir, "store.db"), store.Options{Logger: log})
+		sq, err := store.Open(filepath.Join(cfg.DataDir, "store.db"), store.Options{
+			Logger:              log,
+			Noise:               learner, // noise is applied when the store is read
+			ComparisonRetention: time.Duration(cfg.Retention.Comparisons),
+			Instance:            cfg.Listen, // fleet.instance's default, for now the only name
+		})
 		if err != nil {
 			return nil, err
 		}

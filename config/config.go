@@ -28,6 +28,8 @@ type Config struct {
 	DataDir string `yaml:"data_dir"`
 	Limits  Limits `yaml:"limits"`
 	Client  Client `yaml:"client"`
+	// Retention bounds how long stored records are kept.
+	Retention Retention `yaml:"retention"`
 	// ShutdownTimeout bounds how long SIGTERM waits for in-flight requests. Default 30s.
 	ShutdownTimeout rules.Duration      `yaml:"shutdown_timeout"`
 	Backends        map[string]*Backend `yaml:"backends"`
@@ -80,6 +82,14 @@ type Limits struct {
 	// compared by hash and size and counted in
 	// tandem_compare_limited_total{reason="decode_budget"}. Default 256MiB.
 	DecodeMemory Size `yaml:"decode_memory"`
+}
+
+// Retention bounds how long the diff store keeps its records.
+type Retention struct {
+	// Comparisons is how long the per-request comparison records (the
+	// comparisons lookup) are kept; they are also bounded, with the
+	// samples, by the store's total size. Default 24h; must be > 0.
+	Comparisons rules.Duration `yaml:"comparisons"`
 }
 
 // Client configures the client-facing connections.
@@ -163,6 +173,7 @@ func Default() *Config {
 			RawSyscalls:   true,
 		},
 		ShutdownTimeout: rules.Duration(30 * time.Second),
+		Retention:       Retention{Comparisons: rules.Duration(24 * time.Hour)},
 	}
 }
 
@@ -265,6 +276,9 @@ func (c *Config) Validate() []error {
 		bad("client.max_header", "%s must be within 4KiB..16MiB", c.Client.MaxHeader)
 	}
 	positive("shutdown_timeout", int64(c.ShutdownTimeout))
+	if c.Retention.Comparisons <= 0 {
+		bad("retention.comparisons", "must be greater than 0 (how long per-request comparisons are kept; default 24h)")
+	}
 	if len(c.Backends) == 0 {
 		bad("backends", "at least one backend is required")
 	}

@@ -18,7 +18,7 @@ func TestExampleConfigIsValid(t *testing.T) {
 		t.Fatalf("example config: %v", errs)
 	}
 	d := Default()
-	if c.Limits != d.Limits || c.Client != d.Client || c.Listen != d.Listen || c.Admin.Listen != d.Admin.Listen {
+	if c.Limits != d.Limits || c.Client != d.Client || c.Listen != d.Listen || c.Admin.Listen != d.Admin.Listen || c.Retention != d.Retention {
 		t.Errorf("example does not match the defaults:\n got %+v %+v\nwant %+v %+v", c.Limits, c.Client, d.Limits, d.Client)
 	}
 	if got, want := *c.Backends["legacy"], withURL(DefaultBackend(), "http://127.0.0.1:9001", 1024); got.URL != want.URL || got.Timeout != want.Timeout || got.MaxConns != want.MaxConns || got.Breaker != want.Breaker {
@@ -84,6 +84,9 @@ routes: [{name: r, legacy: legacy, new: new}]
 	if !c.Client.RawSyscalls {
 		t.Errorf("client.raw_syscalls defaults to false; want true (raw calls, Linux only)")
 	}
+	if c.Retention.Comparisons.D() != 24*time.Hour {
+		t.Errorf("retention.comparisons defaults to %v; want 24h", c.Retention.Comparisons.D())
+	}
 	if c.Limits.MaxBody != 1<<30 || c.DataDir != "./tandem-data" || c.Admin.Listen != "127.0.0.1:9901" {
 		t.Errorf("top-level defaults: %+v", c)
 	}
@@ -101,6 +104,9 @@ func TestParseErrors(t *testing.T) {
 		{"duplicate key", "listen: a:1\nlisten: b:2\n", []string{"line 2:"}},
 		{"underscores_in_headers is a boolean", "client:\n  underscores_in_headers: drop\n", []string{"line 2:", "drop"}},
 		{"syntax error", "routes: [\n", []string{"line"}},
+		{"comparisons kept for no time", "retention:\n  comparisons: 0s\n", []string{"line 2: retention.comparisons: must be greater than 0"}},
+		{"comparisons kept for negative time", "retention: {comparisons: -1h}\n", []string{"line 1: retention.comparisons: must be greater than 0"}},
+		{"comparisons retention is a duration", "retention: {comparisons: a day}\n", []string{"line 1:", `invalid duration "a day"`}},
 		{"empty", "", []string{"empty document"}},
 		{"no backends or routes", "listen: 127.0.0.1:1\n", []string{"backends: at least one backend", "routes: at least one route"}},
 		{"route problems each with a line", `backends: {legacy: {url: "http://a:1"}}

@@ -24,6 +24,13 @@ type Exchange struct {
 	// LegacyLatency and NewLatency are times to response headers.
 	LegacyLatency, NewLatency time.Duration
 	Result                    compare.Result
+	// Secondary is the answer of the route's secondary backend (a second
+	// legacy instance) and SecondaryResult its comparison with Legacy, when
+	// one was made; both nil otherwise. Its differences can only be noise:
+	// the learner counts them, and a store records them (role secondary)
+	// so that a comparisons lookup shows them.
+	Secondary       *compare.Response
+	SecondaryResult *compare.Result
 	// Secrets are the credential values the client sent (Authorization
 	// credentials, cookie values), so that a store can scrub them wherever a
 	// backend echoed them. They must never be stored or logged.

@@ -150,7 +150,12 @@ func (s *Server) compareJob(j *shadowJob) {
 		ex.New, ex.NewLatency = j.shadowResp, j.shadowTTFB
 	}
 	if j.secondary != nil && j.secondary.Err == "" && ex.Legacy.Err == "" {
-		s.learner.ObserveSecondary(rt.Name, rt.comparer.Compare(ex.Legacy, j.secondary))
+		sres := rt.comparer.Compare(ex.Legacy, j.secondary)
+		s.learner.ObserveSecondary(rt.Name, sres)
+		// The flags are the record-time view; readers classify the
+		// signature again with the model as it stands when they read.
+		s.learner.Apply(rt.Name, &sres)
+		ex.Secondary, ex.SecondaryResult = j.secondary, &sres
 	}
 	res := rt.comparer.Compare(ex.Legacy, ex.New)
 	if res.Outcome != compare.OutcomeError {

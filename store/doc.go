@@ -1,11 +1,16 @@
 // Package store is tandem's embedded, crash-safe diff store. It owns one
 // SQLite file, <data_dir>/store.db (modernc.org/sqlite, pure Go, WAL
-// journal, synchronous=FULL), and keeps two things in it:
+// journal, synchronous=FULL), and keeps three things in it:
 //
 //   - per-(route, minute) aggregates: the data plane's traffic counters
 //     (AddCounters: every answer clients got, by who served it, its errors,
-//     the mirrored share), compare outcome counts, per-(kind, path) difference
-//     counts and one HdrHistogram of latencies per side. Report sums them.
+//     the mirrored share), comparison counts by signature (see "Noise"),
+//     compare errors, per-(kind, path) difference counts and one
+//     HdrHistogram of latencies per side. Report sums them.
+//   - comparisons: one row per comparison (legacy→new, and legacy→secondary
+//     when the route has a secondary), for Options.ComparisonRetention
+//     (24 h), so Comparisons(requestID) answers "what happened to request
+//     X?".
 //   - samples: a bounded set of whole exchanges (both responses' metadata,
 //     capped bodies, every difference) kept for mismatch, noise and error
 //     outcomes, at most Options.SamplesPerPath per (route, kind, path).
@@ -38,11 +43,11 @@
 // row whose minute is ≥ the minute containing since, so a window may include
 // up to 59 seconds before since. Aggregates are never expired (they are
 // small: one row per route per minute with traffic, plus one per differing
-// path); samples are.
+// path and one per distinct signature); samples and comparison rows are.
 //
 // # Samples and data protection
 //
-// A sample is kept when its outcome is mismatch, noise or error and at least
+// A sample is kept when its recorded outcome is mismatch, noise or error and at least
 // one of its (route, kind, path) keys has fewer than SamplesPerPath samples;
 // the sample is charged to the keys that had room. An error exchange without
 // differences is keyed (status, "$.error"). Bodies are cut to SampleBodyMax
@@ -51,15 +56,51 @@
 // header differences on those headers, are replaced by "[redacted]" before
 // anything is written. A janitor goroutine (runJanitor, also callable as
 // Janitor(now)) deletes samples older than Retention and then the oldest
-// samples while their total size exceeds MaxBytes; a path whose samples were
-// deleted takes new ones again. The file and its -wal/-shm companions have
+// samples (and comparison rows, see "Noise") while their total size
+// exceeds MaxBytes; a path whose samples were deleted takes new ones again. The file and its -wal/-shm companions have
 // mode 0600.
 //
 // # Noise
 //
-// The store does not learn noise. Each compare.Difference carries its Noise
-// flag; a report's PathStat is Noise when the most recent observation of that
-// (kind, path) in the window was noise.
+// The store does not learn noise, and it does not decide it when it
+// records: noise is applied when numbers are read. Each comparison is kept
+// as its compare.Signature, the set of (kind, path) pairs at which the two
+// responses differed, and Report and Comparisons turn signatures into
+// outcomes with Options.Noise (the Learner; nil: nothing is noise) as it
+// stands when they read: a field learned as noise after 50 requests stops
+// counting for those first 50 too. In detail:
+//
+//   - Signatures are numbered per route in a table, deduplicated: at most
+//     3,072 full signatures per route; past that a new one is kept as its
+//     Signature.Shape (array indexes as [*]) while the route has fewer than
+//     4,096; past that it is recorded as an overflow, which always reads as
+//     a mismatch and lists no pairs. The writer keeps the table in memory
+//     (one SELECT per route, once), so a known signature costs no query.
+//   - Per (route, minute, role, signature) a count, role primary (legacy vs
+//     new) and secondary (legacy vs secondary). Report's Matched,
+//     Mismatched, Noise and DiffRate classify the primary counts; the
+//     secondary ones are kept for the same reading elsewhere (the ramp, a
+//     fleet).
+//   - Compare errors are never classified: the primary's are counted in
+//     CompareErrors, the secondary's apart, and a lookup shows them as
+//     errors whatever the model says of their pairs.
+//   - A PathStat's Noise is Options.Noise.Noise(route, kind, path) at read
+//     time; the per-(kind, path) counts do not depend on noise.
+//   - Minutes recorded before schema version 3 (a file written by an older
+//     tandem, migrated in place when opened) report the matched, mismatched
+//     and noise counts they recorded, with the noise model of their time;
+//     they have no signatures to classify again and no comparison rows.
+//     New comparisons in the same minute add to them.
+//   - Each comparison row keeps the request id, time, route, role,
+//     instance (Options.Instance), signature id, the outcome recorded (the
+//     learner's view then; not read for counts) and the id of the sample
+//     stored of it, if any. Rows are kept for ComparisonRetention and count
+//     against MaxBytes with the samples: an estimated 56 bytes plus twice
+//     the request id and the route, instance, outcome and sample id's
+//     lengths (measured 112 bytes per row with 16-byte ids), so 1 GiB holds
+//     about 9 million rows, a day at about 100 comparisons a second. The
+//     janitor deletes rows past their retention, then, while samples and
+//     rows together exceed MaxBytes, the oldest of either first.
 //
 // # A second implementation
 //
@@ -93,8 +134,20 @@
 //     with BodyTruncated set; the credential headers and the request's
 //     secrets redacted before anything is written. Sample of an unknown or
 //     expired id returns an error matching ErrNotFound (errors.Is).
-//   - Size bounds: samples expire after Retention and the oldest go past
-//     MaxBytes; aggregates are kept.
+//   - Noise at read time: Report's Matched, Mismatched, Noise and DiffRate
+//     and each PathStat's Noise, and each Comparison's Outcome and Diffs'
+//     Noise, are what the store's noise model says when they are read, not
+//     what it said when the comparison was recorded; a comparison with an
+//     error outcome stays a compare error.
+//   - Comparisons(id): every retained comparison of the request,
+//     legacy→new and legacy→secondary, oldest first (ties in recording
+//     order, legacy→new first), each with route, instance, the differing
+//     pairs and the id of its sample when one is kept; an unknown or
+//     expired id gives an empty list and no error. The secondary's
+//     comparisons are not counted in Report.
+//   - Size bounds: samples expire after Retention, comparison rows after
+//     ComparisonRetention, and the oldest of either go past MaxBytes;
+//     aggregates are kept.
 //   - After Close: Record and AddCounters return false, Flush returns
 //     ErrClosed, Close again returns the first Close's error.
 //

@@ -11,14 +11,19 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/tandem-proxy/tandem/compare"
 	"github.com/tandem-proxy/tandem/exchange"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
 // schemaVersion is stored in PRAGMA user_version. Version 2 added the
 // served_tandem and served_errors_* columns (migrate adds them to a version 1
-// file, zero in its old rows).
-const schemaVersion = 2
+// file, zero in its old rows). Version 3 added the signatures, minute_sigs
+// and comparisons tables (noise applied at read time): from it on the
+// minutes table's matched, mismatched and noise columns are no longer
+// written, so they hold only the outcomes recorded before the upgrade, and
+// a minute's comparisons are counted by signature in minute_sigs instead.
+const schemaVersion = 3
 
 // Counter columns of the minutes table, in the order of a minuteAgg.
 const (
@@ -84,6 +89,48 @@ CREATE TABLE IF NOT EXISTS minute_diffs (
 	PRIMARY KEY (route, minute, kind, path)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS minute_diffs_minute ON minute_diffs (minute);
+
+-- Version 3: each route's distinct signatures (compare.Signature.Key),
+-- numbered from 1; ids 0 (match), -1 (overflow) and -2 (compare error) are
+-- reserved and not stored. Bounded per route (maxSignatures).
+CREATE TABLE IF NOT EXISTS signatures (
+	route TEXT NOT NULL,
+	id INTEGER NOT NULL,
+	sig TEXT NOT NULL,
+	shape INTEGER NOT NULL,     -- 1 when sig is the Shape kept past maxFullSignatures
+	PRIMARY KEY (route, id)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS signatures_sig ON signatures (route, sig);
+
+-- Version 3: comparisons per (route, minute, role, signature). role 0 is
+-- legacy vs new, 1 legacy vs secondary. Primary compare errors stay in
+-- minutes.compare_errors; secondary ones are sig -2 here.
+CREATE TABLE IF NOT EXISTS minute_sigs (
+	route TEXT NOT NULL,
+	minute INTEGER NOT NULL,
+	role INTEGER NOT NULL,
+	sig INTEGER NOT NULL,
+	count INTEGER NOT NULL,
+	PRIMARY KEY (route, minute, role, sig)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS minute_sigs_minute ON minute_sigs (minute);
+
+-- Version 3: one row per comparison, kept for ComparisonRetention and
+-- within MaxBytes (with the samples).
+CREATE TABLE IF NOT EXISTS comparisons (
+	seq INTEGER PRIMARY KEY,    -- recording order
+	request_id TEXT NOT NULL,
+	at INTEGER NOT NULL,        -- unix ns
+	route TEXT NOT NULL,
+	role INTEGER NOT NULL,
+	instance TEXT NOT NULL,
+	sig INTEGER NOT NULL,
+	outcome TEXT NOT NULL,      -- as recorded (the learner's view then)
+	sample_id TEXT NOT NULL,    -- "" when no sample was stored
+	bytes INTEGER NOT NULL      -- what the row counts against MaxBytes
+);
+CREATE INDEX IF NOT EXISTS comparisons_request ON comparisons (request_id);
+CREATE INDEX IF NOT EXISTS comparisons_at ON comparisons (at);
 
 CREATE TABLE IF NOT EXISTS samples (
 	id TEXT PRIMARY KEY,
@@ -202,7 +249,8 @@ func dsn(path string, o Options, readOnly bool) string {
 }
 
 func open(path string, o Options) (_ *Store, err error) {
-	s := &Store{path: path, o: o, pathCounts: map[pathKey]int{}, hists: map[minuteKey]*minuteHists{}}
+	s := &Store{path: path, o: o, pathCounts: map[pathKey]int{}, hists: map[minuteKey]*minuteHists{},
+		sigs: map[string]*routeSigs{}, parsed: map[sigRef]compare.Signature{}}
 	ctx := context.Background()
 
 	s.wdb, err = sql.Open("sqlite", dsn(path, o, false))
@@ -250,6 +298,10 @@ func open(path string, o Options) (_ *Store, err error) {
 		return nil, err
 	}
 	s.sampleBytes.Store(total)
+	if err = s.wdb.QueryRowContext(ctx, "SELECT COALESCE(SUM(bytes), 0) FROM comparisons").Scan(&total); err != nil {
+		return nil, err
+	}
+	s.compBytes.Store(total)
 
 	s.rdb, err = sql.Open("sqlite", dsn(path, o, true))
 	if err != nil {
@@ -264,7 +316,9 @@ func open(path string, o Options) (_ *Store, err error) {
 }
 
 // migrate adds the counter columns an older file's minutes table lacks, in
-// one transaction; old rows read 0 in them.
+// one transaction; old rows read 0 in them. (The tables of version 3 are
+// created by schema's CREATE TABLE IF NOT EXISTS; a version 2 file's rows
+// are kept as they are.)
 func migrate(ctx context.Context, db *sql.DB) error {
 	rows, err := db.QueryContext(ctx, "SELECT name FROM pragma_table_info('minutes')")
 	if err != nil {
@@ -302,6 +356,25 @@ func migrate(ctx context.Context, db *sql.DB) error {
 // connection.
 type writeStmts struct {
 	selectHists, upsertMinute, upsertDiff, countPath, insertSample, insertSamplePath *sql.Stmt
+	selectSigs, insertSig, upsertSigCount                                            *sql.Stmt
+	// insertComparisons[i] inserts comparisonInserts[i] rows.
+	insertComparisons [len(comparisonInserts)]*sql.Stmt
+}
+
+// Comparison rows are inserted several to a statement: as many of the
+// largest size as fit, then of the smaller ones (comparisonInserts, in
+// decreasing order, ending with 1); a row has comparisonCols values.
+var comparisonInserts = [...]int{64, 16, 4, 1}
+
+const (
+	comparisonsPerInsert = 64 // comparisonInserts[0]
+	comparisonCols       = 9
+)
+
+func (w *writeStmts) all() []**sql.Stmt {
+	return []**sql.Stmt{&w.selectHists, &w.upsertMinute, &w.upsertDiff, &w.countPath, &w.insertSample, &w.insertSamplePath,
+		&w.selectSigs, &w.insertSig, &w.upsertSigCount,
+		&w.insertComparisons[0], &w.insertComparisons[1], &w.insertComparisons[2], &w.insertComparisons[3]}
 }
 
 func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -334,6 +407,14 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&w.insertSamplePath, `INSERT OR IGNORE INTO sample_paths (route, kind, path, sample_id, at, charged)
 			VALUES (?, ?, ?, ?, ?, ?)`},
+		{&w.selectSigs, "SELECT id, sig FROM signatures WHERE route = ?"},
+		{&w.insertSig, "INSERT INTO signatures (route, id, sig, shape) VALUES (?, ?, ?, ?)"},
+		{&w.upsertSigCount, `INSERT INTO minute_sigs (route, minute, role, sig, count) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (route, minute, role, sig) DO UPDATE SET count = count + excluded.count`},
+		{&w.insertComparisons[0], insertComparisonsSQL(comparisonInserts[0])},
+		{&w.insertComparisons[1], insertComparisonsSQL(comparisonInserts[1])},
+		{&w.insertComparisons[2], insertComparisonsSQL(comparisonInserts[2])},
+		{&w.insertComparisons[3], insertComparisonsSQL(comparisonInserts[3])},
 	} {
 		st, err := db.PrepareContext(ctx, p.sql)
 		if err != nil {
@@ -344,23 +425,27 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
+// insertComparisonsSQL is the statement that inserts n comparison rows.
+func insertComparisonsSQL(n int) string {
+	return "INSERT INTO comparisons (request_id, at, route, role, instance, sig, outcome, sample_id, bytes) VALUES " +
+		strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?), ", n-1) + "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
+}
+
 // in returns the statements bound to tx. The statements are prepared on
 // the pool's one connection, so database/sql reuses them.
 func (w *writeStmts) in(ctx context.Context, tx *sql.Tx) *writeStmts {
-	return &writeStmts{
-		selectHists:      tx.StmtContext(ctx, w.selectHists),
-		upsertMinute:     tx.StmtContext(ctx, w.upsertMinute),
-		upsertDiff:       tx.StmtContext(ctx, w.upsertDiff),
-		countPath:        tx.StmtContext(ctx, w.countPath),
-		insertSample:     tx.StmtContext(ctx, w.insertSample),
-		insertSamplePath: tx.StmtContext(ctx, w.insertSamplePath),
+	out := &writeStmts{}
+	dst := out.all()
+	for i, st := range w.all() {
+		*dst[i] = tx.StmtContext(ctx, *st)
 	}
+	return out
 }
 
 func (w *writeStmts) close() {
-	for _, st := range []*sql.Stmt{w.selectHists, w.upsertMinute, w.upsertDiff, w.countPath, w.insertSample, w.insertSamplePath} {
-		if st != nil {
-			st.Close()
+	for _, st := range w.all() {
+		if *st != nil {
+			(*st).Close()
 		}
 	}
 }

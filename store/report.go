@@ -39,7 +39,10 @@ type RouteReport struct {
 	Mirrored     int64        `json:"mirrored"` // served requests whose copy went to the shadow side (Counters.Sent)
 
 	// Comparison counts from Record: Compared = Matched + Mismatched +
-	// Noise + CompareErrors.
+	// Noise + CompareErrors. Matched, Mismatched and Noise are the recorded
+	// signatures classified by the store's noise model when the report is
+	// read (minutes recorded before schema version 3 add the outcomes they
+	// recorded).
 	Compared      int64 `json:"compared"`
 	Matched       int64 `json:"matched"`
 	Mismatched    int64 `json:"mismatched"` // at least one real (non-noise) difference
@@ -77,7 +80,8 @@ type PathStat struct {
 	Path  string       `json:"path"`
 	Count int64        `json:"count"` // exchanges with a difference here
 	Rate  float64      `json:"rate"`  // Count / Compared
-	// Noise is the Noise flag of the most recent observation in the window.
+	// Noise is whether the noise model, as it stands when the report is
+	// read, calls a difference of this kind at this path noise.
 	Noise bool `json:"noise"`
 	// ExampleID is the newest stored sample with a difference at this
 	// (kind, path), any age; "" when none is retained.
@@ -168,6 +172,51 @@ func (s *Store) report(route string, since time.Time) ([]RouteReport, error) {
 		return nil, err
 	}
 
+	// Verdicts: the comparisons counted by signature, classified by the
+	// noise model as it stands now, added to the outcomes minutes written
+	// before schema version 3 kept (fillCounts).
+	rows, err = tx.QueryContext(ctx, "SELECT route, sig, SUM(count) FROM minute_sigs WHERE "+where+
+		" AND role = ? GROUP BY route, sig", append(args[:len(args):len(args)], rolePrimary)...)
+	if err != nil {
+		return nil, err
+	}
+	type sigCount struct {
+		ref sigRef
+		n   int64
+	}
+	var counts []sigCount
+	refs := map[sigRef]bool{}
+	for rows.Next() {
+		var c sigCount
+		if err := rows.Scan(&c.ref.route, &c.ref.id, &c.n); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		counts = append(counts, c)
+		refs[c.ref] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	sigs, err := s.signatures(ctx, tx, refs)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range counts {
+		rep := get(c.ref.route)
+		switch s.classify(c.ref.route, c.ref.id, sigs) {
+		case compare.OutcomeMatch:
+			rep.Matched += c.n
+		case compare.OutcomeNoise:
+			rep.Noise += c.n
+		case compare.OutcomeMismatch:
+			rep.Mismatched += c.n
+		default: // role primary has no sigError rows; count one as an error
+			rep.CompareErrors += c.n
+		}
+	}
+
 	// Latency: sum the minutes' histogram counts, then let the library
 	// compute the percentiles.
 	type hists struct{ l, n []int64 }
@@ -212,9 +261,10 @@ func (s *Store) report(route string, since time.Time) ([]RouteReport, error) {
 		lat.NewP50, lat.NewP99 = quantileMS(hn, 50), quantileMS(hn, 99)
 	}
 
-	// Differences. SQLite takes the bare column last_noise from the row
-	// holding MAX(last_at).
-	rows, err = tx.QueryContext(ctx, "SELECT route, kind, path, SUM(count), MAX(last_at), last_noise FROM minute_diffs WHERE "+
+	// Differences: counts per (kind, path), each flagged by the noise model
+	// as it stands now (the stored last_noise is the record-time view and is
+	// not read).
+	rows, err = tx.QueryContext(ctx, "SELECT route, kind, path, SUM(count) FROM minute_diffs WHERE "+
 		where+" GROUP BY route, kind, path", args...)
 	if err != nil {
 		return nil, err
@@ -223,15 +273,15 @@ func (s *Store) report(route string, since time.Time) ([]RouteReport, error) {
 	idx := map[ek]int{}
 	for rows.Next() {
 		var r, kind, path string
-		var count, lastAt int64
-		var noise bool
-		if err := rows.Scan(&r, &kind, &path, &count, &lastAt, &noise); err != nil {
+		var count int64
+		if err := rows.Scan(&r, &kind, &path, &count); err != nil {
 			rows.Close()
 			return nil, err
 		}
 		rep := get(r)
 		idx[ek{r, kind, path}] = len(rep.Diffs)
-		rep.Diffs = append(rep.Diffs, PathStat{Kind: compare.Kind(kind), Path: path, Count: count, Noise: noise})
+		rep.Diffs = append(rep.Diffs, PathStat{Kind: compare.Kind(kind), Path: path, Count: count,
+			Noise: s.o.Noise.Noise(r, compare.Kind(kind), path)})
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -271,6 +321,10 @@ func (s *Store) report(route string, since time.Time) ([]RouteReport, error) {
 	}
 	out := make([]RouteReport, 0, len(reps))
 	for _, rep := range reps {
+		rep.Compared = rep.Matched + rep.Mismatched + rep.Noise + rep.CompareErrors
+		if rep.Compared > 0 {
+			rep.DiffRate = float64(rep.Mismatched) / float64(rep.Compared)
+		}
 		for i := range rep.Diffs {
 			if rep.Compared > 0 {
 				rep.Diffs[i].Rate = float64(rep.Diffs[i].Count) / float64(rep.Compared)
@@ -303,16 +357,15 @@ func fillCounts(r *RouteReport, n *[nCols]int64) {
 	for reason, col := range skipCol {
 		r.Skipped[reason] = n[col]
 	}
-	r.Matched = n[colMatched]
-	r.Mismatched = n[colMismatched]
-	r.Noise = n[colNoise]
-	r.CompareErrors = n[colCompareErrors]
-	r.Compared = r.Matched + r.Mismatched + r.Noise + r.CompareErrors
+	// Outcomes as recorded, by minutes written before schema version 3;
+	// report adds the classified signature counts and computes Compared
+	// and DiffRate.
+	r.Matched += n[colMatched]
+	r.Mismatched += n[colMismatched]
+	r.Noise += n[colNoise]
+	r.CompareErrors += n[colCompareErrors]
 	r.LegacyErrors = n[colLegacyErrors]
 	r.NewErrors = n[colNewErrors]
-	if r.Compared > 0 {
-		r.DiffRate = float64(r.Mismatched) / float64(r.Compared)
-	}
 }
 
 // quantileMS is the q-th percentile of h in milliseconds (latency.Percentile,

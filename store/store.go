@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tandem-proxy/tandem/compare"
 	"github.com/tandem-proxy/tandem/exchange"
 )
 
@@ -19,6 +20,9 @@ const (
 	DefaultMaxBytes       = 1 << 30
 	DefaultRetention      = 7 * 24 * time.Hour
 	DefaultQueueSize      = 4096
+	// DefaultComparisonRetention is how long per-request comparison rows
+	// are kept (Options.ComparisonRetention, retention.comparisons).
+	DefaultComparisonRetention = 24 * time.Hour
 )
 
 const (
@@ -50,6 +54,18 @@ type Options struct {
 	MaxBytes int64
 	// Retention is how long samples are kept. 0 means DefaultRetention (7 days).
 	Retention time.Duration
+	// ComparisonRetention is how long the per-request comparison rows
+	// (Comparisons) are kept; they also count against MaxBytes.
+	// 0 means DefaultComparisonRetention (24 h).
+	ComparisonRetention time.Duration
+	// Noise is the noise model Report and Comparisons classify recorded
+	// signatures with when they read them (see "Noise" in the package doc).
+	// nil means a model under which nothing is noise: every difference is
+	// a mismatch.
+	Noise compare.NoiseModel
+	// Instance is this tandem's name, written on every comparison row
+	// (Comparison.Instance). "" is stored as "".
+	Instance string
 	// QueueSize bounds the write queue; Record and AddCounters return false
 	// when it is full. 0 means DefaultQueueSize (4096).
 	QueueSize int
@@ -80,6 +96,12 @@ func (o *Options) fill() {
 	}
 	if o.Retention <= 0 {
 		o.Retention = DefaultRetention
+	}
+	if o.ComparisonRetention <= 0 {
+		o.ComparisonRetention = DefaultComparisonRetention
+	}
+	if o.Noise == nil {
+		o.Noise = noNoise{}
 	}
 	if o.QueueSize <= 0 {
 		o.QueueSize = DefaultQueueSize
@@ -177,9 +199,19 @@ type Store struct {
 	// reading and decoding the stored ones again. Cleared when a batch fails.
 	hists map[minuteKey]*minuteHists
 
-	rdb *sql.DB // readers: Report, Samples, Sample
+	// sigs caches the signatures table per route for the writer (wmu);
+	// cleared when a batch fails.
+	sigs map[string]*routeSigs
+
+	rdb *sql.DB // readers: Report, Samples, Sample, Comparisons
+
+	// parsed caches decoded signatures for readers: an id never changes
+	// its signature, so entries stay valid.
+	parsedMu sync.Mutex
+	parsed   map[sigRef]compare.Signature
 
 	sampleBytes atomic.Int64 // approximate total of samples.bytes
+	compBytes   atomic.Int64 // approximate total of comparisons.bytes
 	dropped     atomic.Int64
 	writeErrors atomic.Int64
 	writeErrBy  [len(WriteErrorReasons)]atomic.Int64

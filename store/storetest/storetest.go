@@ -7,8 +7,13 @@
 // store package's types and defaults (DefaultSampleLimit, MaxSampleLimit,
 // SkipReasons, ErrNotFound, ErrClosed, Redacted). They use real times
 // within the last hour, so an implementation needs no injectable clock,
-// and they assume its Retention is at least that hour. It imports only the
-// store's model, never its SQLite code.
+// and they assume its Retention is at least that hour; the comparisons
+// retention check also records one comparison eight days ago and assumes
+// ComparisonRetention is less than that (the default is 24 h). Each check
+// gives the Opener a Setup: the noise model (a *compare.Learner the check
+// marks paths on between recording and reading) and the instance name the
+// implementation must read with and record. It imports only the store's
+// model, never its SQLite code.
 package storetest
 
 import (
@@ -16,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -33,6 +39,7 @@ type Store interface {
 	Report(route string, since time.Time) ([]store.RouteReport, error)
 	Samples(f store.SampleFilter) ([]store.SampleSummary, error)
 	Sample(id string) (*store.Sample, error)
+	Comparisons(requestID string) ([]store.Comparison, error)
 	Stats() store.StoreStats
 	Flush() error
 	Close() error
@@ -43,10 +50,20 @@ type Store interface {
 // how the durability checks reopen.
 type Opener func() (Store, error)
 
+// Setup is what an Opener must open its Store with.
+type Setup struct {
+	// Noise is the model Report and Comparisons classify with
+	// (store.Options.Noise).
+	Noise compare.NoiseModel
+	// Instance is the name recorded on comparisons (store.Options.Instance).
+	Instance string
+}
+
 // Run runs every check as a subtest. fresh makes a new, empty backing for
-// each subtest and returns its Opener; it registers the backing's removal
-// with t.Cleanup. Stores the checks open are closed by them.
-func Run(t *testing.T, fresh func(t *testing.T) Opener) {
+// each subtest and returns its Opener, which opens stores with su; it
+// registers the backing's removal with t.Cleanup. Stores the checks open are
+// closed by them.
+func Run(t *testing.T, fresh func(t *testing.T, su Setup) Opener) {
 	checks := []struct {
 		name string
 		run  func(t *testing.T, open Opener)
@@ -63,10 +80,32 @@ func Run(t *testing.T, fresh func(t *testing.T) Opener) {
 		{"CloseCommitsQueue", testCloseCommits},
 		{"AfterClose", testAfterClose},
 		{"RefusalsAreCounted", testRefusals},
+		{"NoiseAtReadTime", testReadTimeNoise},
+		{"Comparisons", testComparisons},
+		{"ComparisonsRetention", testComparisonsRetention},
 	}
 	for _, c := range checks {
-		t.Run(c.name, func(t *testing.T) { c.run(t, fresh(t)) })
+		t.Run(c.name, func(t *testing.T) {
+			model := compare.NewLearner()
+			models.Store(t.Name(), model)
+			c.run(t, fresh(t, Setup{Noise: model, Instance: instance}))
+		})
 	}
+}
+
+// instance is the Setup's instance name.
+const instance = "storetest-1"
+
+// models holds each subtest's noise model by test name, for the checks that
+// mark paths on it.
+var models sync.Map
+
+func modelOf(t *testing.T) *compare.Learner {
+	m, ok := models.Load(t.Name())
+	if !ok {
+		t.Fatal("BUG: no model for " + t.Name())
+	}
+	return m.(*compare.Learner)
 }
 
 // base is the checks' epoch: a minute boundary 30 minutes ago, so every
@@ -150,6 +189,9 @@ func testOutcomes(t *testing.T, open Opener) {
 	record(t, s, exch("r", "/a", at, compare.OutcomeMismatch, mismatch("$.w"), mismatch("$.v")))
 	record(t, s, exch("r", "/a", at, compare.OutcomeMismatch, mismatch("$.w")))
 	record(t, s, exch("r", "/a", at, compare.OutcomeNoise, compare.Difference{Kind: compare.KindHeader, Path: "$.header.Date", Legacy: "a", New: "b", Noise: true}))
+	if err := modelOf(t).Mark("r", "$.header.Date", "a clock"); err != nil {
+		t.Fatal(err)
+	}
 	e := exch("r", "/a", at, compare.OutcomeError)
 	e.New = &compare.Response{Err: "connect: refused"}
 	record(t, s, e)
@@ -460,5 +502,180 @@ func testRefusals(t *testing.T, open Opener) {
 	flush(t, s)
 	if r := reportOf(t, s, "r", time.Time{}); r.Compared != n-refused {
 		t.Errorf("compared %d, want the %d accepted", r.Compared, n-refused)
+	}
+}
+
+// Noise is applied when numbers are read: comparisons recorded before a
+// path was noise (flags false, outcome mismatch) read as noise once the
+// model says so, a comparison with another difference stays a mismatch,
+// record-time flags the model does not share count for nothing, and
+// compare errors are never classified.
+func testReadTimeNoise(t *testing.T, open Opener) {
+	s := openT(t, open)
+	model := modelOf(t)
+	at := base()
+	nonce := func() compare.Difference { return mismatch("$.nonce") }
+	var early []string
+	for i := 0; i < 5; i++ {
+		ex := exch("r", "/", at.Add(time.Duration(i)*time.Second), compare.OutcomeMismatch, nonce())
+		early = append(early, ex.RequestID)
+		record(t, s, ex)
+	}
+	real := exch("r", "/", at.Add(10*time.Second), compare.OutcomeMismatch, nonce(), mismatch("$.field"))
+	record(t, s, real)
+	// Flagged noise when recorded, by a model that has since forgotten it.
+	stale := exch("r", "/", at.Add(11*time.Second), compare.OutcomeNoise, compare.Difference{Kind: compare.KindBody, Path: "$.gone", Legacy: "1", New: "2", Noise: true})
+	record(t, s, stale)
+	record(t, s, exch("r", "/", at.Add(12*time.Second), compare.OutcomeMatch))
+	e := exch("r", "/", at.Add(13*time.Second), compare.OutcomeError, compare.Difference{Kind: compare.KindStatus, Path: "$.error", Legacy: "200", New: "timeout"})
+	e.New = &compare.Response{Err: "timeout"}
+	record(t, s, e)
+	flush(t, s)
+
+	counts := func(r store.RouteReport) [5]int64 {
+		return [5]int64{r.Compared, r.Matched, r.Mismatched, r.Noise, r.CompareErrors}
+	}
+	noiseFlag := func(r store.RouteReport, path string) bool {
+		for _, p := range r.Diffs {
+			if p.Path == path {
+				return p.Noise
+			}
+		}
+		t.Fatalf("no PathStat for %s in %+v", path, r.Diffs)
+		return false
+	}
+	r := reportOf(t, s, "r", time.Time{})
+	if got, want := counts(r), [5]int64{9, 1, 7, 0, 1}; got != want {
+		t.Errorf("before the mark: compared, matched, mismatched, noise, errors = %v, want %v", got, want)
+	}
+	if noiseFlag(r, "$.nonce") || noiseFlag(r, "$.gone") {
+		t.Errorf("before the mark: %+v, want no path flagged noise", r.Diffs)
+	}
+
+	for _, p := range []string{"$.nonce", "$.error"} {
+		if err := model.Mark("r", p, "random"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r = reportOf(t, s, "r", time.Time{})
+	if got, want := counts(r), [5]int64{9, 1, 2, 5, 1}; got != want {
+		t.Errorf("after the mark: compared, matched, mismatched, noise, errors = %v, want %v (the errors are never classified)", got, want)
+	}
+	if want := 2.0 / 9; r.DiffRate < want-1e-9 || r.DiffRate > want+1e-9 {
+		t.Errorf("after the mark: DiffRate = %v, want %v", r.DiffRate, want)
+	}
+	if !noiseFlag(r, "$.nonce") || noiseFlag(r, "$.field") || noiseFlag(r, "$.gone") {
+		t.Errorf("after the mark: %+v, want only $.nonce flagged noise", r.Diffs)
+	}
+	for _, c := range []struct {
+		id   string
+		want compare.Outcome
+		why  string
+	}{
+		{early[0], compare.OutcomeNoise, "recorded as a mismatch before the mark"},
+		{real.RequestID, compare.OutcomeMismatch, "$.field is real"},
+		{stale.RequestID, compare.OutcomeMismatch, "recorded noise, unknown to the model now"},
+		{e.RequestID, compare.OutcomeError, "errors are never classified"},
+	} {
+		l, err := s.Comparisons(c.id)
+		if err != nil {
+			t.Fatalf("Comparisons(%s): %v", c.id, err)
+		}
+		if len(l) != 1 || l[0].Outcome != c.want {
+			t.Errorf("Comparisons(%s) = %+v, want one %s (%s)", c.id, l, c.want, c.why)
+		}
+	}
+}
+
+// Comparisons lists a request's comparisons oldest first, legacy→new
+// before legacy→secondary at the same time, with the differing pairs as
+// the model reads them, the instance and a stored sample's id; an unknown
+// id gives an empty list.
+func testComparisons(t *testing.T, open Opener) {
+	s := openT(t, open)
+	model := modelOf(t)
+	at := base()
+	const id = "upload-42"
+	// A retry of the same request, recorded first but made later.
+	later := exch("r", "/up", at.Add(5*time.Second), compare.OutcomeMatch)
+	later.RequestID = id
+	first := exch("r", "/up", at, compare.OutcomeMismatch, mismatch("$.nonce"), mismatch("$.field"))
+	first.RequestID = id
+	first.Secondary = resp(200, `{"w":3}`)
+	first.SecondaryResult = &compare.Result{Outcome: compare.OutcomeMismatch, Diffs: []compare.Difference{mismatch("$.nonce")}}
+	record(t, s, later)
+	record(t, s, first)
+	record(t, s, exch("r", "/other", at, compare.OutcomeMismatch, mismatch("$.x")))
+	flush(t, s)
+	if err := model.Mark("r", "$.nonce", "random"); err != nil {
+		t.Fatal(err)
+	}
+
+	l, err := s.Comparisons(id)
+	if err != nil {
+		t.Fatalf("Comparisons: %v", err)
+	}
+	type row struct {
+		against string
+		at      time.Time
+		outcome compare.Outcome
+		diffs   string
+	}
+	var got []row
+	for _, c := range l {
+		var d []string
+		for _, x := range c.Diffs {
+			d = append(d, fmt.Sprintf("%s %s noise=%v", x.Kind, x.Path, x.Noise))
+		}
+		got = append(got, row{c.Against, c.At, c.Outcome, strings.Join(d, "; ")})
+		if c.RequestID != id || c.Route != "r" || c.Instance != instance || c.At.Location() != time.UTC {
+			t.Errorf("comparison %+v: want request %s, route r, instance %s, At in UTC", c, id, instance)
+		}
+	}
+	want := []row{
+		{store.AgainstNew, at, compare.OutcomeMismatch, "body $.field noise=false; body $.nonce noise=true"},
+		{store.AgainstSecondary, at, compare.OutcomeNoise, "body $.nonce noise=true"},
+		{store.AgainstNew, at.Add(5 * time.Second), compare.OutcomeMatch, ""},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Comparisons(%s) =\n%v\nwant\n%v", id, got, want)
+	}
+	if len(l) == 3 {
+		if l[0].SampleID == "" {
+			t.Error("the mismatch's comparison has no sample id")
+		} else if smp, err := s.Sample(l[0].SampleID); err != nil || smp.RequestID != id {
+			t.Errorf("Sample(%s) = %+v, %v; want the sample of %s", l[0].SampleID, smp, err, id)
+		}
+		if l[1].SampleID != "" || l[2].SampleID != "" {
+			t.Errorf("sample ids %q %q, want none for the secondary and the match", l[1].SampleID, l[2].SampleID)
+		}
+	}
+	// The secondary comparison is not one of the report's.
+	if r := reportOf(t, s, "r", time.Time{}); r.Compared != 3 {
+		t.Errorf("report compared %d, want 3 (legacy→new only)", r.Compared)
+	}
+	for _, unknown := range []string{"no-such-request", ""} {
+		l, err := s.Comparisons(unknown)
+		if err != nil || len(l) != 0 {
+			t.Errorf("Comparisons(%q) = %+v, %v; want empty, no error", unknown, l, err)
+		}
+	}
+}
+
+// A comparison older than the comparisons retention is not listed.
+func testComparisonsRetention(t *testing.T, open Opener) {
+	s := openT(t, open)
+	old := exch("old", "/", time.Now().Add(-8*24*time.Hour), compare.OutcomeMismatch, mismatch("$.x"))
+	recent := exch("old", "/", base(), compare.OutcomeMatch)
+	recent.RequestID = old.RequestID
+	record(t, s, old)
+	record(t, s, recent)
+	flush(t, s)
+	l, err := s.Comparisons(old.RequestID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l) != 1 || !l[0].At.Equal(recent.At) {
+		t.Errorf("Comparisons = %+v, want only the recent one at %v", l, recent.At)
 	}
 }
