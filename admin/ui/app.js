@@ -531,8 +531,8 @@
       ],
       read: () => ({ path: path, reason: requireReason(reason) }),
       summary: (v) => [
-        h("p", null, "From now on a difference at ", code(path), " on ", h("strong", { text: route }),
-          " counts as noise, not as a mismatch (persisted; it also covers everything below the path)."),
+        h("p", null, "A difference at ", code(path), " on ", h("strong", { text: route }),
+          " counts as noise, not as a mismatch — in the comparisons already made too, since noise is applied when numbers are read. It also covers everything below the path, and is saved before it takes effect."),
         h("p", null, "Reason: ", h("q", { text: v.reason })),
       ],
       confirmLabel: "Confirm: mark as noise",
@@ -766,7 +766,7 @@
       const pathLink = h("a", { href: "#", class: "path", title: "show the samples with a difference here", text: d.path });
       pathLink.addEventListener("click", (ev) => { ev.preventDefault(); this.filterSamples(d.path); });
       let action;
-      if (marked) action = h("span", { class: "muted small", text: d.noise ? "noise" : "marked (applies to new comparisons)" });
+      if (marked) action = h("span", { class: "muted small", text: d.noise ? "noise" : "marked" });
       else if (!d.path.startsWith("$")) action = null;
       else action = h("button", { type: "button", class: "small-btn", "data-action": "noise",
         onclick: () => noiseDialog(this.app, this.routeName, d.path, () => { this.marked.add(d.path); this.load(); }), text: "Mark as noise" });
@@ -774,7 +774,7 @@
         h("td", null, pathLink),
         h("td", { class: "num", "data-field": "count", text: fmtInt(d.count) }),
         h("td", { class: "rate-cell" }, h("span", { text: fmtRate(d.rate, 1) }), h("span", { class: "bar thin" }, rate)),
-        h("td", null, d.noise ? badge("noise", "muted-badge", "the latest observation was noise (learned or marked)") : h("span", { class: "muted", text: "—" })),
+        h("td", null, d.noise ? badge("noise", "muted-badge", "noise by the noise model as it is now (learned or marked)") : h("span", { class: "muted", text: "—" })),
         h("td", null, d.example_id ? link("#/sample/" + enc(d.example_id), "sample →") : h("span", { class: "muted", text: "none kept" })),
         h("td", null, action));
     }

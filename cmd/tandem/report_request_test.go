@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,8 +12,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tandem-proxy/tandem/app"
+	"github.com/tandem-proxy/tandem/compare"
 	"github.com/tandem-proxy/tandem/config"
 )
 
@@ -113,4 +116,118 @@ func TestReportRequestRefusals(t *testing.T) {
 			t.Errorf("%s: stderr %q is not one line", c.why, errs)
 		}
 	}
+}
+
+// tandem report -request against a real instance: the request's two
+// comparisons (legacy → new, legacy → secondary) as a table, and as the
+// API's JSON; after $.nonce is marked as noise the same records read with
+// the mark — outcomes and (noise) flags are the model's now.
+func TestReportRequestLookup(t *testing.T) {
+	r := startLookupRig(t)
+	const id = "cli-req-1"
+	req, _ := http.NewRequest("GET", "http://"+r.in.Addr()+"/item/1", nil)
+	req.Header.Set("X-Request-Id", id)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		cs, err := r.in.Store().Comparisons(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cs) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d comparisons of %s recorded in 15 s, want 2", len(cs), id)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// rows returns the table's comparison lines, by what they are against,
+	// each with its pair lines.
+	rows := func(out string) map[string]string {
+		t.Helper()
+		lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+		if len(lines) < 4 || lines[0] != "request "+id+": 2 comparisons (outcomes as the noise model reads them now)" ||
+			!strings.HasPrefix(lines[1], "TIME (UTC)") {
+			t.Fatalf("table:\n%s", out)
+		}
+		got := map[string]string{}
+		last := ""
+		for _, l := range lines[2:] {
+			f := strings.Fields(l)
+			switch {
+			case strings.Contains(l, "legacy → "):
+				// TIME(2) ROUTE INSTANCE legacy → AGAINST OUTCOME SAMPLE PAIR...
+				if len(f) < 10 || f[2] != "items" || !strings.HasPrefix(f[3], "127.0.0.1:") {
+					t.Fatalf("row %q", l)
+				}
+				last = f[6]
+				got[last] = strings.Join(f[7:], " ")
+			case last != "":
+				got[last] += " | " + strings.Join(f, " ")
+			}
+		}
+		return got
+	}
+	code, out, errs := r.report("-request", id)
+	if code != 0 || errs != "" {
+		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
+	got := rows(out)
+	// Nothing learned yet: the nonces are real differences.
+	if g := got["new"]; !strings.HasPrefix(g, "mismatch ") || !strings.HasSuffix(g, "json $.nonce | json $.x") {
+		t.Errorf("legacy → new before the mark: %q\n%s", g, out)
+	}
+	if g := got["secondary"]; g != "mismatch - json $.nonce" {
+		t.Errorf("legacy → secondary before the mark: %q\n%s", g, out)
+	}
+
+	st, body := r.api("POST", "/api/v1/routes/items/noise", `{"path": "$.nonce", "reason": "random per answer"}`)
+	if st != 200 {
+		t.Fatalf("mark: %d %s", st, body)
+	}
+	code, out, errs = r.report("-request", id)
+	if code != 0 || errs != "" {
+		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
+	got = rows(out)
+	if g := got["new"]; !strings.HasPrefix(g, "mismatch ") || !strings.HasSuffix(g, "json $.nonce (noise) | json $.x") {
+		t.Errorf("legacy → new after the mark: %q\n%s", g, out)
+	}
+	if g := got["secondary"]; g != "noise - json $.nonce (noise)" {
+		t.Errorf("legacy → secondary after the mark: %q\n%s", g, out)
+	}
+
+	// -json is the API's answer.
+	code, out, _ = r.report("-request", id, "-json")
+	var ans comparisonsAnswer
+	if err := json.Unmarshal([]byte(out), &ans); code != 0 || err != nil || ans.RequestID != id || len(ans.Comparisons) != 2 {
+		t.Fatalf("-json: exit %d, %v: %s", code, err, out)
+	}
+	for _, c := range ans.Comparisons {
+		want := map[string]compare.Outcome{"new": compare.OutcomeMismatch, "secondary": compare.OutcomeNoise}[c.Against]
+		if c.Outcome != want || c.RequestID != id || c.Route != "items" {
+			t.Errorf("-json: %+v, want outcome %s", c, want)
+		}
+	}
+}
+
+// api calls the rig's admin API with its token.
+func (r *lookupRig) api(method, path, body string) (int, string) {
+	req, _ := http.NewRequest(method, "http://"+r.in.AdminAddr()+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+r.in.Token())
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
