@@ -42,7 +42,11 @@ type Reports interface {
 // are the proxy's since it started, with the meaning of the report's fields
 // of the same names (store.RouteReport): Requests is every answer the
 // route's clients got, ServedLegacy + ServedNew + ServedTandem, and is never
-// below Mirrored.
+// below Mirrored. Matched, Mismatched, Noise and DiffRate are outcomes as
+// counted when each comparison was made (like tandem_compare_total);
+// ReportDiffRate and ReportCompared are the report's, over all stored data
+// with noise applied when read (like tandem_report_diff_rate), as of its
+// last refresh (at most about 10 s old).
 type RouteStatus struct {
 	Name         string             `json:"name"`
 	Legacy       string             `json:"legacy"`
@@ -63,7 +67,11 @@ type RouteStatus struct {
 	Mismatched   int64              `json:"mismatched"`
 	Noise        int64              `json:"noise"`
 	DiffRate     float64            `json:"diff_rate"`
-	Ramp         any                `json:"ramp,omitempty"`
+	// ReportDiffRate is GET /api/v1/report's diff_rate of the route over
+	// all data, and ReportCompared its compared, as last refreshed.
+	ReportDiffRate float64 `json:"report_diff_rate"`
+	ReportCompared int64   `json:"report_compared"`
+	Ramp           any     `json:"ramp,omitempty"`
 }
 
 // Deps are what the API serves. Nil fields disable their endpoints (503).

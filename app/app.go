@@ -218,7 +218,7 @@ func Open(cfg *config.Config, o Options) (_ *Instance, err error) {
 			return rules.ParseRulesFor(b, known)
 		},
 		Reports: st,
-		Routes:  func() []admin.RouteStatus { return routeStatus(state, px, in.ctl) },
+		Routes:  func() []admin.RouteStatus { return in.rates.fill(routeStatus(state, px, in.ctl)) },
 		// Heat maps decode under the comparisons' budget.
 		DecodeBudget: px.DecodeBudget(),
 		Metrics:      in.ms,

@@ -142,6 +142,13 @@ routes:
 	if v, _ := gaugeValue(t, in, idle); v != 0 {
 		t.Errorf("%s = %v, want 0", idle, v)
 	}
+	// GET /api/v1/routes carries the same report numbers next to the
+	// proxy's record-time ones.
+	for _, rs := range in.rates.fill(routeStatus(in.state, in.px, in.ctl)) {
+		if rs.Name == "up" && (rs.ReportDiffRate != float64(diffs)/(diffs+same) || rs.ReportCompared != diffs+same || rs.DiffRate != rs.ReportDiffRate) {
+			t.Errorf("routes view of up: %+v", rs)
+		}
+	}
 
 	// A mark changes what the report reads; after a refresh the gauge
 	// says the same as the report again.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/tandem-proxy/tandem/admin"
 
 	"github.com/tandem-proxy/tandem/exchange"
 	"github.com/tandem-proxy/tandem/proxy"
@@ -138,7 +139,13 @@ type diffRateGauges struct {
 	log    *slog.Logger
 
 	mu    sync.Mutex
-	rates map[string]float64 // route → rate; the gauges' callbacks read it
+	rates map[string]reportRate // by route; the gauges' callbacks read it
+}
+
+// reportRate is one route's numbers of the last report read.
+type reportRate struct {
+	rate     float64
+	compared int64
 }
 
 func diffRateName(route string) string {
@@ -153,12 +160,12 @@ func (g *diffRateGauges) refresh() {
 		g.log.Warn("tandem_report_diff_rate not refreshed", "err", err)
 		return
 	}
-	next := map[string]float64{}
+	next := map[string]reportRate{}
 	for _, r := range g.routes() {
-		next[r] = 0
+		next[r] = reportRate{}
 	}
 	for _, r := range reps {
-		next[r.Route] = r.DiffRate
+		next[r.Route] = reportRate{rate: r.DiffRate, compared: r.Compared}
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -176,7 +183,19 @@ func (g *diffRateGauges) refresh() {
 		g.ms.GetOrCreateGauge(diffRateName(route), func() float64 {
 			g.mu.Lock()
 			defer g.mu.Unlock()
-			return g.rates[route]
+			return g.rates[route].rate
 		})
 	}
+}
+
+// fill sets the report's numbers of the last refresh on rs (GET
+// /api/v1/routes), next to the proxy's own counts.
+func (g *diffRateGauges) fill(rs []admin.RouteStatus) []admin.RouteStatus {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i := range rs {
+		r := g.rates[rs[i].Name]
+		rs[i].ReportDiffRate, rs[i].ReportCompared = r.rate, r.compared
+	}
+	return rs
 }

@@ -296,7 +296,7 @@
       const now = Date.now();
       for (const r of routes) {
         const hist = this.history.get(r.name) || [];
-        hist.push({ t: now, rate: r.diff_rate, compared: r.compared });
+        hist.push({ t: now, rate: r.report_diff_rate, compared: r.report_compared });
         while (hist.length > SPARK_POINTS) hist.shift();
         this.history.set(r.name, hist);
       }
@@ -368,6 +368,17 @@
     const last = xy[xy.length - 1];
     el.appendChild(svg("circle", { cx: last[0].toFixed(1), cy: last[1].toFixed(1), r: 2.2, class: "spark-dot" }));
     return el;
+  }
+
+  // recordTimeRate notes the proxy's own diff rate since it started, with
+  // outcomes as counted when each comparison was made (tandem_compare_total),
+  // when it differs from the report's: higher while noise was still being
+  // learned.
+  function recordTimeRate(r) {
+    if (!r.compared || fmtRate(r.diff_rate, r.compared) === fmtRate(r.report_diff_rate, r.report_compared)) return null;
+    return h("div", { class: "muted small", "data-field": "record_diff_rate", "data-value": r.diff_rate,
+      title: "since tandem started, each comparison counted with the noise known when it was made (tandem_compare_total); counters cannot go back",
+      text: fmtRate(r.diff_rate, r.compared) + " at record time" });
   }
 
   function breakerBadges(breakers) {
@@ -605,8 +616,10 @@
           servedErrorsLine(r.served_errors)),
         h("td", { class: "num", "data-field": "compared", "data-value": r.compared }, h("div", { text: fmtInt(r.compared) }),
           h("div", { class: "muted small", text: fmtInt(r.mismatched) + " mismatched · " + fmtInt(r.noise) + " noise" })),
-        h("td", { "data-field": "diff_rate", "data-value": r.diff_rate },
-          h("div", { class: "rate " + rateClass(r.diff_rate, r.compared), text: fmtRate(r.diff_rate, r.compared) }),
+        h("td", { "data-field": "diff_rate", "data-value": r.report_diff_rate },
+          h("div", { class: "rate " + rateClass(r.report_diff_rate, r.report_compared), text: fmtRate(r.report_diff_rate, r.report_compared),
+            title: "the report's diff rate over all stored comparisons, noise applied as the noise model stands now" }),
+          recordTimeRate(r),
           sparkline(app.history.get(r.name))),
         h("td", { "data-field": "breakers" }, breakerBadges(r.breakers)),
         h("td", { "data-field": "ramp" }, rampCell(r.ramp)),
@@ -662,8 +675,8 @@
         card("Mirror", fmtPercent(r.mirror), "mirror"),
         card("Requests (live)", fmtInt(r.requests), "requests"),
         card("Errors served (live)", h("span", { class: servedErrorsTotal(r.served_errors) ? "bad-text" : "", text: fmtInt(servedErrorsTotal(r.served_errors)) }), "served_errors"),
-        card("Diff rate (live)", h("span", null, h("span", { class: "rate " + rateClass(r.diff_rate, r.compared), text: fmtRate(r.diff_rate, r.compared) }), " ",
-          sparkline(this.app.history.get(r.name))), "diff_rate"),
+        card("Diff rate (live)", h("span", null, h("span", { class: "rate " + rateClass(r.report_diff_rate, r.report_compared), text: fmtRate(r.report_diff_rate, r.report_compared) }), " ",
+          sparkline(this.app.history.get(r.name)), recordTimeRate(r)), "diff_rate"),
         card("Breakers", breakerBadges(r.breakers), "breakers"),
         card("Ramp", rampCell(r.ramp), "ramp", "wide"));
     }
