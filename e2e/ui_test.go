@@ -255,10 +255,15 @@ func TestUIInBrowser(t *testing.T) {
 	b.hash("#/request")
 	b.waitView("request")
 	other := p.samples("api", "$.height")[len(p.samples("api", "$.height"))-1]
+	// Each lookup renders a new request view: mark this one stale first, so
+	// that waitView waits for it.
+	stale := func() { evalJS[chromedp.Void](b, `document.getElementById("view").dataset.ready = "stale"`) }
+	stale()
 	b.do("look up a request", chromedp.SetValue(chromedp.ID("request-lookup"), other.RequestID),
 		chromedp.Click(chromedp.CSS(`#request-form button[type="submit"]`)))
 	b.waitView("request")
 	b.checkComparisons(p, other.RequestID, other.ID)
+	stale()
 	b.do("look up an unknown request", chromedp.SetValue(chromedp.ID("request-lookup"), "no-such-request"),
 		chromedp.Click(chromedp.CSS(`#request-form button[type="submit"]`)))
 	b.waitView("request")
