@@ -32,13 +32,21 @@ type Reports interface {
 	Report(route string, since time.Time) ([]store.RouteReport, error)
 	Samples(store.SampleFilter) ([]store.SampleSummary, error)
 	Sample(id string) (*store.Sample, error)
+	// Comparisons returns every comparison recorded for a request id,
+	// oldest first, with outcomes as the noise model reads them now;
+	// empty, not an error, when there are none.
+	Comparisons(requestID string) ([]store.Comparison, error)
 }
 
 // RouteStatus is one route's live state for GET /api/v1/routes. The counts
 // are the proxy's since it started, with the meaning of the report's fields
 // of the same names (store.RouteReport): Requests is every answer the
 // route's clients got, ServedLegacy + ServedNew + ServedTandem, and is never
-// below Mirrored.
+// below Mirrored. Matched, Mismatched, Noise and DiffRate are outcomes as
+// counted when each comparison was made (like tandem_compare_total);
+// ReportDiffRate and ReportCompared are the report's, over all stored data
+// with noise applied when read (like tandem_report_diff_rate), as of its
+// last refresh (at most about 10 s old).
 type RouteStatus struct {
 	Name         string             `json:"name"`
 	Legacy       string             `json:"legacy"`
@@ -59,6 +67,10 @@ type RouteStatus struct {
 	Mismatched   int64              `json:"mismatched"`
 	Noise        int64              `json:"noise"`
 	DiffRate     float64            `json:"diff_rate"`
+	// ReportDiffRate is GET /api/v1/report's diff_rate of the route over
+	// all data, and ReportCompared its compared, as last refreshed.
+	ReportDiffRate float64 `json:"report_diff_rate"`
+	ReportCompared int64   `json:"report_compared"`
 	// Ramp is the route's ramp status, nil without a ramp. The caller
 	// gives ramp.Status (this package must not import ramp): steps,
 	// current, state, last_decision, and gates, a list of {name, value,
@@ -76,7 +88,10 @@ type Deps struct {
 	Reports    Reports
 	// Routes returns the live route table with counters.
 	Routes func() []RouteStatus
-	// MarkNoise marks a JSON/diff path as noise for a route (persisted).
+	// MarkNoise marks a JSON/diff path as noise for a route, persisted
+	// before it takes effect. A *BadRequestError is answered 400, a
+	// *NotAppliedError 503 (nothing changed: the mark could not be
+	// persisted), any other error 500.
 	MarkNoise func(route, path, reason string) error
 	// Ready reports readiness for /readyz; nil means ready.
 	Ready func() bool
@@ -94,6 +109,19 @@ type BadRequestError struct{ Err error }
 
 func (e *BadRequestError) Error() string { return e.Err.Error() }
 func (e *BadRequestError) Unwrap() error { return e.Err }
+
+// NotAppliedError marks a change that was refused because it could not be
+// persisted (a full or read-only data_dir): nothing changed, the caller may
+// retry once the cause is fixed (answered 503).
+type NotAppliedError struct{ Err error }
+
+func (e *NotAppliedError) Error() string { return e.Err.Error() }
+func (e *NotAppliedError) Unwrap() error { return e.Err }
+
+// MaxRequestID bounds ?request_id= of GET /api/v1/comparisons, in bytes:
+// request ids are UUIDs or a client's header value, and the lookup is not
+// a place to send a document.
+const MaxRequestID = 256
 
 // apiError is the JSON error body of every refused API call.
 type apiError struct {
@@ -341,11 +369,15 @@ func (s *Server) noise(w http.ResponseWriter, r *http.Request, body []byte) {
 	}
 	if err := s.deps.MarkNoise(route, b.Path, b.Reason); err != nil {
 		var bad *BadRequestError
-		if errors.As(err, &bad) {
+		var notApplied *NotAppliedError
+		switch {
+		case errors.As(err, &bad):
 			fail(w, http.StatusBadRequest, "%v", bad.Err)
-			return
+		case errors.As(err, &notApplied):
+			fail(w, http.StatusServiceUnavailable, "the noise mark was not applied (nothing changed): %v", notApplied.Err)
+		default:
+			fail(w, http.StatusInternalServerError, "cannot mark noise: %v", err)
 		}
-		fail(w, http.StatusInternalServerError, "cannot mark noise: %v", err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"route": route, "path": b.Path, "status": "marked as noise"})
@@ -500,4 +532,45 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"events": evs})
+}
+
+// getComparisons answers GET /api/v1/comparisons?request_id=ID: every
+// comparison made for that request, as the store reads it now. The id is
+// required, given once, and at most MaxRequestID bytes (400 otherwise); an
+// id nobody knows gets 200 with an empty list (the request may not have
+// been mirrored, or its records have expired).
+func (s *Server) getComparisons(w http.ResponseWriter, r *http.Request) {
+	if s.deps.Reports == nil {
+		fail(w, http.StatusServiceUnavailable, "comparisons are not available")
+		return
+	}
+	q, ok := query(w, r)
+	if !ok {
+		return
+	}
+	ids := q["request_id"]
+	switch {
+	case len(ids) == 0:
+		fail(w, http.StatusBadRequest, "request_id is required: GET /api/v1/comparisons?request_id=ID")
+		return
+	case len(ids) > 1:
+		fail(w, http.StatusBadRequest, "request_id is given %d times; give it once", len(ids))
+		return
+	case ids[0] == "":
+		fail(w, http.StatusBadRequest, "request_id is empty: give the X-Request-Id of the request to look up")
+		return
+	case len(ids[0]) > MaxRequestID:
+		fail(w, http.StatusBadRequest, "request_id is %d bytes; at most %d are accepted", len(ids[0]), MaxRequestID)
+		return
+	}
+	id := ids[0]
+	cs, err := s.deps.Reports.Comparisons(id)
+	if err != nil {
+		fail(w, http.StatusInternalServerError, "cannot read the comparisons of request %q: %v", id, err)
+		return
+	}
+	if cs == nil {
+		cs = []store.Comparison{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"request_id": id, "comparisons": cs})
 }

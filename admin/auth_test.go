@@ -22,6 +22,7 @@ var privateEndpoints = []struct{ method, path, body string }{
 	{"GET", "/api/v1/diffs/s1/body/legacy", ""},
 	{"GET", "/api/v1/diffs/s1/heatmap.png", ""},
 	{"GET", "/api/v1/events", ""},
+	{"GET", "/api/v1/comparisons?request_id=r1", ""},
 	{"GET", "/ui", ""},
 	{"GET", "/ui/", ""},
 	{"GET", "/ui/app.js", ""},

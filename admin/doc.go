@@ -7,8 +7,16 @@
 // ("POST /api/v1/routes/{name}/promote"), so a path that exists with another
 // method gets 405 with Allow from the mux; the token check (token.go), the
 // strict JSON bodies of mutations (jsonbody.go), the mapping of the deps'
-// errors to statuses (answerUpdate), the UI's embedded files and the body
-// and heat-map views of diff samples (ui.go).
+// errors to statuses (answerUpdate; for a noise mark BadRequestError → 400,
+// NotAppliedError → 503: not persisted, so not applied), the UI's embedded
+// files and the body and heat-map views of diff samples (ui.go).
+//
+// GET /api/v1/comparisons?request_id=ID is the per-request lookup: the
+// id is required, given once and at most MaxRequestID bytes (else 400 with
+// a JSON error; the proxy itself keeps client ids of up to 128 bytes), an
+// id with no comparisons gets 200 and an empty list, and the answer is
+// what Reports.Comparisons reads now — outcomes and noise flags from the
+// noise model as it stands, not as it stood when the comparison was made.
 //
 // What it consumes, declared here and nowhere else: RulesStore (the
 // versioned rules), Reports (the diff store's reads) and the function

@@ -119,6 +119,10 @@ type memReports struct {
 	mu      sync.Mutex
 	asked   []string // "report img 2026-01-02T15:04:05Z", "samples {img $.x 7}"
 	samples map[string]*store.Sample
+	// comparisons by request id, as Comparisons returns them.
+	comparisons map[string][]store.Comparison
+	// comparisonsErr is what Comparisons returns as its error.
+	comparisonsErr error
 }
 
 var _ Reports = (*memReports)(nil)
@@ -145,6 +149,14 @@ func (m *memReports) Sample(id string) (*store.Sample, error) {
 		return s, nil
 	}
 	return nil, store.ErrNotFound
+}
+
+func (m *memReports) Comparisons(requestID string) ([]store.Comparison, error) {
+	m.note("comparisons " + requestID)
+	if m.comparisonsErr != nil {
+		return nil, m.comparisonsErr
+	}
+	return m.comparisons[requestID], nil
 }
 
 func (m *memReports) lastAsked() string {

@@ -23,6 +23,7 @@ func TestMethodNotAllowedWithAllow(t *testing.T) {
 		{"POST on a diff body", "POST", "/api/v1/diffs/s1/body/legacy", "GET, HEAD"},
 		{"POST on a UI file", "POST", "/ui/app.js", "GET, HEAD"},
 		{"DELETE on events", "DELETE", "/api/v1/events", "GET, HEAD"},
+		{"POST on the comparisons lookup", "POST", "/api/v1/comparisons", "GET, HEAD"},
 	} {
 		w := do(f.srv, req(c.method, c.path, `{"percent": 50, "reason": "x"}`, "If-Match", "1"))
 		expect(t, c.why, w, http.StatusMethodNotAllowed, c.method+" is not allowed on "+c.path+"; use "+c.allow)

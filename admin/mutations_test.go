@@ -148,8 +148,11 @@ func TestPromoteRollbackNoiseBodies(t *testing.T) {
 	// other is ours (500).
 	f.noiseErr = &BadRequestError{Err: errors.New("cannot mark $.id: route img compares no JSON")}
 	expect(t, "noise refused as bad", do(f.srv, req("POST", "/api/v1/routes/img/noise", `{"path": "$.id"}`)), 400, "compares no JSON")
-	f.noiseErr = errors.New("disk full")
-	expect(t, "noise not saved", do(f.srv, req("POST", "/api/v1/routes/img/noise", `{"path": "$.id"}`)), 500, "cannot mark noise: disk full")
+	f.noiseErr = &NotAppliedError{Err: errors.New("cannot write noise.json: no space left on device")}
+	expect(t, "noise not persisted", do(f.srv, req("POST", "/api/v1/routes/img/noise", `{"path": "$.id"}`)), 503,
+		"the noise mark was not applied (nothing changed): cannot write noise.json: no space left on device")
+	f.noiseErr = errors.New("something else")
+	expect(t, "noise failed otherwise", do(f.srv, req("POST", "/api/v1/routes/img/noise", `{"path": "$.id"}`)), 500, "cannot mark noise: something else")
 }
 
 // Deps left nil answer 503 with what is missing, not a panic.
@@ -167,6 +170,7 @@ func TestMissingDepsAnswer503(t *testing.T) {
 		{"GET", "/api/v1/diffs/s1", "", "diffs are not available"},
 		{"GET", "/api/v1/diffs/s1/heatmap.png", "", "diffs are not available"},
 		{"GET", "/api/v1/events", "", "events are not available"},
+		{"GET", "/api/v1/comparisons?request_id=r1", "", "comparisons are not available"},
 	} {
 		expect(t, c.method+" "+c.path, do(s, req(c.method, c.path, c.body, "If-Match", "1")), http.StatusServiceUnavailable, c.want)
 	}

@@ -35,6 +35,7 @@ func (s *Server) routes() *http.ServeMux {
 	priv("GET /api/v1/diffs/{id}/body/{side}", s.getDiffBody)
 	priv("GET /api/v1/diffs/{id}/heatmap.png", s.getHeatMap)
 	priv("GET /api/v1/events", s.getEvents)
+	priv("GET /api/v1/comparisons", s.getComparisons)
 
 	priv("GET /ui", s.uiPage)
 	priv("GET /ui/{$}", s.uiPage)

@@ -34,6 +34,8 @@ func (f fakeReports) Sample(id string) (*store.Sample, error) {
 	return nil, store.ErrNotFound
 }
 
+func (f fakeReports) Comparisons(string) ([]store.Comparison, error) { return nil, nil }
+
 var _ Reports = fakeReports{}
 
 // startUIServer runs an admin server on 127.0.0.1 with fake deps and returns

@@ -62,6 +62,7 @@ type Instance struct {
 	ad      *admin.Server
 	ctl     *ramp.Controller
 	noise   *noiseFile
+	rates   *diffRateGauges
 	reloads *reloadMetrics
 	ln, aln net.Listener
 
@@ -153,7 +154,7 @@ func Open(cfg *config.Config, o Options) (_ *Instance, err error) {
 	}
 
 	learner := compare.NewLearner()
-	in.noise = &noiseFile{path: filepath.Join(cfg.DataDir, "noise.json"), learner: learner}
+	in.noise = &noiseFile{path: filepath.Join(cfg.DataDir, "noise.json"), learner: learner, log: log}
 	if err := in.noise.load(); err != nil {
 		log.Warn("learned noise not restored", "err", err)
 	}
@@ -205,6 +206,14 @@ func Open(cfg *config.Config, o Options) (_ *Instance, err error) {
 	px.Follow(state)
 	state.Subscribe(in.rulesChanged)
 	registerStoreMetrics(in.ms, st)
+	in.rates = &diffRateGauges{ms: in.ms, st: st, log: log, routes: func() []string {
+		var names []string
+		for _, r := range state.Current().Routes {
+			names = append(names, r.Name)
+		}
+		return names
+	}}
+	in.rates.refresh() // at start-up: the gauges exist before any traffic
 
 	if in.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("cannot listen on %s: %w", cfg.Listen, err)
@@ -222,7 +231,7 @@ func Open(cfg *config.Config, o Options) (_ *Instance, err error) {
 			return rules.ParseRulesFor(b, known)
 		},
 		Reports: st,
-		Routes:  func() []admin.RouteStatus { return routeStatus(state, px, in.ctl) },
+		Routes:  func() []admin.RouteStatus { return in.rates.fill(routeStatus(state, px, in.ctl)) },
 		// Heat maps decode under the comparisons' budget.
 		DecodeBudget: px.DecodeBudget(),
 		Metrics:      in.ms,
@@ -251,16 +260,30 @@ func (in *Instance) rulesChanged(r rules.Rules) {
 	in.log.Info("rules in force", "version", r.Version, "routes", len(r.Routes))
 }
 
-// markNoise marks a path as noise for a route (POST /api/v1/noise), saves
-// the learner and audits it.
+// markNoise marks a path as noise for a route (POST
+// /api/v1/routes/{name}/noise): persisted and audited before it takes
+// effect (noiseFile.mark). A mark that cannot be persisted is refused with
+// an admin.NotAppliedError (503) and changes nothing.
 func (in *Instance) markNoise(route, p, reason string) error {
-	if err := in.noise.learner.Mark(route, p, reason); err != nil {
-		return &admin.BadRequestError{Err: err}
-	}
-	if err := in.noise.save(); err != nil {
+	ev := rules.Event{Actor: "api", Kind: "noise", Route: route, Reason: reason, New: "noise " + p}
+	err := in.noise.mark(route, p, reason, func() error { return in.state.Record(ev) })
+	var me *markError
+	if !errors.As(err, &me) {
 		return err
 	}
-	return in.state.Record(rules.Event{Actor: "api", Kind: "noise", Route: route, Reason: reason, New: "noise " + p})
+	if me.bad {
+		return &admin.BadRequestError{Err: me.err}
+	}
+	in.log.Warn("noise mark not applied: it cannot be persisted", "route", route, "path", p, "err", me.err)
+	if me.audited {
+		// The audit entry is written; say in the log that it did not apply.
+		withdrawn := rules.Event{Actor: "tandem", Kind: "noise", Route: route, Old: "noise " + p, New: "not applied",
+			Reason: "the mark above could not be saved: " + me.err.Error()}
+		if err := in.state.Record(withdrawn); err != nil {
+			in.log.Error("the audit log records a noise mark that was not applied", "route", route, "path", p, "err", err)
+		}
+	}
+	return &admin.NotAppliedError{Err: me.err}
 }
 
 // Run serves until ctx is done or a listener fails, then shuts down: the
@@ -283,6 +306,7 @@ func (in *Instance) Run(ctx context.Context) error {
 	flusher := &counterFlusher{px: in.px, st: in.st, last: map[string]proxy.RouteCounters{}}
 	in.jobs.start(&job{name: "counter-flush", interval: flushEvery, run: flusher.flush, final: flusher.flush})
 	in.jobs.start(&job{name: "ramp-tick", interval: tickEvery, run: in.ctl.Tick})
+	in.jobs.start(&job{name: "report-gauge", interval: diffRateEvery, run: in.rates.refresh})
 	in.jobs.start(&job{name: "noise-save", interval: saveEvery, run: func() {
 		if err := in.noise.save(); err != nil {
 			in.log.Warn("learned noise not saved", "err", err)

@@ -7,10 +7,14 @@
 // releases what is left. The Instance owns:
 //
 //   - the periodic jobs (jobs.go), each a named goroutine with its own stop:
-//     the counter flush to the store, the ramp tick, the noise snapshot;
+//     the counter flush to the store, the ramp tick, the noise snapshot,
+//     and the report-gauge job that sets tandem_report_diff_rate{route} to
+//     the report's read-time diff rate every 10 s (and once at start-up);
 //   - reload of the config file (on Reload, i.e. SIGHUP, and on the fsnotify
 //     watcher's change events), its counting and auditing (reload.go);
-//   - noise persistence in data_dir/noise.json (noise.go);
+//   - noise persistence in data_dir/noise.json (noise.go): a mark is
+//     written there and audited before it takes effect, one at a time, and
+//     a mark that cannot be persisted is refused (503) with nothing changed;
 //   - the routes view of GET /api/v1/routes and the observer fan-out of
 //     finished exchanges to the store and the ramp (routes.go);
 //   - the translation of the file's schema into proxy.Options and

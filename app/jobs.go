@@ -1,8 +1,13 @@
 package app
 
 import (
+	"fmt"
+	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/tandem-proxy/tandem/admin"
 
 	"github.com/tandem-proxy/tandem/exchange"
 	"github.com/tandem-proxy/tandem/proxy"
@@ -112,4 +117,85 @@ func (f *counterFlusher) flush() {
 			f.last[route] = c
 		}
 	}
+}
+
+// diffRateEvery is how often the report-gauge job refreshes
+// tandem_report_diff_rate.
+const diffRateEvery = 10 * time.Second
+
+// diffRateGauges export tandem_report_diff_rate{route}: each route's diff
+// rate as GET /api/v1/report gives it over all the store's data, that is
+// with noise applied by the noise model as it stands when read. Unlike
+// tandem_compare_total, whose outcome is fixed when the comparison is
+// counted (a counter cannot go back), this gauge falls when a path is
+// learned or marked as noise after the fact. It is refreshed by the
+// report-gauge job every diffRateEvery and once at start-up; a route of
+// the rules in force that the report does not hold yet is 0 (the report's
+// rate with nothing compared), and a route that is in neither is dropped.
+type diffRateGauges struct {
+	ms     *metrics.Set
+	st     DiffStore
+	routes func() []string // the routes of the rules in force
+	log    *slog.Logger
+
+	mu    sync.Mutex
+	rates map[string]reportRate // by route; the gauges' callbacks read it
+}
+
+// reportRate is one route's numbers of the last report read.
+type reportRate struct {
+	rate     float64
+	compared int64
+}
+
+func diffRateName(route string) string {
+	return fmt.Sprintf(`tandem_report_diff_rate{route=%q}`, route)
+}
+
+// refresh reads the report and sets every route's gauge to its diff rate.
+// On a failed read the gauges keep their values and the failure is logged.
+func (g *diffRateGauges) refresh() {
+	reps, err := g.st.Report("", time.Time{})
+	if err != nil {
+		g.log.Warn("tandem_report_diff_rate not refreshed", "err", err)
+		return
+	}
+	next := map[string]reportRate{}
+	for _, r := range g.routes() {
+		next[r] = reportRate{}
+	}
+	for _, r := range reps {
+		next[r.Route] = reportRate{rate: r.DiffRate, compared: r.Compared}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for route := range g.rates {
+		if _, ok := next[route]; !ok {
+			g.ms.UnregisterMetric(diffRateName(route))
+		}
+	}
+	old := g.rates
+	g.rates = next
+	for route := range next {
+		if _, ok := old[route]; ok {
+			continue
+		}
+		g.ms.GetOrCreateGauge(diffRateName(route), func() float64 {
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			return g.rates[route].rate
+		})
+	}
+}
+
+// fill sets the report's numbers of the last refresh on rs (GET
+// /api/v1/routes), next to the proxy's own counts.
+func (g *diffRateGauges) fill(rs []admin.RouteStatus) []admin.RouteStatus {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i := range rs {
+		r := g.rates[rs[i].Name]
+		rs[i].ReportDiffRate, rs[i].ReportCompared = r.rate, r.compared
+	}
+	return rs
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -481,6 +482,21 @@ func (r *dashRig) send(i int, tl *tally) {
 	tl.kinds[kind]++
 }
 
+// reportDiffRate is the route's diff_rate in GET /api/v1/report.
+func (r *dashRig) reportDiffRate() float64 {
+	r.t.Helper()
+	st, b := r.p.api("GET", "/api/v1/report?route="+r.route, "", "", "")
+	var rep struct {
+		Routes []struct {
+			DiffRate float64 `json:"diff_rate"`
+		}
+	}
+	if err := json.Unmarshal(b, &rep); st != 200 || err != nil || len(rep.Routes) != 1 {
+		r.t.Fatalf("GET report: %d %v %s", st, err, b)
+	}
+	return rep.Routes[0].DiffRate
+}
+
 func (r *dashRig) scrape() scrape {
 	r.t.Helper()
 	st, b := r.p.api("GET", "/metrics", "-", "", "")
@@ -781,6 +797,35 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 	}
 	pace.Stop()
 	r.settle(n)
+	// The report-gauge job (every 10 s) catches up with the settled report
+	// before the last snapshots are pushed.
+	var reportRate float64
+	var gauge float64
+	if !pollUntil(25*time.Second, func() bool {
+		reportRate = r.reportDiffRate()
+		gauge = r.scrape().value(t, "tandem_report_diff_rate", "route", r.route)
+		return gauge == reportRate && reportRate > 0
+	}) {
+		t.Fatalf("tandem_report_diff_rate %v, the report's diff rate %v: the gauge did not catch up", gauge, reportRate)
+	}
+	// VictoriaMetrics hides the newest second of points from queries
+	// (-search.latencyOffset): push until a query sees the caught-up gauge.
+	gaugeQuery := url.Values{"query": {fmt.Sprintf(`tandem_report_diff_rate{route=%q}`, r.route)}, "nocache": {"1"}}
+	if !pollUntil(15*time.Second, func() bool {
+		var res struct {
+			Data struct{ Result []struct{ Value [2]any } }
+		}
+		gaugeQuery.Set("time", strconv.FormatInt(time.Now().Unix(), 10))
+		vmGet(t, hc, vm+"/api/v1/query?"+gaugeQuery.Encode(), &res)
+		if len(res.Data.Result) != 1 {
+			return false
+		}
+		v, _ := res.Data.Result[0].Value[1].(string)
+		got, err := strconv.ParseFloat(v, 64)
+		return err == nil && math.Abs(got-reportRate) <= 1e-9*reportRate
+	}) {
+		t.Fatalf("VictoriaMetrics never returned tandem_report_diff_rate = %v", reportRate)
+	}
 	close(stop)
 	if err := <-pushed; err != nil {
 		t.Fatalf("pushing /metrics: %v", err)
@@ -798,6 +843,7 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 	asRegex := func(v string) string { return strings.ReplaceAll(regexp.QuoteMeta(v), `\`, `\\`) }
 	subst := strings.NewReplacer("$__rate_interval", "30s", "$__interval", "30s",
 		"$route", asRegex(r.route), "$instance", asRegex(instance))
+	reportPanel := false
 	for _, q := range d.Queries {
 		expr := subst.Replace(q.Expr)
 		var res struct {
@@ -816,11 +862,23 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 			continue
 		}
 		t.Logf("%s: %d series", q.Where, len(res.Data.Result))
+		if strings.Contains(q.Where, `"Diff rate (report)"`) {
+			// The panel shows the report's number, as GET /api/v1/report
+			// gives it.
+			v, _ := res.Data.Result[0].Value[1].(string)
+			if got, err := strconv.ParseFloat(v, 64); err != nil || len(res.Data.Result) != 1 || math.Abs(got-reportRate) > 1e-9*reportRate {
+				t.Errorf("%s: %v (%d series), want the report's diff rate %v", q.Where, v, len(res.Data.Result), reportRate)
+			}
+			reportPanel = true
+		}
 		for _, x := range res.Data.Result {
 			if v, _ := x.Value[1].(string); v == "NaN" || v == "" {
 				t.Errorf("%s: series %v has value %q: %s", q.Where, x.Metric, v, expr)
 			}
 		}
+	}
+	if !reportPanel {
+		t.Error(`no "Diff rate (report)" panel on the dashboard`)
 	}
 	// The template variables list this route and this instance.
 	for _, v := range d.Variables {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -124,6 +125,53 @@ routes:
 	}
 	if p := flags["$.field"]; p == nil || p.Noise || p.Count != 20 {
 		t.Errorf("path table $.field = %+v, want real, differing in 20", p)
+	}
+
+	// The lookup, live: GET /api/v1/comparisons and tandem report -request
+	// say of each early request (compared before the nonce was learned)
+	// what the final model says — noise, or mismatch for a changed $.field
+	// — and flag $.nonce as noise and $.field as real.
+	for i := range minSamples {
+		id := fmt.Sprintf("nonce-%03d", i)
+		var got struct {
+			RequestID   string             `json:"request_id"`
+			Comparisons []store.Comparison `json:"comparisons"`
+		}
+		c.getJSON("/api/v1/comparisons?request_id="+id, &got)
+		want := compare.OutcomeNoise
+		if changed(i) {
+			want = compare.OutcomeMismatch
+		}
+		l := got.Comparisons
+		if got.RequestID != id || len(l) != 2 || l[0].Against != store.AgainstNew || l[0].Outcome != want ||
+			l[1].Against != store.AgainstSecondary || l[1].Outcome != compare.OutcomeNoise {
+			t.Errorf("GET /api/v1/comparisons?request_id=%s = %+v; want legacy→new %s, then legacy→secondary noise", id, got, want)
+			continue
+		}
+		for _, cmp := range l {
+			for _, d := range cmp.Diffs {
+				if wantNoise := d.Path == "$.nonce"; d.Noise != wantNoise || (d.Path != "$.nonce" && d.Path != "$.field") {
+					t.Errorf("%s legacy→%s: %s %s noise %v, want $.nonce noise and $.field real", id, cmp.Against, d.Kind, d.Path, d.Noise)
+				}
+			}
+		}
+		if i > 10 {
+			continue // the CLI for a few; the API for all
+		}
+		var out, errb bytes.Buffer
+		if code := cli(t, &out, &errb, "report", "-request", id, "-admin", "http://"+s.admin, "-config", s.cfgPath); code != 0 {
+			t.Fatalf("tandem report -request %s: exit %d: %s", id, code, errb.String())
+		}
+		text := out.String()
+		lines := strings.Split(strings.TrimSpace(text), "\n")
+		if len(lines) < 4 || !strings.Contains(lines[0], "request "+id+": 2 comparisons") ||
+			!strings.Contains(lines[2], "legacy → new") || !strings.Contains(lines[2], string(want)) ||
+			!strings.Contains(text, "json $.nonce (noise)") {
+			t.Errorf("tandem report -request %s:\n%s\nwant legacy → new %s with json $.nonce (noise)", id, text, want)
+		}
+		if changed(i) && (!strings.Contains(text, "json $.field\n") || strings.Contains(text, "$.field (noise)")) {
+			t.Errorf("tandem report -request %s:\n%s\nwant json $.field, not noise", id, text)
+		}
 	}
 
 	// The per-request records, read after a clean stop with the noise model

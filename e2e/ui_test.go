@@ -13,6 +13,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -112,7 +113,9 @@ func TestUIInBrowser(t *testing.T) {
 		done := 0
 		for _, r := range rs.Routes {
 			for _, rep := range reps.Routes {
-				if rep.Route == r.Name && r.Compared == r.Requests-r.ServedTandem && rep.Compared == r.Compared && rep.Requests == r.Requests {
+				// The routes' report numbers are refreshed every 10 s.
+				if rep.Route == r.Name && r.Compared == r.Requests-r.ServedTandem && rep.Compared == r.Compared && rep.Requests == r.Requests &&
+					r.ReportCompared == rep.Compared && r.ReportDiffRate == rep.DiffRate {
 					done++
 				}
 			}
@@ -139,6 +142,14 @@ func TestUIInBrowser(t *testing.T) {
 	}
 	if n := evalJS[int](b, `document.querySelectorAll("#samples tr[data-sample]").length`); n == 0 {
 		t.Error("route view lists no samples")
+	}
+	// Every sample's request id is a link to that request's comparisons.
+	for _, smp := range p.samples("images", "") {
+		got := evalJS[string](b, fmt.Sprintf(`(document.querySelector('#samples tr[data-sample=%q] a[data-request-link]') || {}).innerText || "no link"`, smp.ID))
+		href := evalJS[string](b, fmt.Sprintf(`(document.querySelector('#samples tr[data-sample=%q] a[data-request-link]') || {getAttribute: () => ""}).getAttribute("href")`, smp.ID))
+		if got != smp.RequestID || href != "#/request/"+url.PathEscape(smp.RequestID) {
+			t.Errorf("route view: sample %s shows request %q linking to %q, want %q linking to its comparisons", smp.ID, got, href, smp.RequestID)
+		}
 	}
 	if got := evalJS[string](b, `document.querySelector('#latency tr[data-side="new"] [data-field="p99"]').textContent`); !strings.Contains(got, "ms") {
 		t.Errorf("new p99 shows %q", got)
@@ -230,6 +241,39 @@ func TestUIInBrowser(t *testing.T) {
 		t.Error("the differing X-Api-Version header is not highlighted")
 	}
 	b.shot("sample-json")
+
+	// The sample's request id links to the request's comparisons; the rows
+	// a person sees are the API's, with the differing paths and their noise
+	// marks, and a link back to the sample.
+	jsonSample := p.samples("api", "$.height")[0]
+	if got := evalJS[string](b, `document.querySelector(".view-head a[data-request-link]").innerText`); got != jsonSample.RequestID {
+		t.Errorf("sample view shows request %q, want %q", got, jsonSample.RequestID)
+	}
+	b.do("follow the request id", chromedp.Click(chromedp.CSS(`.view-head a[data-request-link]`)))
+	b.waitView("request")
+	b.checkComparisons(p, jsonSample.RequestID, jsonSample.ID)
+	b.shot("request")
+
+	// The lookup field: another request by its id, and one nobody knows.
+	b.hash("#/request")
+	b.waitView("request")
+	other := p.samples("api", "$.height")[len(p.samples("api", "$.height"))-1]
+	// Each lookup renders a new request view: mark this one stale first, so
+	// that waitView waits for it.
+	stale := func() { evalJS[chromedp.Void](b, `document.getElementById("view").dataset.ready = "stale"`) }
+	stale()
+	b.do("look up a request", chromedp.SetValue(chromedp.ID("request-lookup"), other.RequestID),
+		chromedp.Click(chromedp.CSS(`#request-form button[type="submit"]`)))
+	b.waitView("request")
+	b.checkComparisons(p, other.RequestID, other.ID)
+	stale()
+	b.do("look up an unknown request", chromedp.SetValue(chromedp.ID("request-lookup"), "no-such-request"),
+		chromedp.Click(chromedp.CSS(`#request-form button[type="submit"]`)))
+	b.waitView("request")
+	if got := evalJS[string](b, `document.getElementById("view").innerText`); !strings.Contains(got, "No comparisons recorded for request no-such-request.") {
+		t.Errorf("unknown request: the page says %q", got)
+	}
+	b.shot("request-unknown")
 
 	// Promote with a reason, through the confirmation step.
 	b.hash("#/")
@@ -579,7 +623,7 @@ func (b *browser) compareOverview(p *inproc) {
 		}
 		for i := 0; i < len(rows) && i < len(rs.Routes); i++ {
 			got, want := rows[i], rs.Routes[i]
-			if got.Name != want.Name || got.ServeNew != want.ServeNew || got.Mirror != want.Mirror || got.DiffRate != want.DiffRate ||
+			if got.Name != want.Name || got.ServeNew != want.ServeNew || got.Mirror != want.Mirror || got.DiffRate != want.ReportDiffRate ||
 				got.Requests != want.Requests || got.Compared != want.Compared || got.ServedErrors != want.ServedErrors.Total() {
 				problems = append(problems, fmt.Sprintf("row %+v, API %+v", got, want))
 				continue
@@ -587,7 +631,8 @@ func (b *browser) compareOverview(p *inproc) {
 			if got.RequestsText != fmt.Sprint(want.Requests) {
 				problems = append(problems, fmt.Sprintf("%s: requests text %q, want %d", got.Name, got.RequestsText, want.Requests))
 			}
-			if wantRate := fmt.Sprintf("%.2f%%", want.DiffRate*100); got.DiffRateText != wantRate {
+			// The rate shown is the report's (noise applied when read).
+			if wantRate := fmt.Sprintf("%.2f%%", want.ReportDiffRate*100); got.DiffRateText != wantRate {
 				problems = append(problems, fmt.Sprintf("%s: diff rate text %q, want %q", got.Name, got.DiffRateText, wantRate))
 			}
 			for backend, state := range want.Breakers {
@@ -605,6 +650,61 @@ func (b *browser) compareOverview(p *inproc) {
 		time.Sleep(200 * time.Millisecond) // the page polls every 3 s
 	}
 	b.t.Errorf("overview differs from /api/v1/routes:\n%s", strings.Join(problems, "\n"))
+}
+
+// checkComparisons checks the request view of id against GET
+// /api/v1/comparisons: one row per comparison, in order, showing what the
+// API says (against, outcome, each differing path with its noise mark), and
+// a link to sampleID on the row that has it.
+func (b *browser) checkComparisons(p *inproc, id, sampleID string) {
+	b.t.Helper()
+	st, body := p.api("GET", "/api/v1/comparisons?request_id="+url.QueryEscape(id), "", "", "")
+	var want struct{ Comparisons []store.Comparison }
+	if err := json.Unmarshal(body, &want); st != 200 || err != nil {
+		b.t.Fatalf("GET comparisons of %s: %d %v %s", id, st, err, body)
+	}
+	if len(want.Comparisons) == 0 {
+		b.t.Fatalf("the API has no comparisons for request %s, which has sample %s", id, sampleID)
+	}
+	type row struct {
+		Against, Outcome, Route, Sample string
+		Pairs                           []string
+	}
+	rows := evalJS[[]row](b, `[...document.querySelectorAll("#comparisons tbody tr")].map(tr => {
+		const f = n => tr.querySelector('[data-field="' + n + '"]');
+		const a = f("sample").querySelector("a");
+		return {Against: f("against").innerText, Outcome: f("outcome").innerText, Route: tr.children[1].innerText,
+			Sample: a ? a.getAttribute("href") : "", Pairs: [...f("diffs").querySelectorAll("li")].map(li => li.innerText.replace(/\s+/g, " "))};
+	})`)
+	if h1 := evalJS[string](b, `document.querySelector(".view-head h1").innerText`); !strings.Contains(h1, id) {
+		b.t.Errorf("request view heading %q lacks %s", h1, id)
+	}
+	if len(rows) != len(want.Comparisons) {
+		b.t.Fatalf("request %s: %d rows on the page, the API has %d comparisons", id, len(rows), len(want.Comparisons))
+	}
+	sampleLinked := false
+	for i, c := range want.Comparisons {
+		got := rows[i]
+		var pairs []string
+		for _, d := range c.Diffs {
+			s := string(d.Kind) + " " + d.Path
+			if d.Noise {
+				s += " noise"
+			}
+			pairs = append(pairs, s)
+		}
+		if got.Against != "legacy → "+c.Against || got.Outcome != string(c.Outcome) || got.Route != c.Route ||
+			strings.Join(got.Pairs, "|") != strings.Join(pairs, "|") {
+			b.t.Errorf("request %s row %d: %+v, the API says %+v (pairs %q)", id, i, got, c, pairs)
+		}
+		if c.SampleID != "" && got.Sample != "#/sample/"+url.PathEscape(c.SampleID) {
+			b.t.Errorf("request %s row %d: sample link %q, want one to %s", id, i, got.Sample, c.SampleID)
+		}
+		sampleLinked = sampleLinked || c.SampleID == sampleID
+	}
+	if !sampleLinked {
+		b.t.Errorf("request %s: no comparison names its sample %s", id, sampleID)
+	}
 }
 
 // checkConsole fails on script errors and blocked content: the UI must run

@@ -3,6 +3,7 @@
  * checked the token; every call to the JSON API carries it as a bearer
  * token. Data is only ever put in the page as text (textContent), never as
  * markup. Views: overview (#/), route (#/route/NAME), sample (#/sample/ID),
+ * a request's comparisons (#/request/ID, and #/request to look one up),
  * events (#/events).
  */
 (function () {
@@ -71,6 +72,11 @@
     return h("span", { class: "badge " + (cls || ""), title: title || null, text: text });
   }
   function link(href, text, cls) { return h("a", { href: href, class: cls || null, text: text }); }
+  // requestLink shows a request id as a link to its comparisons.
+  function requestLink(id) {
+    if (!id) return h("span", { class: "muted", text: "—" });
+    return h("a", { href: "#/request/" + enc(id), class: "request-link", "data-request-link": id, title: "every comparison of this request" }, code(id));
+  }
   function code(text) { return h("code", { text: text }); }
 
   // ---------------------------------------------------------- formatting
@@ -227,6 +233,7 @@
       this.toasts = h("div", { id: "toasts", "aria-live": "polite" });
       const nav = h("nav", null,
         h("a", { href: "#/", "data-nav": "overview", text: "Overview" }),
+        h("a", { href: "#/request", "data-nav": "request", text: "Requests" }),
         h("a", { href: "#/events", "data-nav": "events", text: "Events" }));
       this.nav = nav;
       append(document.body, [
@@ -289,7 +296,7 @@
       const now = Date.now();
       for (const r of routes) {
         const hist = this.history.get(r.name) || [];
-        hist.push({ t: now, rate: r.diff_rate, compared: r.compared });
+        hist.push({ t: now, rate: r.report_diff_rate, compared: r.report_compared });
         while (hist.length > SPARK_POINTS) hist.shift();
         this.history.set(r.name, hist);
       }
@@ -303,6 +310,7 @@
       if (!parts[0]) view = new OverviewView(this);
       else if (parts[0] === "route" && parts[1]) view = new RouteView(this, parts[1]);
       else if (parts[0] === "sample" && parts[1]) view = new SampleView(this, parts[1]);
+      else if (parts[0] === "request") view = new RequestView(this, parts.slice(1).join("/"));
       else if (parts[0] === "events") view = new EventsView(this);
       else view = new NotFoundView(this, raw);
       if (this.view && this.view.destroy) this.view.destroy();
@@ -360,6 +368,17 @@
     const last = xy[xy.length - 1];
     el.appendChild(svg("circle", { cx: last[0].toFixed(1), cy: last[1].toFixed(1), r: 2.2, class: "spark-dot" }));
     return el;
+  }
+
+  // recordTimeRate notes the proxy's own diff rate since it started, with
+  // outcomes as counted when each comparison was made (tandem_compare_total),
+  // when it differs from the report's: higher while noise was still being
+  // learned.
+  function recordTimeRate(r) {
+    if (!r.compared || fmtRate(r.diff_rate, r.compared) === fmtRate(r.report_diff_rate, r.report_compared)) return null;
+    return h("div", { class: "muted small", "data-field": "record_diff_rate", "data-value": r.diff_rate,
+      title: "since tandem started, each comparison counted with the noise known when it was made (tandem_compare_total); counters cannot go back",
+      text: fmtRate(r.diff_rate, r.compared) + " at record time" });
   }
 
   function breakerBadges(breakers) {
@@ -523,8 +542,8 @@
       ],
       read: () => ({ path: path, reason: requireReason(reason) }),
       summary: (v) => [
-        h("p", null, "From now on a difference at ", code(path), " on ", h("strong", { text: route }),
-          " counts as noise, not as a mismatch (persisted; it also covers everything below the path)."),
+        h("p", null, "A difference at ", code(path), " on ", h("strong", { text: route }),
+          " counts as noise, not as a mismatch — in the comparisons already made too, since noise is applied when numbers are read. It also covers everything below the path, and is saved before it takes effect."),
         h("p", null, "Reason: ", h("q", { text: v.reason })),
       ],
       confirmLabel: "Confirm: mark as noise",
@@ -622,8 +641,10 @@
           servedErrorsLine(r.served_errors)),
         h("td", { class: "num", "data-field": "compared", "data-value": r.compared }, h("div", { text: fmtInt(r.compared) }),
           h("div", { class: "muted small", text: fmtInt(r.mismatched) + " mismatched · " + fmtInt(r.noise) + " noise" })),
-        h("td", { "data-field": "diff_rate", "data-value": r.diff_rate },
-          h("div", { class: "rate " + rateClass(r.diff_rate, r.compared), text: fmtRate(r.diff_rate, r.compared) }),
+        h("td", { "data-field": "diff_rate", "data-value": r.report_diff_rate },
+          h("div", { class: "rate " + rateClass(r.report_diff_rate, r.report_compared), text: fmtRate(r.report_diff_rate, r.report_compared),
+            title: "the report's diff rate over all stored comparisons, noise applied as the noise model stands now" }),
+          recordTimeRate(r),
           sparkline(app.history.get(r.name))),
         h("td", { "data-field": "breakers" }, breakerBadges(r.breakers)),
         h("td", { "data-field": "ramp" }, rampCell(r.ramp)),
@@ -679,8 +700,8 @@
         card("Mirror", fmtPercent(r.mirror), "mirror"),
         card("Requests (live)", fmtInt(r.requests), "requests"),
         card("Errors served (live)", h("span", { class: servedErrorsTotal(r.served_errors) ? "bad-text" : "", text: fmtInt(servedErrorsTotal(r.served_errors)) }), "served_errors"),
-        card("Diff rate (live)", h("span", null, h("span", { class: "rate " + rateClass(r.diff_rate, r.compared), text: fmtRate(r.diff_rate, r.compared) }), " ",
-          sparkline(this.app.history.get(r.name))), "diff_rate"),
+        card("Diff rate (live)", h("span", null, h("span", { class: "rate " + rateClass(r.report_diff_rate, r.report_compared), text: fmtRate(r.report_diff_rate, r.report_compared) }), " ",
+          sparkline(this.app.history.get(r.name)), recordTimeRate(r)), "diff_rate"),
         card("Breakers", breakerBadges(r.breakers), "breakers"),
         card("Ramp", rampCell(r.ramp), "ramp", "wide"));
     }
@@ -783,7 +804,7 @@
       const pathLink = h("a", { href: "#", class: "path", title: "show the samples with a difference here", text: d.path });
       pathLink.addEventListener("click", (ev) => { ev.preventDefault(); this.filterSamples(d.path); });
       let action;
-      if (marked) action = h("span", { class: "muted small", text: d.noise ? "noise" : "marked (applies to new comparisons)" });
+      if (marked) action = h("span", { class: "muted small", text: d.noise ? "noise" : "marked" });
       else if (!d.path.startsWith("$")) action = null;
       else action = h("button", { type: "button", class: "small-btn", "data-action": "noise",
         onclick: () => noiseDialog(this.app, this.routeName, d.path, () => { this.marked.add(d.path); this.load(); }), text: "Mark as noise" });
@@ -791,7 +812,7 @@
         h("td", null, pathLink),
         h("td", { class: "num", "data-field": "count", text: fmtInt(d.count) }),
         h("td", { class: "rate-cell" }, h("span", { text: fmtRate(d.rate, 1) }), h("span", { class: "bar thin" }, rate)),
-        h("td", null, d.noise ? badge("noise", "muted-badge", "the latest observation was noise (learned or marked)") : h("span", { class: "muted", text: "—" })),
+        h("td", null, d.noise ? badge("noise", "muted-badge", "noise by the noise model as it is now (learned or marked)") : h("span", { class: "muted", text: "—" })),
         h("td", null, d.example_id ? link("#/sample/" + enc(d.example_id), "sample →") : h("span", { class: "muted", text: "none kept" })),
         h("td", null, action));
     }
@@ -813,7 +834,7 @@
           const paths = s.diff_paths || [];
           return h("tr", { "data-sample": s.id },
             h("td", { class: "nowrap", title: s.at }, link("#/sample/" + enc(s.id), fmtTime(s.at))),
-            h("td", null, code(s.method + " " + s.path), h("div", { class: "muted small", text: s.request_id })),
+            h("td", null, code(s.method + " " + s.path), h("div", { class: "small" }, requestLink(s.request_id))),
             h("td", { text: s.served_by }),
             h("td", null, badge(s.outcome, "outcome " + s.outcome)),
             h("td", { class: s.legacy_status !== s.new_status ? "differs" : null, text: s.legacy_status + " → " + s.new_status }),
@@ -959,7 +980,7 @@
       set(this.main, 
         h("div", { class: "crumbs" }, link("#/", "Overview"), " › ", link("#/route/" + enc(d.route), d.route), " › ", h("span", { text: "sample " + d.id })),
         h("div", { class: "view-head" }, h("h1", null, code(d.method + " " + d.path)),
-          h("p", { class: "sub" }, badge(d.outcome, "outcome " + d.outcome), " request ", code(d.request_id), " · served by ",
+          h("p", { class: "sub" }, badge(d.outcome, "outcome " + d.outcome), " request ", requestLink(d.request_id), " · served by ",
             h("strong", { text: d.served_by }), " · ", fmtTime(d.at), " (" + fmtAgo(d.at) + ")")),
         h("section", null, h("h2", { text: "Responses" }), this.renderSides(d)),
         images ? h("section", { id: "images" }, h("h2", { text: "Images" }), this.renderImages(d, imgPending)) : null,
@@ -1103,6 +1124,89 @@
         return h("div", { class: "side", "data-body": side }, h("h3", { text: side + " · " + (headerValue(s, "Content-Type") || "no Content-Type") }), content);
       };
       return h("div", { class: "sides" }, show("legacy", lb, d.legacy), show("new", nb, d.new));
+    }
+  }
+
+  // ------------------------------------------------------------ request
+
+  const MAX_REQUEST_ID = 256; // admin.MaxRequestID
+
+  // RequestView is every comparison made for one request id
+  // (GET /api/v1/comparisons), with a field to look up another.
+  class RequestView {
+    constructor(app, id) {
+      this.app = app;
+      this.name = "request";
+      this.id = id;
+      this.alive = true;
+    }
+
+    destroy() { this.alive = false; }
+
+    mount(main) {
+      const input = h("input", { type: "search", id: "request-lookup", name: "request_id", maxlength: MAX_REQUEST_ID,
+        placeholder: "X-Request-Id", "aria-label": "request id", autocomplete: "off", spellcheck: "false", value: this.id || null });
+      const form = h("form", { class: "lookup", id: "request-form" }, input, h("button", { type: "submit", text: "Look up" }));
+      form.addEventListener("submit", (ev) => {
+        ev.preventDefault();
+        const v = input.value.trim();
+        if (!v) { input.focus(); return; }
+        if (v === this.id) { this.load(); return; }
+        location.hash = "#/request/" + enc(v);
+      });
+      this.body = h("div");
+      append(main, [
+        h("div", { class: "view-head" }, h("h1", null, "Request", this.id ? [" ", code(this.id)] : null),
+          h("p", { class: "sub", text: "Every comparison made for one request (legacy → new, legacy → secondary), with the outcome as the noise model reads it now. Kept for retention.comparisons." })),
+        form, this.body,
+      ]);
+      if (!this.id) {
+        set(this.body, empty("Look up a request.", "Enter the X-Request-Id of a request, or follow a request id from a sample."));
+        this.app.ready(this);
+        input.focus();
+        return;
+      }
+      this.load();
+    }
+
+    async load() {
+      set(this.body, loading("Loading the comparisons of " + this.id + "…"));
+      let data;
+      try {
+        data = await this.app.api.json("/api/v1/comparisons?request_id=" + enc(this.id));
+      } catch (e) {
+        if (!this.alive) return;
+        set(this.body, errorBox(e.status === 400 ? "Cannot look up this request id." : "Could not load the comparisons.", e));
+        this.app.ready(this);
+        return;
+      }
+      if (!this.alive) return;
+      const list = data.comparisons || [];
+      if (!list.length) {
+        set(this.body, h("div", { "data-empty": "no-comparisons" }, empty("No comparisons recorded for request " + this.id + ".",
+          "It was not mirrored, it is not compared yet, or its records are older than retention.comparisons.")));
+      } else {
+        set(this.body, h("p", { class: "muted small", "data-field": "count", text: list.length + (list.length === 1 ? " comparison" : " comparisons") + ", oldest first" }),
+          h("div", { class: "table-wrap" }, h("table", { class: "grid comparisons", id: "comparisons" },
+            h("thead", null, h("tr", null, ["Time", "Route", "Instance", "Against", "Outcome", "Differences", "Sample"].map((t) => h("th", { text: t })))),
+            h("tbody", null, list.map((c) => this.row(c))))));
+      }
+      this.app.ready(this);
+    }
+
+    row(c) {
+      const diffs = c.diffs || [];
+      return h("tr", { "data-comparison": c.against, "data-outcome": c.outcome, "data-route": c.route },
+        h("td", { class: "nowrap", title: c.at, text: fmtTime(c.at) }),
+        h("td", null, link("#/route/" + enc(c.route), c.route, "route-link")),
+        h("td", { class: c.instance ? null : "muted", text: c.instance || "—" }),
+        h("td", { class: "nowrap", "data-field": "against", text: "legacy → " + c.against }),
+        h("td", { "data-field": "outcome" }, badge(c.outcome, "outcome " + c.outcome)),
+        h("td", { class: "paths", "data-field": "diffs" }, diffs.length ? h("ul", { class: "pairs" }, diffs.map((d) =>
+          h("li", { class: d.noise ? "is-noise" : null, "data-path": d.path, "data-noise": d.noise ? "1" : "0" },
+            badge(d.kind, "kind " + d.kind), " ", code(d.path), d.noise ? [" ", badge("noise", "muted-badge")] : null)))
+          : h("span", { class: "muted", text: "none" })),
+        h("td", { "data-field": "sample" }, c.sample_id ? link("#/sample/" + enc(c.sample_id), "sample →") : h("span", { class: "muted", text: "none kept" })));
     }
   }
 

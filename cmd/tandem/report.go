@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -16,14 +17,28 @@ import (
 )
 
 func runReport(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("report", "report [-route NAME] [-since 1h|RFC3339] [-json] [-admin URL] [-config FILE]", stderr)
+	fs := newFlags("report", "report [-route NAME] [-since 1h|RFC3339] [-request ID] [-json] [-admin URL] [-config FILE]", stderr)
 	cf := addClientFlags(fs)
 	route := fs.String("route", "", "only this route")
 	since := fs.String("since", "", "only traffic since this time: a duration ago (1h, 30m) or an RFC 3339 time")
+	request := fs.String("request", "", "instead of the report: every comparison made for this request id (its X-Request-Id), with outcomes as read now")
 	asJSON := fs.Bool("json", false, "print the API's JSON")
 	top := fs.Int("top", 5, "differing paths shown per route")
 	if code, stop := parseFlags(fs, args); stop {
 		return code
+	}
+	requestSet := false
+	fs.Visit(func(f *flag.Flag) { requestSet = requestSet || f.Name == "request" })
+	if requestSet {
+		if *route != "" || *since != "" {
+			fmt.Fprintln(stderr, "tandem report: -request looks up one request; it takes no -route or -since")
+			return 2
+		}
+		if *request == "" {
+			fmt.Fprintln(stderr, "tandem report: -request needs a request id")
+			return 2
+		}
+		return runRequestLookup(cf, *request, *asJSON, stdout, stderr)
 	}
 	q := url.Values{}
 	if *route != "" {
@@ -139,6 +154,81 @@ func ms(v float64) string {
 func orNone(s string) string {
 	if s == "" {
 		return "none"
+	}
+	return s
+}
+
+// comparisonsAnswer is GET /api/v1/comparisons' answer.
+type comparisonsAnswer struct {
+	RequestID   string             `json:"request_id"`
+	Comparisons []store.Comparison `json:"comparisons"`
+}
+
+// runRequestLookup prints every comparison of one request (tandem report
+// -request ID).
+func runRequestLookup(cf *clientFlags, id string, asJSON bool, stdout, stderr io.Writer) int {
+	c, err := cf.client()
+	if err != nil {
+		return fail1(stderr, "report", err)
+	}
+	var ans comparisonsAnswer
+	if err := c.do("GET", "/api/v1/comparisons?"+url.Values{"request_id": {id}}.Encode(), nil, &ans); err != nil {
+		return fail1(stderr, "report", err)
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(ans)
+		return 0
+	}
+	renderComparisons(stdout, id, ans.Comparisons)
+	return 0
+}
+
+// renderComparisons prints a request's comparisons as a table, oldest
+// first: one line per comparison, its differing (kind, path) pairs one per
+// line in the last column, each noise pair marked "(noise)".
+func renderComparisons(w io.Writer, id string, cs []store.Comparison) {
+	if len(cs) == 0 {
+		fmt.Fprintf(w, "no comparisons recorded for request %q: it was not mirrored, or its records are older than retention.comparisons\n", id)
+		return
+	}
+	n := "comparisons"
+	if len(cs) == 1 {
+		n = "comparison"
+	}
+	fmt.Fprintf(w, "request %s: %d %s (outcomes as the noise model reads them now)\n", id, len(cs), n)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME (UTC)\tROUTE\tINSTANCE\tAGAINST\tOUTCOME\tSAMPLE\tDIFFERING (KIND PATH)")
+	for _, c := range cs {
+		sample := c.SampleID
+		if sample == "" {
+			sample = "-"
+		}
+		first := "-"
+		if len(c.Diffs) > 0 {
+			first = comparedDiff(c.Diffs[0])
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.At.UTC().Format("2006-01-02 15:04:05.000"), c.Route, orDash(c.Instance),
+			"legacy → "+c.Against, c.Outcome, sample, first)
+		for _, d := range c.Diffs[min(1, len(c.Diffs)):] {
+			fmt.Fprintf(tw, "\t\t\t\t\t\t%s\n", comparedDiff(d))
+		}
+	}
+	tw.Flush()
+}
+
+func comparedDiff(d store.ComparedDiff) string {
+	s := string(d.Kind) + " " + d.Path
+	if d.Noise {
+		s += " (noise)"
+	}
+	return s
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
 	}
 	return s
 }

@@ -55,3 +55,25 @@ func TestReportTableGolden(t *testing.T) {
 	renderReport(&b, reps, 2)
 	golden(t, "report.golden", b.Bytes())
 }
+
+// tandem report -request's table, against a golden file: one line per
+// comparison, its differing pairs one per line, noise marked.
+func TestComparisonsTableGolden(t *testing.T) {
+	at := time.Date(2026, 12, 6, 21, 0, 0, 123e6, time.UTC)
+	cs := []store.Comparison{
+		{At: at, Route: "thumbs", RequestID: "req-7", Instance: "10.0.0.5:8080", Against: "secondary", Outcome: compare.OutcomeNoise,
+			Diffs: []store.ComparedDiff{{Kind: compare.KindJSON, Path: "$.nonce", Noise: true}}},
+		{At: at.Add(4 * time.Millisecond), Route: "thumbs", RequestID: "req-7", Instance: "10.0.0.5:8080", Against: "new", Outcome: compare.OutcomeMismatch,
+			Diffs: []store.ComparedDiff{
+				{Kind: compare.KindHeader, Path: "$.header.Content-Type"},
+				{Kind: compare.KindJSON, Path: "$.field"},
+				{Kind: compare.KindJSON, Path: "$.nonce", Noise: true},
+			}, SampleID: "s-42"},
+		{At: at.Add(time.Second), Route: "thumbs", RequestID: "req-7", Against: "new", Outcome: compare.OutcomeMatch},
+	}
+	var b bytes.Buffer
+	renderComparisons(&b, "req-7", cs)
+	var none bytes.Buffer
+	renderComparisons(&none, "nobody", nil)
+	golden(t, "comparisons.golden", append(b.Bytes(), none.Bytes()...))
+}
