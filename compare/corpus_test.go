@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"image/color"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -70,7 +72,7 @@ func buildCorpus(t testing.TB) []corpusCase {
 	jsonResp := func(status int, s string) Response { return resp(status, []byte(s), "Content-Type", ctJSON) }
 
 	const doc = corpusDoc
-	return []corpusCase{
+	return append(realImageCases(t), []corpusCase{
 		// Harmless: the new implementation is fine.
 		{name: "resampler CatmullRom vs ApproxBiLinear, JPEG q90",
 			why:    "another resampling filter moves single pixels, not the picture",
@@ -194,7 +196,68 @@ func buildCorpus(t testing.TB) []corpusCase {
 			why:    "same bytes announced as another type",
 			legacy: pngResp(png1), new: resp(200, png1, "Content-Type", "application/octet-stream"),
 			want: OutcomeMismatch, wantDiffs: []string{"header $.header.Content-Type"}},
+	}...)
+}
+
+// realImageCase labels one pair of testdata/images, made by real encoders
+// and resamplers (make-images.sh says how): NAME.legacy.EXT and
+// NAME.new.EXT.
+type realImageCase struct {
+	name, why string
+	want      Outcome
+	wantDiffs []string
+}
+
+// realImageCases are the labels of testdata/images; the verdicts are a
+// person's, the outcomes come from the code.
+var realImageLabels = []realImageCase{
+	// Harmless: the new service is fine.
+	{"resample-lanczos-triangle", "ImageMagick Lanczos vs bilinear (Triangle) thumbnail, JPEG q85", OutcomeMatch, nil},
+	{"resample-im-vips", "ImageMagick Lanczos vs libvips thumbnail, JPEG q85", OutcomeMatch, nil},
+	{"resample-bilinear-vips", "ImageMagick bilinear vs libvips thumbnail, PNG: the filters alone", OutcomeMatch, nil},
+	{"jpeg-q95-q80", "the same thumbnail at JPEG quality 95 and 80", OutcomeMatch, nil},
+	{"jpeg-vs-webp", "the same thumbnail as JPEG q85 and as lossy WebP q80", OutcomeMatch, nil},
+	{"webp-lossless-lossy-alpha", "a cut-out as lossless WebP and as lossy WebP with (lossless) alpha", OutcomeMatch, nil},
+	{"white-gd-vips", "the issue's white thumbnail: libgd (252,254,252) vs libvips (255,255,255), which nobody tells apart", OutcomeMatch, nil},
+
+	// Regressions: the new service is wrong.
+	{"cmyk-inverted", "converted through CMYK with the channels read inverted", OutcomeMismatch,
+		[]string{"image $.image.ssim", "image $.image.mean_shift"}},
+	{"webp-shift-to-jpeg", "WebP turned into JPEG with the issue's +4.4/+1.7/+3.3 R/G/B shift", OutcomeMismatch,
+		[]string{"image $.image.format", "image $.image.mean_shift"}},
+	{"webp-shift", "WebP re-encoded after the +4.4/+1.7/+3.3 R/G/B shift", OutcomeMismatch,
+		[]string{"image $.image.mean_shift"}},
+	{"alpha-lost", "lossy WebP encoded without its alpha", OutcomeMismatch, []string{"image $.image.alpha"}},
+	{"exif-ignored", "a square camera JPEG's Orientation 6 ignored: same size, turned", OutcomeMismatch,
+		[]string{"image $.image.ssim"}},
+	{"crop-centre-east", "a square thumbnail cut from the east instead of the centre", OutcomeMismatch,
+		[]string{"image $.image.ssim"}},
+	{"other-picture", "another upload thumbnailed at the same size", OutcomeMismatch,
+		[]string{"image $.image.ssim"}},
+}
+
+var imageContentTypes = map[string]string{".jpg": ctJPEG, ".png": ctPNG, ".webp": "image/webp"}
+
+// realImageCases reads testdata/images into corpus cases.
+func realImageCases(t testing.TB) []corpusCase {
+	var out []corpusCase
+	for _, l := range realImageLabels {
+		var sides [2]Response
+		for i, side := range []string{"legacy", "new"} {
+			files, _ := filepath.Glob(filepath.Join("testdata", "images", l.name+"."+side+".*"))
+			if len(files) != 1 {
+				t.Fatalf("%s: want one %s file in testdata/images, found %v", l.name, side, files)
+			}
+			b, err := os.ReadFile(files[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			sides[i] = resp(200, b, "Content-Type", imageContentTypes[filepath.Ext(files[0])])
+		}
+		out = append(out, corpusCase{name: "real: " + l.name, why: l.why, legacy: sides[0], new: sides[1],
+			want: l.want, wantDiffs: l.wantDiffs})
 	}
+	return out
 }
 
 func diffKeys(diffs []Difference) []string {
@@ -260,10 +323,10 @@ func TestCorpusMeasurements(t *testing.T) {
 		}
 	}
 	t.Logf("largest harmless |mean shift| %.3f, smallest colour-bug |mean shift| %.3f, default %.2f",
-		worstHarmlessShift, bestBugShift, DefaultImageMaxMeanShift)
-	if !(worstHarmlessShift*2 <= DefaultImageMaxMeanShift && DefaultImageMaxMeanShift*1.5 <= bestBugShift) {
+		worstHarmlessShift, bestBugShift, DefaultImageMaxDeltaE)
+	if !(worstHarmlessShift*2 <= DefaultImageMaxDeltaE && DefaultImageMaxDeltaE*1.5 <= bestBugShift) {
 		t.Errorf("default image_max_mean_shift %.2f leaves too little margin: harmless up to %.3f, bugs from %.3f",
-			DefaultImageMaxMeanShift, worstHarmlessShift, bestBugShift)
+			DefaultImageMaxDeltaE, worstHarmlessShift, bestBugShift)
 	}
 }
 

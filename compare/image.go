@@ -172,9 +172,17 @@ func (c *Comparer) diffImages(diffs []Difference, legacy, new *Response, lf, nf 
 		diffs = append(diffs, Difference{Kind: KindImage, Path: "$.image.psnr",
 			Legacy: fmt.Sprintf("%.2f dB min", c.s.ImageMinPSNR), New: fmt.Sprintf("%.2f dB", m.psnr)})
 	}
-	if m.maxAbsShift() > c.s.ImageMaxMeanShift {
-		diffs = append(diffs, Difference{Kind: KindImage, Path: "$.image.mean_shift",
-			Legacy: fmt.Sprintf("±%.2f max", c.s.ImageMaxMeanShift), New: m.shiftString()})
+	if m.ssim < c.s.ImageMinSSIM {
+		diffs = append(diffs, Difference{Kind: KindImage, Path: "$.image.ssim",
+			Legacy: fmt.Sprintf("%.4f min", c.s.ImageMinSSIM), New: fmt.Sprintf("%.4f", m.ssim)})
+	}
+	maxShift := c.s.ImageMaxMeanShift
+	if m.deltaE > c.s.ImageMaxDeltaE || maxShift > 0 && m.maxAbsShift() > maxShift {
+		limit := fmt.Sprintf("ΔE00 %.2f max", c.s.ImageMaxDeltaE)
+		if maxShift > 0 {
+			limit = fmt.Sprintf("ΔE00 %.2f, ±%.2f a channel max", c.s.ImageMaxDeltaE, maxShift)
+		}
+		diffs = append(diffs, Difference{Kind: KindImage, Path: "$.image.mean_shift", Legacy: limit, New: m.shiftString()})
 	}
 	return diffs, ""
 }
@@ -200,59 +208,6 @@ func absInt(x int) int {
 		return -x
 	}
 	return x
-}
-
-// metrics are the pixel measurements of one image pair.
-type metrics struct {
-	psnr  float64    // dB; +Inf when identical
-	shift [3]float64 // mean new − legacy of R, G, B, in 0..255 levels
-	alpha [2]bool    // whether legacy, new use transparency
-}
-
-func (m metrics) maxAbsShift() float64 {
-	return math.Max(math.Abs(m.shift[0]), math.Max(math.Abs(m.shift[1]), math.Abs(m.shift[2])))
-}
-
-func (m metrics) shiftString() string {
-	return fmt.Sprintf("R%+.2f G%+.2f B%+.2f", m.shift[0], m.shift[1], m.shift[2])
-}
-
-// alphaUsedBelow is the alpha level (0..255) under which a reduced pixel
-// counts as meaningfully transparent.
-const alphaUsedBelow = 248
-
-// measure reduces both images to a common size and measures them.
-func measure(l, n image.Image) metrics {
-	lb := l.Bounds()
-	w, h := fit((lb.Dx()+1)/2, (lb.Dy()+1)/2, imageCompareSide)
-	a, b := reduce(l, w, h), reduce(n, w, h)
-	var m metrics
-	m.alpha = [2]bool{usesAlpha(a), usesAlpha(b)}
-	channels := 3
-	if m.alpha[0] || m.alpha[1] {
-		channels = 4
-	}
-	var sq float64
-	var sum [3]int64
-	for i := 0; i < len(a.Pix); i += 4 {
-		for ch := 0; ch < channels; ch++ {
-			d := int64(b.Pix[i+ch]) - int64(a.Pix[i+ch])
-			sq += float64(d * d)
-			if ch < 3 {
-				sum[ch] += d
-			}
-		}
-	}
-	px := float64(w * h)
-	for ch := range sum {
-		m.shift[ch] = float64(sum[ch]) / px
-	}
-	if mse := sq / (px * float64(channels)); mse == 0 {
-		m.psnr = math.Inf(1)
-	} else {
-		m.psnr = 10 * math.Log10(255*255/mse)
-	}
-	return m
 }
 
 // fit returns w×h scaled down to fit in side×side, keeping the aspect ratio;
@@ -406,13 +361,4 @@ func rgbaRow(row []uint8, img image.Image, x0, y int) {
 			row[4*x], row[4*x+1], row[4*x+2], row[4*x+3] = uint8(r>>8), uint8(g>>8), uint8(bl>>8), uint8(a>>8)
 		}
 	}
-}
-
-func usesAlpha(img *image.RGBA) bool {
-	for i := 3; i < len(img.Pix); i += 4 {
-		if img.Pix[i] < alphaUsedBelow {
-			return true
-		}
-	}
-	return false
 }
