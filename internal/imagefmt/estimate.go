@@ -20,7 +20,8 @@ import (
 //   - GIF: the first frame, one byte a pixel of the logical screen;
 //   - WebP: lossless (VP8L) holds the ARGB pixels and the transformed copy;
 //     lossy holds YCbCr 4:2:0 and, with alpha, an alpha plane that may be
-//     decoded as lossless ARGB;
+//     decoded as lossless ARGB (and its transformed copy), and then the
+//     NRGBA it is converted to;
 //   - BMP: the model, and one row;
 //   - TIFF: each strip's decompressed samples, read in a buffer that grows
 //     by doubling, beside the image (a 16-bit RGBA TIFF allocates 36 bytes
@@ -68,9 +69,9 @@ func DecodedBytes(b []byte, format string, cfg image.Config) int64 {
 		case color.NRGBAModel: // VP8L
 			per = 2 * 8
 		case color.NYCbCrAModel: // VP8X with alpha
-			per = 2*2 + 1 + 2*4
+			per = 2*2 + 1 + 2*4 + 2*4 + 2*4 // planes, alpha, lossless ARGB and its copy, NRGBA
 		default: // VP8: 4:2:0
-			per = 2*1 + 1
+			per = 2*1 + 1 + 2*4
 		}
 	case BMP:
 		per = max(per, 2*1)

@@ -102,6 +102,27 @@ func magick(t *testing.T, src []byte, ext string, args ...string) []byte {
 	return b
 }
 
+// cwebp encodes a PNG with libwebp's cwebp, or skips when cwebp is missing
+// (and CI is not set).
+func cwebp(t *testing.T, src []byte, args ...string) []byte {
+	t.Helper()
+	path := needTool(t, "cwebp")
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in.png"), filepath.Join(dir, "out.webp")
+	if err := os.WriteFile(in, src, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(path, append(append([]string{"-quiet"}, args...), in, "-o", out)...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("cwebp %v: %v\n%s", args, err, b)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // allocated returns the bytes f allocates.
 func allocated(f func()) uint64 {
 	var a, b runtime.MemStats
@@ -159,6 +180,14 @@ func TestDecodedBytesCoversDecode(t *testing.T) {
 		}},
 		{"bmp", func(t *testing.T) []byte { return encode(t, func(b *bytes.Buffer) error { return bmp.Encode(b, n8) }) }},
 		{"webp lossless", func(*testing.T) []byte { return webp }},
+		{"webp lossy (cwebp)", func(t *testing.T) []byte { return cwebp(t, src, "-q", "80") }},
+		{"webp lossy with alpha (cwebp)", func(t *testing.T) []byte {
+			alpha := to8(n16)
+			for i := 3; i < len(alpha.Pix); i += 4 {
+				alpha.Pix[i] = uint8(i / 4 % 251)
+			}
+			return cwebp(t, encode(t, func(b *bytes.Buffer) error { return png.Encode(b, alpha) }), "-q", "80")
+		}},
 		{"webp lossless flat (a bomb's layout)", func(t *testing.T) []byte {
 			b, err := EncodeWebP(image.NewNRGBA(image.Rect(0, 0, 2000, 1500)))
 			if err != nil {

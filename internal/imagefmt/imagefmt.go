@@ -1,6 +1,11 @@
-// Package imagefmt identifies image formats by their magic bytes and reads
-// the EXIF orientation of JPEGs, without decoding pixels. It is pure (no I/O)
-// and shared by the comparer and the sample media services.
+// Package imagefmt identifies image formats by their magic bytes, reads
+// the EXIF orientation of JPEGs, estimates what decoding costs, and decodes
+// (Codecs) to the pixels the formats' reference decoders produce: lossy
+// WebP is converted from its limited-range Y'CbCr as libwebp does
+// (decodeWebP). reference_test.go checks every format against dwebp,
+// djpeg and ImageMagick on a corpus made by real encoders (testdata/ref).
+// It is pure (no I/O) and shared by the comparer and the sample media
+// services.
 package imagefmt
 
 import (
@@ -160,7 +165,7 @@ var Codecs = map[string]Codec{
 	},
 	WebP: {
 		func(b []byte) (image.Config, error) { return webp.DecodeConfig(bytes.NewReader(b)) },
-		func(b []byte) (image.Image, error) { return webp.Decode(bytes.NewReader(b)) },
+		decodeWebP,
 	},
 	BMP: {
 		func(b []byte) (image.Config, error) { return bmp.DecodeConfig(bytes.NewReader(b)) },
