@@ -64,15 +64,23 @@ func TestCIEDE2000Sharma(t *testing.T) {
 }
 
 // TestLabFromSRGB checks the sRGB → CIELAB conversion against scikit-image's
-// rgb2lab (skimage.color.rgb2lab, D65, 2°) on the primaries, white, black
-// and a grey, to 0.01.
+// rgb2lab (skimage.color.rgb2lab, D65, 2°, values printed by scikit-image
+// 0.19) on the primaries, white, black, a grey, the libgd white and
+// a dark green-grey, to 0.01 (the two use sRGB matrices rounded
+// differently).
 func TestLabFromSRGB(t *testing.T) {
 	cases := []struct {
-		rgb [3]uint8
+		rgb  [3]uint8
 		want lab
 	}{
 		{[3]uint8{255, 255, 255}, lab{100, 0, 0}},
 		{[3]uint8{0, 0, 0}, lab{0, 0, 0}},
+		{[3]uint8{255, 0, 0}, lab{53.2406, 80.0923, 67.2028}},
+		{[3]uint8{0, 255, 0}, lab{87.7351, -86.1830, 83.1797}},
+		{[3]uint8{0, 0, 255}, lab{32.2957, 79.1856, -107.8573}},
+		{[3]uint8{128, 128, 128}, lab{53.5850, 0, 0}},
+		{[3]uint8{252, 254, 252}, lab{99.4590, -1.0113, 0.7269}},
+		{[3]uint8{80, 98, 91}, lab{39.9085, -8.4267, 1.7135}},
 	}
 	for _, c := range cases {
 		got := labFromLinear(srgbToLinear[c.rgb[0]], srgbToLinear[c.rgb[1]], srgbToLinear[c.rgb[2]])

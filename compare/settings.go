@@ -89,7 +89,7 @@ const (
 	DefaultMaxJSONNodes      = 100_000
 	DefaultImageMinPSNR      = 30.0
 	DefaultImageMinSSIM      = 0.90
-	DefaultImageMaxDeltaE    = 2.0
+	DefaultImageMaxDeltaE    = 0.6
 	DefaultMaxImagePixels    = 50_000_000
 	DefaultNoiseMinSamples   = 100
 	DefaultNoiseAbsTolerance = 0.001

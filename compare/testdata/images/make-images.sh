@@ -36,11 +36,37 @@ vipsthumbnail "$tmp/coffee.png" -s 240x160 -o "$PWD/resample-im-vips.new.jpg[Q=8
 "$IM" "$tmp/chelsea.png" -filter Triangle -resize 240x160 resample-bilinear-vips.legacy.png
 vipsthumbnail "$tmp/chelsea.png" -s 240x160 -o "$PWD/resample-bilinear-vips.new.png[strip]"
 
+# libgd, as nginx's image_filter runs it (resize, JPEG quality 85), vs
+# libvips' thumbnail of the same JPEG upload.
+"$IM" "$tmp/coffee.png" -quality 95 "$tmp/coffee.jpg"
+mkdir -p "$tmp/ngx/www"
+cp "$tmp/coffee.jpg" "$tmp/ngx/www/"
+port=$((20000 + RANDOM % 20000))
+cat >"$tmp/ngx/nginx.conf" <<NGX
+load_module /usr/lib/nginx/modules/ngx_http_image_filter_module.so;
+daemon off; master_process off; error_log stderr; pid $tmp/ngx/nginx.pid;
+events {}
+http { access_log off; client_body_temp_path $tmp/ngx; proxy_temp_path $tmp/ngx;
+  fastcgi_temp_path $tmp/ngx; uwsgi_temp_path $tmp/ngx; scgi_temp_path $tmp/ngx;
+  server { listen 127.0.0.1:$port;
+    location /thumb/ { alias $tmp/ngx/www/; image_filter resize 240 160;
+      image_filter_jpeg_quality 85; image_filter_buffer 16M; } } }
+NGX
+mkdir -p "$tmp/ngx/logs"
+nginx -p "$tmp/ngx" -c "$tmp/ngx/nginx.conf" &
+ngx=$!
+for _ in $(seq 50); do curl -sf -o resample-gd-vips.legacy.jpg "http://127.0.0.1:$port/thumb/coffee.jpg" && break; sleep 0.1; done
+kill "$ngx"
+wait "$ngx" || true
+vipsthumbnail "$tmp/coffee.jpg" -s 240x160 -o "$PWD/resample-gd-vips.new.jpg[Q=85,strip]"
+
 # Re-encodes of one thumbnail.
 "$IM" "$tmp/astronaut.png" -resize 256x256 "$tmp/astro-thumb.png"
 "$IM" "$tmp/astro-thumb.png" -quality 95 jpeg-q95-q80.legacy.jpg
 "$IM" "$tmp/astro-thumb.png" -quality 80 jpeg-q95-q80.new.jpg
 "$IM" "$tmp/coffee.png" -resize 240x160 "$tmp/coffee-thumb.png"
+"$IM" "$tmp/coffee-thumb.png" -quality 85 -sampling-factor 1x1 jpeg-444-420.legacy.jpg
+"$IM" "$tmp/coffee-thumb.png" -quality 85 -sampling-factor 2x2 jpeg-444-420.new.jpg
 "$IM" "$tmp/coffee-thumb.png" -quality 85 jpeg-vs-webp.legacy.jpg
 cwebp -quiet -q 80 "$tmp/coffee-thumb.png" -o jpeg-vs-webp.new.webp
 # A cut-out with a soft edge (what a background-removal service returns).
@@ -50,9 +76,10 @@ cwebp -quiet -lossless "$tmp/cutout.png" -o webp-lossless-lossy-alpha.legacy.web
 cwebp -quiet -q 80 "$tmp/cutout.png" -o webp-lossless-lossy-alpha.new.webp
 
 # The white thumbnail of the issue, small: libgd gave (252,254,252) where
-# libvips gave (255,255,255); both JPEG at nginx image_filter's quality 75.
-"$IM" -size 240x240 'xc:rgb(252,254,252)' -quality 75 white-gd-vips.legacy.jpg
-"$IM" -size 240x240 xc:white -quality 75 white-gd-vips.new.jpg
+# libvips gave (255,255,255) (as tandem decoded them). PNG keeps the levels
+# exact (a JPEG of (252,254,252) decodes to (252,255,252) in Go).
+"$IM" -size 240x240 'xc:rgb(252,254,252)' white-gd-vips.legacy.png
+"$IM" -size 240x240 xc:white white-gd-vips.new.png
 
 ## Regressions: must fail.
 
