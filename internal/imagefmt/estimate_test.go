@@ -175,6 +175,10 @@ func TestDecodedBytesCoversDecode(t *testing.T) {
 			return magick(t, src, "jpg", "-colorspace", "CMYK", "-interlace", "JPEG")
 		}},
 		{"jpeg gray", func(t *testing.T) []byte { return magick(t, src, "jpg", "-colorspace", "Gray") }},
+		{"jpeg 4:2:2", func(t *testing.T) []byte { return magick(t, src, "jpg", "-sampling-factor", "2x1") }},
+		{"jpeg progressive 4:2:0", func(t *testing.T) []byte {
+			return magick(t, src, "jpg", "-interlace", "JPEG", "-sampling-factor", "2x2")
+		}},
 		{"gif", func(t *testing.T) []byte {
 			return encode(t, func(b *bytes.Buffer) error { return gif.Encode(b, n8, nil) })
 		}},
@@ -222,23 +226,32 @@ func TestDecodedBytesCoversDecode(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v", format, err)
 			}
-			est := DecodedBytes(b, format, cfg)
-			var derr error
-			got := allocated(func() { _, derr = c.Decode(b) })
-			if derr != nil {
-				t.Fatalf("decode %s: %v", format, derr)
+			denoms := []int{1}
+			if format == JPEG {
+				denoms = []int{1, 2, 4, 8}
 			}
-			px := float64(cfg.Width * cfg.Height)
-			t.Logf("%s %dx%d %T: estimate %.1f B/px, allocated %.1f B/px", format, cfg.Width, cfg.Height, cfg.ColorModel,
-				float64(est)/px, float64(got)/px)
-			if raceEnabled {
-				return
+			for _, denom := range denoms {
+				est := DecodedBytesScaled(b, format, cfg, denom)
+				var derr error
+				got := allocated(func() { _, derr = DecodeScaled(b, format, denom) })
+				if derr != nil {
+					t.Fatalf("decode %s at 1/%d: %v", format, denom, derr)
+				}
+				px := float64(cfg.Width * cfg.Height)
+				t.Logf("%s %dx%d %T at 1/%d: estimate %.2f B/px, allocated %.2f B/px", format, cfg.Width, cfg.Height, cfg.ColorModel,
+					denom, float64(est)/px, float64(got)/px)
+				if raceEnabled {
+					continue
+				}
+				if uint64(est) < got {
+					t.Errorf("1/%d: estimate %d bytes < %d allocated by decoding", denom, est, got)
+				}
+				if est > 4*int64(got)+1<<20 {
+					t.Errorf("1/%d: estimate %d bytes is over 4× the %d allocated: it refuses images that fit", denom, est, got)
+				}
 			}
-			if uint64(est) < got {
-				t.Fatalf("estimate %d bytes < %d allocated by decoding", est, got)
-			}
-			if est > 4*int64(got)+1<<20 {
-				t.Errorf("estimate %d bytes is over 4× the %d allocated: it refuses images that fit", est, got)
+			if est := DecodedBytes(b, format, cfg); est != DecodedBytesScaled(b, format, cfg, 1) {
+				t.Errorf("DecodedBytes %d differs from DecodedBytesScaled at 1/1", est)
 			}
 		})
 	}

@@ -292,9 +292,6 @@ func TestReferenceDecoders(t *testing.T) {
 			if format == "" {
 				t.Fatal("not an image")
 			}
-			if format == JPEG {
-				t.Skip("TEMPORARY: Go's image/jpeg upsamples chroma by replication (next commit)")
-			}
 			img, err := Codecs[format].Decode(b)
 			if err != nil {
 				t.Fatal(err)
@@ -363,5 +360,42 @@ func TestWebPLimitedRangeMeans(t *testing.T) {
 	}
 	if d := max(math.Abs(goM[0]-refM[0]), math.Abs(goM[1]-refM[1]), math.Abs(goM[2]-refM[2])); d < 1 {
 		t.Errorf("Go's full-range conversion is within %.2f levels of dwebp: is x/image/webp's output still limited-range planes?", d)
+	}
+}
+
+// Every corpus JPEG decoded at 1/2, 1/4 and 1/8 (the IDCT scaling the
+// comparer uses) is within 0.5 levels of djpeg -scale 1/N.
+func TestReferenceJPEGScaled(t *testing.T) {
+	files, err := filepath.Glob("testdata/ref/*.jpg")
+	if err != nil || len(files) < 8 {
+		t.Fatalf("corpus JPEGs: %d, %v", len(files), err)
+	}
+	for _, path := range files {
+		for _, denom := range []int{2, 4, 8} {
+			t.Run(fmt.Sprintf("%s/1:%d", filepath.Base(path), denom), func(t *testing.T) {
+				b, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				img, err := DecodeScaled(b, JPEG, denom)
+				if err != nil {
+					t.Fatal(err)
+				}
+				m, err := readPNM(runTool(t, "djpeg", "-scale", fmt.Sprintf("1/%d", denom), "-pnm", path))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if img.Bounds().Size() != m.Bounds().Size() {
+					t.Fatalf("decoded %v, djpeg %v", img.Bounds().Size(), m.Bounds().Size())
+				}
+				mean, maxErr := errStats(samples(img), samples(m))
+				t.Logf("%T %v: mean abs error R %.3f G %.3f B %.3f, max %.0f", img, img.Bounds().Size(), mean[0], mean[1], mean[2], maxErr)
+				for ch, v := range mean {
+					if v > 0.5 {
+						t.Errorf("channel %c: mean error %.3f levels > 0.5", "RGBA"[ch], v)
+					}
+				}
+			})
+		}
 	}
 }
