@@ -21,7 +21,9 @@ import (
 //	$.image.frames       frame count differs (GIF; other formats count 1)
 //	$.image.alpha        one side has meaningful transparency, the other not
 //	$.image.psnr         PSNR below image_min_psnr
-//	$.image.mean_shift   a colour channel's mean moved by more than image_max_mean_shift
+//	$.image.ssim         SSIM of the luma below image_min_ssim
+//	$.image.mean_shift   mean ΔE00 colour difference above image_max_delta_e (or a
+//	                     channel's mean shift past image_max_mean_shift, when set)
 //
 // Pixels are compared after both images are reduced (box, then bilinear)
 // to half the legacy image's dimensions, fitted into 256×256, as
@@ -29,13 +31,8 @@ import (
 // disagree pixel by pixel in fine detail (measured: Lanczos3 vs bilinear
 // thumbnails of a noise image, 26.7 dB at full size, 43.7 dB halved), while
 // the regressions that matter (another picture, turned, cropped, colour)
-// live in coarse structure and survive it. Measured then: PSNR over R, G,
-// B (and A when either side uses transparency), and the mean signed
-// difference new − legacy of R, G and B in 0..255 levels. Harmless
-// resampling and re-encoding lower PSNR but leave the means in place
-// (|shift| < 0.1 on the test corpus); colour bugs move a mean (2–8 levels)
-// while PSNR may stay near 40 dB, so either test alone fails. For psnr and mean_shift, Legacy holds the
-// limit and New the measurement.
+// live in coarse structure and survive it. The measures made then, and the
+// corpus their defaults were chosen on, are described in measure.go.
 //
 // Dimensions are read from the header first: an image over max_image_pixels
 // is never decoded, and the pair is then compared by hash and size
