@@ -1,7 +1,9 @@
 package compare
 
 import (
+	"bytes"
 	"fmt"
+	stdjpeg "image/jpeg"
 	"strings"
 	"testing"
 )
@@ -80,4 +82,25 @@ func BenchmarkDiffJPEG1MP(b *testing.B) {
 		b.Fatalf("setup: %s", r.Text())
 	}
 	benchCompare(b, l, n)
+}
+
+// BenchmarkDiffJPEG1MPBaseline is the pixel path of BenchmarkDiffJPEG1MP as
+// it was before JPEGs were decoded at reduced scale: both images decoded at
+// full size by Go's image/jpeg (an *image.YCbCr, which reduce box-filters
+// through boxReduceYCbCr) and measured. It runs beside the new path so that
+// their ratio is measured on the same machine at the same time.
+func BenchmarkDiffJPEG1MPBaseline(b *testing.B) {
+	l, n := jpeg1MP(b, 90), jpeg1MP(b, 80)
+	b.ReportAllocs()
+	for b.Loop() {
+		li, err := stdjpeg.Decode(bytes.NewReader(l))
+		if err != nil {
+			b.Fatal(err)
+		}
+		ni, err := stdjpeg.Decode(bytes.NewReader(n))
+		if err != nil {
+			b.Fatal(err)
+		}
+		measure(li, ni)
+	}
 }

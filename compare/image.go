@@ -57,6 +57,7 @@ type imageSide struct {
 	orientation int   // JPEG EXIF orientation, 1 when absent
 	frames      int
 	cost        int64 // estimated bytes that decoding allocates
+	denom       int   // decoded at 1/denom of the size (1: full size)
 	img         image.Image
 }
 
@@ -96,13 +97,49 @@ func readHeader(b []byte, format string) *imageSide {
 	return s
 }
 
-// decode decodes the pixels.
-func (s *imageSide) decode(b []byte) {
-	d := decoders[s.format]
-	s.err = safely(func() (err error) { s.img, err = d.Decode(b); return err })
+// decode decodes the pixels at full size.
+func (s *imageSide) decode(b []byte) { s.decodeScaled(b, 1) }
+
+// decodeScaled decodes the pixels at 1/denom of their size where the format
+// allows (imagefmt.ScaleDenom: JPEG, in the IDCT); the image then still has
+// the full size's Bounds (scaledImage), so that the measures see the
+// picture's dimensions and reduce reads the smaller pixels.
+func (s *imageSide) decodeScaled(b []byte, denom int) {
+	s.err = safely(func() (err error) {
+		if denom == 1 {
+			s.img, err = decoders[s.format].Decode(b)
+			return err
+		}
+		img, err := imagefmt.DecodeScaled(b, s.format, denom)
+		if err == nil {
+			s.img = &scaledImage{Image: img, denom: denom, full: image.Rect(0, 0, s.cfg.Width, s.cfg.Height)}
+		}
+		return err
+	})
 	if s.err == nil && s.img.Bounds().Empty() {
 		s.err = fmt.Errorf("%s: empty image", s.format)
 	}
+}
+
+// scaledImage is an image decoded at 1/denom of its size: Bounds is the full
+// size, At samples the decoded pixels, and reduce uses them directly.
+type scaledImage struct {
+	image.Image // the decoded pixels, at the origin
+	denom       int
+	full        image.Rectangle
+}
+
+func (m *scaledImage) Bounds() image.Rectangle { return m.full }
+
+func (m *scaledImage) At(x, y int) color.Color {
+	b := m.Image.Bounds()
+	return m.Image.At(min(b.Min.X+x/m.denom, b.Max.X-1), min(b.Min.Y+y/m.denom, b.Max.Y-1))
+}
+
+// reducedSize is the size measure reduces a pair to, from the legacy
+// image's dimensions: half of them, fitted into imageCompareSide.
+func reducedSize(legacy image.Config) (int, int) {
+	return fit((legacy.Width+1)/2, (legacy.Height+1)/2, imageCompareSide)
 }
 
 // safely runs f, turning a panic in a decoder into an error.
@@ -151,14 +188,21 @@ func (c *Comparer) diffImages(diffs []Difference, legacy, new *Response, lf, nf 
 		return append(diffs, hashDiff(legacy, new, fmt.Sprintf("pixels not compared: %s vs %s, max_image_pixels %d",
 			l.dims(), n.dims(), max))), LimitImagePixels
 	}
+	// Decode JPEG at the largest 1/N (DCT scaling) that still gives both
+	// sides at least the size the measures reduce to.
+	rw, rh := reducedSize(l.cfg)
+	l.denom = imagefmt.ScaleDenom(lf, l.cfg.Width, l.cfg.Height, rw, rh)
+	n.denom = imagefmt.ScaleDenom(nf, n.cfg.Width, n.cfg.Height, rw, rh)
+	l.cost = imagefmt.DecodedBytesScaled(legacy.Body, lf, l.cfg, l.denom)
+	n.cost = imagefmt.DecodedBytesScaled(new.Body, nf, n.cfg, n.denom)
 	cost := l.cost + n.cost
 	if !c.budget.acquire(cost) {
 		return append(diffs, hashDiff(legacy, new, fmt.Sprintf("pixels not compared: decoding %s and %s needs %d MiB, more than the decode budget has free",
 			l.dims(), n.dims(), (cost+1<<20-1)>>20))), LimitDecodeBudget
 	}
 	defer c.budget.release(cost)
-	l.decode(legacy.Body)
-	n.decode(new.Body)
+	l.decodeScaled(legacy.Body, l.denom)
+	n.decodeScaled(new.Body, n.denom)
 	if l.err != nil || n.err != nil {
 		return appendDecodeDiff(diffs, legacy, new, l, n), ""
 	}
@@ -270,11 +314,19 @@ func fit(w, h, side int) (int, int) {
 // reduce scales img to w×h premultiplied RGBA: first a box filter by the
 // largest whole factor that keeps it at least w×h, then an antialiasing
 // bilinear filter for the rest. (The box pass is the fast part: bilinear
-// alone over a 1 MP JPEG converts every source pixel for every tap.)
+// alone over a 1 MP image converts every source pixel for every tap.) An
+// image decoded at reduced scale (scaledImage: a JPEG whose IDCT already
+// averaged it down by 1/2, 1/4 or 1/8) is reduced from its decoded pixels.
 func reduce(img image.Image, w, h int) *image.RGBA {
+	if s, ok := img.(*scaledImage); ok {
+		img = s.Image
+	}
 	b := img.Bounds()
 	if k := min(b.Dx()/w, b.Dy()/h); k >= 2 {
 		img = boxReduce(img, k)
+	}
+	if m, ok := img.(*image.RGBA); ok && m.Rect == image.Rect(0, 0, w, h) && m.Stride == 4*w && len(m.Pix) == 4*w*h {
+		return m // already w×h: bilinear would copy it
 	}
 	dst := image.NewRGBA(image.Rect(0, 0, w, h))
 	draw.BiLinear.Scale(dst, dst.Bounds(), img, img.Bounds(), draw.Src, nil)

@@ -54,7 +54,7 @@ func (d *decoder) ensureNBits(n int32) error {
 			}
 			return err
 		}
-		d.bits.a = d.bits.a<<8 | uint32(c)
+		d.bits.a = d.bits.a<<8 | uint64(c)
 		d.bits.n += 8
 		if d.bits.m == 0 {
 			d.bits.m = 1 << 7
@@ -64,6 +64,22 @@ func (d *decoder) ensureNBits(n int32) error {
 		if d.bits.n >= n {
 			break
 		}
+	}
+	// Changed from image/jpeg: top the 64-bit accumulator up with the
+	// buffered bytes that need no unstuffing (not 0xff), so that most
+	// symbols are decoded without a call per byte. Such bytes are scan data
+	// whatever follows, so there is nothing to unread later (nUnreadable 0);
+	// a 0xff is left to readByteStuffedByte.
+	for d.bits.n <= 56 && d.bytes.i < d.bytes.j {
+		c := d.bytes.buf[d.bytes.i]
+		if c == 0xff {
+			break
+		}
+		d.bytes.i++
+		d.bytes.nUnreadable = 0
+		d.bits.a = d.bits.a<<8 | uint64(c)
+		d.bits.n += 8
+		d.bits.m <<= 8
 	}
 	return nil
 }
@@ -237,8 +253,7 @@ func (d *decoder) decodeBits(n int32) (uint32, error) {
 			return 0, err
 		}
 	}
-	ret := d.bits.a >> uint32(d.bits.n-n)
-	ret &= (1 << uint32(n)) - 1
+	ret := uint32(d.bits.a>>uint32(d.bits.n-n)) & (1<<uint32(n) - 1)
 	d.bits.n -= n
 	d.bits.m >>= uint32(n)
 	return ret, nil
