@@ -108,7 +108,6 @@ type Reader interface {
 // LSB order.
 type bits struct {
 	a uint64 // accumulator.
-	m uint64 // mask. m==1<<(n-1) when n>0, with m==0 when n==0.
 	n int32  // the number of unread bits in a.
 }
 
@@ -197,7 +196,6 @@ func (d *decoder) unreadByteStuffedByte() {
 	if d.bits.n >= 8 {
 		d.bits.a >>= 8
 		d.bits.n -= 8
-		d.bits.m >>= 8
 	}
 }
 

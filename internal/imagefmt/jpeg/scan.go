@@ -262,9 +262,25 @@ func (d *decoder) processSOS(n int) error {
 							// Decode the AC coefficients, as specified in section F.2.2.2.
 							huff := &d.huff[acTable][scan[i].ta]
 							for ; zig <= zigEnd; zig++ {
-								value, err := d.decodeHuffman(huff)
-								if err != nil {
-									return err
+								// Changed from image/jpeg: with 32 bits in the
+								// accumulator, a code found in the look-up table
+								// and its magnitude bits are taken inline.
+								if d.bits.n < 32 {
+									d.topUp()
+								}
+								var value uint8
+								got := false
+								if d.bits.n >= 32 {
+									if v := huff.lut[(d.bits.a>>uint32(d.bits.n-lutSize))&0xff]; v != 0 {
+										d.bits.n -= int32(v&0xff) - 1
+										value, got = uint8(v>>8), true
+									}
+								}
+								if !got {
+									var err error
+									if value, err = d.decodeHuffman(huff); err != nil {
+										return err
+									}
 								}
 								val0 := value >> 4
 								val1 := value & 0x0f
@@ -273,9 +289,19 @@ func (d *decoder) processSOS(n int) error {
 									if zig > zigEnd {
 										break
 									}
-									ac, err := d.receiveExtend(val1)
-									if err != nil {
-										return err
+									var ac int32
+									if t := int32(val1); d.bits.n >= t {
+										d.bits.n -= t
+										s := int32(1) << t
+										ac = int32(d.bits.a>>uint32(d.bits.n)) & (s - 1)
+										if ac < s>>1 {
+											ac += 1 - s
+										}
+									} else {
+										var err error
+										if ac, err = d.receiveExtend(val1); err != nil {
+											return err
+										}
 									}
 									b[unzig[zig]] = ac << al
 								} else {
