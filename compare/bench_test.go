@@ -1,9 +1,15 @@
 package compare
 
 import (
+	"bytes"
 	"fmt"
+	"image"
+	stdjpeg "image/jpeg"
+	"math"
 	"strings"
 	"testing"
+
+	"golang.org/x/image/draw"
 )
 
 // jsonDoc returns a ~10 KiB JSON document of upload metadata; changed alters
@@ -80,4 +86,68 @@ func BenchmarkDiffJPEG1MP(b *testing.B) {
 		b.Fatalf("setup: %s", r.Text())
 	}
 	benchCompare(b, l, n)
+}
+
+// BenchmarkDiffJPEG1MPBaseline is the pixel path of BenchmarkDiffJPEG1MP as
+// it was before JPEGs were decoded at reduced scale (commit 7288941): both
+// images decoded at full size by Go's image/jpeg (an *image.YCbCr),
+// box-filtered (boxReduceYCbCr), scaled by x/image/draw's BiLinear and
+// measured as measure did then (PSNR and mean shift). It runs beside the
+// new path so that their ratio is measured on the same machine at the same
+// time.
+func BenchmarkDiffJPEG1MPBaseline(b *testing.B) {
+	l, n := jpeg1MP(b, 90), jpeg1MP(b, 80)
+	b.ReportAllocs()
+	for b.Loop() {
+		li, err := stdjpeg.Decode(bytes.NewReader(l))
+		if err != nil {
+			b.Fatal(err)
+		}
+		ni, err := stdjpeg.Decode(bytes.NewReader(n))
+		if err != nil {
+			b.Fatal(err)
+		}
+		baselineMeasure(li, ni)
+	}
+}
+
+// baselineReduce is reduce as it was at commit 7288941.
+func baselineReduce(img image.Image, w, h int) *image.RGBA {
+	b := img.Bounds()
+	if k := min(b.Dx()/w, b.Dy()/h); k >= 2 {
+		img = boxReduce(img, k)
+	}
+	dst := image.NewRGBA(image.Rect(0, 0, w, h))
+	draw.BiLinear.Scale(dst, dst.Bounds(), img, img.Bounds(), draw.Src, nil)
+	return dst
+}
+
+// baselineMeasure is measure as it was at commit 7288941.
+func baselineMeasure(l, n image.Image) (psnr float64, shift [3]float64) {
+	lb := l.Bounds()
+	w, h := fit((lb.Dx()+1)/2, (lb.Dy()+1)/2, imageCompareSide)
+	a, c := baselineReduce(l, w, h), baselineReduce(n, w, h)
+	channels := 3
+	if usesAlpha(a) || usesAlpha(c) {
+		channels = 4
+	}
+	var sq float64
+	var sum [3]int64
+	for i := 0; i < len(a.Pix); i += 4 {
+		for ch := 0; ch < channels; ch++ {
+			d := int64(c.Pix[i+ch]) - int64(a.Pix[i+ch])
+			sq += float64(d * d)
+			if ch < 3 {
+				sum[ch] += d
+			}
+		}
+	}
+	px := float64(w * h)
+	for ch := range sum {
+		shift[ch] = float64(sum[ch]) / px
+	}
+	if mse := sq / (px * float64(channels)); mse == 0 {
+		return math.Inf(1), shift
+	}
+	return 10 * math.Log10(255*255/(sq/(px*float64(channels)))), shift
 }

@@ -11,9 +11,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/tandem-proxy/tandem/internal/imagefmt"
 )
 
-// reducedPair decodes and reduces a corpus case's images as measure does.
+// reducedPair decodes and reduces a corpus case's images as the comparer
+// does (JPEG at the DCT scale diffImages picks), ready to be measured.
 func reducedPair(t testing.TB, tc corpusCase) (a, b *image.RGBA, ok bool) {
 	lf, nf := sniffImage(tc.legacy.Body), sniffImage(tc.new.Body)
 	if lf == "" || nf == "" {
@@ -23,8 +26,9 @@ func reducedPair(t testing.TB, tc corpusCase) (a, b *image.RGBA, ok bool) {
 	if l.err != nil || n.err != nil {
 		return nil, nil, false
 	}
-	l.decode(tc.legacy.Body)
-	n.decode(tc.new.Body)
+	rw, rh := reducedSize(l.cfg)
+	l.decodeScaled(tc.legacy.Body, imagefmt.ScaleDenom(lf, l.cfg.Width, l.cfg.Height, rw, rh))
+	n.decodeScaled(tc.new.Body, imagefmt.ScaleDenom(nf, n.cfg.Width, n.cfg.Height, rw, rh))
 	if l.err != nil || n.err != nil {
 		return nil, nil, false
 	}

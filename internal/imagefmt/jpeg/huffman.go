@@ -54,18 +54,47 @@ func (d *decoder) ensureNBits(n int32) error {
 			}
 			return err
 		}
-		d.bits.a = d.bits.a<<8 | uint32(c)
+		d.bits.a = d.bits.a<<8 | uint64(c)
 		d.bits.n += 8
-		if d.bits.m == 0 {
-			d.bits.m = 1 << 7
-		} else {
-			d.bits.m <<= 8
-		}
 		if d.bits.n >= n {
 			break
 		}
 	}
+	// Changed from image/jpeg: top the 64-bit accumulator up with the
+	// buffered bytes that need no unstuffing (not 0xff), so that most
+	// symbols are decoded without a call per byte. Such bytes are scan data
+	// whatever follows, so there is nothing to unread later (nUnreadable 0);
+	// a 0xff is left to readByteStuffedByte.
+	for d.bits.n <= 56 && d.bytes.i < d.bytes.j {
+		c := d.bytes.buf[d.bytes.i]
+		if c == 0xff {
+			break
+		}
+		d.bytes.i++
+		d.bytes.nUnreadable = 0
+		d.bits.a = d.bits.a<<8 | uint64(c)
+		d.bits.n += 8
+	}
 	return nil
+}
+
+// topUp fills the accumulator from the buffered bytes, unstuffing 0xff 0x00,
+// as far as it can without reading from the underlying reader or passing a
+// marker. (Added to image/jpeg for the fast AC path in processSOS.)
+func (d *decoder) topUp() {
+	for d.bits.n <= 56 && d.bytes.i < d.bytes.j {
+		c := d.bytes.buf[d.bytes.i]
+		if c == 0xff {
+			if d.bytes.i+1 >= d.bytes.j || d.bytes.buf[d.bytes.i+1] != 0 {
+				return
+			}
+			d.bytes.i++
+		}
+		d.bytes.i++
+		d.bytes.nUnreadable = 0
+		d.bits.a = d.bits.a<<8 | uint64(c)
+		d.bits.n += 8
+	}
 }
 
 // receiveExtend is the composition of RECEIVE and EXTEND, specified in section
@@ -77,7 +106,6 @@ func (d *decoder) receiveExtend(t uint8) (int32, error) {
 		}
 	}
 	d.bits.n -= int32(t)
-	d.bits.m >>= t
 	s := int32(1) << t
 	x := int32(d.bits.a>>uint8(d.bits.n)) & (s - 1)
 	if x < s>>1 {
@@ -195,7 +223,6 @@ func (d *decoder) decodeHuffman(h *huffman) (uint8, error) {
 	if v := h.lut[(d.bits.a>>uint32(d.bits.n-lutSize))&0xff]; v != 0 {
 		n := (v & 0xff) - 1
 		d.bits.n -= int32(n)
-		d.bits.m >>= n
 		return uint8(v >> 8), nil
 	}
 
@@ -206,11 +233,10 @@ slowPath:
 				return 0, err
 			}
 		}
-		if d.bits.a&d.bits.m != 0 {
+		if d.bits.a&(1<<uint32(d.bits.n-1)) != 0 {
 			code |= 1
 		}
 		d.bits.n--
-		d.bits.m >>= 1
 		if code <= h.maxCodes[i] {
 			return h.vals[h.valsIndices[i]+code-h.minCodes[i]], nil
 		}
@@ -225,9 +251,8 @@ func (d *decoder) decodeBit() (bool, error) {
 			return false, err
 		}
 	}
-	ret := d.bits.a&d.bits.m != 0
+	ret := d.bits.a&(1<<uint32(d.bits.n-1)) != 0
 	d.bits.n--
-	d.bits.m >>= 1
 	return ret, nil
 }
 
@@ -237,9 +262,7 @@ func (d *decoder) decodeBits(n int32) (uint32, error) {
 			return 0, err
 		}
 	}
-	ret := d.bits.a >> uint32(d.bits.n-n)
-	ret &= (1 << uint32(n)) - 1
+	ret := uint32(d.bits.a>>uint32(d.bits.n-n)) & (1<<uint32(n) - 1)
 	d.bits.n -= n
-	d.bits.m >>= uint32(n)
 	return ret, nil
 }

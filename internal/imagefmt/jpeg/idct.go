@@ -4,10 +4,10 @@ package jpeg
 // default JDCT_ISLOW, and jidctred.c jpeg_idct_4x4, _2x2, _1x1 for scaled
 // decoding), ported line by line so that the samples are djpeg's: the same
 // constants, the same order of rounding, the same short cuts for all-zero
-// columns and rows, and the same range limiting. They read dequantized
-// coefficients in natural order (reconstructBlock multiplies by the
-// quantization table first, which is libjpeg's DEQUANTIZE) and write the
-// level-shifted samples to dst, stride bytes a row.
+// columns and rows, and the same range limiting. They read coefficients in
+// and the quantization table q, both in natural order, and multiply each
+// coefficient they use as they read it (libjpeg's DEQUANTIZE); they write
+// the level-shifted samples to dst, stride bytes a row.
 //
 // This code is derived from libjpeg-turbo, which is based in part on the work
 // of the Independent JPEG Group; see LICENSE-libjpeg-turbo.md and README.ijg.
@@ -70,28 +70,28 @@ var idctLimit = func() (t [1024]uint8) {
 func limit(x int64) uint8 { return idctLimit[x&1023] }
 
 // idctIslow is jpeg_idct_islow: the accurate integer 8×8 IDCT.
-func idctIslow(in *block, dst []byte, stride int) {
+func idctIslow(in, q *block, dst []byte, stride int) {
 	var ws [blockSize]int32
 	for c := 0; c < 8; c++ {
 		if in[8+c] == 0 && in[16+c] == 0 && in[24+c] == 0 && in[32+c] == 0 &&
 			in[40+c] == 0 && in[48+c] == 0 && in[56+c] == 0 {
-			dc := in[c] << pass1Bits
+			dc := in[c] * q[c] << pass1Bits
 			for r := 0; r < 8; r++ {
 				ws[8*r+c] = dc
 			}
 			continue
 		}
-		z2, z3 := int64(in[16+c]), int64(in[48+c])
+		z2, z3 := int64(in[16+c])*int64(q[16+c]), int64(in[48+c])*int64(q[48+c])
 		z1 := (z2 + z3) * fix0_541196100
 		tmp2 := z1 + z3*-fix1_847759065
 		tmp3 := z1 + z2*fix0_765366865
-		z2, z3 = int64(in[c]), int64(in[32+c])
+		z2, z3 = int64(in[c])*int64(q[c]), int64(in[32+c])*int64(q[32+c])
 		tmp0 := (z2 + z3) << constBits
 		tmp1 := (z2 - z3) << constBits
 		tmp10, tmp13 := tmp0+tmp3, tmp0-tmp3
 		tmp11, tmp12 := tmp1+tmp2, tmp1-tmp2
 
-		tmp0, tmp1, tmp2, tmp3 = int64(in[56+c]), int64(in[40+c]), int64(in[24+c]), int64(in[8+c])
+		tmp0, tmp1, tmp2, tmp3 = int64(in[56+c])*int64(q[56+c]), int64(in[40+c])*int64(q[40+c]), int64(in[24+c])*int64(q[24+c]), int64(in[8+c])*int64(q[8+c])
 		z1, z2, z3 = tmp0+tmp3, tmp1+tmp2, tmp0+tmp2
 		z4 := tmp1 + tmp3
 		z5 := (z3 + z4) * fix1_175875602
@@ -172,22 +172,22 @@ func idctIslow(in *block, dst []byte, stride int) {
 
 // idct4x4 is jpeg_idct_4x4: 4×4 samples from the 8×8 coefficients (row and
 // column 4 unused).
-func idct4x4(in *block, dst []byte, stride int) {
+func idct4x4(in, q *block, dst []byte, stride int) {
 	var ws [8 * 4]int32
 	for c := 0; c < 8; c++ {
 		if c == 4 {
 			continue
 		}
 		if in[8+c] == 0 && in[16+c] == 0 && in[24+c] == 0 && in[40+c] == 0 && in[48+c] == 0 && in[56+c] == 0 {
-			dc := in[c] << pass1Bits
+			dc := in[c] * q[c] << pass1Bits
 			ws[c], ws[8+c], ws[16+c], ws[24+c] = dc, dc, dc, dc
 			continue
 		}
-		tmp0 := int64(in[c]) << (constBits + 1)
-		z2, z3 := int64(in[16+c]), int64(in[48+c])
+		tmp0 := int64(in[c]) * int64(q[c]) << (constBits + 1)
+		z2, z3 := int64(in[16+c])*int64(q[16+c]), int64(in[48+c])*int64(q[48+c])
 		tmp2 := z2*fix1_847759065 + z3*-fix0_765366865
 		tmp10, tmp12 := tmp0+tmp2, tmp0-tmp2
-		z1, z2, z3, z4 := int64(in[56+c]), int64(in[40+c]), int64(in[24+c]), int64(in[8+c])
+		z1, z2, z3, z4 := int64(in[56+c])*int64(q[56+c]), int64(in[40+c])*int64(q[40+c]), int64(in[24+c])*int64(q[24+c]), int64(in[8+c])*int64(q[8+c])
 		tmp0 = z1*-fix0_211164243 + z2*fix1_451774981 + z3*-fix2_172734803 + z4*fix1_061594337
 		tmp2 = z1*-fix0_509795579 + z2*-fix0_601344887 + z3*fix0_899976223 + z4*fix2_562915447
 		const n = constBits - pass1Bits + 1
@@ -219,20 +219,20 @@ func idct4x4(in *block, dst []byte, stride int) {
 }
 
 // idct2x2 is jpeg_idct_2x2: 2×2 samples (rows and columns 2, 4, 6 unused).
-func idct2x2(in *block, dst []byte, stride int) {
+func idct2x2(in, q *block, dst []byte, stride int) {
 	var ws [8 * 2]int32
 	for c := 0; c < 8; c++ {
 		if c == 2 || c == 4 || c == 6 {
 			continue
 		}
 		if in[8+c] == 0 && in[24+c] == 0 && in[40+c] == 0 && in[56+c] == 0 {
-			dc := in[c] << pass1Bits
+			dc := in[c] * q[c] << pass1Bits
 			ws[c], ws[8+c] = dc, dc
 			continue
 		}
-		tmp10 := int64(in[c]) << (constBits + 2)
-		tmp0 := int64(in[56+c])*-fix0_720959822 + int64(in[40+c])*fix0_850430095 +
-			int64(in[24+c])*-fix1_272758580 + int64(in[8+c])*fix3_624509785
+		tmp10 := int64(in[c]) * int64(q[c]) << (constBits + 2)
+		tmp0 := int64(in[56+c])*int64(q[56+c])*-fix0_720959822 + int64(in[40+c])*int64(q[40+c])*fix0_850430095 +
+			int64(in[24+c])*int64(q[24+c])*-fix1_272758580 + int64(in[8+c])*int64(q[8+c])*fix3_624509785
 		const n = constBits - pass1Bits + 2
 		ws[c] = int32(descale(tmp10+tmp0, n))
 		ws[8+c] = int32(descale(tmp10-tmp0, n))
@@ -255,6 +255,6 @@ func idct2x2(in *block, dst []byte, stride int) {
 }
 
 // idct1x1 is jpeg_idct_1x1: the block's mean, DC/8.
-func idct1x1(in *block, dst []byte) {
-	dst[0] = limit(descale(int64(in[0]), 3))
+func idct1x1(in, q *block, dst []byte) {
+	dst[0] = limit(descale(int64(in[0])*int64(q[0]), 3))
 }

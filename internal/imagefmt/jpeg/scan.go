@@ -138,10 +138,43 @@ func (d *decoder) processSOS(n int) error {
 
 	d.bits = bits{}
 	mcu, expectedRST := 0, uint8(rst0Marker)
+	// totalMCUs is how many MCUs the scan has: in a non-interleaved scan,
+	// the component's blocks that lie in the image.
+	totalMCUs := mxx * myy
+	if nComp == 1 {
+		c := d.comp[scan[0].compIndex]
+		totalMCUs = min(mxx*c.h, (d.width+7)/8) * min(myy*c.v, (d.height+7)/8)
+	}
+	var dc [maxComponents]int32
+	restart := func() error {
+		mcu++
+		if d.ri > 0 && mcu%d.ri == 0 && mcu < totalMCUs {
+			// For well-formed input, the RST[0-7] restart marker follows
+			// immediately. For corrupt input, call findRST to try to
+			// resynchronize.
+			if err := d.readFull(d.tmp[:2]); err != nil {
+				return err
+			} else if d.tmp[0] != 0xff || d.tmp[1] != expectedRST {
+				if err := d.findRST(expectedRST); err != nil {
+					return err
+				}
+			}
+			expectedRST++
+			if expectedRST == rst7Marker+1 {
+				expectedRST = rst0Marker
+			}
+			// Reset the Huffman decoder.
+			d.bits = bits{}
+			// Reset the DC components, as per section F.2.1.3.1.
+			dc = [maxComponents]int32{}
+			// Reset the progressive decoder state, as per section G.1.2.2.
+			d.eobRun = 0
+		}
+		return nil
+	}
 	var (
 		// b is the decoded coefficients, in natural (not zig-zag) order.
-		b  block
-		dc [maxComponents]int32
+		b block
 		// bx and by are the location of the current block, in units of 8x8
 		// blocks: the third block in the first row has (bx, by) = (2, 0).
 		bx, by     int
@@ -229,9 +262,25 @@ func (d *decoder) processSOS(n int) error {
 							// Decode the AC coefficients, as specified in section F.2.2.2.
 							huff := &d.huff[acTable][scan[i].ta]
 							for ; zig <= zigEnd; zig++ {
-								value, err := d.decodeHuffman(huff)
-								if err != nil {
-									return err
+								// Changed from image/jpeg: with 32 bits in the
+								// accumulator, a code found in the look-up table
+								// and its magnitude bits are taken inline.
+								if d.bits.n < 32 {
+									d.topUp()
+								}
+								var value uint8
+								got := false
+								if d.bits.n >= 32 {
+									if v := huff.lut[(d.bits.a>>uint32(d.bits.n-lutSize))&0xff]; v != 0 {
+										d.bits.n -= int32(v&0xff) - 1
+										value, got = uint8(v>>8), true
+									}
+								}
+								if !got {
+									var err error
+									if value, err = d.decodeHuffman(huff); err != nil {
+										return err
+									}
 								}
 								val0 := value >> 4
 								val1 := value & 0x0f
@@ -240,9 +289,19 @@ func (d *decoder) processSOS(n int) error {
 									if zig > zigEnd {
 										break
 									}
-									ac, err := d.receiveExtend(val1)
-									if err != nil {
-										return err
+									var ac int32
+									if t := int32(val1); d.bits.n >= t {
+										d.bits.n -= t
+										s := int32(1) << t
+										ac = int32(d.bits.a>>uint32(d.bits.n)) & (s - 1)
+										if ac < s>>1 {
+											ac += 1 - s
+										}
+									} else {
+										var err error
+										if ac, err = d.receiveExtend(val1); err != nil {
+											return err
+										}
 									}
 									b[unzig[zig]] = ac << al
 								} else {
@@ -265,44 +324,29 @@ func (d *decoder) processSOS(n int) error {
 					}
 
 					if d.progressive {
-						// Save the coefficients.
+						// Save the coefficients. (reconstructBlock is called on each
+						// accumulated block by the reconstructProgressiveImage method
+						// after all of the SOS markers are processed.)
 						d.progCoeffs[compIndex][by*mxx*hi+bx] = b
-						// At this point, we could call reconstructBlock to dequantize and perform the
-						// inverse DCT, to save early stages of a progressive image to the *image.YCbCr
-						// buffers (the whole point of progressive encoding), but in Go, the jpeg.Decode
-						// function does not return until the entire image is decoded, so we "continue"
-						// here to avoid wasted computation. Instead, reconstructBlock is called on each
-						// accumulated block by the reconstructProgressiveImage method after all of the
-						// SOS markers are processed.
-						continue
-					}
-					if err := d.reconstructBlock(&b, bx, by, int(compIndex)); err != nil {
+					} else if err := d.reconstructBlock(&b, bx, by, int(compIndex)); err != nil {
 						return err
+					}
+					if nComp == 1 {
+						// Changed from image/jpeg: in a non-interleaved scan every
+						// block is an MCU, and the restart interval counts blocks
+						// (Go's decoder counted MCUs of the interleaved layout, and
+						// so lost sync in progressive, subsampled files with
+						// restart markers).
+						if err := restart(); err != nil {
+							return err
+						}
 					}
 				} // for j
 			} // for i
-			mcu++
-			if d.ri > 0 && mcu%d.ri == 0 && mcu < mxx*myy {
-				// For well-formed input, the RST[0-7] restart marker follows
-				// immediately. For corrupt input, call findRST to try to
-				// resynchronize.
-				if err := d.readFull(d.tmp[:2]); err != nil {
+			if nComp != 1 {
+				if err := restart(); err != nil {
 					return err
-				} else if d.tmp[0] != 0xff || d.tmp[1] != expectedRST {
-					if err := d.findRST(expectedRST); err != nil {
-						return err
-					}
 				}
-				expectedRST++
-				if expectedRST == rst7Marker+1 {
-					expectedRST = rst0Marker
-				}
-				// Reset the Huffman decoder.
-				d.bits = bits{}
-				// Reset the DC components, as per section F.2.1.3.1.
-				dc = [maxComponents]int32{}
-				// Reset the progressive decoder state, as per section G.1.2.2.
-				d.eobRun = 0
 			}
 		} // for mx
 	} // for my
@@ -439,27 +483,24 @@ func (d *decoder) reconstructProgressiveImage() error {
 	return nil
 }
 
-// reconstructBlock dequantizes, performs the inverse DCT (scaled to the
+// reconstructBlock dequantizes and performs the inverse DCT (scaled to the
 // component's ss×ss) and stores the block in the component's plane.
 func (d *decoder) reconstructBlock(b *block, bx, by, compIndex int) error {
 	if compIndex >= d.nComp {
 		return UnsupportedError("too many components")
 	}
-	qt := &d.quant[d.comp[compIndex].tq]
-	for zig := 0; zig < blockSize; zig++ {
-		b[unzig[zig]] *= qt[zig]
-	}
+	q := &d.qnat[d.comp[compIndex].tq]
 	ss, stride := d.ss[compIndex], d.stride[compIndex]
 	dst := d.plane[compIndex][ss*(by*stride+bx):]
 	switch ss {
 	case 8:
-		idctIslow(b, dst, stride)
+		idctIslow(b, q, dst, stride)
 	case 4:
-		idct4x4(b, dst, stride)
+		idct4x4(b, q, dst, stride)
 	case 2:
-		idct2x2(b, dst, stride)
+		idct2x2(b, q, dst, stride)
 	default:
-		idct1x1(b, dst)
+		idct1x1(b, q, dst)
 	}
 	return nil
 }

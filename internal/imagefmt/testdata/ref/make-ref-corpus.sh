@@ -34,7 +34,8 @@ cwebp -quiet -lossless "$tmp/photo-small.png" -o webp-lossless.webp
 cwebp -quiet -q 75 -alpha_filter best "$tmp/alpha.png" -o webp-lossy-alpha.webp
 cwebp -quiet -lossless "$tmp/alpha.png" -o webp-lossless-alpha.webp
 
-# JPEG: cjpeg 4:2:0, 4:2:2, 4:4:4, progressive, grey; libvips (4:2:0);
+# JPEG: cjpeg 4:2:0, 4:2:2, 4:4:4, progressive, grey, restart markers
+# (sequential, and progressive 4:2:2); libvips (4:2:0);
 # ImageMagick 4:2:0, 4:4:4 and CMYK (Adobe, inverted).
 "$IM" "$tmp/photo.png" "$tmp/photo.ppm"
 cjpeg -quality 85 -sample 2x2 "$tmp/photo.ppm" >jpeg-cjpeg-420.jpg
@@ -42,6 +43,8 @@ cjpeg -quality 85 -sample 2x1 "$tmp/photo.ppm" >jpeg-cjpeg-422.jpg
 cjpeg -quality 90 -sample 1x1 "$tmp/photo.ppm" >jpeg-cjpeg-444.jpg
 cjpeg -quality 80 -progressive "$tmp/photo.ppm" >jpeg-cjpeg-progressive.jpg
 cjpeg -quality 85 -grayscale "$tmp/photo.ppm" >jpeg-cjpeg-gray.jpg
+cjpeg -quality 85 -restart 3B "$tmp/photo.ppm" >jpeg-cjpeg-restart.jpg
+cjpeg -quality 70 -progressive -restart 1 -sample 2x1 "$tmp/photo.ppm" >jpeg-cjpeg-progressive-restart-422.jpg
 vips jpegsave "$tmp/photo.png" jpeg-vips.jpg --Q 80 --strip
 "$IM" "$tmp/photo.png" -quality 85 -sampling-factor 4:2:0 jpeg-magick-420.jpg
 "$IM" "$tmp/photo.png" -quality 92 -sampling-factor 4:4:4 jpeg-magick-444.jpg
