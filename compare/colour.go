@@ -116,25 +116,28 @@ type colourSum struct{ r, g, b, a float64 }
 
 // add accumulates the pixels of p, premultiplied RGBA.
 func (s *colourSum) add(p []uint8) {
-	var r, g, b, wa float64
+	var r, g, b, wa float64    // weighted by alpha
+	var ro, gO, bo, no float64 // opaque pixels, weight 255 applied once
 	for i := 0; i+3 < len(p); i += 4 {
-		a := p[i+3]
-		switch a {
-		case 0:
-			continue
+		switch a := p[i+3]; a {
 		case 0xff:
-			r += 255 * srgbToLinear[p[i]]
-			g += 255 * srgbToLinear[p[i+1]]
-			b += 255 * srgbToLinear[p[i+2]]
+			ro += srgbToLinear[p[i]]
+			gO += srgbToLinear[p[i+1]]
+			bo += srgbToLinear[p[i+2]]
+			no++
+		case 0:
 		default:
 			w := float64(a)
 			r += w * srgbToLinear[unpremul(p[i], a)]
 			g += w * srgbToLinear[unpremul(p[i+1], a)]
 			b += w * srgbToLinear[unpremul(p[i+2], a)]
+			wa += w
 		}
-		wa += float64(a)
 	}
-	s.r, s.g, s.b, s.a = s.r+r, s.g+g, s.b+b, s.a+wa
+	s.r += r + 255*ro
+	s.g += g + 255*gO
+	s.b += b + 255*bo
+	s.a += wa + 255*no
 }
 
 func unpremul(c, a uint8) uint8 {

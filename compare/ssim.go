@@ -104,15 +104,21 @@ func ssim(a, b *image.RGBA, k int, tiles *tileSums) float64 {
 			cxy[x] += la * lb
 		}
 	}
-	subRow := func(y int) {
+	// slide moves the window's rows down by one: row y leaves, row y+k
+	// takes its place in the ring, in one pass over the column sums.
+	slide := func(y int) {
 		ra, rb := ring[(y%k)*w:][:w], ring[(k+y%k)*w:][:w]
+		pa, pb := a.Pix[(y+k)*a.Stride:][:4*w], b.Pix[(y+k)*b.Stride:][:4*w]
+		cx, cy, cxx, cyy, cxy := cx[:len(ra)], cy[:len(ra)], cxx[:len(ra)], cyy[:len(ra)], cxy[:len(ra)]
 		for x := range ra {
-			la, lb := ra[x], rb[x]
-			cx[x] -= la
-			cy[x] -= lb
-			cxx[x] -= la * la
-			cyy[x] -= lb * lb
-			cxy[x] -= la * lb
+			oa, ob := ra[x], rb[x]
+			la, lb := float64(luma601(pa[4*x:4*x+3])), float64(luma601(pb[4*x:4*x+3]))
+			ra[x], rb[x] = la, lb
+			cx[x] += la - oa
+			cy[x] += lb - ob
+			cxx[x] += la*la - oa*oa
+			cyy[x] += lb*lb - ob*ob
+			cxy[x] += la*lb - oa*ob
 		}
 	}
 	for y := 0; y < k; y++ {
@@ -154,8 +160,7 @@ func ssim(a, b *image.RGBA, k int, tiles *tileSums) float64 {
 		if y0+k >= h {
 			break
 		}
-		subRow(y0) // before addRow(y0+k) takes its place in the ring
-		addRow(y0 + k)
+		slide(y0)
 	}
 	return total / float64((w-k+1)*(h-k+1))
 }
