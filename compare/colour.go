@@ -116,15 +116,15 @@ type colourSum struct{ r, g, b, a float64 }
 
 // add accumulates the pixels of p, premultiplied RGBA.
 func (s *colourSum) add(p []uint8) {
-	var r, g, b, wa float64    // weighted by alpha
-	var ro, gO, bo, no float64 // opaque pixels, weight 255 applied once
+	var r, g, b, wa float64        // weighted by alpha
+	var opR, opG, opB, opN float64 // opaque pixels, their weight 255 applied once
 	for i := 0; i+3 < len(p); i += 4 {
 		switch a := p[i+3]; a {
 		case 0xff:
-			ro += srgbToLinear[p[i]]
-			gO += srgbToLinear[p[i+1]]
-			bo += srgbToLinear[p[i+2]]
-			no++
+			opR += srgbToLinear[p[i]]
+			opG += srgbToLinear[p[i+1]]
+			opB += srgbToLinear[p[i+2]]
+			opN++
 		case 0:
 		default:
 			w := float64(a)
@@ -134,10 +134,10 @@ func (s *colourSum) add(p []uint8) {
 			wa += w
 		}
 	}
-	s.r += r + 255*ro
-	s.g += g + 255*gO
-	s.b += b + 255*bo
-	s.a += wa + 255*no
+	s.r += r + 255*opR
+	s.g += g + 255*opG
+	s.b += b + 255*opB
+	s.a += wa + 255*opN
 }
 
 func unpremul(c, a uint8) uint8 {
@@ -146,9 +146,10 @@ func unpremul(c, a uint8) uint8 {
 
 func (s *colourSum) lab() lab { return labFromLinear(s.r/s.a, s.g/s.a, s.b/s.a) }
 
-// meanDeltaE returns the mean CIEDE2000 difference between the tiles'
-// mean colours of two premultiplied RGBA images of the same size, the
-// image cut into tile×tile squares (smaller at the right and bottom edges).
+// meanDeltaE returns the mean CIEDE2000 difference between the tiles' mean
+// colours of two premultiplied RGBA images of the same size at the origin
+// (as reduce makes them), cut into tile×tile squares (smaller at the right
+// and bottom edges).
 //
 // A tile's colour is the mean, in linear light, of its pixels' straight
 // colours weighted by their alpha (light mixes linearly: it is the colour

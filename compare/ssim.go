@@ -66,8 +66,8 @@ func (t *tileSums) mean(x, y int) (float64, bool) {
 }
 
 // ssim returns the mean SSIM of the luma of two premultiplied RGBA images
-// of the same size, over every k×k window (k shrinks to fit smaller
-// images). When tiles is not nil, each window's SSIM is also added to the
+// of the same size at the origin, over every k×k window (k shrinks to fit
+// smaller images). When tiles is not nil, each window's SSIM is also added to the
 // tile holding its centre. Without tiles it allocates nothing for images up
 // to imageCompareSide wide.
 //
