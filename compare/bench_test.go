@@ -6,10 +6,12 @@ import (
 	"image"
 	stdjpeg "image/jpeg"
 	"math"
+	"os"
 	"strings"
 	"testing"
 
 	"golang.org/x/image/draw"
+	xwebp "golang.org/x/image/webp"
 )
 
 // jsonDoc returns a ~10 KiB JSON document of upload metadata; changed alters
@@ -150,4 +152,44 @@ func baselineMeasure(l, n image.Image) (psnr float64, shift [3]float64) {
 		return math.Inf(1), shift
 	}
 	return 10 * math.Log10(255*255/(sq/(px*float64(channels)))), shift
+}
+
+// webp1MP reads a lossy WebP of the benchmarks' 1 MP picture (photo(1152,
+// 864, 1) encoded by cwebp 1.2.4 at quality q: testdata/bench/README.md).
+func webp1MP(b *testing.B, q int) []byte {
+	body, err := os.ReadFile(fmt.Sprintf("testdata/bench/photo-1mp-q%d.webp", q))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return body
+}
+
+// BenchmarkDiffWebP1MP compares two lossy WebP encodings (q80, q70) of the
+// 1 MP picture: decoded, converted as libwebp does, reduced and measured.
+func BenchmarkDiffWebP1MP(b *testing.B) {
+	l := resp(200, webp1MP(b, 80), "Content-Type", "image/webp")
+	n := resp(200, webp1MP(b, 70), "Content-Type", "image/webp")
+	if r := Compare(l, n, Settings{}); r.Outcome != OutcomeMatch {
+		b.Fatalf("setup: %s", r.Text())
+	}
+	benchCompare(b, l, n)
+}
+
+// BenchmarkDiffWebP1MPBaseline is BenchmarkDiffWebP1MP's pixel path as it
+// was at commit 7288941: x/image/webp's *image.YCbCr (JFIF full-range
+// colours, so not what libwebp shows) reduced through boxReduceYCbCr.
+func BenchmarkDiffWebP1MPBaseline(b *testing.B) {
+	l, n := webp1MP(b, 80), webp1MP(b, 70)
+	b.ReportAllocs()
+	for b.Loop() {
+		li, err := xwebp.Decode(bytes.NewReader(l))
+		if err != nil {
+			b.Fatal(err)
+		}
+		ni, err := xwebp.Decode(bytes.NewReader(n))
+		if err != nil {
+			b.Fatal(err)
+		}
+		baselineMeasure(li, ni)
+	}
 }

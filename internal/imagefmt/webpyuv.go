@@ -68,12 +68,13 @@ func yuvToNRGBA(m *image.YCbCr, alpha []byte, astride int) *image.NRGBA {
 		upsampleRow(v, nv, fv)
 		yrow := m.Y[y0+r*m.YStride : y0+r*m.YStride+w]
 		dst := out.Pix[r*out.Stride : r*out.Stride+4*w]
+		u, v := u[:len(yrow)], v[:len(yrow)]
 		for x, yy := range yrow {
 			d := dst[4*x : 4*x+4 : 4*x+4]
-			yv, uu, vv := int(yy), int(u[x]), int(v[x])
-			d[0] = vp8Clip8(multHi(yv, 19077) + multHi(vv, 26149) - 14234)
-			d[1] = vp8Clip8(multHi(yv, 19077) - multHi(uu, 6419) - multHi(vv, 13320) + 8708)
-			d[2] = vp8Clip8(multHi(yv, 19077) + multHi(uu, 33050) - 17685)
+			yv, uu, vv := multHi(int(yy), 19077), int(u[x]), int(v[x])
+			d[0] = vp8Clip8(yv + multHi(vv, 26149) - 14234)
+			d[1] = vp8Clip8(yv - multHi(uu, 6419) - multHi(vv, 13320) + 8708)
+			d[2] = vp8Clip8(yv + multHi(uu, 33050) - 17685)
 			d[3] = 0xff
 		}
 		if alpha != nil {

@@ -5,6 +5,7 @@
 package jpeg
 
 import (
+	"encoding/binary"
 	"io"
 )
 
@@ -82,6 +83,18 @@ func (d *decoder) ensureNBits(n int32) error {
 // as far as it can without reading from the underlying reader or passing a
 // marker. (Added to image/jpeg for the fast AC path in processSOS.)
 func (d *decoder) topUp() {
+	if d.bytes.i+8 <= d.bytes.j && d.bits.n <= 56 {
+		// Eight bytes at once when none of them is 0xff.
+		x := binary.BigEndian.Uint64(d.bytes.buf[d.bytes.i:])
+		if y := ^x; (y-0x0101010101010101)&^y&0x8080808080808080 == 0 {
+			k := (64 - d.bits.n) / 8
+			d.bits.a = d.bits.a<<uint(8*k) | x>>uint(64-8*k)
+			d.bits.n += 8 * k
+			d.bytes.i += int(k)
+			d.bytes.nUnreadable = 0
+			return
+		}
+	}
 	for d.bits.n <= 56 && d.bytes.i < d.bytes.j {
 		c := d.bytes.buf[d.bytes.i]
 		if c == 0xff {

@@ -303,7 +303,7 @@ func (d *decoder) processSOS(n int) error {
 											return err
 										}
 									}
-									b[unzig[zig]] = ac << al
+									b[unzig[zig&63]&63] = ac << al // zig <= zigEnd < 64
 								} else {
 									if val0 != 0x0f {
 										d.eobRun = uint16(1 << val0)
