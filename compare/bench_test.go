@@ -1,9 +1,17 @@
 package compare
 
 import (
+	"bytes"
 	"fmt"
+	"image"
+	stdjpeg "image/jpeg"
+	"math"
+	"os"
 	"strings"
 	"testing"
+
+	"golang.org/x/image/draw"
+	xwebp "golang.org/x/image/webp"
 )
 
 // jsonDoc returns a ~10 KiB JSON document of upload metadata; changed alters
@@ -80,4 +88,108 @@ func BenchmarkDiffJPEG1MP(b *testing.B) {
 		b.Fatalf("setup: %s", r.Text())
 	}
 	benchCompare(b, l, n)
+}
+
+// BenchmarkDiffJPEG1MPBaseline is the pixel path of BenchmarkDiffJPEG1MP as
+// it was before JPEGs were decoded at reduced scale (commit 7288941): both
+// images decoded at full size by Go's image/jpeg (an *image.YCbCr),
+// box-filtered (boxReduceYCbCr), scaled by x/image/draw's BiLinear and
+// measured as measure did then (PSNR and mean shift). It runs beside the
+// new path so that their ratio is measured on the same machine at the same
+// time.
+func BenchmarkDiffJPEG1MPBaseline(b *testing.B) {
+	l, n := jpeg1MP(b, 90), jpeg1MP(b, 80)
+	b.ReportAllocs()
+	for b.Loop() {
+		li, err := stdjpeg.Decode(bytes.NewReader(l))
+		if err != nil {
+			b.Fatal(err)
+		}
+		ni, err := stdjpeg.Decode(bytes.NewReader(n))
+		if err != nil {
+			b.Fatal(err)
+		}
+		baselineMeasure(li, ni)
+	}
+}
+
+// baselineReduce is reduce as it was at commit 7288941.
+func baselineReduce(img image.Image, w, h int) *image.RGBA {
+	b := img.Bounds()
+	if k := min(b.Dx()/w, b.Dy()/h); k >= 2 {
+		img = boxReduce(img, k)
+	}
+	dst := image.NewRGBA(image.Rect(0, 0, w, h))
+	draw.BiLinear.Scale(dst, dst.Bounds(), img, img.Bounds(), draw.Src, nil)
+	return dst
+}
+
+// baselineMeasure is measure as it was at commit 7288941.
+func baselineMeasure(l, n image.Image) (psnr float64, shift [3]float64) {
+	lb := l.Bounds()
+	w, h := fit((lb.Dx()+1)/2, (lb.Dy()+1)/2, imageCompareSide)
+	a, c := baselineReduce(l, w, h), baselineReduce(n, w, h)
+	channels := 3
+	if usesAlpha(a) || usesAlpha(c) {
+		channels = 4
+	}
+	var sq float64
+	var sum [3]int64
+	for i := 0; i < len(a.Pix); i += 4 {
+		for ch := 0; ch < channels; ch++ {
+			d := int64(c.Pix[i+ch]) - int64(a.Pix[i+ch])
+			sq += float64(d * d)
+			if ch < 3 {
+				sum[ch] += d
+			}
+		}
+	}
+	px := float64(w * h)
+	for ch := range sum {
+		shift[ch] = float64(sum[ch]) / px
+	}
+	if mse := sq / (px * float64(channels)); mse == 0 {
+		return math.Inf(1), shift
+	}
+	return 10 * math.Log10(255*255/(sq/(px*float64(channels)))), shift
+}
+
+// webp1MP reads a lossy WebP of the benchmarks' 1 MP picture (photo(1152,
+// 864, 1) encoded by cwebp 1.2.4 at quality q: testdata/bench/README.md).
+func webp1MP(b *testing.B, q int) []byte {
+	body, err := os.ReadFile(fmt.Sprintf("testdata/bench/photo-1mp-q%d.webp", q))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return body
+}
+
+// BenchmarkDiffWebP1MP compares two lossy WebP encodings (q80, q70) of the
+// 1 MP picture: decoded, converted as libwebp does, reduced and measured.
+func BenchmarkDiffWebP1MP(b *testing.B) {
+	l := resp(200, webp1MP(b, 80), "Content-Type", "image/webp")
+	n := resp(200, webp1MP(b, 70), "Content-Type", "image/webp")
+	if r := Compare(l, n, Settings{}); r.Outcome != OutcomeMatch {
+		b.Fatalf("setup: %s", r.Text())
+	}
+	benchCompare(b, l, n)
+}
+
+// BenchmarkDiffWebP1MPBaseline is BenchmarkDiffWebP1MP's pixel path as it
+// was at commit 7288941: x/image/webp's *image.YCbCr (JFIF full-range
+// colours, so not what libwebp shows) reduced through boxReduceYCbCr.
+func BenchmarkDiffWebP1MPBaseline(b *testing.B) {
+	l, n := webp1MP(b, 80), webp1MP(b, 70)
+	b.ReportAllocs()
+	for b.Loop() {
+		li, err := xwebp.Decode(bytes.NewReader(l))
+		if err != nil {
+			b.Fatal(err)
+		}
+		ni, err := xwebp.Decode(bytes.NewReader(n))
+		if err != nil {
+			b.Fatal(err)
+		}
+		baselineMeasure(li, ni)
+	}
 }

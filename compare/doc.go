@@ -8,7 +8,9 @@
 //   - per-route comparison Settings, their validation and defaults;
 //   - the comparisons themselves: status, headers, JSON trees (go-cmp),
 //     images (decoded and compared perceptually: format, dimensions, EXIF
-//     orientation, alpha, frames, PSNR, mean colour shift) and plain bytes;
+//     orientation, alpha, frames, structure as SSIM, colour as CIEDE2000,
+//     PSNR; see measure.go for the measures and the labelled corpus their
+//     defaults come from) and plain bytes;
 //   - noise learning (Learner): which differing paths are noise, learned from
 //     legacy-vs-secondary comparisons or marked by an operator.
 //
@@ -19,7 +21,7 @@
 // headers skipped, see HopByHopHeaders and DefaultNoiseHeaders); then the
 // body, chosen by content: images by magic bytes ("$.image.format",
 // ".decode", ".dimensions", ".orientation", ".frames", ".alpha", ".psnr",
-// ".mean_shift"; see image.go), JSON by Content-Type or shape (structural,
+// ".ssim", ".mean_shift"; see image.go and measure.go), JSON by Content-Type or shape (structural,
 // "$.items[3].width"; see json.go), anything else by hash and size
 // ("$.body", with the first differing line for text; see body.go). Bodies
 // captured only in part (Response.Truncated) are compared by hash and size.

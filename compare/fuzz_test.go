@@ -110,7 +110,19 @@ func FuzzImage(f *testing.F) {
 	legacy := resp(200, fixed, "Content-Type", ctPNG)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		n := resp(200, b, "Content-Type", ctPNG)
-		checkResult(t, c.Compare(&legacy, &n))
+		r := c.Compare(&legacy, &n)
+		checkResult(t, r)
+		// The measures stay numbers whatever decodes (a NaN would compare
+		// as neither below nor above a limit).
+		for _, d := range r.Diffs {
+			if strings.Contains(d.New, "NaN") || strings.Contains(d.New, "Inf") {
+				t.Fatalf("%s measured %q", d.Path, d.New)
+			}
+		}
+		// The heat map measures the same pairs tile by tile.
+		if img, err := HeatMap(fixed, b, 48, nil); err == nil && img.Bounds().Empty() {
+			t.Fatal("empty heat map without an error")
+		}
 	})
 }
 

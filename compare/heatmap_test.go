@@ -89,14 +89,14 @@ func TestHeatMap(t *testing.T) {
 		{name: "colour shift", why: "a uniform +40 red shift heats every pixel",
 			legacy: basePNG, new: encPNG(t, heatPicture(64, 48, func(x, y int) int { return 40 })),
 			wantW: 64, wantH: 48, hotMin: 1, hotMax: 1},
-		{name: "right half changed", why: "heat is where the change is, not elsewhere",
+		{name: "right half changed", why: "heat is where the change is, not elsewhere (the 8-px tile at the edge holds SSIM windows that reach over it)",
 			legacy: basePNG, new: encPNG(t, heatPicture(64, 48, func(x, y int) int {
 				if x >= 32 {
 					return 100
 				}
 				return 0
 			})),
-			wantW: 64, wantH: 48, hotMin: 0.4, hotMax: 0.6,
+			wantW: 64, wantH: 48, hotMin: 0.45, hotMax: 0.65,
 			check: func(t *testing.T, img image.Image) {
 				if hot(img.At(5, 20)) || !hot(img.At(60, 20)) {
 					t.Error("heat is not confined to the right half")

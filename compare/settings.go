@@ -44,11 +44,23 @@ type Settings struct {
 	// the two decoded images (both reduced to half the legacy size, at most
 	// 256 px a side) that still counts as equal. Default 0: 30 dB.
 	ImageMinPSNR float64 `yaml:"image_min_psnr" json:"image_min_psnr,omitempty"`
-	// ImageMaxMeanShift is the largest per-channel mean signed difference
-	// (new − legacy, R, G and B, in 0..255 levels) that still counts as
-	// equal. Resampling and re-encoding leave the mean near 0 even where
-	// they move single pixels a lot; colour bugs move it by 2–8 levels.
-	// Default 0: 1.5 levels.
+	// ImageMinSSIM is the lowest mean structural similarity (SSIM, Wang et
+	// al. 2004, on BT.601 luma in 8×8 windows) between the two reduced
+	// images that still counts as equal, in (0, 1]; 1 means identical luma.
+	// Default 0: DefaultImageMinSSIM.
+	ImageMinSSIM float64 `yaml:"image_min_ssim" json:"image_min_ssim,omitempty"`
+	// ImageMaxDeltaE is the largest mean colour difference, CIEDE2000 (ΔE00)
+	// between the mean colours of 16×16-pixel tiles of the two reduced
+	// images, that still counts as equal. About 1 is the smallest
+	// difference an observer sees side by side; harmless resampling and
+	// re-encoding stay under 0.35 on the corpus, colour shifts of 3 levels
+	// reach 1 (measure.go). Default 0: DefaultImageMaxDeltaE.
+	ImageMaxDeltaE float64 `yaml:"image_max_delta_e" json:"image_max_delta_e,omitempty"`
+	// ImageMaxMeanShift is an optional extra limit on the per-channel mean
+	// signed difference (new − legacy of R, G and B, in 0..255 levels): a
+	// shift past it is reported as $.image.mean_shift even when ΔE00 is
+	// within image_max_delta_e. Default 0: off (colour is judged by ΔE00
+	// alone; before ΔE00, 0 meant 1.5 levels).
 	ImageMaxMeanShift float64 `yaml:"image_max_mean_shift" json:"image_max_mean_shift,omitempty"`
 	// ImageDimTolerance is the largest difference in width or height, in
 	// pixels, that still counts as equal dimensions. Default 0: exact.
@@ -77,7 +89,8 @@ const (
 	DefaultMaxJSONDepth      = 64
 	DefaultMaxJSONNodes      = 100_000
 	DefaultImageMinPSNR      = 30.0
-	DefaultImageMaxMeanShift = 1.5
+	DefaultImageMinSSIM      = 0.90
+	DefaultImageMaxDeltaE    = 0.6
 	DefaultMaxImagePixels    = 50_000_000
 	DefaultNoiseMinSamples   = 100
 	DefaultNoiseAbsTolerance = 0.001
@@ -140,8 +153,11 @@ func (s Settings) withDefaults() Settings {
 	if s.ImageMinPSNR == 0 {
 		s.ImageMinPSNR = DefaultImageMinPSNR
 	}
-	if s.ImageMaxMeanShift == 0 {
-		s.ImageMaxMeanShift = DefaultImageMaxMeanShift
+	if s.ImageMinSSIM == 0 {
+		s.ImageMinSSIM = DefaultImageMinSSIM
+	}
+	if s.ImageMaxDeltaE == 0 {
+		s.ImageMaxDeltaE = DefaultImageMaxDeltaE
 	}
 	if s.MaxImagePixels == 0 {
 		s.MaxImagePixels = DefaultMaxImagePixels
@@ -206,7 +222,14 @@ func (s Settings) Validate() []error {
 		bad("max_json_depth", "must be at most %d, got %d", maxJSONDepthLimit, s.MaxJSONDepth)
 	}
 	nonNegFloat("image_min_psnr", s.ImageMinPSNR, 0, "30 dB")
-	nonNegFloat("image_max_mean_shift", s.ImageMaxMeanShift, 255, "1.5")
+	switch v := s.ImageMinSSIM; {
+	case math.IsNaN(v) || math.IsInf(v, 0):
+		bad("image_min_ssim", "must be a finite number, got %v", v)
+	case v < 0 || v > 1:
+		bad("image_min_ssim", "must be in (0, 1], got %v (0 means %v)", v, DefaultImageMinSSIM)
+	}
+	nonNegFloat("image_max_delta_e", s.ImageMaxDeltaE, 0, fmt.Sprint(DefaultImageMaxDeltaE))
+	nonNegFloat("image_max_mean_shift", s.ImageMaxMeanShift, 255, "off")
 	nonNegInt("image_dim_tolerance", int64(s.ImageDimTolerance), "exact")
 	nonNegInt("max_image_pixels", s.MaxImagePixels, "50e6")
 	nonNegInt("noise_min_samples", int64(s.NoiseMinSamples), "100")

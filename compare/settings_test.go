@@ -22,6 +22,8 @@ func TestValidate(t *testing.T) {
 		MaxJSONBytes:        -1,
 		MaxJSONDepth:        20000,
 		ImageMinPSNR:        -1,
+		ImageMinSSIM:        1.5,
+		ImageMaxDeltaE:      -0.5,
 		ImageMaxMeanShift:   300,
 		ImageDimTolerance:   -2,
 		MaxImagePixels:      -5,
@@ -40,6 +42,8 @@ func TestValidate(t *testing.T) {
 		`max_json_bytes: must not be negative, got -1 (0 means 8 MiB)`,
 		`max_json_depth: must be at most 10000`,
 		`image_min_psnr: must not be negative, got -1 (0 means 30 dB)`,
+		`image_min_ssim: must be in (0, 1], got 1.5 (0 means 0.9)`,
+		`image_max_delta_e: must not be negative, got -0.5 (0 means 0.6)`,
 		`image_max_mean_shift: must be at most 255`,
 		`image_dim_tolerance: must not be negative`,
 		`max_image_pixels: must not be negative`,
@@ -71,12 +75,15 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := c.Settings()
-	if s.ImageMinPSNR != 30 || s.ImageMaxMeanShift != 1.5 || s.MaxImagePixels != 50e6 || s.MaxJSONBytes != 8<<20 ||
+	if s.ImageMinPSNR != 30 || s.ImageMinSSIM != 0.9 || s.ImageMaxDeltaE != 0.6 || s.MaxImagePixels != 50e6 || s.MaxJSONBytes != 8<<20 ||
 		s.MaxJSONDepth != 64 || s.NoiseMinSamples != 100 || s.NoiseAbsTolerance != 0.001 || s.NoiseRelTolerance != 0.2 {
 		t.Errorf("defaults: %+v", s)
 	}
 	if s.JSONNumberTolerance != 0 || s.ImageDimTolerance != 0 {
 		t.Errorf("exact by default: %+v", s)
+	}
+	if s.ImageMaxMeanShift != 0 {
+		t.Errorf("the per-channel limit is off by default: %+v", s)
 	}
 }
 
@@ -100,6 +107,8 @@ json_number_tolerance: 0.01
 max_json_bytes: 1048576
 max_json_depth: 32
 image_min_psnr: 32
+image_min_ssim: 0.95
+image_max_delta_e: 1.2
 image_max_mean_shift: 2
 image_dim_tolerance: 1
 max_image_pixels: 1000000
@@ -116,7 +125,7 @@ noise_rel_tolerance: 0.1
 	want := Settings{
 		IgnoreHeaders: []string{"X-Trace"}, CompareHeaders: []string{"ETag"},
 		IgnoreJSON: []string{"$.processed_at", "$.items[*].id"}, JSONNumberTolerance: 0.01,
-		MaxJSONBytes: 1 << 20, MaxJSONDepth: 32, ImageMinPSNR: 32, ImageMaxMeanShift: 2, ImageDimTolerance: 1,
+		MaxJSONBytes: 1 << 20, MaxJSONDepth: 32, ImageMinPSNR: 32, ImageMinSSIM: 0.95, ImageMaxDeltaE: 1.2, ImageMaxMeanShift: 2, ImageDimTolerance: 1,
 		MaxImagePixels: 1e6, NoiseMinSamples: 50, NoiseAbsTolerance: 0.002, NoiseRelTolerance: 0.1,
 	}
 	if !reflect.DeepEqual(s, want) {
@@ -132,5 +141,34 @@ noise_rel_tolerance: 0.1
 	}
 	if b, _ := json.Marshal(Settings{}); string(b) != "{}" {
 		t.Errorf("zero settings marshal to %s, want {}", b)
+	}
+}
+
+// TestValidateImageMeasures checks the bounds of the image measures' keys
+// one at a time.
+func TestValidateImageMeasures(t *testing.T) {
+	cases := []struct {
+		name string
+		s    Settings
+		want string // error prefix; "" = valid
+	}{
+		{"ssim 1 is the top", Settings{ImageMinSSIM: 1}, ""},
+		{"ssim in range", Settings{ImageMinSSIM: 0.5}, ""},
+		{"ssim above 1", Settings{ImageMinSSIM: 1.01}, "image_min_ssim: must be in (0, 1]"},
+		{"ssim negative", Settings{ImageMinSSIM: -0.1}, "image_min_ssim: must be in (0, 1]"},
+		{"ssim NaN", Settings{ImageMinSSIM: math.NaN()}, "image_min_ssim: must be a finite number"},
+		{"delta_e large is allowed", Settings{ImageMaxDeltaE: 100}, ""},
+		{"delta_e negative", Settings{ImageMaxDeltaE: -1}, "image_max_delta_e: must not be negative"},
+		{"delta_e infinite", Settings{ImageMaxDeltaE: math.Inf(1)}, "image_max_delta_e: must be a finite number"},
+		{"mean shift negative", Settings{ImageMaxMeanShift: -1}, "image_max_mean_shift: must not be negative, got -1 (0 means off)"},
+	}
+	for _, c := range cases {
+		errs := c.s.Validate()
+		switch {
+		case c.want == "" && errs != nil:
+			t.Errorf("%s: %v", c.name, errs)
+		case c.want != "" && (len(errs) != 1 || !strings.HasPrefix(errs[0].Error(), c.want)):
+			t.Errorf("%s: got %v, want %q", c.name, errs, c.want)
+		}
 	}
 }

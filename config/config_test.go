@@ -26,6 +26,24 @@ func TestExampleConfigIsValid(t *testing.T) {
 	}
 }
 
+// The perceptual image keys of a route's compare block are read.
+func TestImageMeasureKeys(t *testing.T) {
+	c, errs := Parse([]byte(`backends: {legacy: {url: "http://a:1"}, new: {url: "http://b:1"}}
+routes:
+  - name: r
+    legacy: legacy
+    new: new
+    compare: {image_min_psnr: 28, image_min_ssim: 0.95, image_max_delta_e: 1.5, image_max_mean_shift: 2}
+`))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	s := c.Routes[0].Compare
+	if s.ImageMinPSNR != 28 || s.ImageMinSSIM != 0.95 || s.ImageMaxDeltaE != 1.5 || s.ImageMaxMeanShift != 2 {
+		t.Errorf("compare settings %+v", s)
+	}
+}
+
 func withURL(b Backend, u string, conns int) Backend {
 	b.URL, b.MaxConns = u, conns
 	return b
@@ -129,6 +147,26 @@ routes:
     legacy: legacy
     ramp: {steps: [5, 1]}
 `, []string{"routes[0].ramp: needs a new backend", "routes[0].ramp.steps[1]: 1 must be greater"}},
+		{"image measures out of range", `backends: {legacy: {url: "http://a:1"}, new: {url: "http://b:1"}}
+routes:
+  - name: r
+    legacy: legacy
+    new: new
+    compare:
+      image_min_ssim: 1.2
+      image_max_delta_e: -1
+      image_max_mean_shift: -2
+`, []string{
+			"line 6: routes[0].compare: image_min_ssim: must be in (0, 1], got 1.2",
+			"line 6: routes[0].compare: image_max_delta_e: must not be negative, got -1",
+			"line 6: routes[0].compare: image_max_mean_shift: must not be negative, got -2 (0 means off)",
+		}},
+		{"image measure misspelt", `backends: {legacy: {url: "http://a:1"}}
+routes:
+  - name: r
+    legacy: legacy
+    compare: {image_min_sim: 0.9}
+`, []string{`routes[0].compare.image_min_sim: unknown key`}},
 	}
 	for _, c := range cases {
 		t.Run(c.why, func(t *testing.T) {

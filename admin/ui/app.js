@@ -905,7 +905,7 @@
 
   // Limits, not values: for these paths Legacy holds the route's limit and
   // New the measurement (compare/image.go).
-  const MEASURED = { "$.image.psnr": true, "$.image.mean_shift": true };
+  const MEASURED = { "$.image.psnr": true, "$.image.ssim": true, "$.image.mean_shift": true };
 
   function diffValues(d) {
     const missing = (v) => v === "<missing>" || v === "";
@@ -1042,12 +1042,17 @@
         return fig;
       };
       const measure = (label, field, node) => h("div", { class: "measure", "data-measure": field }, h("div", { class: "label", text: label }), h("div", { class: "value" }, node));
-      const psnr = byPath["$.image.psnr"], shift = byPath["$.image.mean_shift"], dim = byPath["$.image.dimensions"];
+      const psnr = byPath["$.image.psnr"], ssim = byPath["$.image.ssim"], shift = byPath["$.image.mean_shift"], dim = byPath["$.image.dimensions"];
+      // "ΔE00 3.12 (R+4.40 G+1.70 B+3.30)": the colour difference judged,
+      // then the per-channel shift as chips.
       const shiftChips = (s) => {
         const out = [];
+        const de = /^(ΔE00 \d+(?:\.\d+)?) \(/.exec(s);
+        if (de) out.push(h("strong", { class: "bad-text", text: de[1] }), " (");
         const re = /([RGB])([+-]?\d+(?:\.\d+)?)/g;
         let m;
         while ((m = re.exec(s))) out.push(h("span", { class: "chan chan-" + m[1] + (Math.abs(Number(m[2])) > 0.005 ? "" : " zero"), text: m[1] + " " + m[2] }));
+        if (de) out.push(")");
         return out.length ? out : s;
       };
       const others = ["$.image.format", "$.image.decode", "$.image.alpha", "$.image.orientation", "$.image.frames"]
@@ -1058,7 +1063,9 @@
         h("div", { class: "measures" },
           measure("PSNR", "psnr", psnr ? [h("strong", { class: "bad-text", text: psnr.new }), h("span", { class: "muted small", text: " below the minimum " + psnr.legacy.replace(/ min$/, "") })]
             : h("span", { class: "ok-text", text: "at or above the route's minimum" })),
-          measure("Mean colour shift (new − legacy)", "mean_shift", shift ? [shiftChips(shift.new), h("span", { class: "muted small", text: " limit " + shift.legacy.replace(/ max$/, "") })]
+          measure("SSIM (structure)", "ssim", ssim ? [h("strong", { class: "bad-text", text: ssim.new }), h("span", { class: "muted small", text: " below the minimum " + ssim.legacy.replace(/ min$/, "") })]
+            : h("span", { class: "ok-text", text: "at or above the route's minimum" })),
+          measure("Colour difference (new − legacy)", "mean_shift", shift ? [shiftChips(shift.new), h("span", { class: "muted small", text: " limit " + shift.legacy.replace(/ max$/, "") })]
             : h("span", { class: "ok-text", text: "within the route's limit" })),
           measure("Dimensions", "dimensions", dim ? [h("span", { class: "val old", text: dim.legacy.replace("x", "×") }), " → ", h("span", { class: "val new", text: dim.new.replace("x", "×") })]
             : [h("span", { class: "ok-text", text: "equal" }), " ", dimsOf("legacy")]),
@@ -1066,7 +1073,7 @@
         h("div", { class: "figures" },
           figure("legacy", "legacy", "/body/legacy", [" ", dimsOf("legacy"), " · " + (headerValue(d.legacy, "Content-Type") || "no Content-Type") + " · " + fmtBytes(d.legacy.size)]),
           figure("new", "new", "/body/new", [" ", dimsOf("new"), " · " + (headerValue(d.new, "Content-Type") || "no Content-Type") + " · " + fmtBytes(d.new.size)]),
-          figure("heatmap", "difference heat map", "/heatmap.png", [h("span", { class: "ramp-legend" }, h("span", { text: "none" }), h("span", { class: "gradient" }), h("span", { text: "64+ levels" }))])),
+          figure("heatmap", "difference heat map", "/heatmap.png", [h("span", { class: "ramp-legend" }, h("span", { text: "none" }), h("span", { class: "gradient" }), h("span", { text: "SSIM 0.5 · ΔE00 10" }))])),
         note,
       ];
     }

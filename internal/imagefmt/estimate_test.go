@@ -102,6 +102,27 @@ func magick(t *testing.T, src []byte, ext string, args ...string) []byte {
 	return b
 }
 
+// cwebp encodes a PNG with libwebp's cwebp, or skips when cwebp is missing
+// (and CI is not set).
+func cwebp(t *testing.T, src []byte, args ...string) []byte {
+	t.Helper()
+	path := needTool(t, "cwebp")
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in.png"), filepath.Join(dir, "out.webp")
+	if err := os.WriteFile(in, src, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(path, append(append([]string{"-quiet"}, args...), in, "-o", out)...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("cwebp %v: %v\n%s", args, err, b)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // allocated returns the bytes f allocates.
 func allocated(f func()) uint64 {
 	var a, b runtime.MemStats
@@ -154,11 +175,23 @@ func TestDecodedBytesCoversDecode(t *testing.T) {
 			return magick(t, src, "jpg", "-colorspace", "CMYK", "-interlace", "JPEG")
 		}},
 		{"jpeg gray", func(t *testing.T) []byte { return magick(t, src, "jpg", "-colorspace", "Gray") }},
+		{"jpeg 4:2:2", func(t *testing.T) []byte { return magick(t, src, "jpg", "-sampling-factor", "2x1") }},
+		{"jpeg progressive 4:2:0", func(t *testing.T) []byte {
+			return magick(t, src, "jpg", "-interlace", "JPEG", "-sampling-factor", "2x2")
+		}},
 		{"gif", func(t *testing.T) []byte {
 			return encode(t, func(b *bytes.Buffer) error { return gif.Encode(b, n8, nil) })
 		}},
 		{"bmp", func(t *testing.T) []byte { return encode(t, func(b *bytes.Buffer) error { return bmp.Encode(b, n8) }) }},
 		{"webp lossless", func(*testing.T) []byte { return webp }},
+		{"webp lossy (cwebp)", func(t *testing.T) []byte { return cwebp(t, src, "-q", "80") }},
+		{"webp lossy with alpha (cwebp)", func(t *testing.T) []byte {
+			alpha := to8(n16)
+			for i := 3; i < len(alpha.Pix); i += 4 {
+				alpha.Pix[i] = uint8(i / 4 % 251)
+			}
+			return cwebp(t, encode(t, func(b *bytes.Buffer) error { return png.Encode(b, alpha) }), "-q", "80")
+		}},
 		{"webp lossless flat (a bomb's layout)", func(t *testing.T) []byte {
 			b, err := EncodeWebP(image.NewNRGBA(image.Rect(0, 0, 2000, 1500)))
 			if err != nil {
@@ -193,23 +226,32 @@ func TestDecodedBytesCoversDecode(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v", format, err)
 			}
-			est := DecodedBytes(b, format, cfg)
-			var derr error
-			got := allocated(func() { _, derr = c.Decode(b) })
-			if derr != nil {
-				t.Fatalf("decode %s: %v", format, derr)
+			denoms := []int{1}
+			if format == JPEG {
+				denoms = []int{1, 2, 4, 8}
 			}
-			px := float64(cfg.Width * cfg.Height)
-			t.Logf("%s %dx%d %T: estimate %.1f B/px, allocated %.1f B/px", format, cfg.Width, cfg.Height, cfg.ColorModel,
-				float64(est)/px, float64(got)/px)
-			if raceEnabled {
-				return
+			for _, denom := range denoms {
+				est := DecodedBytesScaled(b, format, cfg, denom)
+				var derr error
+				got := allocated(func() { _, derr = DecodeScaled(b, format, denom) })
+				if derr != nil {
+					t.Fatalf("decode %s at 1/%d: %v", format, denom, derr)
+				}
+				px := float64(cfg.Width * cfg.Height)
+				t.Logf("%s %dx%d %T at 1/%d: estimate %.2f B/px, allocated %.2f B/px", format, cfg.Width, cfg.Height, cfg.ColorModel,
+					denom, float64(est)/px, float64(got)/px)
+				if raceEnabled {
+					continue
+				}
+				if uint64(est) < got {
+					t.Errorf("1/%d: estimate %d bytes < %d allocated by decoding", denom, est, got)
+				}
+				if est > 4*int64(got)+1<<20 {
+					t.Errorf("1/%d: estimate %d bytes is over 4× the %d allocated: it refuses images that fit", denom, est, got)
+				}
 			}
-			if uint64(est) < got {
-				t.Fatalf("estimate %d bytes < %d allocated by decoding", est, got)
-			}
-			if est > 4*int64(got)+1<<20 {
-				t.Errorf("estimate %d bytes is over 4× the %d allocated: it refuses images that fit", est, got)
+			if est := DecodedBytes(b, format, cfg); est != DecodedBytesScaled(b, format, cfg, 1) {
+				t.Errorf("DecodedBytes %d differs from DecodedBytesScaled at 1/1", est)
 			}
 		})
 	}

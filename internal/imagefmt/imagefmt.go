@@ -1,17 +1,23 @@
-// Package imagefmt identifies image formats by their magic bytes and reads
-// the EXIF orientation of JPEGs, without decoding pixels. It is pure (no I/O)
-// and shared by the comparer and the sample media services.
+// Package imagefmt identifies image formats by their magic bytes, reads
+// the EXIF orientation of JPEGs, estimates what decoding costs, and decodes
+// (Codecs) to the pixels the formats' reference decoders produce: lossy
+// WebP is converted from its limited-range Y'CbCr as libwebp does
+// (decodeWebP). reference_test.go checks every format against dwebp,
+// djpeg and ImageMagick on a corpus made by real encoders (testdata/ref).
+// It is pure (no I/O) and shared by the comparer and the sample media
+// services.
 package imagefmt
 
 import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"image"
 	"image/gif"
-	"image/jpeg"
 	"image/png"
 
+	"github.com/tandem-proxy/tandem/internal/imagefmt/jpeg"
 	"golang.org/x/image/bmp"
 	"golang.org/x/image/tiff"
 	"golang.org/x/image/webp"
@@ -160,7 +166,7 @@ var Codecs = map[string]Codec{
 	},
 	WebP: {
 		func(b []byte) (image.Config, error) { return webp.DecodeConfig(bytes.NewReader(b)) },
-		func(b []byte) (image.Image, error) { return webp.Decode(bytes.NewReader(b)) },
+		decodeWebP,
 	},
 	BMP: {
 		func(b []byte) (image.Config, error) { return bmp.DecodeConfig(bytes.NewReader(b)) },
@@ -170,4 +176,39 @@ var Codecs = map[string]Codec{
 		func(b []byte) (image.Config, error) { return tiff.DecodeConfig(bytes.NewReader(b)) },
 		func(b []byte) (image.Image, error) { return tiff.Decode(bytes.NewReader(b)) },
 	},
+}
+
+// ScaleDenom returns the largest N of 8, 4, 2 for which DecodeScaled decodes
+// a width×height image of format at 1/N to at least minW×minH, or 1 (full
+// size) when none does or the format cannot decode at reduced scale. Only
+// JPEG can: its IDCT computes 8/N samples a block, as libjpeg's
+// scale_denom does.
+func ScaleDenom(format string, width, height, minW, minH int) int {
+	if format != JPEG {
+		return 1
+	}
+	for _, n := range [...]int{8, 4, 2} {
+		if w, h := jpeg.ScaledSize(width, height, n); w >= minW && h >= minH {
+			return n
+		}
+	}
+	return 1
+}
+
+// DecodeScaled decodes b at 1/denom of its size, as the format's reference
+// decoder does at that scale (djpeg -scale 1/denom); its size is each
+// dimension divided by denom, rounded up. Denom 1 is Codecs[format].Decode;
+// others are for JPEG only (ScaleDenom).
+func DecodeScaled(b []byte, format string, denom int) (image.Image, error) {
+	if denom == 1 {
+		c, ok := Codecs[format]
+		if !ok {
+			return nil, fmt.Errorf("imagefmt: unknown format %q", format)
+		}
+		return c.Decode(b)
+	}
+	if format != JPEG {
+		return nil, fmt.Errorf("imagefmt: %s cannot be decoded at 1/%d scale", format, denom)
+	}
+	return jpeg.DecodeScaled(bytes.NewReader(b), denom)
 }

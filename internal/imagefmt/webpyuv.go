@@ -1,0 +1,121 @@
+package imagefmt
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+
+	"golang.org/x/image/webp"
+)
+
+// decodeWebP decodes a WebP file to the pixels libwebp's dwebp writes.
+//
+// golang.org/x/image/webp decodes lossy (VP8) files to their Y'CbCr planes
+// and returns them as *image.YCbCr or, with alpha, *image.NYCbCrA, which Go
+// converts to RGB with the JFIF full-range formulas and nearest-neighbour
+// chroma. VP8 is BT.601 limited range (Y in 16..235) and libwebp
+// upsamples its 4:2:0 chroma with a bilinear ("fancy") filter, so those
+// colours are off by up to several levels (R of a typical photo reads about
+// 4 levels too bright). A lossy file is therefore converted here to
+// non-premultiplied RGBA exactly as libwebp does by default
+// (yuvToNRGBA). Lossless (VP8L) files are RGBA already.
+func decodeWebP(b []byte) (image.Image, error) {
+	m, err := webp.Decode(bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	switch m := m.(type) {
+	case *image.YCbCr:
+		return yuvToNRGBA(m, nil, 0), nil
+	case *image.NYCbCrA:
+		return yuvToNRGBA(&m.YCbCr, m.A, m.AStride), nil
+	case *image.NRGBA:
+		return m, nil
+	}
+	return nil, fmt.Errorf("webp: unexpected decoded image %T", m)
+}
+
+// yuvToNRGBA converts VP8's 4:2:0 planes (and an alpha plane, nil for
+// opaque) to NRGBA as libwebp 1.x does for its default output: chroma
+// upsampled by UpsampleRgbaLinePair (src/dsp/upsampling.c, the "fancy"
+// upsampler: each output sample is (9·near + 3·side + 3·other row + 1·far
+// diagonal)/16, computed in two rounded steps, with the first and last
+// rows and columns mirrored as EmitFancyRGB in src/dec/io_dec.c pairs
+// them), then VP8YUVToR/G/B (src/dsp/yuv.h: 14-bit fixed point with
+// _mm_mulhi_epu16 semantics). Alpha is copied unchanged, as dwebp writes
+// RGBA: not premultiplied.
+func yuvToNRGBA(m *image.YCbCr, alpha []byte, astride int) *image.NRGBA {
+	w, h := m.Rect.Dx(), m.Rect.Dy()
+	out := image.NewNRGBA(image.Rect(0, 0, w, h))
+	uvw := (w + 1) / 2
+	chromaRows := (h + 1) / 2
+	u := make([]uint8, w) // one output row's upsampled chroma
+	v := make([]uint8, w)
+	y0, c0 := m.YOffset(m.Rect.Min.X, m.Rect.Min.Y), m.COffset(m.Rect.Min.X, m.Rect.Min.Y)
+	for r := 0; r < h; r++ {
+		// The chroma row nearest to luma row r, and the other one it is
+		// interpolated with (the same row at the picture's edges).
+		near, far := r/2, r/2-1
+		if r&1 == 1 {
+			near, far = (r-1)/2, (r+1)/2
+		}
+		far = min(max(far, 0), chromaRows-1)
+		nu := m.Cb[c0+near*m.CStride : c0+near*m.CStride+uvw]
+		fu := m.Cb[c0+far*m.CStride : c0+far*m.CStride+uvw]
+		nv := m.Cr[c0+near*m.CStride : c0+near*m.CStride+uvw]
+		fv := m.Cr[c0+far*m.CStride : c0+far*m.CStride+uvw]
+		upsampleRow(u, nu, fu)
+		upsampleRow(v, nv, fv)
+		yrow := m.Y[y0+r*m.YStride : y0+r*m.YStride+w]
+		dst := out.Pix[r*out.Stride : r*out.Stride+4*w]
+		u, v := u[:len(yrow)], v[:len(yrow)]
+		for x, yy := range yrow {
+			d := dst[4*x : 4*x+4 : 4*x+4]
+			yv, uu, vv := multHi(int(yy), 19077), int(u[x]), int(v[x])
+			d[0] = vp8Clip8(yv + multHi(vv, 26149) - 14234)
+			d[1] = vp8Clip8(yv - multHi(uu, 6419) - multHi(vv, 13320) + 8708)
+			d[2] = vp8Clip8(yv + multHi(uu, 33050) - 17685)
+			d[3] = 0xff
+		}
+		if alpha != nil {
+			arow := alpha[r*astride : r*astride+w]
+			for x, a := range arow {
+				dst[4*x+3] = a
+			}
+		}
+	}
+	return out
+}
+
+// upsampleRow writes len(dst) horizontally upsampled chroma samples of one
+// output row from the nearer chroma row n and the farther one f, as
+// libwebp's UPSAMPLE_FUNC does for one of its two output rows.
+func upsampleRow(dst, n, f []uint8) {
+	w := len(dst)
+	dst[0] = uint8((3*uint32(n[0]) + uint32(f[0]) + 2) >> 2)
+	last := (w - 1) >> 1
+	for x := 1; x <= last; x++ {
+		n0, n1, f0, f1 := uint32(n[x-1]), uint32(n[x]), uint32(f[x-1]), uint32(f[x])
+		avg := n0 + n1 + f0 + f1 + 8
+		dst[2*x-1] = uint8((((avg + 2*(n1+f0)) >> 3) + n0) >> 1)
+		dst[2*x] = uint8((((avg + 2*(n0+f1)) >> 3) + n1) >> 1)
+	}
+	if w&1 == 0 {
+		dst[w-1] = uint8((3*uint32(n[last]) + uint32(f[last]) + 2) >> 2)
+	}
+}
+
+// multHi is libwebp's MultHi: (v·coeff) >> 8, the _mm_mulhi_epu16 of v<<8.
+func multHi(v, coeff int) int { return (v * coeff) >> 8 }
+
+// vp8Clip8 is libwebp's VP8Clip8: descale by 6 bits, clamped to 0..255.
+func vp8Clip8(v int) uint8 {
+	const mask = (256 << 6) - 1
+	if v&^mask == 0 {
+		return uint8(v >> 6)
+	}
+	if v < 0 {
+		return 0
+	}
+	return 255
+}
