@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"strconv"
+	"sync"
 )
 
 // Comparer compares responses under one route's Settings. It is built once
@@ -18,6 +19,7 @@ type Comparer struct {
 	ignoredHeaders [maxHeaderNameLen + 1][]string
 	ignoreJSON     []pattern
 	budget         *DecodeBudget // nil: decodes are bounded by max_image_pixels only
+	jsonScratch    sync.Pool     // *jsonScratch: the tapes of JSON comparisons
 }
 
 // Option changes how a Comparer works, beyond its route's Settings.
