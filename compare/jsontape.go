@@ -242,7 +242,7 @@ const (
 func stringStops(x, ascii uint64) uint64 {
 	q := x ^ (swarOnes * '"')
 	s := x ^ (swarOnes * '\\')
-	return ((q - swarOnes) & ^q | (s-swarOnes)&^s | (x-swarOnes*0x20)&^x | x&ascii) & swarHigh
+	return ((q-swarOnes) & ^q | (s-swarOnes)&^s | (x-swarOnes*0x20)&^x | x&ascii) & swarHigh
 }
 
 // str parses the string starting with the quote at b[i] onto the tape and
