@@ -110,7 +110,9 @@ func (c *Comparer) Compare(legacy, new *Response) (res Result) {
 			Legacy: strconv.Itoa(legacy.Status), New: strconv.Itoa(new.Status),
 		})
 	}
-	diffs = c.diffHeaders(diffs, legacy.Header, new.Header)
+	if !c.headersEqualFast(legacy.Header, new.Header) {
+		diffs = c.diffHeaders(diffs, legacy.Header, new.Header) // it allocates; equal headers need not
+	}
 	var limit Limit
 	switch {
 	case bodyEqual:

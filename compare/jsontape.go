@@ -35,12 +35,12 @@ const (
 // jnode is one value on the tape; an object member is two nodes, its key
 // (a jString) and its value.
 type jnode struct {
-	kind  uint8
-	dec   bool   // jString: the text is in the arena, not in the body
+	word  uint64 // jString: the text's first 8 bytes, zero past its end
 	start uint32 // jString: decoded text; jNumber: the literal
-	end   uint32
-	n     uint32 // jArray: elements; jObject: members
+	end   uint32 // jArray, jObject: the number of elements or members
 	next  uint32 // index of the first node after this value and everything below it
+	kind  uint8
+	dec   bool // jString: the text is in the arena, not in the body
 }
 
 // jsonTape is one parsed document.
@@ -97,136 +97,177 @@ func (t *jsonTape) parse(b []byte, maxBytes int64, maxDepth int, maxNodes int64)
 		return errTapeLimit
 	}
 	t.src = b
+	var err error
+	t.nodes, t.open, t.arena, err = parseTape(b, t.nodes, t.open, t.arena, maxDepth, maxNodes)
+	return err
+}
+
+// parseTape is parse on local slices (which the compiler keeps in
+// registers), returned grown.
+func parseTape(b []byte, nodes []jnode, open []uint32, arena []byte, maxDepth int, maxNodes int64) (_ []jnode, _ []uint32, _ []byte, err error) {
 	count := int64(1) // values, counted as checkShape counts them
 	i := skipSpace(b, 0)
+	// str appends the string whose opening quote is at b[i] and moves i past it.
+	str := func() bool {
+		s := i + 1
+		if s+8 <= len(b) {
+			// A string of at most 7 plain bytes, the usual key, in one word.
+			x := binary.LittleEndian.Uint64(b[s:])
+			if qm := quotes(x); qm != 0 {
+				if low := qm & -qm; stringStops(x, swarHigh)&(low-1) == 0 {
+					l := bits.TrailingZeros64(qm) >> 3
+					nodes = appendNode(nodes, jString, false, uint32(s), uint32(s+l))
+					nodes[len(nodes)-1].word = x & (low>>7 - 1)
+					i = s + l + 1
+					return true
+				}
+			}
+		}
+		j, decode, ok := scanString(b, s)
+		if !ok {
+			return false
+		}
+		text := b[s:j]
+		if decode {
+			start := len(arena)
+			arena = appendUnquoted(arena, text)
+			text = arena[start:]
+			nodes = appendNode(nodes, jString, true, uint32(start), uint32(len(arena)))
+		} else {
+			nodes = appendNode(nodes, jString, false, uint32(s), uint32(j))
+		}
+		nodes[len(nodes)-1].word = textWord(text)
+		i = j + 1
+		return true
+	}
+	// member reads an object member's key and colon at b[i], counting it in
+	// the innermost open object.
+	member := func() bool {
+		if i >= len(b) || b[i] != '"' {
+			return false
+		}
+		nodes[open[len(open)-1]].end++
+		if !str() {
+			return false
+		}
+		i = skipSpace(b, i)
+		if i >= len(b) || b[i] != ':' {
+			return false
+		}
+		i = skipSpace(b, i+1)
+		return true
+	}
+	closeTop := func() {
+		last := len(open) - 1
+		nodes[open[last]].next = uint32(len(nodes))
+		open = open[:last]
+	}
 value:
 	for {
 		if i >= len(b) {
-			return errSyntax
+			return nodes, open, arena, errSyntax
 		}
 		switch c := b[i]; c {
+		case '"':
+			if !str() {
+				return nodes, open, arena, errSyntax
+			}
 		case '{', '[':
-			if len(t.open) >= maxDepth {
-				return errTooDeep
+			if len(open) >= maxDepth {
+				return nodes, open, arena, errTooDeep
 			}
 			if count++; count > maxNodes {
-				return errTooManyNode
+				return nodes, open, arena, errTooManyNode
 			}
 			kind := jArray
 			if c == '{' {
 				kind = jObject
 			}
-			t.open = append(t.open, uint32(len(t.nodes)))
-			t.nodes = append(t.nodes, jnode{kind: kind})
+			open = append(open, uint32(len(nodes)))
+			nodes = appendNode(nodes, kind, false, 0, 0)
 			i = skipSpace(b, i+1)
 			if i < len(b) && (c == '{' && b[i] == '}' || c == '[' && b[i] == ']') {
 				i++
-				t.close()
+				closeTop()
 				break // to the end of a value
 			}
-			if c == '{' {
-				var ok bool
-				if i, ok = t.member(b, i); !ok {
-					return errSyntax
-				}
-			} else {
-				t.nodes[t.open[len(t.open)-1]].n++
+			if c == '[' {
+				nodes[open[len(open)-1]].end++
+			} else if !member() {
+				return nodes, open, arena, errSyntax
 			}
 			continue value
-		case '"':
-			var ok bool
-			if i, ok = t.str(b, i); !ok {
-				return errSyntax
+		case 't', 'f', 'n':
+			kind, lit := jTrue, "true"
+			if c == 'f' {
+				kind, lit = jFalse, "false"
+			} else if c == 'n' {
+				kind, lit = jNull, "null"
 			}
-		case 't':
-			if !bytes.HasPrefix(b[i:], []byte("true")) {
-				return errSyntax
+			if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
+				return nodes, open, arena, errSyntax
 			}
-			t.nodes = append(t.nodes, jnode{kind: jTrue, next: uint32(len(t.nodes) + 1)})
-			i += 4
-		case 'f':
-			if !bytes.HasPrefix(b[i:], []byte("false")) {
-				return errSyntax
-			}
-			t.nodes = append(t.nodes, jnode{kind: jFalse, next: uint32(len(t.nodes) + 1)})
-			i += 5
-		case 'n':
-			if !bytes.HasPrefix(b[i:], []byte("null")) {
-				return errSyntax
-			}
-			t.nodes = append(t.nodes, jnode{kind: jNull, next: uint32(len(t.nodes) + 1)})
-			i += 4
+			nodes = appendNode(nodes, kind, false, 0, 0)
+			i += len(lit)
 		default:
 			j, ok := scanNumber(b, i)
 			if !ok {
-				return errSyntax
+				return nodes, open, arena, errSyntax
 			}
-			t.nodes = append(t.nodes, jnode{kind: jNumber, start: uint32(i), end: uint32(j), next: uint32(len(t.nodes) + 1)})
+			nodes = appendNode(nodes, jNumber, false, uint32(i), uint32(j))
 			i = j
 		}
 		// A value ended: close containers, or go on to the next element.
 		for {
-			if len(t.open) == 0 {
+			if len(open) == 0 {
 				// Like parseJSON: after the value, only white space, by
 				// bytes.TrimSpace's (Unicode) definition.
 				if len(bytes.TrimSpace(b[i:])) > 0 {
-					return errSyntax
+					return nodes, open, arena, errSyntax
 				}
-				return nil
+				return nodes, open, arena, nil
 			}
 			i = skipSpace(b, i)
 			if i >= len(b) {
-				return errSyntax
+				return nodes, open, arena, errSyntax
 			}
-			top := &t.nodes[t.open[len(t.open)-1]]
+			top := open[len(open)-1]
+			kind := nodes[top].kind
 			switch c := b[i]; {
 			case c == ',':
 				if count++; count > maxNodes {
-					return errTooManyNode
+					return nodes, open, arena, errTooManyNode
 				}
 				i = skipSpace(b, i+1)
-				if top.kind == jObject {
-					var ok bool
-					if i, ok = t.member(b, i); !ok {
-						return errSyntax
-					}
-				} else {
-					top.n++
+				if kind == jArray {
+					nodes[top].end++
+				} else if !member() {
+					return nodes, open, arena, errSyntax
 				}
 				continue value
-			case c == '}' && top.kind == jObject, c == ']' && top.kind == jArray:
+			case c == '}' && kind == jObject, c == ']' && kind == jArray:
 				i++
-				t.close()
+				closeTop()
 			default:
-				return errSyntax
+				return nodes, open, arena, errSyntax
 			}
 		}
 	}
 }
 
-// close ends the innermost open container.
-func (t *jsonTape) close() {
-	last := len(t.open) - 1
-	t.nodes[t.open[last]].next = uint32(len(t.nodes))
-	t.open = t.open[:last]
-}
-
-// member parses an object member's key and colon at b[i], counts the member
-// in the innermost open object, and returns where its value starts.
-func (t *jsonTape) member(b []byte, i int) (int, bool) {
-	if i >= len(b) || b[i] != '"' {
-		return i, false
+// appendNode appends a node without children (a container's n and next are
+// set as it is parsed). It writes the fields in place: a jnode built on the
+// stack and copied costs a store-forwarding stall per node.
+func appendNode(nodes []jnode, kind uint8, dec bool, start, end uint32) []jnode {
+	k := len(nodes)
+	if k < cap(nodes) {
+		nodes = nodes[:k+1]
+	} else {
+		nodes = append(nodes, jnode{})
 	}
-	t.nodes[t.open[len(t.open)-1]].n++
-	i, ok := t.str(b, i)
-	if !ok {
-		return i, false
-	}
-	i = skipSpace(b, i)
-	if i >= len(b) || b[i] != ':' {
-		return i, false
-	}
-	return skipSpace(b, i+1), true
+	n := &nodes[k]
+	n.word, n.start, n.end, n.next, n.kind, n.dec = 0, start, end, uint32(k+1), kind, dec
+	return nodes
 }
 
 // SWAR constants: a byte repeated in each of the eight bytes of a word.
@@ -245,12 +286,26 @@ func stringStops(x, ascii uint64) uint64 {
 	return ((q-swarOnes) & ^q | (s-swarOnes)&^s | (x-swarOnes*0x20)&^x | x&ascii) & swarHigh
 }
 
-// str parses the string starting with the quote at b[i] onto the tape and
-// returns the index after its closing quote. It rejects what encoding/json's
-// scanner rejects: control characters, unknown escapes, short \u escapes.
-func (t *jsonTape) str(b []byte, i int) (int, bool) {
-	start := i + 1
-	j := start
+// quotes is the '"' part of stringStops.
+func quotes(x uint64) uint64 {
+	q := x ^ (swarOnes * '"')
+	return (q - swarOnes) & ^q & swarHigh
+}
+
+// textWord returns the first 8 bytes of text, little-endian, zero past its
+// end: the word a jString node keeps.
+func textWord(text []byte) uint64 {
+	var w [8]byte
+	copy(w[:], text)
+	return binary.LittleEndian.Uint64(w[:])
+}
+
+// scanString returns the index of the closing quote of the string whose
+// text starts at b[i], and whether its text needs decoding (escapes, or
+// invalid UTF-8). It rejects what encoding/json's scanner rejects: control
+// characters, unknown escapes, short \u escapes, no closing quote.
+func scanString(b []byte, i int) (end int, decode, ok bool) {
+	j := i
 	escaped, nonASCII := false, false
 	ascii := uint64(swarHigh) // cleared once a non-ASCII byte is seen
 	for {
@@ -266,37 +321,30 @@ func (t *jsonTape) str(b []byte, i int) (int, bool) {
 			j++
 		}
 		if j >= len(b) {
-			return j, false
+			return j, false, false
 		}
 		switch c := b[j]; {
 		case c == '"':
-			n := jnode{kind: jString, start: uint32(start), end: uint32(j), next: uint32(len(t.nodes) + 1)}
-			if escaped || nonASCII && !utf8.Valid(b[start:j]) {
-				n.dec, n.start = true, uint32(len(t.arena))
-				t.arena = appendUnquoted(t.arena, b[start:j])
-				n.end = uint32(len(t.arena))
-			}
-			t.nodes = append(t.nodes, n)
-			return j + 1, true
+			return j, escaped || nonASCII && !utf8.Valid(b[i:j]), true
 		case c == '\\':
 			escaped = true
 			if j+1 >= len(b) {
-				return j, false
+				return j, false, false
 			}
 			switch b[j+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				j += 2
 			case 'u':
-				if j+6 > len(b) || getu4(b[j:]) < 0 {
-					return j, false
+				if getu4(b[j:]) < 0 {
+					return j, false, false
 				}
 				j += 6
 			default:
-				return j, false
+				return j, false, false
 			}
 		case c < 0x20:
-			return j, false
-		case c >= 0x80:
+			return j, false, false
+		default: // the first byte past ASCII
 			nonASCII, ascii = true, 0
 			j++
 		}

@@ -2,8 +2,10 @@ package compare
 
 import (
 	"bytes"
+	stdcmp "cmp"
 	"encoding/json"
 	"math"
+	"math/bits"
 	"slices"
 	"strconv"
 
@@ -113,7 +115,7 @@ func (w *jwalker) equal(ia, ib uint32) bool {
 	}
 	switch x.kind {
 	case jString:
-		return bytes.Equal(w.a.text(x), w.b.text(y))
+		return sameText(w.a, x, w.b, y)
 	case jNumber:
 		return numberLiteralsEqual(w.a.literal(x), w.b.literal(y), w.c.s.JSONNumberTolerance)
 	case jArray:
@@ -125,7 +127,7 @@ func (w *jwalker) equal(ia, ib uint32) bool {
 }
 
 func (w *jwalker) equalArrays(ia, ib uint32) bool {
-	na, nb := w.a.nodes[ia].n, w.b.nodes[ib].n
+	na, nb := w.a.nodes[ia].end, w.b.nodes[ib].end
 	if na != nb && !w.ignore {
 		return false
 	}
@@ -147,27 +149,34 @@ func (w *jwalker) equalArrays(ia, ib uint32) bool {
 	return true
 }
 
-// maxLinearKeys is the most members an object may have to be compared member
-// by member when both sides list the same keys in the same order.
+// maxLinearKeys is the most members an object may have to be matched by
+// linear search (n² key comparisons, most of them ended by the lengths).
 const maxLinearKeys = 16
 
 func (w *jwalker) equalObjects(ia, ib uint32) bool {
-	n := w.a.nodes[ia].n
-	if n == w.b.nodes[ib].n && n <= maxLinearKeys && w.sameKeys(ia, ib, n) && !w.a.repeatsKey(ia, n) {
-		ka, kb := ia+1, ib+1
-		for range n {
-			w.push(jpathElem{key: w.a.text(&w.a.nodes[ka]), index: segKey})
-			eq := w.equal(ka+1, kb+1)
-			w.pop()
-			if !eq {
-				return false
-			}
-			ka, kb = w.a.nodes[ka+1].next, w.b.nodes[kb+1].next
-		}
-		return true
-	}
 	base := len(w.s.keys)
 	defer func() { w.s.keys = w.s.keys[:base] }()
+	if n := w.a.nodes[ia].end; n == w.b.nodes[ib].end && n <= maxLinearKeys && !w.a.repeatsKey(ia, n) {
+		// Pair each of a's keys with b's (when a repeats no key, a pairing
+		// of all n keys means b holds the same keys, none repeated), then
+		// compare the pairs.
+		if kb, ok := w.pairKeys(ia, ib, int(n)); ok {
+			for k, ka := 0, ia+1; k < int(n); k, ka = k+1, w.a.nodes[ka+1].next {
+				w.push(jpathElem{key: w.a.text(&w.a.nodes[ka]), index: segKey})
+				eq := w.equal(ka+1, w.s.keys[kb+k]+1)
+				w.pop()
+				if !eq {
+					return false
+				}
+			}
+			return true
+		}
+		if !w.ignore {
+			return false // a key of a is not in b
+		}
+		w.s.keys = w.s.keys[:base]
+	}
+	// Otherwise by sorted keys, which also finds repeated ones.
 	la := w.sortedKeys(w.a, ia)
 	lb := w.sortedKeys(w.b, ib)
 	if la != lb && !w.ignore {
@@ -198,6 +207,39 @@ func (w *jwalker) equalObjects(ia, ib uint32) bool {
 	return true
 }
 
+// pairKeys appends onto w.s.keys b's key nodes in b's order, then for each of
+// a's keys in a's order the key node of b that equals it, and returns where
+// the second list starts; ok is false when a key of a is not in b. Searching
+// from just after the last match makes keys in the same order cost one
+// comparison each.
+func (w *jwalker) pairKeys(ia, ib uint32, n int) (start int, ok bool) {
+	base := len(w.s.keys)
+	for k, x := 0, ib+1; k < n; k, x = k+1, w.b.nodes[x+1].next {
+		w.s.keys = append(w.s.keys, x)
+	}
+	start = len(w.s.keys)
+	pos := 0
+	for k, ka := 0, ia+1; k < n; k, ka = k+1, w.a.nodes[ka+1].next {
+		key := &w.a.nodes[ka]
+		found := false
+		for m := 0; m < n; m++ {
+			p := pos + m
+			if p >= n {
+				p -= n
+			}
+			if kb := w.s.keys[base+p]; sameText(w.a, key, w.b, &w.b.nodes[kb]) {
+				w.s.keys = append(w.s.keys, kb)
+				pos, found = p+1, true
+				break
+			}
+		}
+		if !found {
+			return start, false
+		}
+	}
+	return start, true
+}
+
 // nextKeys returns the key nodes at positions i and j of the two sorted
 // lists at w.s.keys[base:] (la keys of a, then lb keys of b) and which comes
 // first: 0 both, -1 a's, 1 b's.
@@ -209,29 +251,48 @@ func (w *jwalker) nextKeys(base, la, lb, i, j int) (ka, kb uint32, order int) {
 		return w.s.keys[base+i], 0, -1
 	}
 	ka, kb = w.s.keys[base+i], w.s.keys[base+la+j]
-	return ka, kb, bytes.Compare(w.a.text(&w.a.nodes[ka]), w.b.text(&w.b.nodes[kb]))
+	return ka, kb, compareText(w.a, &w.a.nodes[ka], w.b, &w.b.nodes[kb])
 }
 
-// sameKeys reports whether the objects at ia and ib, both of n members, list
-// the same keys in the same order.
-func (w *jwalker) sameKeys(ia, ib, n uint32) bool {
-	ka, kb := ia+1, ib+1
-	for range n {
-		if !bytes.Equal(w.a.text(&w.a.nodes[ka]), w.b.text(&w.b.nodes[kb])) {
-			return false
-		}
-		ka, kb = w.a.nodes[ka+1].next, w.b.nodes[kb+1].next
+// sameText reports whether the jString nodes x of ta and y of tb hold the
+// same text.
+func sameText(ta *jsonTape, x *jnode, tb *jsonTape, y *jnode) bool {
+	l := x.end - x.start
+	return x.word == y.word && l == y.end-y.start && (l <= 8 || bytes.Equal(ta.text(x)[8:], tb.text(y)[8:]))
+}
+
+// compareText orders the jString nodes x of ta and y of tb by text, as
+// bytes.Compare does, mostly from their words.
+func compareText(ta *jsonTape, x *jnode, tb *jsonTape, y *jnode) int {
+	if x.word != y.word {
+		// The first differing byte decides (or the shorter text, padded
+		// with zeros, comes first).
+		return stdcmp.Compare(bits.ReverseBytes64(x.word), bits.ReverseBytes64(y.word))
 	}
-	return true
+	return bytes.Compare(ta.text(x), tb.text(y))
 }
 
 // repeatsKey reports whether a key occurs twice in the object at i, of n
 // members.
 func (t *jsonTape) repeatsKey(i, n uint32) bool {
+	// A 256-bit set of hashed keys settles most objects in one pass.
+	var seen [4]uint64
 	for k, x := uint32(0), i+1; k < n; k, x = k+1, t.nodes[x+1].next {
-		kx := t.text(&t.nodes[x])
+		kx := &t.nodes[x]
+		h := uint8((kx.word ^ uint64(kx.end-kx.start)) * 0x9E3779B97F4A7C15 >> 56)
+		if seen[h>>6]&(1<<(h&63)) != 0 {
+			return t.repeatsKeySlow(i, n)
+		}
+		seen[h>>6] |= 1 << (h & 63)
+	}
+	return false
+}
+
+func (t *jsonTape) repeatsKeySlow(i, n uint32) bool {
+	for k, x := uint32(0), i+1; k < n; k, x = k+1, t.nodes[x+1].next {
+		kx := &t.nodes[x]
 		for y := t.nodes[x+1].next; y < t.nodes[i].next; y = t.nodes[y+1].next {
-			if bytes.Equal(kx, t.text(&t.nodes[y])) {
+			if sameText(t, kx, t, &t.nodes[y]) {
 				return true
 			}
 		}
@@ -244,12 +305,12 @@ func (t *jsonTape) repeatsKey(i, n uint32) bool {
 // rule), and returns how many it appended.
 func (w *jwalker) sortedKeys(t *jsonTape, i uint32) int {
 	base := len(w.s.keys)
-	for k, x := uint32(0), i+1; k < t.nodes[i].n; k, x = k+1, t.nodes[x+1].next {
+	for k, x := uint32(0), i+1; k < t.nodes[i].end; k, x = k+1, t.nodes[x+1].next {
 		w.s.keys = append(w.s.keys, x)
 	}
 	keys := w.s.keys[base:]
 	less := func(x, y uint32) int {
-		if c := bytes.Compare(t.text(&t.nodes[x]), t.text(&t.nodes[y])); c != 0 {
+		if c := compareText(t, &t.nodes[x], t, &t.nodes[y]); c != 0 {
 			return c
 		}
 		return int(x) - int(y) // document order among repeated keys
@@ -266,7 +327,7 @@ func (w *jwalker) sortedKeys(t *jsonTape, i uint32) int {
 	// Keep the last of each run of equal keys.
 	m := 0
 	for a := range keys {
-		if a+1 < len(keys) && bytes.Equal(t.text(&t.nodes[keys[a]]), t.text(&t.nodes[keys[a+1]])) {
+		if a+1 < len(keys) && sameText(t, &t.nodes[keys[a]], t, &t.nodes[keys[a+1]]) {
 			continue
 		}
 		keys[m] = keys[a]
@@ -371,7 +432,7 @@ func (w *jwalker) diffArrays(ia, ib uint32, d *jsonDiffer) {
 			py[k] = y
 		}
 	}
-	na, nb := w.a.nodes[ia].n, w.b.nodes[ib].n
+	na, nb := w.a.nodes[ia].end, w.b.nodes[ib].end
 	ca, cb := ia+1, ib+1
 	for k := uint32(0); k < max(na, nb) && !d.full(); k++ {
 		w.push(jpathElem{index: int(k)})
@@ -476,14 +537,14 @@ func (t *jsonTape) toAny(i uint32) any {
 	case jString:
 		return string(t.text(n))
 	case jArray:
-		a := make(jsonArray, n.n)
-		for k, x := 0, i+1; k < int(n.n); k, x = k+1, t.nodes[x].next {
+		a := make(jsonArray, n.end)
+		for k, x := 0, i+1; k < int(n.end); k, x = k+1, t.nodes[x].next {
 			a[k] = t.toAny(x)
 		}
 		return a
 	case jObject:
-		m := make(map[string]any, n.n)
-		for k, x := uint32(0), i+1; k < n.n; k, x = k+1, t.nodes[x+1].next {
+		m := make(map[string]any, n.end)
+		for k, x := uint32(0), i+1; k < n.end; k, x = k+1, t.nodes[x+1].next {
 			m[string(t.text(&t.nodes[x]))] = t.toAny(x + 1) // a repeated key: the last wins
 		}
 		return m
