@@ -98,86 +98,32 @@ func (t *jsonTape) parse(b []byte, maxBytes int64, maxDepth int, maxNodes int64)
 	}
 	t.src = b
 	var err error
-	t.nodes, t.open, t.arena, err = parseTape(b, t.nodes, t.open, t.arena, maxDepth, maxNodes)
+	t.nodes, t.open, err = t.parseNodes(b, t.nodes, t.open, maxDepth, maxNodes)
 	return err
 }
 
-// parseTape is parse on local slices (which the compiler keeps in
+// parseNodes is parse on local slices (which the compiler keeps in
 // registers), returned grown.
-func parseTape(b []byte, nodes []jnode, open []uint32, arena []byte, maxDepth int, maxNodes int64) (_ []jnode, _ []uint32, _ []byte, err error) {
+func (t *jsonTape) parseNodes(b []byte, nodes []jnode, open []uint32, maxDepth int, maxNodes int64) (_ []jnode, _ []uint32, err error) {
 	count := int64(1) // values, counted as checkShape counts them
 	i := skipSpace(b, 0)
-	// str appends the string whose opening quote is at b[i] and moves i past it.
-	str := func() bool {
-		s := i + 1
-		if s+8 <= len(b) {
-			// A string of at most 7 plain bytes, the usual key, in one word.
-			x := binary.LittleEndian.Uint64(b[s:])
-			if qm := quotes(x); qm != 0 {
-				if low := qm & -qm; stringStops(x, swarHigh)&(low-1) == 0 {
-					l := bits.TrailingZeros64(qm) >> 3
-					nodes = appendNode(nodes, jString, false, uint32(s), uint32(s+l))
-					nodes[len(nodes)-1].word = x & (low>>7 - 1)
-					i = s + l + 1
-					return true
-				}
-			}
-		}
-		j, decode, ok := scanString(b, s)
-		if !ok {
-			return false
-		}
-		text := b[s:j]
-		if decode {
-			start := len(arena)
-			arena = appendUnquoted(arena, text)
-			text = arena[start:]
-			nodes = appendNode(nodes, jString, true, uint32(start), uint32(len(arena)))
-		} else {
-			nodes = appendNode(nodes, jString, false, uint32(s), uint32(j))
-		}
-		nodes[len(nodes)-1].word = textWord(text)
-		i = j + 1
-		return true
-	}
-	// member reads an object member's key and colon at b[i], counting it in
-	// the innermost open object.
-	member := func() bool {
-		if i >= len(b) || b[i] != '"' {
-			return false
-		}
-		nodes[open[len(open)-1]].end++
-		if !str() {
-			return false
-		}
-		i = skipSpace(b, i)
-		if i >= len(b) || b[i] != ':' {
-			return false
-		}
-		i = skipSpace(b, i+1)
-		return true
-	}
-	closeTop := func() {
-		last := len(open) - 1
-		nodes[open[last]].next = uint32(len(nodes))
-		open = open[:last]
-	}
+	ok := true
 value:
 	for {
 		if i >= len(b) {
-			return nodes, open, arena, errSyntax
+			return nodes, open, errSyntax
 		}
 		switch c := b[i]; c {
 		case '"':
-			if !str() {
-				return nodes, open, arena, errSyntax
+			if nodes, i, ok = t.str(b, i, nodes); !ok {
+				return nodes, open, errSyntax
 			}
 		case '{', '[':
 			if len(open) >= maxDepth {
-				return nodes, open, arena, errTooDeep
+				return nodes, open, errTooDeep
 			}
 			if count++; count > maxNodes {
-				return nodes, open, arena, errTooManyNode
+				return nodes, open, errTooManyNode
 			}
 			kind := jArray
 			if c == '{' {
@@ -188,13 +134,15 @@ value:
 			i = skipSpace(b, i+1)
 			if i < len(b) && (c == '{' && b[i] == '}' || c == '[' && b[i] == ']') {
 				i++
-				closeTop()
+				nodes[open[len(open)-1]].next = uint32(len(nodes))
+				open = open[:len(open)-1]
 				break // to the end of a value
 			}
-			if c == '[' {
-				nodes[open[len(open)-1]].end++
-			} else if !member() {
-				return nodes, open, arena, errSyntax
+			nodes[open[len(open)-1]].end++
+			if c == '{' {
+				if nodes, i, ok = t.member(b, i, nodes); !ok {
+					return nodes, open, errSyntax
+				}
 			}
 			continue value
 		case 't', 'f', 'n':
@@ -205,14 +153,14 @@ value:
 				kind, lit = jNull, "null"
 			}
 			if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
-				return nodes, open, arena, errSyntax
+				return nodes, open, errSyntax
 			}
 			nodes = appendNode(nodes, kind, false, 0, 0)
 			i += len(lit)
 		default:
 			j, ok := scanNumber(b, i)
 			if !ok {
-				return nodes, open, arena, errSyntax
+				return nodes, open, errSyntax
 			}
 			nodes = appendNode(nodes, jNumber, false, uint32(i), uint32(j))
 			i = j
@@ -223,36 +171,92 @@ value:
 				// Like parseJSON: after the value, only white space, by
 				// bytes.TrimSpace's (Unicode) definition.
 				if len(bytes.TrimSpace(b[i:])) > 0 {
-					return nodes, open, arena, errSyntax
+					return nodes, open, errSyntax
 				}
-				return nodes, open, arena, nil
+				return nodes, open, nil
 			}
-			i = skipSpace(b, i)
+			if i < len(b) && isJSONSpace(b[i]) {
+				i = skipSpace(b, i)
+			}
 			if i >= len(b) {
-				return nodes, open, arena, errSyntax
+				return nodes, open, errSyntax
 			}
 			top := open[len(open)-1]
 			kind := nodes[top].kind
 			switch c := b[i]; {
 			case c == ',':
 				if count++; count > maxNodes {
-					return nodes, open, arena, errTooManyNode
+					return nodes, open, errTooManyNode
 				}
 				i = skipSpace(b, i+1)
-				if kind == jArray {
-					nodes[top].end++
-				} else if !member() {
-					return nodes, open, arena, errSyntax
+				nodes[top].end++
+				if kind == jObject {
+					if nodes, i, ok = t.member(b, i, nodes); !ok {
+						return nodes, open, errSyntax
+					}
 				}
 				continue value
 			case c == '}' && kind == jObject, c == ']' && kind == jArray:
 				i++
-				closeTop()
+				nodes[top].next = uint32(len(nodes))
+				open = open[:len(open)-1]
 			default:
-				return nodes, open, arena, errSyntax
+				return nodes, open, errSyntax
 			}
 		}
 	}
+}
+
+// member reads an object member's key and colon at b[i] and returns where
+// its value starts.
+func (t *jsonTape) member(b []byte, i int, nodes []jnode) ([]jnode, int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return nodes, i, false
+	}
+	nodes, i, ok := t.str(b, i, nodes)
+	if !ok {
+		return nodes, i, false
+	}
+	if i < len(b) && b[i] != ':' {
+		i = skipSpace(b, i)
+	}
+	if i >= len(b) || b[i] != ':' {
+		return nodes, i, false
+	}
+	return nodes, skipSpace(b, i+1), true
+}
+
+// str appends the string whose opening quote is at b[i] and returns the
+// index past its closing quote.
+func (t *jsonTape) str(b []byte, i int, nodes []jnode) ([]jnode, int, bool) {
+	s := i + 1
+	if s+8 <= len(b) {
+		// A string of at most 7 plain bytes, the usual key, in one word.
+		x := binary.LittleEndian.Uint64(b[s:])
+		if qm := quotes(x); qm != 0 {
+			if low := qm & -qm; stringStops(x, swarHigh)&(low-1) == 0 {
+				l := bits.TrailingZeros64(qm) >> 3
+				nodes = appendNode(nodes, jString, false, uint32(s), uint32(s+l))
+				nodes[len(nodes)-1].word = x & (low>>7 - 1)
+				return nodes, s + l + 1, true
+			}
+		}
+	}
+	j, decode, ok := scanString(b, s)
+	if !ok {
+		return nodes, j, false
+	}
+	text := b[s:j]
+	if decode {
+		start := len(t.arena)
+		t.arena = appendUnquoted(t.arena, text)
+		text = t.arena[start:]
+		nodes = appendNode(nodes, jString, true, uint32(start), uint32(len(t.arena)))
+	} else {
+		nodes = appendNode(nodes, jString, false, uint32(s), uint32(j))
+	}
+	nodes[len(nodes)-1].word = textWord(text)
+	return nodes, j + 1, true
 }
 
 // appendNode appends a node without children (a container's n and next are

@@ -157,6 +157,9 @@ func (w *jwalker) equalObjects(ia, ib uint32) bool {
 	base := len(w.s.keys)
 	defer func() { w.s.keys = w.s.keys[:base] }()
 	if n := w.a.nodes[ia].end; n == w.b.nodes[ib].end && n <= maxLinearKeys && !w.a.repeatsKey(ia, n) {
+		if !w.ignore {
+			return w.equalMembers(ia, ib)
+		}
 		// Pair each of a's keys with b's (when a repeats no key, a pairing
 		// of all n keys means b holds the same keys, none repeated), then
 		// compare the pairs.
@@ -170,9 +173,6 @@ func (w *jwalker) equalObjects(ia, ib uint32) bool {
 				}
 			}
 			return true
-		}
-		if !w.ignore {
-			return false // a key of a is not in b
 		}
 		w.s.keys = w.s.keys[:base]
 	}
@@ -202,6 +202,39 @@ func (w *jwalker) equalObjects(ia, ib uint32) bool {
 		w.pop()
 		if !eq {
 			return false
+		}
+	}
+	return true
+}
+
+// equalMembers compares the objects at ia and ib, of as many members, a
+// repeating no key, without ignore_json patterns: each of a's keys is looked
+// for in b from just after the last one found (so keys in the same order
+// cost one comparison each), and the values compared at once. A key of a
+// missing in b, or paired with a different value, makes them differ (if b
+// repeats a key, it has fewer keys than a, so they differ anyway); all n
+// paired and equal make them equal.
+func (w *jwalker) equalMembers(ia, ib uint32) bool {
+	n := w.a.nodes[ia].end
+	first, end := ib+1, w.b.nodes[ib].next
+	kb := first
+	for k, ka := uint32(0), ia+1; k < n; k, ka = k+1, w.a.nodes[ka+1].next {
+		key := &w.a.nodes[ka]
+		found := false
+		for range n {
+			if sameText(w.a, key, w.b, &w.b.nodes[kb]) {
+				found = true
+				break
+			}
+			if kb = w.b.nodes[kb+1].next; kb == end {
+				kb = first
+			}
+		}
+		if !found || !w.equal(ka+1, kb+1) {
+			return false
+		}
+		if kb = w.b.nodes[kb+1].next; kb == end {
+			kb = first
 		}
 	}
 	return true
