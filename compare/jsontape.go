@@ -69,6 +69,11 @@ func (t *jsonTape) text(n *jnode) []byte {
 // literal returns the literal of a jNumber node.
 func (t *jsonTape) literal(n *jnode) []byte { return t.src[n.start:n.end] }
 
+// memory is the size in bytes of t's buffers (a jnode is 24 bytes).
+func (t *jsonTape) memory() int {
+	return 24*cap(t.nodes) + cap(t.arena) + 4*cap(t.open)
+}
+
 // reset empties t, keeping its memory, and drops its reference to the body.
 func (t *jsonTape) reset() {
 	t.src, t.nodes, t.arena, t.open = nil, t.nodes[:0], t.arena[:0], t.open[:0]

@@ -34,9 +34,10 @@ type jsonScratch struct {
 	path []jpathElem
 }
 
-// jsonScratchKeep bounds the tape nodes a pooled jsonScratch keeps; the
-// memory of larger documents goes back to the garbage collector.
-const jsonScratchKeep = 1 << 17
+// jsonScratchKeep bounds the memory, in bytes, of the tapes a pooled
+// jsonScratch keeps; that of larger documents goes back to the garbage
+// collector.
+const jsonScratchKeep = 4 << 20
 
 func (c *Comparer) getJSONScratch() *jsonScratch {
 	if s, ok := c.jsonScratch.Get().(*jsonScratch); ok {
@@ -51,7 +52,7 @@ func (c *Comparer) putJSONScratch(s *jsonScratch) {
 	s.keys = s.keys[:0]
 	clear(s.path[:cap(s.path)]) // no references to the bodies
 	s.path = s.path[:0]
-	if cap(s.l.nodes)+cap(s.n.nodes) <= jsonScratchKeep {
+	if s.l.memory()+s.n.memory() <= jsonScratchKeep {
 		c.jsonScratch.Put(s)
 	}
 }
