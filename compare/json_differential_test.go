@@ -50,6 +50,10 @@ func checkAgainstBaseline(t *testing.T, c *Comparer, a, b []byte) {
 		t.Fatalf("settings %+v\nlegacy %q\nnew    %q\ngot  ok=%v limit=%q %+v\nwant ok=%v limit=%q %+v",
 			c.s, a, b, gotOK, gotLimit, got, wantOK, wantLimit, want)
 	}
+	// So does the fallback over encoding/json's trees.
+	if got, ok, limit := c.diffJSONTrees(nil, &l, &n); ok != wantOK || limit != wantLimit || !slices.Equal(got, want) {
+		t.Fatalf("diffJSONTrees: legacy %q, new %q: got ok=%v limit=%q %+v", a, b, ok, limit, got)
+	}
 	// The equality walk alone agrees too (a wrong "unequal" would cost
 	// time only, as go-cmp would then find nothing).
 	var s jsonScratch
@@ -85,7 +89,7 @@ func TestJSONAgainstBaselineFixed(t *testing.T) {
 		{`{"a":1,"a":2}`, `{"a":2}`}, {`{"a":1,"a":2}`, `{"a":1}`}, {`{"a":1,"\u0061":3}`, `{"a":3}`},
 		{`{"a":1,"a":1}`, `{"a":1,"b":1}`}, {`{"b":1,"a":1,"b":2}`, `{"a":1,"b":2}`},
 		{`"\ud800"`, `"\ufffd"`}, {`"\ud83d\ude00"`, `"😀"`}, {"\"\xff\"", "\"\xfe\""}, {"\"\xff\"", `"\ufffd"`},
-		{`{"é":1}`, `{"\u00e9":2}`}, {`["a\/b"]`, `["a/b"]`}, {`"\u00E9"`, `"\u00e9"`},
+		{`{"é":1}`, `{"\u00e9":2}`}, {`["\b\f\r\t\n\"\\"]`, "[\"\b\f\r\t\n\\\"\\\\\"]"}, {`["\u0000"]`, `["\u0001"]`}, {`["a\/b"]`, `["a/b"]`}, {`"\u00E9"`, `"\u00e9"`},
 		{`[1, 100, 0.5, -0, 12345678901234567890]`, `[1.0, 1e2, 5e-1, 0, 12345678901234567890.0]`},
 		{`[1e99999999999]`, `[1e99999999998]`}, {`[0e5]`, `[-0.0E-7]`}, {`[1E+2]`, `[100]`}, {`[10]`, `[10.005]`},
 		{`{"a":1}` + "\u00a0", `{"a":1}` + "\v"}, {`{"a":1}` + "\f", `{"a":1} x`}, {`1x`, `1 x`},
@@ -195,6 +199,9 @@ func genValue(rng *rand.Rand, depth int) any {
 		return genNumber(rng.IntN(1000) - 500)
 	case 6, 7:
 		n := rng.IntN(6)
+		if depth < 2 && rng.IntN(4) == 0 {
+			n = 10 + rng.IntN(30) // wide: more than jsonCmpNodes nodes below
+		}
 		a := make([]any, n)
 		for i := range a {
 			a[i] = genValue(rng, depth+1)
@@ -202,6 +209,9 @@ func genValue(rng *rand.Rand, depth int) any {
 		return a
 	}
 	n := rng.IntN(7)
+	if depth < 2 && rng.IntN(4) == 0 {
+		n = 10 + rng.IntN(30) // wide, and past maxLinearKeys
+	}
 	o := genObject{}
 	for range n {
 		o = append(o, genMember{genKey(rng), genValue(rng, depth+1)})
@@ -223,7 +233,12 @@ type genMember struct {
 
 var genKeys = []string{"id", "w", "a.b", "items", "meta", "k0", "k1", "k2", "x y", "é", "", "3", "host", "took", "*"}
 
-func genKey(rng *rand.Rand) string { return genKeys[rng.IntN(len(genKeys))] }
+func genKey(rng *rand.Rand) string {
+	if rng.IntN(3) == 0 {
+		return "key" + strconv.Itoa(rng.IntN(40))
+	}
+	return genKeys[rng.IntN(len(genKeys))]
+}
 
 var genStrings = []string{"", "a", "ana", "jpeg", "https://cdn.example/u/8f14e45f/1.jpg", "é", "😀", "a\"b", "back\\slash",
 	"line\nbreak", "tab\t", "\u2028", "\x7f", "x/y", "長い文字列のテキストです", "longer text than eight bytes"}
