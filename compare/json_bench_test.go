@@ -1,6 +1,10 @@
 package compare
 
-import "testing"
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
 
 // BenchmarkJSONTape parses the 10 KiB document of BenchmarkEqualJSON10KiB
 // onto a warm tape: the decoding part of a JSON comparison.
@@ -14,4 +18,24 @@ func BenchmarkJSONTape(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkDiffJSONThroughout compares two documents of 1000 elements that
+// all differ (TestJSONDiffCap's): past the cap of listed differences, the
+// comparison stops.
+func BenchmarkDiffJSONThroughout(b *testing.B) {
+	var x, y strings.Builder
+	x.WriteString(`{"items":[`)
+	y.WriteString(`{"items":[`)
+	for i := 0; i < 1000; i++ {
+		if i > 0 {
+			x.WriteByte(',')
+			y.WriteByte(',')
+		}
+		fmt.Fprintf(&x, `{"w":%d,"h":1}`, i)
+		fmt.Fprintf(&y, `{"h":1,"w":%d}`, i+1)
+	}
+	x.WriteString(`],"other":1}`)
+	y.WriteString(`],"other":2}`)
+	benchJSON(b, resp(200, []byte(x.String()), "Content-Type", ctJSON), resp(200, []byte(y.String()), "Content-Type", ctJSON))
 }

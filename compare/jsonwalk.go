@@ -26,6 +26,10 @@ import (
 // the same kind itself, to skip their equal parts.
 const jsonCmpNodes = 64
 
+// jsonCmpBatch is the most members or elements diff hands go-cmp at once,
+// so that it stops soon after the differences listed reach their cap.
+const jsonCmpBatch = 64
+
 // jsonScratch is the memory of one comparison: both tapes, the sorted
 // member lists and the path. Comparers pool them.
 type jsonScratch struct {
@@ -487,6 +491,9 @@ func (w *jwalker) diffArrays(ia, ib uint32, d *jsonDiffer) {
 			add(int(k), nil, w.b.toAny(cb), false, true)
 		}
 		w.pop()
+		if len(px) >= jsonCmpBatch {
+			flush() // and maybe stop, full
+		}
 		if k < na {
 			ca = w.a.nodes[ca].next
 		}
@@ -546,6 +553,9 @@ func (w *jwalker) diffObjects(ia, ib uint32, d *jsonDiffer) {
 			add(string(key), nil, w.b.toAny(kb+1), false, true)
 		}
 		w.pop()
+		if len(px) >= jsonCmpBatch {
+			flush()
+		}
 		if order <= 0 {
 			i++
 		}
