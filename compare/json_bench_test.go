@@ -39,3 +39,24 @@ func BenchmarkDiffJSONThroughout(b *testing.B) {
 	y.WriteString(`],"other":2}`)
 	benchJSON(b, resp(200, []byte(x.String()), "Content-Type", ctJSON), resp(200, []byte(y.String()), "Content-Type", ctJSON))
 }
+
+// BenchmarkJSONWalkEqual walks two parsed tapes of BenchmarkEqualJSON10KiB's
+// documents: the comparing part of a JSON match.
+func BenchmarkJSONWalkEqual(b *testing.B) {
+	c, err := New(Settings{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var s jsonScratch
+	if s.l.parse(jsonDoc(false, false), DefaultMaxJSONBytes, DefaultMaxJSONDepth, DefaultMaxJSONNodes) != nil ||
+		s.n.parse(jsonDoc(false, true), DefaultMaxJSONBytes, DefaultMaxJSONDepth, DefaultMaxJSONNodes) != nil {
+		b.Fatal("parse")
+	}
+	w := jwalker{c: c, a: &s.l, b: &s.n, s: &s}
+	b.ReportAllocs()
+	for b.Loop() {
+		if !w.equal(0, 0) {
+			b.Fatal("not equal")
+		}
+	}
+}

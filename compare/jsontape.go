@@ -163,9 +163,20 @@ value:
 			nodes = appendNode(nodes, kind, false, 0, 0)
 			i += len(lit)
 		default:
-			j, ok := scanNumber(b, i)
-			if !ok {
-				return nodes, open, errSyntax
+			// An integer of digits only, the usual number, here; else
+			// scanNumber.
+			j := i
+			if c >= '1' && c <= '9' {
+				for j++; j < len(b) && b[j] >= '0' && b[j] <= '9'; j++ {
+				}
+				if j < len(b) && (b[j] == '.' || b[j] == 'e' || b[j] == 'E') {
+					j = i
+				}
+			}
+			if j == i {
+				if j, ok = scanNumber(b, i); !ok {
+					return nodes, open, errSyntax
+				}
 			}
 			nodes = appendNode(nodes, jNumber, false, uint32(i), uint32(j))
 			i = j
@@ -228,7 +239,10 @@ func (t *jsonTape) member(b []byte, i int, nodes []jnode) ([]jnode, int, bool) {
 	if i >= len(b) || b[i] != ':' {
 		return nodes, i, false
 	}
-	return nodes, skipSpace(b, i+1), true
+	if i++; i < len(b) && !isJSONSpace(b[i]) {
+		return nodes, i, true
+	}
+	return nodes, skipSpace(b, i), true
 }
 
 // str appends the string whose opening quote is at b[i] and returns the
