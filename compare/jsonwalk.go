@@ -122,7 +122,8 @@ func (w *jwalker) equal(ia, ib uint32) bool {
 	case jString:
 		return sameText(w.a, x, w.b, y)
 	case jNumber:
-		return numberLiteralsEqual(w.a.literal(x), w.b.literal(y), w.c.s.JSONNumberTolerance)
+		a, b := w.a.literal(x), w.b.literal(y)
+		return bytes.Equal(a, b) || numberLiteralsEqual(a, b, w.c.s.JSONNumberTolerance)
 	case jArray:
 		return w.equalArrays(ia, ib)
 	case jObject:
