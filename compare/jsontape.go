@@ -35,12 +35,14 @@ const (
 // jnode is one value on the tape; an object member is two nodes, its key
 // (a jString) and its value.
 type jnode struct {
-	word  uint64 // jString: the text's first 8 bytes, zero past its end
-	start uint32 // jString: decoded text; jNumber: the literal
-	end   uint32 // jArray, jObject: the number of elements or members
-	next  uint32 // index of the first node after this value and everything below it
-	kind  uint8
-	dec   bool // jString: the text is in the arena, not in the body
+	word uint64 // jString: the text's first 8 bytes, zero past its end
+	// start and end delimit a jString's decoded text (in the body, or in
+	// the arena when dec) or a jNumber's literal; for a jArray or a
+	// jObject, end is the number of elements or members.
+	start, end uint32
+	next       uint32 // index of the first node after this value and everything below it
+	kind       uint8
+	dec        bool
 }
 
 // jsonTape is one parsed document.
