@@ -49,6 +49,30 @@ func benchCompare(b *testing.B, l, n Response) {
 	}
 }
 
+// benchJSON runs the sub-benchmarks of a JSON pair: "baseline" is today's
+// JSON comparison before the tapes (baseDiffJSON, json_baseline_test.go),
+// "new" the tape-based diffJSON, both on the bodies alone; "compare" is the
+// whole Compare with the new code (status and headers too).
+func benchJSON(b *testing.B, l, n Response) {
+	c, err := New(Settings{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("baseline", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			c.baseDiffJSON(nil, &l, &n)
+		}
+	})
+	b.Run("new", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			c.diffJSON(nil, &l, &n)
+		}
+	})
+	b.Run("compare", func(b *testing.B) { benchCompare(b, l, n) })
+}
+
 // BenchmarkEqualJSON10KiB compares two equal documents whose bytes differ
 // (key order), so both are parsed and walked: the cost of a JSON match.
 func BenchmarkEqualJSON10KiB(b *testing.B) {
@@ -57,16 +81,18 @@ func BenchmarkEqualJSON10KiB(b *testing.B) {
 	if r := Compare(l, n, Settings{}); r.Outcome != OutcomeMatch || len(l.Body) < 10<<10 {
 		b.Fatalf("setup: %d bytes, %s", len(l.Body), r.Text())
 	}
-	benchCompare(b, l, n)
+	benchJSON(b, l, n)
 }
 
+// BenchmarkDiffJSON10KiB compares two documents that differ in three
+// fields, and in key order.
 func BenchmarkDiffJSON10KiB(b *testing.B) {
 	l := resp(200, jsonDoc(false, false), "Content-Type", ctJSON)
 	n := resp(200, jsonDoc(true, true), "Content-Type", ctJSON)
 	if r := Compare(l, n, Settings{}); len(r.Diffs) != 3 {
 		b.Fatalf("setup: %s", r.Text())
 	}
-	benchCompare(b, l, n)
+	benchJSON(b, l, n)
 }
 
 func jpeg1MP(b *testing.B, q int) []byte {

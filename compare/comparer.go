@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"strconv"
+	"sync"
 )
 
 // Comparer compares responses under one route's Settings. It is built once
@@ -18,6 +19,7 @@ type Comparer struct {
 	ignoredHeaders [maxHeaderNameLen + 1][]string
 	ignoreJSON     []pattern
 	budget         *DecodeBudget // nil: decodes are bounded by max_image_pixels only
+	jsonScratch    sync.Pool     // *jsonScratch: the tapes of JSON comparisons
 }
 
 // Option changes how a Comparer works, beyond its route's Settings.
@@ -108,7 +110,9 @@ func (c *Comparer) Compare(legacy, new *Response) (res Result) {
 			Legacy: strconv.Itoa(legacy.Status), New: strconv.Itoa(new.Status),
 		})
 	}
-	diffs = c.diffHeaders(diffs, legacy.Header, new.Header)
+	if !c.headersEqualFast(legacy.Header, new.Header) {
+		diffs = c.diffHeaders(diffs, legacy.Header, new.Header) // it allocates; equal headers need not
+	}
 	var limit Limit
 	switch {
 	case bodyEqual:

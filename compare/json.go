@@ -14,8 +14,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// JSON bodies are compared as trees (github.com/google/go-cmp with a Reporter
-// that collects paths):
+// JSON bodies are compared as trees, with github.com/google/go-cmp (and a
+// Reporter that collects paths) as the structural diff:
 //   - object key order and white space do not matter;
 //   - arrays are compared index by index ($.items[3] with $.items[3]), so an
 //     element inserted at the front shows as every later element changed;
@@ -23,23 +23,39 @@ import (
 //     linear;
 //   - numbers are compared by value, exactly (1.0 = 1 = 1e0) or within
 //     json_number_tolerance, never through float64 rounding when exact;
+//   - strings are compared as encoding/json decodes them (escapes resolved,
+//     invalid UTF-8 and lone surrogates read as U+FFFD), and of a key that
+//     an object repeats only the last member counts;
 //   - a field or element present on one side only is a difference whose other
 //     side reads "<missing>"; an explicit null reads "null";
 //   - values are rendered as compact JSON cut at 200 bytes;
 //   - differences under an ignore_json path are dropped;
 //   - at most 100 differences are listed, then only those at a new path
-//     shape (indexes replaced by [*]), up to 200;
-//   - equal documents are recognised by a reflection-free walk (jsonEqual)
-//     before go-cmp is asked for differences.
+//     shape (indexes replaced by [*]), up to 200, in go-cmp's order: object
+//     keys sorted, array elements by index.
+//
+// Each body is parsed once onto a tape (jsontape.go: flat nodes pointing
+// into the body, kept in a pool by the Comparer), which also checks the
+// bounds below; equal documents are recognised by a walk over the two tapes
+// that allocates nothing (jsonwalk.go). Only documents that differ go to
+// go-cmp, in the parts where they differ: the walk skips equal members and
+// elements, walks into large containers itself, and hands go-cmp the rest
+// (up to jsonCmpNodes nodes each) converted to the form encoding/json gives,
+// so the differences are those go-cmp finds on the whole documents. A 10 KiB
+// document pair costs about a tenth of what decoding with encoding/json and
+// walking with go-cmp did (BenchmarkEqualJSON10KiB, BenchmarkDiffJSON10KiB,
+// sub-benchmarks baseline and new).
 //
 // A body larger than max_json_bytes, nested deeper than max_json_depth or
 // holding more than max_json_nodes values (object members and array
-// elements, counted by the same byte scan that checks the depth, before
-// anything is parsed) is compared by hash and size, with Result.Limit
-// naming the bound: go-cmp spends about 14 µs a value on two documents
-// that differ throughout (a 700,000-key document costs 9.7 s). A body that is not valid JSON on one side only
-// is a difference at "$" ("invalid JSON: …"); when neither side parses, the
-// bodies are compared as bytes.
+// elements, counted as a byte scan counts them: the opening brackets and the
+// commas outside strings) is compared by hash and size, with Result.Limit
+// naming the bound: go-cmp spends about 14 µs a value on two documents that
+// differ throughout (a 700,000-key document costs 9.7 s). The tape checks
+// the bounds as it parses; a body it finds invalid is scanned to its end
+// (checkShape) for them. A body that is not valid JSON on one side only is a
+// difference at "$" ("invalid JSON: …", encoding/json's message); when
+// neither side parses, the bodies are compared as bytes.
 
 // looksLikeJSON reports whether b starts, after white space, with { or [.
 func looksLikeJSON(b []byte) bool {
@@ -137,17 +153,84 @@ func parseJSON(b []byte, maxBytes int64, maxDepth int, maxNodes int64) (any, err
 // diffJSON appends the differences between two JSON bodies. ok is false when
 // neither body is JSON, so the caller compares them as bytes. limit names the
 // bound, if any, that made the bodies compare by hash and size. Both bodies'
-// bounds are checked before either is parsed: a bomb on one side costs one
+// bounds are checked before either is compared: a bomb on one side costs one
 // byte scan.
+//
+// Both bodies are parsed onto tapes (jsontape.go), which checks their bounds
+// on the way; equal documents are recognised by a walk over the tapes that
+// allocates nothing, and only documents that differ go to go-cmp, in the
+// parts where they differ (jsonwalk.go).
 func (c *Comparer) diffJSON(diffs []Difference, legacy, new *Response) (_ []Difference, ok bool, limit Limit) {
+	s := c.getJSONScratch()
+	defer c.putJSONScratch(s)
+	var invalid [2]bool
+	for i, side := range []struct {
+		t *jsonTape
+		b []byte
+	}{{&s.l, legacy.Body}, {&s.n, new.Body}} {
+		err := side.t.parse(side.b, c.s.MaxJSONBytes, c.s.MaxJSONDepth, c.s.MaxJSONNodes)
+		if err == errSyntax {
+			// Invalid, and maybe over a bound past where the parse stopped.
+			invalid[i] = true
+			err = checkJSONBounds(side.b, c.s.MaxJSONBytes, c.s.MaxJSONDepth, c.s.MaxJSONNodes)
+		}
+		if d, limit, over := c.jsonBoundDiff(err, legacy, new); over {
+			return append(diffs, d), true, limit
+		}
+		if err == errTapeLimit {
+			return c.diffJSONTrees(diffs, legacy, new)
+		}
+	}
+	if invalid[0] || invalid[1] {
+		// encoding/json says why a body is invalid.
+		var lerr, nerr error
+		if invalid[0] {
+			_, lerr = parseJSON(legacy.Body, c.s.MaxJSONBytes, c.s.MaxJSONDepth, c.s.MaxJSONNodes)
+		}
+		if invalid[1] {
+			_, nerr = parseJSON(new.Body, c.s.MaxJSONBytes, c.s.MaxJSONDepth, c.s.MaxJSONNodes)
+		}
+		switch {
+		case invalid[0] && lerr == nil || invalid[1] && nerr == nil:
+			// The tape refused what encoding/json takes: a bug, but not
+			// one to show as a difference; compare the decoded trees.
+			return c.diffJSONTrees(diffs, legacy, new)
+		case invalid[0] && invalid[1]:
+			return diffs, false, ""
+		case invalid[0]:
+			return append(diffs, Difference{Kind: KindJSON, Path: "$", Legacy: jsonState(nil, lerr), New: "valid JSON " + s.n.kindName()}), true, ""
+		default:
+			return append(diffs, Difference{Kind: KindJSON, Path: "$", Legacy: "valid JSON " + s.l.kindName(), New: jsonState(nil, nerr)}), true, ""
+		}
+	}
+	w := jwalker{c: c, a: &s.l, b: &s.n, s: s, ignore: len(c.ignoreJSON) > 0}
+	if w.equal(0, 0) {
+		return diffs, true, "" // the cheap check first: no diff tree for equal documents
+	}
+	return append(diffs, w.differences()...), true, ""
+}
+
+// jsonBoundDiff returns the difference by hash and size, and the Limit, for
+// a bound error of checkJSONBounds; over is false for any other error.
+func (c *Comparer) jsonBoundDiff(err error, legacy, new *Response) (_ Difference, _ Limit, over bool) {
+	switch err {
+	case errTooLarge:
+		return hashDiff(legacy, new, fmt.Sprintf("compared by hash: JSON larger than max_json_bytes (%d)", c.s.MaxJSONBytes)), LimitJSONBytes, true
+	case errTooDeep:
+		return hashDiff(legacy, new, fmt.Sprintf("compared by hash: JSON nested deeper than max_json_depth (%d)", c.s.MaxJSONDepth)), LimitJSONDepth, true
+	case errTooManyNode:
+		return hashDiff(legacy, new, fmt.Sprintf("compared by hash: JSON with more values than max_json_nodes (%d)", c.s.MaxJSONNodes)), LimitJSONNodes, true
+	}
+	return Difference{}, "", false
+}
+
+// diffJSONTrees is diffJSON over documents decoded by encoding/json, for
+// bodies the tape cannot take: 4 GiB and more, or (a bug) a body the tape
+// finds invalid and encoding/json does not.
+func (c *Comparer) diffJSONTrees(diffs []Difference, legacy, new *Response) (_ []Difference, ok bool, limit Limit) {
 	for _, b := range [][]byte{legacy.Body, new.Body} {
-		switch checkJSONBounds(b, c.s.MaxJSONBytes, c.s.MaxJSONDepth, c.s.MaxJSONNodes) {
-		case errTooLarge:
-			return append(diffs, hashDiff(legacy, new, fmt.Sprintf("compared by hash: JSON larger than max_json_bytes (%d)", c.s.MaxJSONBytes))), true, LimitJSONBytes
-		case errTooDeep:
-			return append(diffs, hashDiff(legacy, new, fmt.Sprintf("compared by hash: JSON nested deeper than max_json_depth (%d)", c.s.MaxJSONDepth))), true, LimitJSONDepth
-		case errTooManyNode:
-			return append(diffs, hashDiff(legacy, new, fmt.Sprintf("compared by hash: JSON with more values than max_json_nodes (%d)", c.s.MaxJSONNodes))), true, LimitJSONNodes
+		if d, limit, over := c.jsonBoundDiff(checkJSONBounds(b, c.s.MaxJSONBytes, c.s.MaxJSONDepth, c.s.MaxJSONNodes), legacy, new); over {
+			return append(diffs, d), true, limit
 		}
 	}
 	lv, lerr := parseJSON(legacy.Body, c.s.MaxJSONBytes, c.s.MaxJSONDepth, c.s.MaxJSONNodes)
@@ -159,7 +242,7 @@ func (c *Comparer) diffJSON(diffs []Difference, legacy, new *Response) (_ []Diff
 		return append(diffs, Difference{Kind: KindJSON, Path: "$", Legacy: jsonState(lv, lerr), New: jsonState(nv, nerr)}), true, ""
 	}
 	if c.jsonEqual(lv, nv, nil) {
-		return diffs, true, "" // the cheap check first: no diff tree for equal documents
+		return diffs, true, ""
 	}
 	return append(diffs, c.cmpJSON(lv, nv)...), true, ""
 }
@@ -167,22 +250,15 @@ func (c *Comparer) diffJSON(diffs []Difference, legacy, new *Response) (_ []Diff
 // cmpJSON walks two parsed documents with go-cmp and returns their
 // differences. It turns the documents' arrays into jsonArrays in place.
 func (c *Comparer) cmpJSON(lv, nv any) []Difference {
-	lv, nv = indexArrays(lv), indexArrays(nv)
-	r := &jsonReporter{ignore: c.ignoreJSON}
-	opts := []cmp.Option{
-		cmp.Reporter(r),
-		cmp.Comparer(func(a, b json.Number) bool { return numbersEqual(a, b, c.s.JSONNumberTolerance) }),
-	}
-	if len(c.ignoreJSON) > 0 {
-		opts = append(opts, cmp.FilterPath(func(cmp.Path) bool { return r.ignored() }, cmp.Ignore()))
-	}
-	cmp.Equal(lv, nv, opts...)
-	return r.diffs
+	d := c.newJSONDiffer()
+	d.cmp(nil, indexArrays(lv), indexArrays(nv))
+	return d.r.diffs
 }
 
 // jsonEqual reports whether a and b are equal JSON trees by the rules above,
-// skipping ignore_json paths; segs is the path of a and b. It is the fast,
-// reflection-free twin of the go-cmp walk and must agree with it.
+// skipping ignore_json paths; segs is the path of a and b. It is the
+// reflection-free twin of the go-cmp walk for decoded trees (diffJSONTrees),
+// as jwalker.equal is for tapes, and must agree with it.
 func (c *Comparer) jsonEqual(a, b any, segs []segment) bool {
 	if len(c.ignoreJSON) > 0 && c.ignoredJSON(segs) {
 		return true
