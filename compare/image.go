@@ -8,7 +8,6 @@ import (
 	"strconv"
 
 	"github.com/tandem-proxy/tandem/internal/imagefmt"
-	"golang.org/x/image/draw"
 )
 
 // Images (JPEG, PNG, GIF, WebP, BMP, TIFF) are recognised by their magic
@@ -317,7 +316,9 @@ func fit(w, h, side int) (int, int) {
 
 // reduce scales img to w×h premultiplied RGBA: first a box filter by the
 // largest whole factor that keeps it at least w×h, then an antialiasing
-// bilinear filter for the rest. (The box pass is the fast part: bilinear
+// bilinear filter (x/image/draw's BiLinear, as bilinearRGBA) for the rest;
+// every image type is read by rgbaRow (16-bit samples at the nearest 8-bit
+// level). (The box pass is the fast part: bilinear
 // alone over a 1 MP image converts every source pixel for every tap.) An
 // image decoded at reduced scale (scaledImage: a JPEG whose IDCT already
 // averaged it down by 1/2, 1/4 or 1/8) is reduced from its decoded pixels.
@@ -332,12 +333,20 @@ func reduce(img image.Image, w, h int) *image.RGBA {
 	if m, ok := img.(*image.RGBA); ok && m.Rect == image.Rect(0, 0, w, h) && m.Stride == 4*w && len(m.Pix) == 4*w*h {
 		return m // already w×h: bilinear would copy it
 	}
-	dst := image.NewRGBA(image.Rect(0, 0, w, h))
-	if m, ok := img.(*image.RGBA); ok && m.Rect.Min == (image.Point{}) {
-		bilinearRGBA(dst, m)
-		return dst
+	src, ok := img.(*image.RGBA)
+	if !ok || src.Rect.Min != (image.Point{}) {
+		// Read every type as boxReduce does (rgbaRow), then scale.
+		b := img.Bounds()
+		src = image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+		for y := 0; y < b.Dy(); y++ {
+			rgbaRow(src.Pix[y*src.Stride:y*src.Stride+4*b.Dx()], img, b.Min.X, b.Min.Y+y)
+		}
+		if b.Dx() == w && b.Dy() == h {
+			return src
+		}
 	}
-	draw.BiLinear.Scale(dst, dst.Bounds(), img, img.Bounds(), draw.Src, nil)
+	dst := image.NewRGBA(image.Rect(0, 0, w, h))
+	bilinearRGBA(dst, src)
 	return dst
 }
 
@@ -464,18 +473,24 @@ func rgbaRow(row []uint8, img image.Image, x0, y int) {
 		}
 	case image.RGBA64Image:
 		// 16-bit, CMYK, paletted and the rest: RGBA64At returns a concrete
-		// colour, where At would allocate one per pixel.
+		// colour, where At would allocate one per pixel. 16 bits become the
+		// nearest 8-bit level (as libpng's png_set_scale_16 and ImageMagick
+		// do), not the high byte, which would read true 16-bit pictures
+		// half a level dark on average; v·257 still gives v.
 		for x := 0; x < n; x++ {
 			c := m.RGBA64At(x0+x, y)
-			row[4*x], row[4*x+1], row[4*x+2], row[4*x+3] = uint8(c.R>>8), uint8(c.G>>8), uint8(c.B>>8), uint8(c.A>>8)
+			row[4*x], row[4*x+1], row[4*x+2], row[4*x+3] = nearest8(c.R), nearest8(c.G), nearest8(c.B), nearest8(c.A)
 		}
 	default:
 		for x := 0; x < n; x++ {
 			r, g, bl, a := img.At(x0+x, y).RGBA()
-			row[4*x], row[4*x+1], row[4*x+2], row[4*x+3] = uint8(r>>8), uint8(g>>8), uint8(bl>>8), uint8(a>>8)
+			row[4*x], row[4*x+1], row[4*x+2], row[4*x+3] = nearest8(uint16(r)), nearest8(uint16(g)), nearest8(uint16(bl)), nearest8(uint16(a))
 		}
 	}
 }
+
+// nearest8 is the 8-bit level nearest a 16-bit sample: round(v·255/65535).
+func nearest8(v uint16) uint8 { return uint8((uint32(v)*255 + 32767) / 65535) }
 
 func usesAlpha(img *image.RGBA) bool {
 	for i := 3; i < len(img.Pix); i += 4 {
