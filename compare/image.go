@@ -519,6 +519,12 @@ func bilinearRGBA(dst, src *image.RGBA) {
 			span = max(span, int(vc[s.j-1].coord-vc[s.i].coord)+1)
 		}
 	}
+	// level16[v] is float64(uint32(v) * 0x101), an 8-bit sample's 16-bit
+	// value as x/image/draw converts it.
+	var level16 [256]float64
+	for v := range level16 {
+		level16[v] = float64(uint32(v) * 0x101)
+	}
 	ring := make([][4]float64, span*dw)
 	have := make([]int32, span) // the source row in each ring slot
 	for i := range have {
@@ -531,15 +537,16 @@ func bilinearRGBA(dst, src *image.RGBA) {
 			return t
 		}
 		have[slot] = y
-		pix := src.Pix[int(y)*src.Stride:]
+		pix := src.Pix[int(y)*src.Stride : int(y)*src.Stride+4*sw]
 		for x, s := range hs {
 			var pr, pg, pb, pa float64
 			for _, c := range hc[s.i:s.j] {
 				pi := int(c.coord) * 4
-				pr += float64(float64(uint32(pix[pi+0])*0x101) * c.weight)
-				pg += float64(float64(uint32(pix[pi+1])*0x101) * c.weight)
-				pb += float64(float64(uint32(pix[pi+2])*0x101) * c.weight)
-				pa += float64(float64(uint32(pix[pi+3])*0x101) * c.weight)
+				p := pix[pi : pi+4 : pi+4]
+				pr += float64(level16[p[0]] * c.weight)
+				pg += float64(level16[p[1]] * c.weight)
+				pb += float64(level16[p[2]] * c.weight)
+				pa += float64(level16[p[3]] * c.weight)
 			}
 			t[x] = [4]float64{pr * s.invTotalWeightFFFF, pg * s.invTotalWeightFFFF, pb * s.invTotalWeightFFFF, pa * s.invTotalWeightFFFF}
 		}

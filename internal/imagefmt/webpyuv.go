@@ -17,8 +17,9 @@ import (
 // upsamples its 4:2:0 chroma with a bilinear ("fancy") filter, so those
 // colours are off by up to several levels (R of a typical photo reads about
 // 4 levels too bright). A lossy file is therefore converted here to
-// non-premultiplied RGBA exactly as libwebp does by default
-// (yuvToNRGBA). Lossless (VP8L) files are RGBA already.
+// non-premultiplied RGBA exactly as libwebp does by default (yuvToNRGBA):
+// an *image.NRGBA with alpha, an (opaque) *image.RGBA without. Lossless
+// (VP8L) files decode to *image.NRGBA already.
 func decodeWebP(b []byte) (image.Image, error) {
 	m, err := webp.Decode(bytes.NewReader(b))
 	if err != nil {
@@ -26,7 +27,10 @@ func decodeWebP(b []byte) (image.Image, error) {
 	}
 	switch m := m.(type) {
 	case *image.YCbCr:
-		return yuvToNRGBA(m, nil, 0), nil
+		// Opaque: the same bytes are premultiplied RGBA, which readers
+		// take without converting.
+		n := yuvToNRGBA(m, nil, 0)
+		return &image.RGBA{Pix: n.Pix, Stride: n.Stride, Rect: n.Rect}, nil
 	case *image.NYCbCrA:
 		return yuvToNRGBA(&m.YCbCr, m.A, m.AStride), nil
 	case *image.NRGBA:
