@@ -6,11 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-
-	xjpeg "github.com/tandem-proxy/tandem/internal/imagefmt/jpeg"
 )
 
-// FuzzDecode feeds every codec (and JPEG at every scale) arbitrary bytes,
+// FuzzDecode feeds every codec (and JPEG and WebP at every scale) arbitrary bytes,
 // seeded with the reference corpus: no decoder panics; a decoded image has
 // the size its header gives (ScaledSize at 1/N); a JPEG that Go's own
 // image/jpeg decodes is decoded by the fork too. (Images over 64 Ki pixels
@@ -41,7 +39,7 @@ func FuzzDecode(f *testing.F) {
 			return
 		}
 		denoms := []int{1}
-		if format == JPEG {
+		if format == JPEG || format == WebP {
 			denoms = []int{1, 2, 4, 8}
 		}
 		for _, denom := range denoms {
@@ -54,8 +52,8 @@ func FuzzDecode(f *testing.F) {
 				}
 				continue
 			}
-			w, h := xjpeg.ScaledSize(cfg.Width, cfg.Height, denom)
-			if format == GIF { // the first frame of the logical screen
+			w, h := ScaledSize(format, cfg.Width, cfg.Height, denom)
+			if format == GIF || w == 0 || h == 0 { // GIF: the first frame of the logical screen
 				continue
 			}
 			if got := img.Bounds().Size(); got.X != w || got.Y != h {
