@@ -24,9 +24,10 @@ import (
 //
 // Pixels are compared after both images are reduced (box, then bilinear)
 // to half the legacy image's dimensions, fitted into 256×256, as
-// premultiplied RGBA; a JPEG is decoded at the largest of 1/8, 1/4, 1/2
-// that still covers that size (the IDCT's own reduction, as djpeg -scale),
-// so the box pass has little or nothing left to do. Decoded pixels are the
+// premultiplied RGBA; a JPEG or WebP is decoded at the largest of 1/8,
+// 1/4, 1/2 that still covers that size (JPEG: the IDCT's own reduction, as
+// djpeg -scale; WebP: box-filtered as it is converted), so the box pass has
+// little or nothing left to do. Decoded pixels are the
 // reference decoders' (imagefmt: libwebp's colours for lossy WebP,
 // libjpeg-turbo's for JPEG). Halving at least acts as a low-pass filter: resamplers
 // disagree pixel by pixel in fine detail (measured: Lanczos3 vs bilinear
@@ -104,7 +105,8 @@ func readHeader(b []byte, format string) *imageSide {
 func (s *imageSide) decode(b []byte) { s.decodeScaled(b, 1) }
 
 // decodeScaled decodes the pixels at 1/denom of their size where the format
-// allows (imagefmt.ScaleDenom: JPEG, in the IDCT); the image then still has
+// allows (imagefmt.ScaleDenom: JPEG in the IDCT, WebP box-filtered while it
+// is converted); the image then still has
 // the full size's Bounds (scaledImage), so that the measures see the
 // picture's dimensions and reduce reads the smaller pixels.
 func (s *imageSide) decodeScaled(b []byte, denom int) {
@@ -191,8 +193,8 @@ func (c *Comparer) diffImages(diffs []Difference, legacy, new *Response, lf, nf 
 		return append(diffs, hashDiff(legacy, new, fmt.Sprintf("pixels not compared: %s vs %s, max_image_pixels %d",
 			l.dims(), n.dims(), max))), LimitImagePixels
 	}
-	// Decode JPEG at the largest 1/N (DCT scaling) that still gives both
-	// sides at least the size the measures reduce to.
+	// Decode JPEG and WebP at the largest 1/N that still gives both sides
+	// at least the size the measures reduce to.
 	rw, rh := reducedSize(l.cfg)
 	l.denom = imagefmt.ScaleDenom(lf, l.cfg.Width, l.cfg.Height, rw, rh)
 	n.denom = imagefmt.ScaleDenom(nf, n.cfg.Width, n.cfg.Height, rw, rh)
@@ -320,8 +322,9 @@ func fit(w, h, side int) (int, int) {
 // every image type is read by rgbaRow (16-bit samples at the nearest 8-bit
 // level). (The box pass is the fast part: bilinear
 // alone over a 1 MP image converts every source pixel for every tap.) An
-// image decoded at reduced scale (scaledImage: a JPEG whose IDCT already
-// averaged it down by 1/2, 1/4 or 1/8) is reduced from its decoded pixels.
+// image decoded at reduced scale (scaledImage: a JPEG whose IDCT, or a WebP
+// whose conversion, already averaged it down by 1/2, 1/4 or 1/8) is reduced
+// from its decoded pixels.
 func reduce(img image.Image, w, h int) *image.RGBA {
 	if s, ok := img.(*scaledImage); ok {
 		img = s.Image
