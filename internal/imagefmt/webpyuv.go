@@ -185,18 +185,22 @@ func boxPremultiplied(w, h, k int, row func(r int, dst []byte)) *image.RGBA {
 		clear(sums)
 		for r := oy * k; r < oy*k+k; r++ {
 			row(r, line)
-			for x := 0; x < ow*k; x++ {
-				p, s := line[4*x:4*x+4:4*x+4], sums[4*(x/k):4*(x/k)+4:4*(x/k)+4]
-				if a := uint32(p[3]); a == 0xff {
-					s[0] += uint32(p[0])
-					s[1] += uint32(p[1])
-					s[2] += uint32(p[2])
-					s[3] += 0xff
-				} else {
-					s[0] += (uint32(p[0])*a + 127) / 255
-					s[1] += (uint32(p[1])*a + 127) / 255
-					s[2] += (uint32(p[2])*a + 127) / 255
-					s[3] += a
+			for ox := 0; ox < ow; ox++ {
+				s := sums[4*ox : 4*ox+4 : 4*ox+4]
+				block := line[4*ox*k : 4*(ox+1)*k]
+				for i := 0; i < len(block); i += 4 {
+					p := block[i : i+4 : i+4]
+					if a := uint32(p[3]); a == 0xff {
+						s[0] += uint32(p[0])
+						s[1] += uint32(p[1])
+						s[2] += uint32(p[2])
+						s[3] += 0xff
+					} else {
+						s[0] += (uint32(p[0])*a + 127) / 255
+						s[1] += (uint32(p[1])*a + 127) / 255
+						s[2] += (uint32(p[2])*a + 127) / 255
+						s[3] += a
+					}
 				}
 			}
 		}
