@@ -8,7 +8,6 @@ import (
 	"strconv"
 
 	"github.com/tandem-proxy/tandem/internal/imagefmt"
-	"golang.org/x/image/draw"
 )
 
 // Images (JPEG, PNG, GIF, WebP, BMP, TIFF) are recognised by their magic
@@ -27,9 +26,10 @@ import (
 //
 // Pixels are compared after both images are reduced (box, then bilinear)
 // to half the legacy image's dimensions, fitted into 256×256, as
-// premultiplied RGBA; a JPEG is decoded at the largest of 1/8, 1/4, 1/2
-// that still covers that size (the IDCT's own reduction, as djpeg -scale),
-// so the box pass has little or nothing left to do. Decoded pixels are the
+// premultiplied RGBA; a JPEG or WebP is decoded at the largest of 1/8,
+// 1/4, 1/2 that still covers that size (JPEG: the IDCT's own reduction, as
+// djpeg -scale; WebP: box-filtered as it is converted), so the box pass has
+// little or nothing left to do. Decoded pixels are the
 // reference decoders' (imagefmt: libwebp's colours for lossy WebP,
 // libjpeg-turbo's for JPEG). Halving at least acts as a low-pass filter: resamplers
 // disagree pixel by pixel in fine detail (measured: Lanczos3 vs bilinear
@@ -102,7 +102,8 @@ func readHeader(b []byte, format string) *imageSide {
 func (s *imageSide) decode(b []byte) { s.decodeScaled(b, 1) }
 
 // decodeScaled decodes the pixels at 1/denom of their size where the format
-// allows (imagefmt.ScaleDenom: JPEG, in the IDCT); the image then still has
+// allows (imagefmt.ScaleDenom: JPEG in the IDCT, WebP box-filtered while it
+// is converted); the image then still has
 // the full size's Bounds (scaledImage), so that the measures see the
 // picture's dimensions and reduce reads the smaller pixels.
 func (s *imageSide) decodeScaled(b []byte, denom int) {
@@ -189,8 +190,8 @@ func (c *Comparer) diffImages(diffs []Difference, legacy, new *Response, lf, nf 
 		return append(diffs, hashDiff(legacy, new, fmt.Sprintf("pixels not compared: %s vs %s, max_image_pixels %d",
 			l.dims(), n.dims(), max))), LimitImagePixels
 	}
-	// Decode JPEG at the largest 1/N (DCT scaling) that still gives both
-	// sides at least the size the measures reduce to.
+	// Decode JPEG and WebP at the largest 1/N that still gives both sides
+	// at least the size the measures reduce to.
 	rw, rh := reducedSize(l.cfg)
 	l.denom = imagefmt.ScaleDenom(lf, l.cfg.Width, l.cfg.Height, rw, rh)
 	n.denom = imagefmt.ScaleDenom(nf, n.cfg.Width, n.cfg.Height, rw, rh)
@@ -269,10 +270,13 @@ func fit(w, h, side int) (int, int) {
 
 // reduce scales img to w×h premultiplied RGBA: first a box filter by the
 // largest whole factor that keeps it at least w×h, then an antialiasing
-// bilinear filter for the rest. (The box pass is the fast part: bilinear
+// bilinear filter (x/image/draw's BiLinear, as bilinearRGBA) for the rest;
+// every image type is read by rgbaRow (16-bit samples at the nearest 8-bit
+// level). (The box pass is the fast part: bilinear
 // alone over a 1 MP image converts every source pixel for every tap.) An
-// image decoded at reduced scale (scaledImage: a JPEG whose IDCT already
-// averaged it down by 1/2, 1/4 or 1/8) is reduced from its decoded pixels.
+// image decoded at reduced scale (scaledImage: a JPEG whose IDCT, or a WebP
+// whose conversion, already averaged it down by 1/2, 1/4 or 1/8) is reduced
+// from its decoded pixels.
 func reduce(img image.Image, w, h int) *image.RGBA {
 	if s, ok := img.(*scaledImage); ok {
 		img = s.Image
@@ -284,12 +288,20 @@ func reduce(img image.Image, w, h int) *image.RGBA {
 	if m, ok := img.(*image.RGBA); ok && m.Rect == image.Rect(0, 0, w, h) && m.Stride == 4*w && len(m.Pix) == 4*w*h {
 		return m // already w×h: bilinear would copy it
 	}
-	dst := image.NewRGBA(image.Rect(0, 0, w, h))
-	if m, ok := img.(*image.RGBA); ok && m.Rect.Min == (image.Point{}) {
-		bilinearRGBA(dst, m)
-		return dst
+	src, ok := img.(*image.RGBA)
+	if !ok || src.Rect.Min != (image.Point{}) {
+		// Read every type as boxReduce does (rgbaRow), then scale.
+		b := img.Bounds()
+		src = image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+		for y := 0; y < b.Dy(); y++ {
+			rgbaRow(src.Pix[y*src.Stride:y*src.Stride+4*b.Dx()], img, b.Min.X, b.Min.Y+y)
+		}
+		if b.Dx() == w && b.Dy() == h {
+			return src
+		}
 	}
-	draw.BiLinear.Scale(dst, dst.Bounds(), img, img.Bounds(), draw.Src, nil)
+	dst := image.NewRGBA(image.Rect(0, 0, w, h))
+	bilinearRGBA(dst, src)
 	return dst
 }
 
@@ -416,18 +428,24 @@ func rgbaRow(row []uint8, img image.Image, x0, y int) {
 		}
 	case image.RGBA64Image:
 		// 16-bit, CMYK, paletted and the rest: RGBA64At returns a concrete
-		// colour, where At would allocate one per pixel.
+		// colour, where At would allocate one per pixel. 16 bits become the
+		// nearest 8-bit level (as libpng's png_set_scale_16 and ImageMagick
+		// do), not the high byte, which would read true 16-bit pictures
+		// half a level dark on average; v·257 still gives v.
 		for x := 0; x < n; x++ {
 			c := m.RGBA64At(x0+x, y)
-			row[4*x], row[4*x+1], row[4*x+2], row[4*x+3] = uint8(c.R>>8), uint8(c.G>>8), uint8(c.B>>8), uint8(c.A>>8)
+			row[4*x], row[4*x+1], row[4*x+2], row[4*x+3] = nearest8(c.R), nearest8(c.G), nearest8(c.B), nearest8(c.A)
 		}
 	default:
 		for x := 0; x < n; x++ {
 			r, g, bl, a := img.At(x0+x, y).RGBA()
-			row[4*x], row[4*x+1], row[4*x+2], row[4*x+3] = uint8(r>>8), uint8(g>>8), uint8(bl>>8), uint8(a>>8)
+			row[4*x], row[4*x+1], row[4*x+2], row[4*x+3] = nearest8(uint16(r)), nearest8(uint16(g)), nearest8(uint16(bl)), nearest8(uint16(a))
 		}
 	}
 }
+
+// nearest8 is the 8-bit level nearest a 16-bit sample: round(v·255/65535).
+func nearest8(v uint16) uint8 { return uint8((uint32(v)*255 + 32767) / 65535) }
 
 // bilinearRGBA is draw.BiLinear.Scale(dst, dst.Bounds(), src, src.Bounds(),
 // draw.Src, nil) for two RGBA images at the origin: the same weights
@@ -447,6 +465,12 @@ func bilinearRGBA(dst, src *image.RGBA) {
 			span = max(span, int(vc[s.j-1].coord-vc[s.i].coord)+1)
 		}
 	}
+	// level16[v] is float64(uint32(v) * 0x101), an 8-bit sample's 16-bit
+	// value as x/image/draw converts it.
+	var level16 [256]float64
+	for v := range level16 {
+		level16[v] = float64(uint32(v) * 0x101)
+	}
 	ring := make([][4]float64, span*dw)
 	have := make([]int32, span) // the source row in each ring slot
 	for i := range have {
@@ -459,15 +483,16 @@ func bilinearRGBA(dst, src *image.RGBA) {
 			return t
 		}
 		have[slot] = y
-		pix := src.Pix[int(y)*src.Stride:]
+		pix := src.Pix[int(y)*src.Stride : int(y)*src.Stride+4*sw]
 		for x, s := range hs {
 			var pr, pg, pb, pa float64
 			for _, c := range hc[s.i:s.j] {
 				pi := int(c.coord) * 4
-				pr += float64(float64(uint32(pix[pi+0])*0x101) * c.weight)
-				pg += float64(float64(uint32(pix[pi+1])*0x101) * c.weight)
-				pb += float64(float64(uint32(pix[pi+2])*0x101) * c.weight)
-				pa += float64(float64(uint32(pix[pi+3])*0x101) * c.weight)
+				p := pix[pi : pi+4 : pi+4]
+				pr += float64(level16[p[0]] * c.weight)
+				pg += float64(level16[p[1]] * c.weight)
+				pb += float64(level16[p[2]] * c.weight)
+				pa += float64(level16[p[3]] * c.weight)
 			}
 			t[x] = [4]float64{pr * s.invTotalWeightFFFF, pg * s.invTotalWeightFFFF, pb * s.invTotalWeightFFFF, pa * s.invTotalWeightFFFF}
 		}

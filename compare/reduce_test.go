@@ -3,6 +3,7 @@ package compare
 import (
 	"fmt"
 	"image"
+	"image/color"
 	"math/rand/v2"
 	"testing"
 
@@ -46,5 +47,22 @@ func TestBilinearRGBAIsDrawBiLinear(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A 16-bit image is read at the nearest 8-bit level: a 16-bit PNG holding
+// v·257 reads as the 8-bit v, and a true 16-bit level halfway up (v·257 +
+// 200, which is v + 0.78) reads as v+1, where the high byte would say v.
+func TestReduceRounds16Bit(t *testing.T) {
+	m := image.NewRGBA64(image.Rect(0, 0, 4, 2))
+	for i, v := range []uint16{10 * 257, 10*257 + 200, 65535, 0} {
+		m.SetRGBA64(i, 0, color.RGBA64{v, v, v, 0xffff})
+		m.SetRGBA64(i, 1, color.RGBA64{v, v, v, 0xffff})
+	}
+	got := reduce(m, 4, 2)
+	for i, want := range []uint8{10, 11, 255, 0} {
+		if p := got.Pix[4*i]; p != want {
+			t.Errorf("pixel %d: %d, want %d", i, p, want)
+		}
 	}
 }

@@ -62,13 +62,27 @@ func DecodedBytesScaled(b []byte, format string, cfg image.Config, denom int) in
 	case GIF:
 		per = 2 * 1
 	case WebP:
+		// The decoder's own (VP8L: ARGB and its transformed copy; VP8:
+		// planes and, with alpha, the alpha plane decoded as ARGB with its
+		// copy), then the NRGBA a lossy file is converted to; scaled, the
+		// 1/denom² RGBA instead, and one row.
+		var decoder int64
 		switch cfg.ColorModel {
 		case color.NRGBAModel: // VP8L
-			per = 2 * 8
+			decoder = 2 * 8
 		case color.NYCbCrAModel: // VP8X with alpha
-			per = 2*2 + 1 + 2*4 + 2*4 + 2*4 // planes, alpha, lossless ARGB and its copy, NRGBA
+			decoder = 2*2 + 1 + 2*4 + 2*4
 		default: // VP8: 4:2:0
-			per = 2*1 + 1 + 2*4
+			decoder = 2*1 + 1
+		}
+		if denom > 1 {
+			d := int64(denom) * int64(denom)
+			est := saturatingMul(px, decoder)/2 + saturatingMul(px, 4)/d + 8*int64(cfg.Width)
+			return min(est+est/8+decoderOverhead, 1<<62)
+		}
+		per = decoder
+		if cfg.ColorModel != color.NRGBAModel {
+			per += 2 * 4
 		}
 	case BMP:
 		per = max(per, 2*1)

@@ -179,26 +179,42 @@ var Codecs = map[string]Codec{
 }
 
 // ScaleDenom returns the largest N of 8, 4, 2 for which DecodeScaled decodes
-// a width×height image of format at 1/N to at least minW×minH, or 1 (full
-// size) when none does or the format cannot decode at reduced scale. Only
-// JPEG can: its IDCT computes 8/N samples a block, as libjpeg's
-// scale_denom does.
+// a width×height image of format at 1/N to at least minW×minH (ScaledSize),
+// or 1 (full size) when none does or the format has no reduced decoding.
+// JPEG and WebP have: JPEG's IDCT computes 8/N samples a block, as
+// libjpeg's scale_denom does; WebP is converted and box-filtered a row at a
+// time.
 func ScaleDenom(format string, width, height, minW, minH int) int {
-	if format != JPEG {
+	if format != JPEG && format != WebP {
 		return 1
 	}
 	for _, n := range [...]int{8, 4, 2} {
-		if w, h := jpeg.ScaledSize(width, height, n); w >= minW && h >= minH {
+		if w, h := ScaledSize(format, width, height, n); w >= minW && h >= minH {
 			return n
 		}
 	}
 	return 1
 }
 
-// DecodeScaled decodes b at 1/denom of its size, as the format's reference
-// decoder does at that scale (djpeg -scale 1/denom); its size is each
-// dimension divided by denom, rounded up. Denom 1 is Codecs[format].Decode;
-// others are for JPEG only (ScaleDenom).
+// ScaledSize is the size of DecodeScaled's image: for JPEG each dimension
+// divided by denom, rounded up (libjpeg's jdiv_round_up), for WebP rounded
+// down (whole blocks), otherwise the full size.
+func ScaledSize(format string, width, height, denom int) (int, int) {
+	switch {
+	case denom <= 1:
+		return width, height
+	case format == JPEG:
+		return jpeg.ScaledSize(width, height, denom)
+	case format == WebP:
+		return width / denom, height / denom
+	}
+	return width, height
+}
+
+// DecodeScaled decodes b at 1/denom of its size (ScaledSize): a JPEG as
+// djpeg -scale 1/denom does, a WebP as the means of each denom×denom block
+// of the pixels Decode gives (dwebp has no scaled decoding), premultiplied.
+// Denom 1 is Codecs[format].Decode; others are for ScaleDenom's formats.
 func DecodeScaled(b []byte, format string, denom int) (image.Image, error) {
 	if denom == 1 {
 		c, ok := Codecs[format]
@@ -207,8 +223,11 @@ func DecodeScaled(b []byte, format string, denom int) (image.Image, error) {
 		}
 		return c.Decode(b)
 	}
-	if format != JPEG {
-		return nil, fmt.Errorf("imagefmt: %s cannot be decoded at 1/%d scale", format, denom)
+	switch format {
+	case JPEG:
+		return jpeg.DecodeScaled(bytes.NewReader(b), denom)
+	case WebP:
+		return decodeWebPScaled(b, denom)
 	}
-	return jpeg.DecodeScaled(bytes.NewReader(b), denom)
+	return nil, fmt.Errorf("imagefmt: %s cannot be decoded at 1/%d scale", format, denom)
 }

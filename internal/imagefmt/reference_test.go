@@ -399,3 +399,62 @@ func TestReferenceJPEGScaled(t *testing.T) {
 		}
 	}
 }
+
+// Every corpus WebP decoded at 1/2, 1/4, 1/8 is within 0.5 levels of the
+// block means of dwebp's pixels (premultiplied, computed here in floating
+// point; dwebp has no scaled decoding).
+func TestReferenceWebPScaled(t *testing.T) {
+	files, err := filepath.Glob("testdata/ref/*.webp")
+	if err != nil || len(files) < 4 {
+		t.Fatalf("corpus WebPs: %d, %v", len(files), err)
+	}
+	for _, path := range files {
+		for _, denom := range []int{2, 4, 8} {
+			t.Run(fmt.Sprintf("%s/1:%d", filepath.Base(path), denom), func(t *testing.T) {
+				b, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				img, err := DecodeScaled(b, WebP, denom)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ref := samples(referenceDecode(t, path, false))
+				fw := referenceDecode(t, path, false).Bounds().Dx()
+				w, h := img.Bounds().Dx(), img.Bounds().Dy()
+				if ew, eh := ScaledSize(WebP, fw, len(ref)/4/fw, denom); w != ew || h != eh {
+					t.Fatalf("decoded %dx%d, want %dx%d", w, h, ew, eh)
+				}
+				want := make([]float64, 0, 4*w*h)
+				for oy := 0; oy < h; oy++ {
+					for ox := 0; ox < w; ox++ {
+						var s [4]float64
+						for y := oy * denom; y < oy*denom+denom; y++ {
+							for x := ox * denom; x < ox*denom+denom; x++ {
+								p := ref[4*(y*fw+x):]
+								for ch := 0; ch < 3; ch++ {
+									s[ch] += p[ch] * p[3] / 255
+								}
+								s[3] += p[3]
+							}
+						}
+						n := float64(denom * denom)
+						want = append(want, s[0]/n, s[1]/n, s[2]/n, s[3]/n)
+					}
+				}
+				got := make([]float64, 0, 4*w*h)
+				m := img.(*image.RGBA)
+				for _, v := range m.Pix {
+					got = append(got, float64(v))
+				}
+				mean, maxErr := errStats(got, want)
+				t.Logf("%v: mean abs error R %.3f G %.3f B %.3f A %.3f, max %.2f", img.Bounds().Size(), mean[0], mean[1], mean[2], mean[3], maxErr)
+				for ch, v := range mean {
+					if v > 0.5 {
+						t.Errorf("channel %c: mean error %.3f levels > 0.5", "RGBA"[ch], v)
+					}
+				}
+			})
+		}
+	}
+}

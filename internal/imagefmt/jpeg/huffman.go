@@ -16,7 +16,7 @@ const maxCodeLength = 16
 const maxNCodes = 256
 
 // lutSize is the log-2 size of the Huffman decoder's look-up table.
-const lutSize = 8
+const lutSize = 10 // 8 in image/jpeg; 10 finds most AC codes in one look-up
 
 // huffman is a Huffman decoder, specified in section C.
 type huffman struct {
@@ -177,15 +177,17 @@ func (d *decoder) processDHT(n int) error {
 		for i := uint32(0); i < lutSize; i++ {
 			code <<= 1
 			for j := int32(0); j < nCodes[i]; j++ {
-				// The codeLength is 1+i, so shift code by 8-(1+i) to
-				// calculate the high bits for every 8-bit sequence
-				// whose codeLength's high bits matches code.
+				// The codeLength is 1+i, so shift code by lutSize-(1+i)
+				// to calculate the high bits for every lutSize-bit
+				// sequence whose codeLength's high bits matches code.
 				// The high 8 bits of lutValue are the encoded value.
 				// The low 8 bits are 1 plus the codeLength.
-				base := uint8(code << (7 - i))
+				// (An over-subscribed table wraps around, as the uint8
+				// base does in image/jpeg, rather than index past the table.)
+				base := uint16(code<<(lutSize-1-i)) & (1<<lutSize - 1)
 				lutValue := uint16(h.vals[x])<<8 | uint16(2+i)
-				for k := uint8(0); k < 1<<(7-i); k++ {
-					h.lut[base|k] = lutValue
+				for k := uint16(0); k < 1<<(lutSize-1-i); k++ {
+					h.lut[(base|k)&(1<<lutSize-1)] = lutValue
 				}
 				code++
 				x++
@@ -233,10 +235,15 @@ func (d *decoder) decodeHuffman(h *huffman) (uint8, error) {
 			goto slowPath
 		}
 	}
-	if v := h.lut[(d.bits.a>>uint32(d.bits.n-lutSize))&0xff]; v != 0 {
-		n := (v & 0xff) - 1
-		d.bits.n -= int32(n)
-		return uint8(v >> 8), nil
+	// (ensureNBits(8) as in image/jpeg: asking for more could make its
+	// failure path unread a byte already in the accumulator. It tops the
+	// accumulator up past lutSize bits whenever the data allows.)
+	if d.bits.n >= lutSize {
+		if v := h.lut[(d.bits.a>>uint32(d.bits.n-lutSize))&(1<<lutSize-1)]; v != 0 {
+			n := (v & 0xff) - 1
+			d.bits.n -= int32(n)
+			return uint8(v >> 8), nil
+		}
 	}
 
 slowPath:

@@ -271,7 +271,7 @@ func (d *decoder) processSOS(n int) error {
 								var value uint8
 								got := false
 								if d.bits.n >= 32 {
-									if v := huff.lut[(d.bits.a>>uint32(d.bits.n-lutSize))&0xff]; v != 0 {
+									if v := huff.lut[(d.bits.a>>uint32(d.bits.n-lutSize))&(1<<lutSize-1)]; v != 0 {
 										d.bits.n -= int32(v&0xff) - 1
 										value, got = uint8(v>>8), true
 									}
