@@ -111,7 +111,7 @@ const alphaUsedBelow = 248
 // measure reduces both images to a common size and measures them.
 func measure(l, n image.Image) metrics {
 	lb := l.Bounds()
-	w, h := fit((lb.Dx()+1)/2, (lb.Dy()+1)/2, imageCompareSide)
+	w, h := reducedSize(image.Config{Width: lb.Dx(), Height: lb.Dy()})
 	return measureReduced(reduce(l, w, h), reduce(n, w, h))
 }
 
