@@ -764,9 +764,16 @@ func TestUIRampGatesBesidePromote(t *testing.T) {
 		resp.Body.Close()
 	}
 	var gates []ramp.Gate
+	var last []byte
+	defer func() {
+		if t.Failed() && gates == nil {
+			t.Logf("last GET /api/v1/routes: %s", last)
+		}
+	}()
 	waitFor(t, func() bool {
 		var v rampView
 		_, body := p.api("GET", "/api/v1/routes", "", "", "")
+		last = body
 		json.Unmarshal(body, &v)
 		if len(v.Routes) != 1 || v.Routes[0].Ramp == nil || len(v.Routes[0].Ramp.Gates) != 3 || v.Routes[0].Ramp.Gates[0].Samples != 12 {
 			return false
