@@ -27,6 +27,7 @@ import (
 
 	"github.com/tandem-proxy/tandem/app"
 	"github.com/tandem-proxy/tandem/config"
+	"github.com/tandem-proxy/tandem/internal/realservers"
 	"github.com/tandem-proxy/tandem/rules"
 	"github.com/tandem-proxy/tandem/rulestore"
 	"github.com/tandem-proxy/tandem/store"
@@ -578,12 +579,7 @@ func (w *lockedWriter) String() string {
 // freeAddr returns a free 127.0.0.1 port.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(realservers.FreePort(t)))
 }
 
 // startServe runs `tandem serve` as a child process with a route "up" (prefix

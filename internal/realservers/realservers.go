@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -44,12 +46,22 @@ func CacheDir() string {
 // a start-up failure with the server's own message.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("cannot find a free port: %v", err)
+	// A port the kernel hands out for 127.0.0.1:0 is from the ephemeral
+	// range, which outgoing connections draw from too: on a loaded machine
+	// one of them may take it between this check and the child's bind. So
+	// the port is picked at random below that range (10000–32767; Linux's
+	// ephemeral range starts at 32768), where only listeners live.
+	for i := 0; i < 200; i++ {
+		port := 10000 + rand.IntN(32768-10000)
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("cannot find a free port in 10000–32767 after 200 tries")
+	return 0
 }
 
 // lockedBuffer collects a child's output for the failure message.
