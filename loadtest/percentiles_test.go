@@ -25,18 +25,18 @@ func TestPercentilesMatchInjectedLatencies(t *testing.T) {
 	if res.Requests != 200 || res.Status[200] != 200 {
 		t.Fatalf("sent %d, statuses %v; want 200 answered 200", res.Requests, res.Status)
 	}
-	// The tolerance is one-sided: nothing is faster than the injected
-	// delay, and the slack covers loopback, scheduling and the race
-	// detector on a shared machine.
-	const tol = 8 * time.Millisecond
-	if l.P50 < 10*time.Millisecond || l.P50 > 10*time.Millisecond+tol {
-		t.Errorf("p50 = %v, want ≈ 10ms", l.P50)
+	// Nothing is faster than the injected delay, so the lower bounds are
+	// exact. The upper bounds only keep each percentile in its mode (the
+	// fast 90% below the slow 10%'s 100 ms): on a loaded 2-core machine
+	// scheduling adds tens of milliseconds, which is no percentile error.
+	if l.P50 < 10*time.Millisecond || l.P50 >= 60*time.Millisecond {
+		t.Errorf("p50 = %v, want in the fast mode (10 ms, at most 60 ms)", l.P50)
 	}
-	if l.P99 < 100*time.Millisecond || l.P99 > 100*time.Millisecond+2*tol {
-		t.Errorf("p99 = %v, want ≈ 100ms", l.P99)
+	if l.P99 < 100*time.Millisecond || l.P99 > 400*time.Millisecond {
+		t.Errorf("p99 = %v, want in the slow mode (100 ms, at most 400 ms)", l.P99)
 	}
-	if l.Max < 100*time.Millisecond || l.Max > 100*time.Millisecond+4*tol {
-		t.Errorf("max = %v, want ≈ 100ms", l.Max)
+	if l.Max < l.P99 || l.Max > 500*time.Millisecond {
+		t.Errorf("max = %v, want ≥ p99 and in the slow mode", l.Max)
 	}
 	if l.Min < 10*time.Millisecond || !(l.P50 <= l.P90 && l.P90 <= l.P99 && l.P99 <= l.P999 && l.P999 <= l.Max) {
 		t.Errorf("percentiles out of order or below the floor: %+v", l)
