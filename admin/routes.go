@@ -100,7 +100,11 @@ func (s *Server) unauthorized(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("WWW-Authenticate", `Bearer realm="tandem"`)
-	fail(w, http.StatusUnauthorized, "missing or wrong bearer token (or no live UI session)")
+	if _, err := r.Cookie(SessionCookie); err == nil && r.Header.Get("Authorization") == "" {
+		fail(w, http.StatusUnauthorized, "the UI session has ended (signed out, expired or tandem restarted), and no bearer token was sent")
+		return
+	}
+	fail(w, http.StatusUnauthorized, "missing or wrong bearer token")
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {

@@ -372,9 +372,13 @@ func (s *Server) sessionStatus(w http.ResponseWriter, r *http.Request) {
 	fail(w, http.StatusUnauthorized, "not signed in: no live session and no bearer token")
 }
 
-// clearStaleCookie deletes a session cookie that names no live session.
+// clearStaleCookie deletes a session cookie that names no live session (a
+// live one stays, even beside a wrong bearer token).
 func (s *Server) clearStaleCookie(w http.ResponseWriter, r *http.Request) {
-	if _, err := r.Cookie(SessionCookie); err == nil {
+	if c, err := r.Cookie(SessionCookie); err == nil {
+		if _, live := s.sessions.get(c.Value, s.now()); live {
+			return
+		}
 		http.SetCookie(w, sessionCookie(r, ""))
 	}
 }

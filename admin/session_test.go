@@ -167,7 +167,7 @@ func TestSessionSignOutEndsSession(t *testing.T) {
 		t.Errorf("sign-out Set-Cookie %q, want the cookie deleted (Max-Age=0)", w.Header().Get("Set-Cookie"))
 	}
 	w = do(s, cookieReq("GET", "/api/v1/routes", "", mine))
-	expect(t, "API with the old cookie", w, 401, "bearer token")
+	expect(t, "API with the old cookie", w, 401, "the UI session has ended")
 	if ck := sessionCookieOf(w); ck == nil || ck.MaxAge != -1 {
 		t.Errorf("the stale cookie is not deleted: %q", w.Header().Get("Set-Cookie"))
 	}
@@ -298,7 +298,12 @@ func TestSessionMutationsNeedSameOrigin(t *testing.T) {
 	}
 	// A wrong bearer token is refused even with a live cookie beside it.
 	r := cookieReq("POST", "/api/v1/routes/img/promote", promote, cookie, "Sec-Fetch-Site", "same-origin", "Authorization", "Bearer wrong-token-0123456789")
-	expect(t, "wrong bearer with the cookie", do(f.srv, r), 401)
+	w := do(f.srv, r)
+	expect(t, "wrong bearer with the cookie", w, 401)
+	if sessionCookieOf(w) != nil {
+		t.Errorf("a live session's cookie was deleted for a wrong bearer token beside it: %q", w.Header().Get("Set-Cookie"))
+	}
+	expect(t, "the cookie alone still works", do(f.srv, cookieReq("GET", "/api/v1/routes", "", cookie)), 200)
 }
 
 // With the cookie, another origin's page cannot embed or fetch the API's
