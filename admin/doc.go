@@ -21,7 +21,7 @@
 //
 // Sessions. The UI's sign-in page posts the token to POST /ui/session
 // once per browser; a right token (compared in constant time, length
-// included; after signInBurst wrong ones in a row, one more every
+// included; after signInBurst wrong ones, one more every
 // signInEvery, 429 meanwhile) starts a session: a random 256-bit id in an
 // HttpOnly, SameSite=Strict, Path=/ cookie, Secure when the request came
 // over TLS (or the browser's Origin or X-Forwarded-Proto says https: they

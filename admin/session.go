@@ -40,7 +40,7 @@ const (
 	// least recently used one.
 	MaxSessions = 1024
 
-	// Failed sign-ins: signInBurst wrong tokens in a row are answered 401,
+	// Failed sign-ins: up to signInBurst wrong tokens are answered 401 at once,
 	// then one more every signInEvery; the rest get 429 with Retry-After
 	// until then. Bearer calls are not counted and never refused for it.
 	signInBurst = 10
