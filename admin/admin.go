@@ -26,11 +26,17 @@ type Server struct {
 	deps Deps
 	mux  *http.ServeMux
 	srv  *http.Server
+
+	sessions *sessionStore               // the UI's signed-in browsers
+	signIns  *signInLimiter              // wrong tokens at sign-in
+	csrf     *http.CrossOriginProtection // no trusted origins, no bypass
+	now      func() time.Time            // the clock of sessions and sign-ins; tests move it
 }
 
 // New returns an admin server serving deps.
 func New(deps Deps) *Server {
-	s := &Server{deps: deps}
+	s := &Server{deps: deps, sessions: newSessionStore(), signIns: newSignInLimiter(),
+		csrf: http.NewCrossOriginProtection(), now: time.Now}
 	s.mux = s.routes()
 	s.srv = &http.Server{
 		Handler:           s,

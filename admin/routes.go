@@ -37,6 +37,10 @@ func (s *Server) routes() *http.ServeMux {
 	priv("GET /api/v1/events", s.getEvents)
 	priv("GET /api/v1/comparisons", s.getComparisons)
 
+	// Sign-in, session and sign-out check their callers themselves.
+	pub("POST /ui/session", s.signIn)
+	pub("GET /ui/session", s.sessionStatus)
+	pub("DELETE /ui/session", s.signOut)
 	priv("GET /ui", s.uiPage)
 	priv("GET /ui/{$}", s.uiPage)
 	priv("GET /ui/index.html", s.uiPage)
@@ -62,31 +66,44 @@ func isPrivatePath(path string) bool {
 	return strings.HasPrefix(path, "/api/") || isUIPath(path) || strings.HasPrefix(path, "/debug/pprof/")
 }
 
-// authorized reports whether r carries the bearer token. No token
-// configured means no one is.
+// authorized reports whether r carries the bearer token or the cookie of a
+// live session (session.go). No token configured means no one is.
 func (s *Server) authorized(r *http.Request) bool {
-	return s.deps.Token != "" && tokenOK([]byte(r.Header.Get("Authorization")), s.deps.Token)
+	return s.authenticate(r) != authNone
 }
 
-// private wraps an endpoint that needs the token.
+// private wraps an endpoint that needs the token or a session. A request
+// authorized by the session cookie must also pass cookieAllowed (403).
 func (s *Server) private(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.authorized(r) {
+		switch s.authenticate(r) {
+		case authNone:
 			s.unauthorized(w, r)
 			return
+		case authCookie:
+			if err := s.cookieAllowed(r); err != nil {
+				s.crossOrigin(w, r, err)
+				return
+			}
 		}
 		h(w, r)
 	})
 }
 
 // unauthorized answers 401: the UI's bootstrap page (which asks for the
-// token) under /ui, a JSON error elsewhere.
+// token) under /ui, a JSON error elsewhere. A session cookie that names no
+// live session is deleted.
 func (s *Server) unauthorized(w http.ResponseWriter, r *http.Request) {
+	s.clearStaleCookie(w, r)
 	if isUIPath(r.URL.Path) {
 		uiUnauthorized(w)
 		return
 	}
 	w.Header().Set("WWW-Authenticate", `Bearer realm="tandem"`)
+	if _, err := r.Cookie(SessionCookie); err == nil && r.Header.Get("Authorization") == "" {
+		fail(w, http.StatusUnauthorized, "the UI session has ended (signed out, expired or tandem restarted), and no bearer token was sent")
+		return
+	}
 	fail(w, http.StatusUnauthorized, "missing or wrong bearer token")
 }
 

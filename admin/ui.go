@@ -21,16 +21,20 @@ import (
 // binary: no build step, no CDN, works offline.
 //
 // A browser cannot send a bearer token when it navigates, so every /ui/
-// request without a valid token is answered 401 with the bootstrap page
-// (ui/index.html, no data in it). The page asks for the token once (kept in
-// the tab's sessionStorage), fetches /ui/app.js and /ui/app.css with the
-// Authorization header, inserts them inline, and the app calls the JSON API
-// with the header. The Content-Security-Policy of the page allows exactly
-// those four inline texts (by hash), same-origin fetches, and blob: images
-// (response bodies and heat maps, fetched with the header).
+// request without a valid token or session is answered 401 with the
+// bootstrap page (ui/index.html, no data in it). The page asks GET
+// /ui/session whether this browser is signed in; if not, it asks for the
+// token once and posts it to POST /ui/session, which sets the session
+// cookie (session.go). It then fetches /ui/app.js and /ui/app.css with the
+// cookie, inserts them inline, and the app calls the JSON API with the
+// cookie; the token is kept nowhere in the page. The Content-Security-Policy
+// of the page allows exactly those four inline texts (by hash), same-origin
+// fetches, and blob: images (response bodies and heat maps, fetched by the
+// app).
 //
-// With a valid token the same paths answer 200, so scripts can fetch the
-// assets too.
+// With a valid token or session the same paths answer 200 (the bootstrap
+// page, which then finds the session), so scripts can fetch the assets
+// too.
 
 //go:embed ui
 var uiFiles embed.FS

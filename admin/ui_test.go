@@ -146,13 +146,13 @@ func TestUIWithoutTokenGetsBootstrap(t *testing.T) {
 		}
 	}
 	r := uiGet(t, "GET", base+"/ui/", "")
-	for _, want := range []string{`id="token"`, "sessionStorage", "/ui/app.js", "Authorization"} {
+	for _, want := range []string{`id="token"`, `"/ui/session"`, "/ui/app.js", "Authorization"} {
 		if !bytes.Contains(r.body, []byte(want)) {
 			t.Errorf("bootstrap page lacks %q", want)
 		}
 	}
-	// No data, no app code in it.
-	for _, leak := range []string{"secret-route-name", "tandemStart = function", "/api/v1/diffs"} {
+	// No data, no app code in it; the token is not kept by the page.
+	for _, leak := range []string{"secret-route-name", "tandemStart = function", "/api/v1/diffs", "sessionStorage", "localStorage"} {
 		if bytes.Contains(r.body, []byte(leak)) {
 			t.Errorf("bootstrap page contains %q", leak)
 		}

@@ -1,7 +1,7 @@
 /*
- * tandem admin UI. Loaded by the bootstrap page (index.html) after it has
- * checked the token; every call to the JSON API carries it as a bearer
- * token. Data is only ever put in the page as text (textContent), never as
+ * tandem admin UI. Loaded by the bootstrap page (index.html) once the
+ * browser is signed in; every call to the JSON API carries the session
+ * cookie. Data is only ever put in the page as text (textContent), never as
  * markup. Views: overview (#/), route (#/route/NAME), sample (#/sample/ID),
  * a request's comparisons (#/request/ID, and #/request to look one up),
  * events (#/events).
@@ -176,17 +176,19 @@
     }
     async fetch(path, opts) {
       opts = opts || {};
-      const headers = Object.assign({ Authorization: "Bearer " + this.token }, opts.headers || {});
+      // The session cookie (same-origin) authorizes the calls; a bearer
+      // token only when the boot page hands one over.
+      const headers = Object.assign(this.token ? { Authorization: "Bearer " + this.token } : {}, opts.headers || {});
       let resp;
       try {
-        resp = await fetch(path, { method: opts.method || "GET", headers: headers, body: opts.body, cache: "no-store", credentials: "omit" });
+        resp = await fetch(path, { method: opts.method || "GET", headers: headers, body: opts.body, cache: "no-store", credentials: "same-origin" });
       } catch (e) {
         const err = new APIError("unreachable", 0, "The admin API at " + location.origin + " is unreachable (" + e.message + "). Retrying every " + POLL_MS / 1000 + " s.");
         this.onStatus(err);
         throw err;
       }
       if (resp.status === 401) {
-        const err = new APIError("auth", 401, "401 Unauthorized: " + (await errorText(resp)) + ". The token was refused; enter it again.");
+        const err = new APIError("auth", 401, "401 Unauthorized: " + (await errorText(resp)) + ". Signed out (the session ended or the token was refused); enter the token again.");
         this.onStatus(err);
         throw err;
       }
@@ -253,7 +255,7 @@
       } else if (err.kind === "auth") {
         clearTimeout(this.pollTimer);
         this.banner.className = "bad";
-        set(this.banner, h("strong", { text: "Token refused. " }), err.message + " ",
+        set(this.banner, h("strong", { text: "Not signed in. " }), err.message + " ",
           h("button", { type: "button", onclick: () => this.boot.signOut(), text: "Enter the token again" }));
         this.banner.hidden = false;
       } else if (err.kind === "unreachable") {
