@@ -237,6 +237,10 @@ func parse(data []byte) (*Config, []*Problem) {
 	c := Default()
 	d := newDecoder()
 	d.decode(root.Content[0], reflect.ValueOf(c).Elem(), "", nil)
+	if d.visits > maxVisits {
+		sortProblems(d.probs) // the rest is not decoded: checking it would only add noise
+		return nil, d.probs
+	}
 	known := func(name string) bool { return c.Backends[name] != nil }
 	if d.failedAt("backends") {
 		known = func(string) bool { return true } // its problem is reported already
@@ -266,14 +270,19 @@ func parse(data []byte) (*Config, []*Problem) {
 		p.Line, p.Column = d.locate(p.Path)
 		d.probs = append(d.probs, p)
 	}
-	sort.SliceStable(d.probs, func(i, j int) bool {
-		a, b := d.probs[i], d.probs[j]
+	sortProblems(d.probs)
+	return c, d.probs
+}
+
+// sortProblems sorts by position, keeping the order of problems at one node.
+func sortProblems(ps []*Problem) {
+	sort.SliceStable(ps, func(i, j int) bool {
+		a, b := ps[i], ps[j]
 		if a.Line != b.Line {
 			return a.Line < b.Line
 		}
 		return a.Column < b.Column
 	})
-	return c, d.probs
 }
 
 var unknownBackend = regexp.MustCompile(`^unknown backend "(.*)"$`)

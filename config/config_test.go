@@ -191,10 +191,27 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte("routes: [{name: r, legacy: a, ramp: {steps: [1, 100]}}]\n"))
 	f.Add([]byte("limits: {max_body: 1GiB}\n"))
+	if b, err := os.ReadFile("../cmd/tandem/testdata/nine-problems.yaml"); err == nil {
+		f.Add(b)
+	}
+	f.Add([]byte("routes:\n  - name: r\n    match: {methods: [GET, POST}\n"))
+	f.Add([]byte("a: 'x\nb: \"y\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, errs := Parse(b)
 		if len(errs) == 0 && c == nil {
 			t.Fatal("no config and no errors")
+		}
+		// Every problem is placed within the document.
+		// YAML breaks lines at \r\n, \r, \n, NEL, LS and PS.
+		lines := 1 + strings.Count(strings.NewReplacer("\r\n", "\n", "\r", "\n", "\u0085", "\n", "\u2028", "\n", "\u2029", "\n").Replace(string(b)), "\n")
+		for _, err := range errs {
+			p, ok := err.(*Problem)
+			if !ok {
+				t.Fatalf("%T %v is not a *Problem", err, err)
+			}
+			if p.Line < 1 || p.Line > lines || p.Path != "" && p.Column < 1 {
+				t.Fatalf("%v: outside the document's %d lines", p, lines)
+			}
 		}
 	})
 }
@@ -375,5 +392,25 @@ routes: [{name: r, legacy: legacy, new: new}]
 	n := c.Backends["new"]
 	if n.URL != "http://b:1" || n.Timeout.D() != 3*time.Second || n.MaxConns != 9 || n.Breaker.ConsecutiveFailures != 5 {
 		t.Errorf("merged backend %+v", *n)
+	}
+}
+
+// Aliases that expand to an enormous document are refused, not decoded:
+// 2000 uses of a route whose methods are 1000 aliases would decode 2e6
+// nodes.
+func TestAliasExpansionIsBounded(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("m: &m [" + strings.Repeat("GET, ", 999) + "GET]\n")
+	b.WriteString("r: &r {name: r, legacy: l, match: {methods: *m}}\n")
+	b.WriteString("routes: [" + strings.Repeat("*r, ", 1999) + "*r]\n")
+	ps := problemsOf(t, b.String())
+	var found *Problem
+	for _, p := range ps {
+		if strings.Contains(p.Msg, "expands aliases to more than") {
+			found = p
+		}
+	}
+	if found == nil {
+		t.Fatalf("no expansion problem among %d", len(ps))
 	}
 }

@@ -27,7 +27,12 @@ type decoder struct {
 	probs  []*Problem
 	at     map[string]place
 	failed []string // paths whose value could not be decoded
+	visits int      // nodes decoded, aliases counted each time they are used
 }
+
+// maxVisits bounds the nodes decoded, so that a document of aliases to
+// aliases cannot expand without end; a real configuration has hundreds.
+const maxVisits = 100_000
 
 // place is where a path stands in the document.
 type place struct {
@@ -60,6 +65,12 @@ func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, key *yaml.Node) {
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
+	}
+	if d.visits++; d.visits > maxVisits {
+		if d.visits == maxVisits+1 {
+			d.fail(n, path, "the document expands aliases to more than %d nodes", maxVisits)
+		}
+		return
 	}
 	d.at[path] = place{key: key, val: n, typ: v.Type()}
 	t := v.Type()
