@@ -1,6 +1,12 @@
 // Package config loads and validates tandem's YAML configuration file. It owns
 // the file's shape and defaults; the routes inside it belong to package rules.
 // It must not import network code beyond address parsing.
+//
+// Parse decodes the yaml.v3 node tree itself, field by field (decode.go), so
+// that it reports every problem in one pass — unknown keys with a "did you
+// mean", duplicate keys, wrong types, bad values, then the semantic checks —
+// each a *Problem at the line and column of its node. yaml.v3 places syntax
+// errors at the enclosing block; syntax.go finds the mistake itself.
 package config
 
 import (
