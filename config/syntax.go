@@ -61,7 +61,43 @@ func syntaxProblem(data []byte, err error) *Problem {
 	if i := strings.IndexByte(text, '\t'); i >= 0 && utf8.RuneCountInString(text[:i])+1 == col && !strings.Contains(msg, "tab") {
 		msg += " (a tab: indent with spaces)"
 	}
+	if strings.Contains(msg, "mapping values are not allowed") {
+		col, msg = explainColon(lines[:k-1], text, col, msg)
+	}
 	return &Problem{Line: k, Column: col, Msg: msg}
+}
+
+// explainColon says why a "key: value" is not allowed where it stands, from
+// the nearest line above with content: a key more indented than a key that
+// already has its value, or a line above that lacks its colon.
+func explainColon(above [][]byte, text string, col int, msg string) (int, string) {
+	prevLine, prev := 0, ""
+	for i := len(above) - 1; i >= 0; i-- {
+		t := strings.TrimRight(string(above[i]), "\r\n")
+		if c := strings.TrimSpace(t); c != "" && !strings.HasPrefix(c, "#") {
+			prevLine, prev = i+1, t
+			break
+		}
+	}
+	if prevLine == 0 || strings.Count(text, ": ")+boolInt(strings.HasSuffix(text, ":")) != 1 {
+		return col, msg
+	}
+	indent := func(s string) int { return len(s) - len(strings.TrimLeft(s, " ")) }
+	body := strings.TrimSpace(prev)
+	switch {
+	case !strings.Contains(body, ": ") && !strings.HasSuffix(body, ":") && !strings.HasPrefix(body, "- "):
+		return col, fmt.Sprintf("%s (is the `:` after the key on line %d missing?)", msg, prevLine)
+	case indent(text) > indent(prev) && !strings.HasSuffix(body, ":"):
+		return indent(text) + 1, fmt.Sprintf("%s (indented more than line %d, whose key has its value already)", msg, prevLine)
+	}
+	return col, msg
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // guessColumn places a yaml.v3 message within the line it was found on.
