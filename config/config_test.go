@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"gopkg.in/yaml.v3"
 )
 
 // The example file in the repository is valid and spells out the defaults.
@@ -384,7 +387,8 @@ routes: [{name: r, legacy: legacy}]
 	_ = c
 	c, errs = Parse([]byte(`backends:
   legacy: &b {url: "http://a:1", timeout: 3s, max_conns: 7}
-  new: {<<: *b, url: "http://b:1", max_conns: 9}
+  other: &o {url: "http://c:1", timeout: 4s, max_conns: 8}
+  new: {<<: [*b, *o], url: "http://b:1", max_conns: 9}
 routes: [{name: r, legacy: legacy, new: new}]
 `))
 	if len(errs) > 0 {
@@ -413,5 +417,49 @@ func TestAliasExpansionIsBounded(t *testing.T) {
 	}
 	if found == nil {
 		t.Fatalf("no expansion problem among %d", len(ps))
+	}
+}
+
+// On valid documents the field-by-field decoder fills the Config exactly as
+// yaml.v3's own Decode does (defaults, nulls, aliases, merge keys).
+func TestDecodeAgreesWithYAMLv3(t *testing.T) {
+	example, err := os.ReadFile("../tandem.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := map[string]string{
+		"example": string(example),
+		"nulls and empty blocks": `limits:
+client: {}
+backends:
+  legacy: {url: "http://a:1", urls: ~}
+routes:
+  - name: r
+    legacy: legacy
+    match: {methods: ~}
+    ramp: ~
+`,
+		"aliases and merges": `backends:
+  legacy: &b {url: "http://a:1", timeout: 3s, breaker: {open_for: 1m}}
+  new: {<<: *b, url: "http://b:1"}
+routes:
+  - &r {name: r, legacy: legacy, new: new, mirror: 50, ramp: {steps: [10, 100]}}
+  - {<<: *r, name: s, match: {path_prefix: /s, methods: [GET]}}
+`,
+	}
+	for why, doc := range docs {
+		t.Run(why, func(t *testing.T) {
+			got, errs := Parse([]byte(doc))
+			if len(errs) > 0 {
+				t.Fatal(errs)
+			}
+			want := Default()
+			if err := yaml.Unmarshal([]byte(doc), want); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("Parse differs from yaml.v3 (-yaml.v3 +Parse):\n%s", diff)
+			}
+		})
 	}
 }

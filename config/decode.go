@@ -156,7 +156,7 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
 // with "<<"; it reports keys that are not strings and keys given twice.
 func (d *decoder) eachPair(n *yaml.Node, path string, f func(k, v *yaml.Node, p string)) {
 	seen := map[string]*yaml.Node{}
-	var merged []*yaml.Node // merged keys may be overridden without complaint
+	merged := map[*yaml.Node]bool{} // keys from "<<", which explicit keys override
 	var pairs [][2]*yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
@@ -167,7 +167,7 @@ func (d *decoder) eachPair(n *yaml.Node, path string, f func(k, v *yaml.Node, p 
 					continue
 				}
 				for j := 0; j+1 < len(m.Content); j += 2 {
-					merged = append(merged, m.Content[j])
+					merged[m.Content[j]] = true
 					pairs = append(pairs, [2]*yaml.Node{m.Content[j], m.Content[j+1]})
 				}
 			}
@@ -175,19 +175,11 @@ func (d *decoder) eachPair(n *yaml.Node, path string, f func(k, v *yaml.Node, p 
 		}
 		pairs = append(pairs, [2]*yaml.Node{k, v})
 	}
-	isMerged := func(k *yaml.Node) bool {
-		for _, m := range merged {
-			if m == k {
-				return true
-			}
-		}
-		return false
-	}
-	// An explicit key overrides a merged one: decode the merged pairs whose
-	// key is not given explicitly, then the explicit pairs in order.
+	// An explicit key overrides a merged one, and among merged mappings the
+	// first to give a key wins, as in yaml.v3.
 	explicit := map[string]bool{}
 	for _, kv := range pairs {
-		if !isMerged(kv[0]) {
+		if !merged[kv[0]] {
 			explicit[kv[0].Value] = true
 		}
 	}
@@ -198,8 +190,8 @@ func (d *decoder) eachPair(n *yaml.Node, path string, f func(k, v *yaml.Node, p 
 			continue
 		}
 		p := join(path, k.Value)
-		if isMerged(k) {
-			if explicit[k.Value] {
+		if merged[k] {
+			if explicit[k.Value] || seen[k.Value] != nil {
 				continue
 			}
 		} else if first, dup := seen[k.Value]; dup {
