@@ -463,3 +463,20 @@ routes:
 		})
 	}
 }
+
+// A Problem prints the parts it has, position first.
+func TestProblemError(t *testing.T) {
+	cases := []struct {
+		p    Problem
+		want string
+	}{
+		{Problem{Line: 3, Column: 5, Path: "limts", Msg: `unknown key "limts"`, Suggestion: "limits"}, "3:5: limts: unknown key \"limts\"; did you mean `limits`?"},
+		{Problem{Line: 3, Msg: "did not find expected key"}, "3: did not find expected key"}, // a syntax error placed at a line only
+		{Problem{Msg: "cannot read config: no such file"}, "cannot read config: no such file"},
+	}
+	for _, c := range cases {
+		if got := c.p.Error(); got != c.want {
+			t.Errorf("got %q, want %q", got, c.want)
+		}
+	}
+}

@@ -8,7 +8,8 @@ import (
 // Problem is one thing wrong with a configuration document, placed at the
 // YAML node it is about. Load and Parse return every problem as a *Problem.
 type Problem struct {
-	// Line and Column are 1-based; 0 when unknown (a file that cannot be read).
+	// Line and Column are 1-based, counted in characters; 0 when unknown
+	// (a file that cannot be read).
 	Line   int `json:"line"`
 	Column int `json:"column"`
 	// Path names the field, as "routes[1].serve_new" or "backends.legacy.url";
@@ -22,11 +23,14 @@ type Problem struct {
 }
 
 // Error is "LINE:COL: path: message; did you mean `x`?", with the parts that
-// are unknown left out.
+// are unknown or empty left out.
 func (p *Problem) Error() string {
 	var b strings.Builder
-	if p.Line > 0 {
+	switch {
+	case p.Line > 0 && p.Column > 0:
 		fmt.Fprintf(&b, "%d:%d: ", p.Line, p.Column)
+	case p.Line > 0:
+		fmt.Fprintf(&b, "%d: ", p.Line)
 	}
 	if p.Path != "" {
 		b.WriteString(p.Path)
