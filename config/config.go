@@ -1,13 +1,22 @@
 // Package config loads and validates tandem's YAML configuration file. It owns
 // the file's shape and defaults; the routes inside it belong to package rules.
 // It must not import network code beyond address parsing.
+//
+// Parse decodes the yaml.v3 node tree itself, field by field (decode.go), so
+// that it reports every problem in one pass — unknown keys with a "did you
+// mean", duplicate keys, wrong types, bad values, then the semantic checks —
+// each a *Problem at the line and column of its node. yaml.v3 places syntax
+// errors at the enclosing block; syntax.go finds the mistake itself.
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
+	"reflect"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -193,44 +202,108 @@ func (b *Backend) UnmarshalYAML(n *yaml.Node) error {
 	return n.Decode((*plain)(b))
 }
 
-// Load reads and parses a configuration file.
+// Load reads and parses a configuration file. Every error it returns is a
+// *Problem (see Parse).
 func Load(path string) (*Config, []error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, []error{fmt.Errorf("cannot read config: %w", err)}
+		return nil, []error{&Problem{Msg: fmt.Sprintf("cannot read config: %v", err)}}
 	}
 	return Parse(data)
 }
 
 // Parse parses and validates a configuration document. It returns every
-// problem found, each with its line where one is known.
+// problem in one pass — syntax, unknown and duplicate keys (with a
+// suggestion for a near miss), wrong types, bad values, and the semantic
+// checks of Validate, rules.Validate and compare.Settings.Validate — each
+// a *Problem placed at the line and column of the node it is about, sorted
+// by position. A syntax error stops the rest: it is the only problem then.
+// The Config is meaningful only when there are none.
 func Parse(data []byte) (*Config, []error) {
-	c := Default()
-	lines, errs := strictyaml.Decode(data, c)
-	if len(errs) > 0 {
-		return nil, errs
-	}
-	errs = c.Validate()
-	lines.Locate(errs)
-	sort.SliceStable(errs, func(i, j int) bool { return lineOf(errs[i]) < lineOf(errs[j]) })
-	if len(errs) > 0 {
+	c, probs := parse(data)
+	if len(probs) > 0 {
+		errs := make([]error, len(probs))
+		for i, p := range probs {
+			errs[i] = p
+		}
 		return nil, errs
 	}
 	return c, nil
 }
 
-func lineOf(err error) int {
-	if e, ok := err.(*strictyaml.Error); ok {
-		return e.Line
+// parse decodes and checks data, returning every problem sorted by position.
+func parse(data []byte) (*Config, []*Problem) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, []*Problem{syntaxProblem(data, err)}
 	}
-	return 0
+	if len(root.Content) == 0 {
+		return nil, []*Problem{{Line: 1, Column: 1, Msg: "empty document: at least backends and routes are required"}}
+	}
+	c := Default()
+	d := newDecoder()
+	d.decode(root.Content[0], reflect.ValueOf(c).Elem(), "", nil)
+	if d.visits > maxVisits {
+		sortProblems(d.probs) // the rest is not decoded: checking it would only add noise
+		return nil, d.probs
+	}
+	known := func(name string) bool { return c.Backends[name] != nil }
+	if d.failedAt("backends") {
+		known = func(string) bool { return true } // its problem is reported already
+	}
+	var backends []string
+	for name := range c.Backends {
+		backends = append(backends, name)
+	}
+	sort.Strings(backends)
+	for _, err := range c.validate(known) {
+		p, ok := err.(*Problem)
+		if !ok {
+			var se *strictyaml.Error
+			if !errors.As(err, &se) {
+				p = &Problem{Msg: err.Error()}
+			} else {
+				p = &Problem{Path: se.Path, Msg: se.Msg}
+			}
+		}
+		p.Path, p.Msg = d.refine(p.Path, p.Msg)
+		if d.failedAt(p.Path) {
+			continue // a value that could not be read was left at its default
+		}
+		if m := unknownBackend.FindStringSubmatch(p.Msg); m != nil {
+			p.Suggestion = suggest(m[1], backends)
+		}
+		p.Line, p.Column = d.locate(p.Path)
+		d.probs = append(d.probs, p)
+	}
+	sortProblems(d.probs)
+	return c, d.probs
 }
 
-// Validate checks the whole configuration and returns every problem.
+// sortProblems sorts by position, keeping the order of problems at one node.
+func sortProblems(ps []*Problem) {
+	sort.SliceStable(ps, func(i, j int) bool {
+		a, b := ps[i], ps[j]
+		if a.Line != b.Line {
+			return a.Line < b.Line
+		}
+		return a.Column < b.Column
+	})
+}
+
+var unknownBackend = regexp.MustCompile(`^unknown backend "(.*)"$`)
+
+// Validate checks the whole configuration and returns every problem, each
+// a *Problem or a *strictyaml.Error (from rules.Validate) that names its
+// path but not its position.
 func (c *Config) Validate() []error {
+	return c.validate(func(n string) bool { return c.Backends[n] != nil })
+}
+
+func (c *Config) validate(backendExists func(string) bool) []error {
 	var errs []error
 	bad := func(path, format string, args ...any) {
-		errs = append(errs, &strictyaml.Error{Path: path, Msg: fmt.Sprintf(format, args...)})
+		errs = append(errs, &Problem{Path: path, Msg: fmt.Sprintf(format, args...)})
 	}
 	checkAddr := func(path, addr string) {
 		host, port, err := net.SplitHostPort(addr)
@@ -317,7 +390,7 @@ func (c *Config) Validate() []error {
 	if len(c.Routes) == 0 {
 		bad("routes", "at least one route is required")
 	}
-	errs = append(errs, rules.Validate(c.Routes, func(n string) bool { return c.Backends[n] != nil })...)
+	errs = append(errs, rules.Validate(c.Routes, backendExists)...)
 	return errs
 }
 
