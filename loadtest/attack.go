@@ -218,7 +218,7 @@ func (a *Attacker) Run(ctx context.Context) (*Results, error) {
 
 // describeExpect says what an attack expects: one set ("2xx,3xx"), or each
 // distinct set with the number of bodies it applies to, most first
-// ("200 for 14 bodies, 400 for 5").
+// ("200 for 14 bodies, 400 for 5 bodies").
 func describeExpect(sets []StatusSet) string {
 	count := map[string]int{}
 	var order []string
@@ -237,13 +237,6 @@ func describeExpect(sets []StatusSet) string {
 		unit := "bodies"
 		if count[s] == 1 {
 			unit = "body"
-		}
-		if i > 0 {
-			parts[i] = fmt.Sprintf("%s for %d", s, count[s])
-			if count[s] == 1 {
-				parts[i] += " " + unit
-			}
-			continue
 		}
 		parts[i] = fmt.Sprintf("%s for %d %s", s, count[s], unit)
 	}

@@ -35,7 +35,11 @@ func (r *Results) WriteText(w io.Writer) error {
 	l := r.Latency
 	fmt.Fprintf(tw, "Latency\tp50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (min %s, mean %s)\n",
 		round(l.P50), round(l.P90), round(l.P99), round(l.P999), round(l.Max), round(l.Min), round(l.Mean))
-	fmt.Fprintf(tw, "Status\t%s  (expected: %s)\n", joinCounts(r.Status), r.Expect)
+	fmt.Fprintf(tw, "Status\t%s", joinCounts(r.Status))
+	if r.Expect != "" {
+		fmt.Fprintf(tw, "  (expected: %s)", r.Expect)
+	}
+	fmt.Fprintln(tw)
 	if len(r.Unexpected) > 0 {
 		fmt.Fprintf(tw, "Unexpected\t%s\n", joinCounts(r.Unexpected))
 	}

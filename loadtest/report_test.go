@@ -115,4 +115,31 @@ func TestTextReport(t *testing.T) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
 	}
+	if strings.Contains(out, "Thresholds") || strings.Contains(out, "Result") {
+		t.Errorf("thresholds shown before Check:\n%s", out)
+	}
+
+	// After Check: the expected statuses, the unexpected ones, each check
+	// with its verdict, value and limit, and the result.
+	r.Expect, r.Unexpected = "2xx,3xx", map[int]uint64{503: 10}
+	maxErr := 0.01
+	r.Check(Thresholds{MaxErrorRate: &maxErr, MaxP99: 100 * time.Millisecond})
+	buf.Reset()
+	r.WriteText(&buf)
+	out = buf.String()
+	for _, want := range []string{
+		"200: 980  503: 10  (expected: 2xx,3xx)",
+		"Unexpected  503: 10",
+		"Thresholds  pass  980 of 1000 hits got an expected answer (2xx,3xx)",
+		"            FAIL  error rate 2.00% > max 1.00% (20 of 1000 hits failed)",
+		"            FAIL  p99 latency 120ms > max 100ms",
+		"Result      FAIL",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	if got, want := r.Failures(), "error rate 2.00% > max 1.00% (20 of 1000 hits failed); p99 latency 120ms > max 100ms"; got != want {
+		t.Errorf("failures %q, want %q", got, want)
+	}
 }
