@@ -57,7 +57,7 @@ func runLoadtest(args []string, stdout, stderr io.Writer) int {
 	})
 	timeout := fs.Duration("timeout", loadtest.DefaultTimeout, "per-request timeout, from connecting to the end of the response")
 	asJSON := fs.Bool("json", false, "print the results as JSON")
-	expectStatus := fs.String("expect-status", "", "statuses that count as success, e.g. 2xx,3xx or 200,400 or 200-204\n"+
+	expectStatus := fs.String("expect-status", "", "statuses that count as success, a `LIST` such as 2xx,3xx or 200,400 or 200-204\n"+
 		"(default: a corpus's expect.txt per file, else 2xx,3xx); overrides expect.txt")
 	var maxErrorRate *float64
 	fs.Func("max-error-rate", "fail (exit 1) when more than this share of hits fail, as `F` (0.01) or a percentage (1%)", func(s string) error {
