@@ -206,6 +206,7 @@ func Open(cfg *config.Config, o Options) (_ *Instance, err error) {
 	px.Follow(state)
 	state.Subscribe(in.rulesChanged)
 	registerStoreMetrics(in.ms, st)
+	registerRampMetrics(in.ms, state.Current, in.ctl)
 	in.rates = &diffRateGauges{ms: in.ms, st: st, log: log, routes: func() []string {
 		var names []string
 		for _, r := range state.Current().Routes {

@@ -17,6 +17,10 @@
 //     a mark that cannot be persisted is refused (503) with nothing changed;
 //   - the routes view of GET /api/v1/routes and the observer fan-out of
 //     finished exchanges to the store and the ramp (routes.go);
+//   - the ramp gauges (rampmetrics.go): tandem_ramp_gate_{limit,value,bound}
+//     {route,gate}, tandem_ramp_step_percent{route} and tandem_ramp_state
+//     {route}, written at each scrape from the ramp status GET
+//     /api/v1/routes shows, so the two cannot disagree;
 //   - the translation of the file's schema into proxy.Options and
 //     backends.Options (options.go): nothing below app imports config;
 //   - the diff store, reached through DiffStore (diffstore.go), the one

@@ -169,4 +169,73 @@ routes:
 	if g[1].Value != 0.2 || g[0].Samples != 0 {
 		t.Fatalf("error gate %+v, diff gate %+v; want 6 of 30 errors and no comparison", g[1], g[0])
 	}
+
+	// The ramp gauges on /metrics say what the API says: each gate's
+	// limit, value and bound, the step and the state (0 waiting … 5 done).
+	scrape := func() map[string]float64 {
+		t.Helper()
+		resp, err := http.Get("http://" + in.AdminAddr() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		m := map[string]float64{}
+		for _, line := range strings.Split(string(b), "\n") {
+			if !strings.HasPrefix(line, "tandem_ramp_") {
+				continue
+			}
+			name, v, _ := strings.Cut(line, " ")
+			var f float64
+			if _, err := fmt.Sscan(v, &f); err != nil {
+				t.Fatalf("bad line %q", line)
+			}
+			if _, dup := m[name]; dup {
+				t.Fatalf("%s twice on /metrics", name)
+			}
+			m[name] = f
+		}
+		return m
+	}
+	var st struct {
+		Routes []struct {
+			Name string
+			Ramp *ramp.Status
+		}
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		api("GET", "/api/v1/routes", "", &st)
+		got := scrape()
+		want := map[string]float64{}
+		limits := map[string]map[string]float64{
+			"cmp":    {"diff_rate": 0.2, "error_rate": 0.5, "latency_ratio": 1000},
+			"served": {"diff_rate": 0.1, "error_rate": 0.5, "latency_ratio": 1000},
+		}
+		for _, r := range st.Routes {
+			for _, g := range r.Ramp.Gates {
+				want[fmt.Sprintf(`tandem_ramp_gate_value{route=%q,gate=%q}`, r.Name, g.Name)] = g.Value
+				want[fmt.Sprintf(`tandem_ramp_gate_bound{route=%q,gate=%q}`, r.Name, g.Name)] = g.Bound
+				if g.Limit != limits[r.Name][g.Name] {
+					t.Fatalf("route %s gate %s: API limit %v, the config says %v", r.Name, g.Name, g.Limit, limits[r.Name][g.Name])
+				}
+			}
+			for g, l := range limits[r.Name] {
+				want[fmt.Sprintf(`tandem_ramp_gate_limit{route=%q,gate=%q}`, r.Name, g)] = l
+			}
+			want[fmt.Sprintf(`tandem_ramp_step_percent{route=%q}`, r.Name)] = r.Ramp.Current
+			want[fmt.Sprintf(`tandem_ramp_state{route=%q}`, r.Name)] = float64(ramp.StateCode(r.Ramp.State))
+		}
+		if fmt.Sprint(got) == fmt.Sprint(want) && len(want) == 2*(3*3+2) {
+			if got[`tandem_ramp_state{route="served"}`] != 1 || got[`tandem_ramp_step_percent{route="served"}`] != 100 ||
+				got[`tandem_ramp_state{route="cmp"}`] != 0 {
+				t.Errorf("states and steps %v: want served holding (1) at 100, cmp waiting (0)", got)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ramp gauges\n%v\nthe API says\n%v", got, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tandem-proxy/tandem/ramp"
 	"github.com/tandem-proxy/tandem/rules"
 )
 
@@ -415,7 +416,13 @@ routes:
     sticky: header:X-User-Id
     compare:
       ignore_headers: [X-Backend]
+    # A ramp that never moves (min_compared is out of reach, so every gate
+    # holds): the ramp gauges exist and the manual promotions stand.
+    ramp: {steps: [10, 50, 100], hold: 1h, min_compared: 1000000, max_diff_rate: 0.02, max_error_rate: 0.03, max_latency_ratio: 4}
 `
+
+// dashRampLimits are the limits of dashConfig's ramp, by gate.
+var dashRampLimits = map[string]float64{"diff_rate": 0.02, "error_rate": 0.03, "latency_ratio": 4}
 
 // startDashRig starts the rig with serve_new percent and marks $.ts as noise.
 // Each test uses its own route name: tandem_serve_new_percent{route} is a
@@ -497,6 +504,62 @@ func (r *dashRig) reportDiffRate() float64 {
 	return rep.Routes[0].DiffRate
 }
 
+// rampStatus is the route's ramp in GET /api/v1/routes.
+func (r *dashRig) rampStatus() *ramp.Status {
+	r.t.Helper()
+	st, b := r.p.api("GET", "/api/v1/routes", "", "", "")
+	var v struct {
+		Routes []struct {
+			Name string
+			Ramp *ramp.Status
+		}
+	}
+	if err := json.Unmarshal(b, &v); st != 200 || err != nil {
+		r.t.Fatalf("GET routes: %d %v %s", st, err, b)
+	}
+	for _, x := range v.Routes {
+		if x.Name == r.route && x.Ramp != nil {
+			return x.Ramp
+		}
+	}
+	r.t.Fatalf("GET routes: route %s has no ramp: %s", r.route, b)
+	return nil
+}
+
+// rampGauges is what tandem_ramp_* should be for a ramp status: by
+// "family gate" ("tandem_ramp_gate_bound diff_rate", "tandem_ramp_state").
+func rampGauges(st *ramp.Status) map[string]float64 {
+	m := map[string]float64{
+		"tandem_ramp_step_percent": st.Current,
+		"tandem_ramp_state":        float64(ramp.StateCode(st.State)),
+	}
+	for g, l := range dashRampLimits {
+		m["tandem_ramp_gate_limit "+g] = l
+	}
+	for _, g := range st.Gates {
+		m["tandem_ramp_gate_value "+g.Name] = g.Value
+		m["tandem_ramp_gate_bound "+g.Name] = g.Bound
+	}
+	return m
+}
+
+// rampGaugesOn reads the route's tandem_ramp_* samples of a scrape, keyed
+// as rampGauges keys them.
+func (s scrape) rampGauges(route string) map[string]float64 {
+	m := map[string]float64{}
+	for _, x := range s.samples {
+		if !strings.HasPrefix(x.Name, "tandem_ramp_") || x.Labels["route"] != route {
+			continue
+		}
+		k := x.Name
+		if g := x.Labels["gate"]; g != "" {
+			k += " " + g
+		}
+		m[k] = x.Value
+	}
+	return m
+}
+
 func (r *dashRig) scrape() scrape {
 	r.t.Helper()
 	st, b := r.p.api("GET", "/metrics", "-", "", "")
@@ -532,6 +595,9 @@ func TestDashboardMetricsExported(t *testing.T) {
 	if s.sum("tandem_compare_total", "route", r.route, "result", "mismatch") == 0 {
 		t.Fatal("the traffic produced no mismatch")
 	}
+	// The ramp's gate values and bounds appear with its first evaluation
+	// (every second).
+	waitFor(t, func() bool { s = r.scrape(); return s.families()["tandem_ramp_gate_bound"] })
 	exported := s.families()
 
 	used := map[string][]string{} // family → where
@@ -707,6 +773,25 @@ func TestDashboardMetricValues(t *testing.T) {
 	if want := float64(mismatches) / n; api.DiffRate != want {
 		t.Errorf("API diff rate %v, want %v", api.DiffRate, want)
 	}
+
+	// The ramp gauges say what the API's ramp says: the limits of the
+	// config, each gate's value and bound, the step and the state. (The
+	// gates are re-evaluated every second: read both until one API answer
+	// and the scrape between two equal answers agree.)
+	var got, want map[string]float64
+	if !pollUntil(15*time.Second, func() bool {
+		st := r.rampStatus()
+		got = r.scrape().rampGauges(r.route)
+		want = rampGauges(st)
+		again := rampGauges(r.rampStatus())
+		return len(st.Gates) == 3 && fmt.Sprint(want) == fmt.Sprint(again) && fmt.Sprint(got) == fmt.Sprint(want)
+	}) {
+		t.Fatalf("tandem_ramp_* on /metrics\n%v\nthe API's ramp says\n%v", got, want)
+	}
+	if want["tandem_ramp_step_percent"] != 50 || want["tandem_ramp_state"] != float64(ramp.StateCode(ramp.StateHolding)) ||
+		want["tandem_ramp_gate_value diff_rate"] == 0 || want["tandem_ramp_gate_bound diff_rate"] <= want["tandem_ramp_gate_value diff_rate"] {
+		t.Errorf("ramp gauges %v: want step 50, holding, a diff rate with its upper bound above it", want)
+	}
 }
 
 // vmBinary is Debian's victoria-metrics package (apt-get install -y
@@ -837,6 +922,16 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 		time.Sleep(250 * time.Millisecond)
 	}
 	vmGet(t, hc, vm+"/internal/force_flush", nil)
+	// The ramp's numbers as the API gives them; the snapshots just pushed
+	// hold the same (no traffic since the settle, and a step's window only
+	// grows).
+	wantRamp := rampGauges(r.rampStatus())
+	if got := r.scrape().rampGauges(r.route); fmt.Sprint(got) != fmt.Sprint(wantRamp) || len(wantRamp) != 2+3*3 {
+		t.Fatalf("tandem_ramp_* on /metrics\n%v\nthe API's ramp says\n%v", got, wantRamp)
+	}
+	rampFamilyRe := regexp.MustCompile(`\btandem_ramp_[a-z_]+`)
+	gateRe := regexp.MustCompile(`gate="([a-z_]+)"`)
+	rampPanels := 0
 
 	// As Grafana interpolates a single value into a regex matcher: regex
 	// metacharacters escaped, the backslash doubled for the PromQL string.
@@ -862,7 +957,7 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 			continue
 		}
 		t.Logf("%s: %d series", q.Where, len(res.Data.Result))
-		if strings.Contains(q.Where, `"Diff rate (report)"`) {
+		if strings.Contains(q.Where, `"Diff rate (report)" A`) {
 			// The panel shows the report's number, as GET /api/v1/report
 			// gives it.
 			v, _ := res.Data.Result[0].Value[1].(string)
@@ -870,6 +965,21 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 				t.Errorf("%s: %v (%d series), want the report's diff rate %v", q.Where, v, len(res.Data.Result), reportRate)
 			}
 			reportPanel = true
+		}
+		if fam := rampFamilyRe.FindString(q.Expr); fam != "" {
+			// A ramp panel shows the API's ramp numbers: one series, this
+			// route's, with the value GET /api/v1/routes gives.
+			key := fam
+			if m := gateRe.FindStringSubmatch(q.Expr); m != nil {
+				key += " " + m[1]
+			}
+			want, ok := wantRamp[key]
+			v, _ := res.Data.Result[0].Value[1].(string)
+			got, err := strconv.ParseFloat(v, 64)
+			if !ok || err != nil || len(res.Data.Result) != 1 || res.Data.Result[0].Metric["route"] != r.route || math.Abs(got-want) > 1e-9*math.Abs(want) {
+				t.Errorf("%s: %v %v (%d series), want %s = %v as GET /api/v1/routes says", q.Where, res.Data.Result[0].Metric, v, len(res.Data.Result), key, want)
+			}
+			rampPanels++
 		}
 		for _, x := range res.Data.Result {
 			if v, _ := x.Value[1].(string); v == "NaN" || v == "" {
@@ -879,6 +989,9 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 	}
 	if !reportPanel {
 		t.Error(`no "Diff rate (report)" panel on the dashboard`)
+	}
+	if rampPanels < 10 {
+		t.Errorf("%d ramp queries checked against the API, want the ramp state, step, gate values, bounds and limits", rampPanels)
 	}
 	// The template variables list this route and this instance.
 	for _, v := range d.Variables {
@@ -973,4 +1086,122 @@ func vmGet(t *testing.T, hc *http.Client, u string, out any) {
 			t.Fatalf("GET %s: %v: %s", u, err, b)
 		}
 	}
+}
+
+// grafanaForSchema is the first Grafana release that writes each dashboard
+// schemaVersion (public/app/features/dashboard/state/DashboardMigrator.ts;
+// Grafana 10.4 exports 39, grafana/grafonnet#196). A dashboard's __requires
+// must not claim an older Grafana than its schemaVersion needs.
+var grafanaForSchema = map[int][3]int{36: {9, 0, 0}, 37: {9, 1, 0}, 38: {10, 0, 0}, 39: {10, 4, 0}}
+
+// __requires matches the file: the Grafana version its schemaVersion
+// needs, exactly the panel types it uses, the Prometheus data source; the
+// dashboard links to the UI through a defined admin_url variable, and
+// every $variable a query or link uses is defined (or one of Grafana's).
+func TestDashboardRequires(t *testing.T) {
+	b, err := os.ReadFile(dashboardFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Requires []struct {
+			Type, ID, Name, Version string
+		} `json:"__requires"`
+		SchemaVersion int `json:"schemaVersion"`
+		Panels        []struct {
+			ID      int    `json:"id"`
+			Type    string `json:"type"`
+			Title   string `json:"title"`
+			GridPos struct{ H, W, X, Y int }
+		} `json:"panels"`
+		Links []struct {
+			Type, URL, Title string
+		} `json:"links"`
+		Templating struct {
+			List []struct{ Name, Type string } `json:"list"`
+		} `json:"templating"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	need, ok := grafanaForSchema[doc.SchemaVersion]
+	if !ok {
+		t.Fatalf("schemaVersion %d: add the first Grafana release that writes it to grafanaForSchema", doc.SchemaVersion)
+	}
+	used := map[string]bool{}
+	ids := map[int]bool{}
+	for _, p := range doc.Panels {
+		if ids[p.ID] {
+			t.Errorf("panel id %d twice", p.ID)
+		}
+		ids[p.ID] = true
+		if p.Type != "row" {
+			used[p.Type] = true
+		}
+		if p.GridPos.W <= 0 || p.GridPos.H <= 0 || p.GridPos.X+p.GridPos.W > 24 {
+			t.Errorf("panel %q: gridPos %+v outside the 24-column grid", p.Title, p.GridPos)
+		}
+	}
+	required := map[string]bool{}
+	var grafana, prometheus bool
+	for _, r := range doc.Requires {
+		switch r.Type {
+		case "grafana":
+			grafana = true
+			var v [3]int
+			if _, err := fmt.Sscanf(r.Version, "%d.%d.%d", &v[0], &v[1], &v[2]); err != nil {
+				t.Errorf("__requires grafana version %q: %v", r.Version, err)
+			}
+			if v[0] < need[0] || v[0] == need[0] && (v[1] < need[1] || v[1] == need[1] && v[2] < need[2]) {
+				t.Errorf("__requires Grafana %s, but schemaVersion %d needs %d.%d.%d", r.Version, doc.SchemaVersion, need[0], need[1], need[2])
+			}
+		case "datasource":
+			prometheus = prometheus || r.ID == "prometheus"
+		case "panel":
+			required[r.ID] = true
+		}
+	}
+	if !grafana || !prometheus {
+		t.Errorf("__requires lacks grafana (%v) or the prometheus data source (%v)", grafana, prometheus)
+	}
+	for ty := range used {
+		if !required[ty] {
+			t.Errorf("panel type %s is used but not in __requires", ty)
+		}
+	}
+	for ty := range required {
+		if !used[ty] {
+			t.Errorf("__requires lists panel type %s, which no panel uses", ty)
+		}
+	}
+
+	vars := map[string]string{}
+	for _, v := range doc.Templating.List {
+		vars[v.Name] = v.Type
+	}
+	if vars["admin_url"] != "textbox" {
+		t.Errorf("no admin_url textbox variable (have %v)", vars)
+	}
+	uiLink := false
+	for _, l := range doc.Links {
+		uiLink = uiLink || l.Type == "link" && strings.HasPrefix(l.URL, "${admin_url}/ui/")
+	}
+	if !uiLink {
+		t.Errorf("no dashboard link to ${admin_url}/ui/: %+v", doc.Links)
+	}
+	builtin := map[string]bool{"__rate_interval": true, "__interval": true, "__range": true, "__field": true}
+	varRe := regexp.MustCompile(`\$\{?([A-Za-z_][A-Za-z0-9_]*)`)
+	var all any
+	json.Unmarshal(b, &all)
+	walkJSON(all, func(k string, v any) {
+		s, ok := v.(string)
+		if !ok || (k != "expr" && k != "url" && k != "uid") {
+			return
+		}
+		for _, m := range varRe.FindAllStringSubmatch(s, -1) {
+			if _, ok := vars[m[1]]; !ok && !builtin[m[1]] {
+				t.Errorf("%s %q uses $%s, which is not a variable of the dashboard", k, s, m[1])
+			}
+		}
+	})
 }

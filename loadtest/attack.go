@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -57,6 +58,12 @@ type Options struct {
 	// TLSConfig is used for https:// targets. Nil means the default
 	// configuration (the system's roots).
 	TLSConfig *tls.Config
+
+	// Expect is the statuses that count as success, for bodies whose own
+	// Body.Expect is empty (and for requests without a body). The zero set
+	// means DefaultExpect (200 to 399). A response with any other status
+	// is a failure, counted in Results.Unexpected.
+	Expect StatusSet
 }
 
 // Progress is a snapshot of a running attack, safe to take at any time.
@@ -64,7 +71,7 @@ type Progress struct {
 	Elapsed time.Duration // since the attack began; zero before Run
 	Sent    uint64        // hits sent so far
 	Done    uint64        // hits answered or failed
-	Failed  uint64        // hits with a transport error or a status ≥ 400
+	Failed  uint64        // hits with a transport error or an unexpected status
 	Workers int           // workers running
 }
 
@@ -81,6 +88,7 @@ type Attacker struct {
 	dialer   *dialer
 	col      *collector
 	maxConns int
+	expect   []StatusSet // by body (one entry when there are no bodies)
 
 	ran     atomic.Bool
 	started atomic.Bool // set after began
@@ -136,6 +144,20 @@ func NewAttacker(t *Targets, o Options) (*Attacker, error) {
 			a.hostHdr = vs[0]
 		}
 	}
+	if o.Expect.IsZero() {
+		o.Expect = DefaultExpect
+		a.opts.Expect = o.Expect
+	}
+	a.expect = []StatusSet{o.Expect}
+	if len(t.Bodies) > 0 {
+		a.expect = make([]StatusSet, len(t.Bodies))
+		for i := range t.Bodies {
+			a.expect[i] = o.Expect
+			if !t.Bodies[i].Expect.IsZero() {
+				a.expect[i] = t.Bodies[i].Expect
+			}
+		}
+	}
 	a.maxConns = o.MaxWorkers
 	if o.Pacer == nil {
 		a.maxConns = o.Concurrency
@@ -188,7 +210,35 @@ func (a *Attacker) Run(ctx context.Context) (*Results, error) {
 		}
 	}
 	r.Missed = missed
+	r.Expect = describeExpect(a.expect)
 	r.Workers = peak
 	r.MaxWorkers = a.maxConns
 	return r, nil
+}
+
+// describeExpect says what an attack expects: one set ("2xx,3xx"), or each
+// distinct set with the number of bodies it applies to, most first
+// ("200 for 14 bodies, 400 for 5 bodies").
+func describeExpect(sets []StatusSet) string {
+	count := map[string]int{}
+	var order []string
+	for _, s := range sets {
+		if count[s.String()] == 0 {
+			order = append(order, s.String())
+		}
+		count[s.String()]++
+	}
+	if len(order) == 1 {
+		return order[0]
+	}
+	sort.SliceStable(order, func(i, j int) bool { return count[order[i]] > count[order[j]] })
+	parts := make([]string, len(order))
+	for i, s := range order {
+		unit := "bodies"
+		if count[s] == 1 {
+			unit = "body"
+		}
+		parts[i] = fmt.Sprintf("%s for %d %s", s, count[s], unit)
+	}
+	return strings.Join(parts, ", ")
 }

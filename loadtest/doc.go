@@ -17,6 +17,14 @@
 //     their next hit when the last is answered. The target never sees more
 //     than Concurrency requests in flight, and the rate follows its latency.
 //
+// A hit succeeds when its status is one it was told to expect: a body's
+// own StatusSet (LoadCorpus reads them from a corpus's expect.txt), else
+// Options.Expect, else DefaultExpect (200 to 399); other statuses are
+// failures, like transport errors. Results.Check judges the results
+// against Thresholds (error rate, p99, successful rate; no expected answer
+// at all always fails), as k6's thresholds do, and the CLI turns the
+// verdict into its exit status.
+//
 // Results hold per-status counts, transport errors by kind (a closed set:
 // ErrTimeout, ErrRefused, …), bytes, offered rate, throughput and latency
 // percentiles read from an HDR histogram (internal/latency: 1 µs to 1 h,

@@ -35,12 +35,37 @@ func (r *Results) WriteText(w io.Writer) error {
 	l := r.Latency
 	fmt.Fprintf(tw, "Latency\tp50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (min %s, mean %s)\n",
 		round(l.P50), round(l.P90), round(l.P99), round(l.P999), round(l.Max), round(l.Min), round(l.Mean))
-	fmt.Fprintf(tw, "Status\t%s\n", joinCounts(r.Status))
+	fmt.Fprintf(tw, "Status\t%s", joinCounts(r.Status))
+	if r.Expect != "" {
+		fmt.Fprintf(tw, "  (expected: %s)", r.Expect)
+	}
+	fmt.Fprintln(tw)
+	if len(r.Unexpected) > 0 {
+		fmt.Fprintf(tw, "Unexpected\t%s\n", joinCounts(r.Unexpected))
+	}
 	if len(r.Errors) > 0 {
 		fmt.Fprintf(tw, "Errors\t%s\n", joinCounts(r.Errors))
 	}
 	if r.Missed > 0 {
 		fmt.Fprintf(tw, "Warning\tall %d workers were busy: %d due hits were never sent, so the target rate was not offered\n", r.MaxWorkers, r.Missed)
+	}
+	for i, c := range r.Checks {
+		head := ""
+		if i == 0 {
+			head = "Thresholds"
+		}
+		verdict := "pass"
+		if !c.Pass {
+			verdict = "FAIL"
+		}
+		fmt.Fprintf(tw, "%s\t%s  %s\n", head, verdict, c.Reason)
+	}
+	if len(r.Checks) > 0 {
+		verdict := "PASS"
+		if !r.Passed() {
+			verdict = "FAIL"
+		}
+		fmt.Fprintf(tw, "Result\t%s\n", verdict)
 	}
 	return tw.Flush()
 }
@@ -88,6 +113,9 @@ type jsonResults struct {
 	Responses      uint64            `json:"responses"`
 	Success        uint64            `json:"success"`
 	SuccessRatio   float64           `json:"success_ratio"`
+	ErrorRatio     float64           `json:"error_ratio"`
+	Expect         string            `json:"expect"`
+	Unexpected     map[string]uint64 `json:"unexpected"`
 	Missed         uint64            `json:"missed"`
 	Status         map[string]uint64 `json:"status"`
 	Errors         map[string]uint64 `json:"errors"`
@@ -100,6 +128,8 @@ type jsonResults struct {
 	LatencySeconds jsonLatency       `json:"latency_seconds"`
 	Workers        int               `json:"workers"`
 	MaxWorkers     int               `json:"max_workers"`
+	Checks         []Check           `json:"thresholds,omitempty"`
+	Pass           *bool             `json:"pass,omitempty"`
 }
 
 type jsonLatency struct {
@@ -113,11 +143,20 @@ type jsonLatency struct {
 }
 
 // MarshalJSON encodes r with durations in seconds (latency_seconds.p50,
-// duration_seconds, …) and rates in hits per second.
+// duration_seconds, …) and rates in hits per second; after Check, with
+// "thresholds" (each check) and "pass".
 func (r *Results) MarshalJSON() ([]byte, error) {
-	status := make(map[string]uint64, len(r.Status))
-	for k, v := range r.Status {
-		status[strconv.Itoa(k)] = v
+	byCode := func(m map[int]uint64) map[string]uint64 {
+		out := make(map[string]uint64, len(m))
+		for k, v := range m {
+			out[strconv.Itoa(k)] = v
+		}
+		return out
+	}
+	var pass *bool
+	if r.Checks != nil {
+		p := r.Passed()
+		pass = &p
 	}
 	errs := r.Errors
 	if errs == nil {
@@ -131,8 +170,11 @@ func (r *Results) MarshalJSON() ([]byte, error) {
 		Responses:    r.Responses,
 		Success:      r.Success,
 		SuccessRatio: r.SuccessRatio(),
+		ErrorRatio:   r.ErrorRatio(),
+		Expect:       r.Expect,
+		Unexpected:   byCode(r.Unexpected),
 		Missed:       r.Missed,
-		Status:       status,
+		Status:       byCode(r.Status),
 		Errors:       errs,
 		BytesOut:     r.BytesOut,
 		BytesIn:      r.BytesIn,
@@ -146,5 +188,7 @@ func (r *Results) MarshalJSON() ([]byte, error) {
 		},
 		Workers:    r.Workers,
 		MaxWorkers: r.MaxWorkers,
+		Checks:     r.Checks,
+		Pass:       pass,
 	})
 }

@@ -31,6 +31,11 @@ func TestJSONOutputDecodes(t *testing.T) {
 		Responses    uint64             `json:"responses"`
 		Success      uint64             `json:"success"`
 		SuccessRatio float64            `json:"success_ratio"`
+		ErrorRatio   float64            `json:"error_ratio"`
+		Expect       string             `json:"expect"`
+		Unexpected   map[string]uint64  `json:"unexpected"`
+		Checks       []Check            `json:"thresholds"`
+		Pass         *bool              `json:"pass"`
 		Missed       *uint64            `json:"missed"`
 		Status       map[string]uint64  `json:"status"`
 		Errors       map[string]uint64  `json:"errors"`
@@ -54,6 +59,17 @@ func TestJSONOutputDecodes(t *testing.T) {
 	}
 	if got.Status["200"] != 19 || got.Status["503"] != 1 || got.Errors == nil {
 		t.Errorf("status %v errors %v", got.Status, got.Errors)
+	}
+	if got.Expect != "2xx,3xx" || got.Unexpected["503"] != 1 || got.ErrorRatio != 0.05 || got.Checks != nil || got.Pass != nil {
+		t.Errorf("expect %q, unexpected %v, error ratio %v, checks %v before Check", got.Expect, got.Unexpected, got.ErrorRatio, got.Checks)
+	}
+	// After Check: the checks and the verdict.
+	res.Check(Thresholds{MaxP99: time.Nanosecond})
+	data, _ = json.Marshal(res)
+	got.Checks, got.Pass = nil, nil
+	if err := json.Unmarshal(data, &got); err != nil || got.Pass == nil || *got.Pass || len(got.Checks) != 2 ||
+		got.Checks[0].Name != "success" || !got.Checks[0].Pass || got.Checks[1].Name != "p99" || got.Checks[1].Pass || got.Checks[1].Limit != 1e-9 {
+		t.Errorf("after Check: %v %s", err, data)
 	}
 	for _, k := range []string{"min", "mean", "p50", "p90", "p99", "p99.9", "max"} {
 		v, ok := got.Latency[k]
@@ -98,5 +114,32 @@ func TestTextReport(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
+	}
+	if strings.Contains(out, "Thresholds") || strings.Contains(out, "Result") {
+		t.Errorf("thresholds shown before Check:\n%s", out)
+	}
+
+	// After Check: the expected statuses, the unexpected ones, each check
+	// with its verdict, value and limit, and the result.
+	r.Expect, r.Unexpected = "2xx,3xx", map[int]uint64{503: 10}
+	maxErr := 0.01
+	r.Check(Thresholds{MaxErrorRate: &maxErr, MaxP99: 100 * time.Millisecond})
+	buf.Reset()
+	r.WriteText(&buf)
+	out = buf.String()
+	for _, want := range []string{
+		"200: 980  503: 10  (expected: 2xx,3xx)",
+		"Unexpected  503: 10",
+		"Thresholds  pass  980 of 1000 hits got an expected answer (2xx,3xx)",
+		"            FAIL  error rate 2.00% > max 1.00% (20 of 1000 hits failed)",
+		"            FAIL  p99 latency 120ms > max 100ms",
+		"Result      FAIL",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	if got, want := r.Failures(), "error rate 2.00% > max 1.00% (20 of 1000 hits failed); p99 latency 120ms > max 100ms"; got != want {
+		t.Errorf("failures %q, want %q", got, want)
 	}
 }

@@ -21,8 +21,15 @@ type Results struct {
 	// Responses is the number of hits that got a complete HTTP response,
 	// whatever its status.
 	Responses uint64
-	// Success is the number of responses with a status from 200 to 399.
+	// Success is the number of responses with an expected status
+	// (Options.Expect, Body.Expect; 200 to 399 by default).
 	Success uint64
+	// Expect says which statuses were expected: "2xx,3xx", or per body
+	// ("200 for 14 bodies, 400 for 5").
+	Expect string
+	// Unexpected counts responses whose status was not expected, by status
+	// code. They are failures, with transport errors.
+	Unexpected map[int]uint64
 	// Missed is the number of hits that were due before the attack's
 	// Duration ran out but were never sent, because every one of
 	// MaxWorkers workers was busy. Non-zero Missed means the target rate
@@ -55,6 +62,9 @@ type Results struct {
 	// limit it had (equal to the concurrency of a closed-loop attack).
 	Workers, MaxWorkers int
 
+	// Checks are the criteria the last Check judged, in order; nil before.
+	Checks []Check
+
 	hist *hdrhistogram.Histogram
 }
 
@@ -69,8 +79,8 @@ type Latency struct {
 // caller must not modify it.
 func (r *Results) Histogram() *hdrhistogram.Histogram { return r.hist }
 
-// SuccessRatio returns successful responses over hits sent; zero when
-// none were sent.
+// SuccessRatio returns successful responses (with an expected status)
+// over hits sent; zero when none were sent.
 func (r *Results) SuccessRatio() float64 {
 	if r.Requests == 0 {
 		return 0
@@ -82,6 +92,7 @@ func (r *Results) SuccessRatio() float64 {
 type hit struct {
 	intended, sent, done time.Time
 	status               int    // 0 if err is set
+	expected             bool   // status is one the hit was told to expect
 	errKind              string // "" if status is set
 	bytesOut, bytesIn    int
 }
@@ -93,7 +104,7 @@ type collector struct {
 	mu                        sync.Mutex
 	hist                      *hdrhistogram.Histogram
 	requests, responses, succ uint64
-	status                    map[int]uint64
+	status, unexpected        map[int]uint64
 	errs                      map[string]uint64
 	bytesOut, bytesIn         uint64
 	firstSent, lastSent, last time.Time
@@ -101,9 +112,10 @@ type collector struct {
 
 func newCollector() *collector {
 	return &collector{
-		hist:   latency.New(),
-		status: make(map[int]uint64),
-		errs:   make(map[string]uint64),
+		hist:       latency.New(),
+		status:     make(map[int]uint64),
+		unexpected: make(map[int]uint64),
+		errs:       make(map[string]uint64),
 	}
 }
 
@@ -117,8 +129,10 @@ func (c *collector) record(h *hit) {
 	} else {
 		c.responses++
 		c.status[h.status]++
-		if h.status >= 200 && h.status < 400 {
+		if h.expected {
 			c.succ++
+		} else {
+			c.unexpected[h.status]++
 		}
 	}
 	c.bytesOut += uint64(h.bytesOut)
@@ -140,14 +154,15 @@ func (c *collector) results() *Results {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r := &Results{
-		Requests:  c.requests,
-		Responses: c.responses,
-		Success:   c.succ,
-		Status:    c.status,
-		Errors:    c.errs,
-		BytesOut:  c.bytesOut,
-		BytesIn:   c.bytesIn,
-		hist:      c.hist,
+		Requests:   c.requests,
+		Responses:  c.responses,
+		Success:    c.succ,
+		Status:     c.status,
+		Unexpected: c.unexpected,
+		Errors:     c.errs,
+		BytesOut:   c.bytesOut,
+		BytesIn:    c.bytesIn,
+		hist:       c.hist,
 	}
 	if c.requests > 0 {
 		r.Duration = c.lastSent.Sub(c.firstSent)

@@ -55,6 +55,9 @@ type Body struct {
 	ContentType string
 	// Data is the body. It must not be modified once an attack uses it.
 	Data []byte
+	// Expect is the statuses that count as success for this body. The
+	// zero set means Options.Expect.
+	Expect StatusSet
 }
 
 // validate checks t and returns the parsed URL.
@@ -130,16 +133,31 @@ func mix64(x uint64) uint64 {
 // and returns them as bodies whose ContentType comes from the file
 // extension (application/octet-stream when unknown). All of the corpus is
 // held in memory. A corpus without files is an error.
+//
+// A file named ExpectFile (expect.txt) is not a body: it says which
+// statuses each file is expected to get, one rule a line, "GLOB STATUSES"
+// with a path.Match pattern over file names, the first match winning, '#'
+// starting a comment:
+//
+//	broken-*  400      # undecodable uploads are refused
+//	*         200
+//
+// A matched file's Body.Expect is set; files no rule matches keep the zero
+// set (the attack's Options.Expect). `tandem sample-corpus` writes one.
 func LoadCorpus(dir string) ([]Body, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read corpus: %w", err)
 	}
+	expect, err := readExpectFile(dir)
+	if err != nil {
+		return nil, err
+	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
 	var bodies []Body
 	for _, e := range entries {
 		name := e.Name()
-		if strings.HasPrefix(name, ".") {
+		if strings.HasPrefix(name, ".") || name == ExpectFile {
 			continue
 		}
 		path := filepath.Join(dir, name)
@@ -158,7 +176,7 @@ func LoadCorpus(dir string) ([]Body, error) {
 		if ct == "" {
 			ct = "application/octet-stream"
 		}
-		bodies = append(bodies, Body{Name: name, ContentType: ct, Data: data})
+		bodies = append(bodies, Body{Name: name, ContentType: ct, Data: data, Expect: matchExpect(expect, name)})
 	}
 	if len(bodies) == 0 {
 		return nil, fmt.Errorf("corpus %s has no files", dir)

@@ -1,7 +1,6 @@
 package loadtest
 
 import (
-	"net/http"
 	"strings"
 	"time"
 
@@ -40,8 +39,11 @@ func (a *Attacker) newWorker() *worker {
 func (w *worker) fire(n uint64, at time.Time) {
 	a := w.a
 	out := 0
+	expect := &a.expect[0]
 	if bodies := a.targets.Bodies; len(bodies) > 0 {
-		b := &bodies[n%uint64(len(bodies))]
+		i := n % uint64(len(bodies))
+		b := &bodies[i]
+		expect = &a.expect[i]
 		w.req.SetBodyRaw(b.Data)
 		if !a.fixedCT {
 			w.req.Header.SetContentType(b.ContentType)
@@ -61,7 +63,8 @@ func (w *worker) fire(n uint64, at time.Time) {
 	} else {
 		w.h.status = w.resp.StatusCode()
 		w.h.bytesIn = len(w.resp.Body())
-		if w.h.status >= http.StatusBadRequest {
+		w.h.expected = expect.Has(w.h.status)
+		if !w.h.expected {
 			a.failed.Add(1)
 		}
 	}

@@ -277,18 +277,44 @@ func (c *Controller) Status(r *rules.Route) *Status {
 	return s
 }
 
+// Ramp states, as Status.State gives them.
+const (
+	StateWaiting    = "waiting"
+	StateHolding    = "holding"
+	StateAdvancing  = "advancing"
+	StateRolledBack = "rolled_back"
+	StateHalted     = "halted"
+	StateDone       = "done"
+)
+
+// States is the closed set of ramp states. A state's index is its value in
+// the tandem_ramp_state gauge: 0 waiting, 1 holding, 2 advancing,
+// 3 rolled_back, 4 halted, 5 done. New states are only ever appended.
+var States = [...]string{StateWaiting, StateHolding, StateAdvancing, StateRolledBack, StateHalted, StateDone}
+
+// StateCode returns state's index in States, or -1 for a string that is
+// not a ramp state.
+func StateCode(state string) int {
+	for i, s := range States {
+		if s == state {
+			return i
+		}
+	}
+	return -1
+}
+
 func rampState(s *Status) string {
 	switch {
 	case s.Done:
-		return "done"
+		return StateDone
 	case s.Halted && rules.Threshold(s.Current) == 0:
-		return "halted"
+		return StateHalted
 	case s.Last != nil && s.Last.Action == ActionRollback:
-		return "rolled_back"
+		return StateRolledBack
 	case s.Last != nil && s.Last.Action == ActionAdvance:
-		return "advancing"
+		return StateAdvancing
 	case rules.Threshold(s.Current) == 0:
-		return "waiting"
+		return StateWaiting
 	}
-	return "holding"
+	return StateHolding
 }

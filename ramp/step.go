@@ -33,6 +33,25 @@ const (
 	GateBreaker      = "breaker"
 )
 
+// GateNames are the gates Gates judges, in its order: the closed set of
+// the gate label of tandem_ramp_gate_* (the breaker is a condition, not a
+// gate with a value and a limit).
+var GateNames = [...]string{GateDiffRate, GateErrorRate, GateLatencyRatio}
+
+// Limit returns gate's limit in r (max_diff_rate, max_error_rate,
+// max_latency_ratio), and false for a name not in GateNames.
+func Limit(r *rules.Ramp, gate string) (float64, bool) {
+	switch gate {
+	case GateDiffRate:
+		return r.MaxDiffRate, true
+	case GateErrorRate:
+		return r.MaxErrorRate, true
+	case GateLatencyRatio:
+		return r.MaxLatencyRatio, true
+	}
+	return 0, false
+}
+
 // LatencyFloor is the smallest p99 the latency gate divides by or into:
 // p99s below it count as LatencyFloor, so that sub-millisecond jitter
 // between two fast backends (100µs against 200µs) cannot fail the gate.

@@ -17,12 +17,23 @@ import (
 
 const loadtestSynopsis = "loadtest -url URL (-rate N[/DUR] | -concurrency N) [-duration 10s] [-requests N]\n" +
 	"       [-method M] [-corpus DIR | -sizes 1KiB,64KiB] [-user-header X-User-Id -users 1000]\n" +
-	"       [-header 'K: V' ...] [-max-workers N] [-timeout 30s] [-json]"
+	"       [-header 'K: V' ...] [-max-workers N] [-timeout 30s] [-json]\n" +
+	"       [-expect-status 2xx,3xx] [-max-error-rate 1%] [-max-p99 250ms] [-min-rps N]\n\n" +
+	"Exit status: 0 when every threshold passed, 1 when one failed (always when no\n" +
+	"hit got an expected answer), 2 on a usage or setup error."
+
+// Exit codes of tandem loadtest.
+const (
+	loadtestPass   = 0 // every threshold passed
+	loadtestFailed = 1 // a threshold failed, or no hit got an expected answer
+	loadtestSetup  = 2 // bad flags, unreadable corpus, bad URL: nothing was judged
+)
 
 // runLoadtest is the thin CLI over package loadtest: it turns flags into
-// Targets and Options, runs the attack (Ctrl-C stops it early and still
-// reports; a second Ctrl-C kills), draws a progress line on stderr when
-// stderr is a terminal, and prints the results on stdout.
+// Targets, Options and Thresholds, runs the attack (Ctrl-C stops it early
+// and still reports; a second Ctrl-C kills), draws a progress line on
+// stderr when stderr is a terminal, prints the results on stdout, and
+// exits 1 with the failed thresholds on one stderr line when one failed.
 func runLoadtest(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("loadtest", loadtestSynopsis, stderr)
 	target := fs.String("url", "", "target `URL` (required), e.g. http://127.0.0.1:8080/upload")
@@ -46,13 +57,26 @@ func runLoadtest(args []string, stdout, stderr io.Writer) int {
 	})
 	timeout := fs.Duration("timeout", loadtest.DefaultTimeout, "per-request timeout, from connecting to the end of the response")
 	asJSON := fs.Bool("json", false, "print the results as JSON")
+	expectStatus := fs.String("expect-status", "", "statuses that count as success, a `LIST` such as 2xx,3xx or 200,400 or 200-204\n"+
+		"(default: a corpus's expect.txt per file, else 2xx,3xx); overrides expect.txt")
+	var maxErrorRate *float64
+	fs.Func("max-error-rate", "fail (exit 1) when more than this share of hits fail, as `F` (0.01) or a percentage (1%)", func(s string) error {
+		v, err := loadtest.ParseRatio(s)
+		if err != nil {
+			return err
+		}
+		maxErrorRate = &v
+		return nil
+	})
+	maxP99 := fs.Duration("max-p99", 0, "fail (exit 1) when the p99 latency is above this `DURATION`; 0 means no limit")
+	minRPS := fs.Float64("min-rps", 0, "fail (exit 1) when fewer than `N` successful responses per second came back; 0 means no limit")
 	if code, stop := parseFlags(fs, args); stop {
 		return code
 	}
 
 	usage := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "tandem loadtest: "+format+"\n", a...)
-		return 2
+		return loadtestSetup
 	}
 	switch {
 	case *target == "":
@@ -67,6 +91,19 @@ func runLoadtest(args []string, stdout, stderr io.Writer) int {
 		return usage("-user-header and -users go together")
 	case *duration < 0 || *timeout < 0 || *maxWorkers < 0:
 		return usage("-duration, -timeout and -max-workers must not be negative")
+	case *maxP99 < 0 || *minRPS < 0:
+		return usage("-max-p99 and -min-rps must not be negative")
+	}
+	var expect loadtest.StatusSet
+	if *expectStatus != "" {
+		var err error
+		if expect, err = loadtest.ParseStatusSet(*expectStatus); err != nil {
+			return usage("-expect-status: %v", err)
+		}
+	}
+	setup := func(err error) int {
+		fmt.Fprintf(stderr, "tandem loadtest: %v\n", err)
+		return loadtestSetup
 	}
 
 	t := &loadtest.Targets{Method: strings.ToUpper(*method), URL: *target, UserHeader: *userHeader, Users: *users}
@@ -88,9 +125,15 @@ func runLoadtest(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if err != nil {
-		return fail1(stderr, "loadtest", err)
+		return setup(err)
+	}
+	if !expect.IsZero() {
+		for i := range t.Bodies {
+			t.Bodies[i].Expect = loadtest.StatusSet{} // the flag overrides expect.txt
+		}
 	}
 	o := loadtest.Options{
+		Expect:      expect,
 		Concurrency: *concurrency,
 		MaxWorkers:  *maxWorkers,
 		Duration:    *duration,
@@ -107,7 +150,7 @@ func runLoadtest(args []string, stdout, stderr io.Writer) int {
 	}
 	a, err := loadtest.NewAttacker(t, o)
 	if err != nil {
-		return fail1(stderr, "loadtest", err)
+		return setup(err)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -123,21 +166,25 @@ func runLoadtest(args []string, stdout, stderr io.Writer) int {
 	res, err := a.Run(ctx)
 	stopProgress() // erase the line before the report is printed
 	if err != nil {
-		return fail1(stderr, "loadtest", err)
+		return setup(err)
 	}
+	pass := res.Check(loadtest.Thresholds{MaxErrorRate: maxErrorRate, MaxP99: *maxP99, MinRPS: *minRPS})
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(res); err != nil {
-			return fail1(stderr, "loadtest", err)
-		}
-		return 0
+		err = enc.Encode(res)
+	} else {
+		fmt.Fprintf(stdout, "%-12s%s %s%s\n", "Target", methodOf(t), t.URL, describeBodies(t))
+		err = res.WriteText(stdout)
 	}
-	fmt.Fprintf(stdout, "%-10s%s %s%s\n", "Target", methodOf(t), t.URL, describeBodies(t))
-	if err := res.WriteText(stdout); err != nil {
-		return fail1(stderr, "loadtest", err)
+	if err != nil {
+		return setup(err)
 	}
-	return 0
+	if !pass {
+		fmt.Fprintf(stderr, "tandem loadtest: FAIL: %s\n", res.Failures())
+		return loadtestFailed
+	}
+	return loadtestPass
 }
 
 func methodOf(t *loadtest.Targets) string {

@@ -96,18 +96,31 @@ func Corpus(opts CorpusOptions) []Item {
 }
 
 // WriteCorpus writes Corpus(opts) into dir (created if need be), one file
-// per item named Item.Name. Other files in dir are left alone.
+// per item named Item.Name, and ExpectFile, which tells `tandem loadtest
+// -corpus` the status each file is expected to get from the sample
+// services (400 for broken items, 200 for the others). Other files in dir
+// are left alone.
 func WriteCorpus(dir string, opts CorpusOptions) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
+	var expect bytes.Buffer
+	expect.WriteString("# The status each file gets from tandem's sample services (tandem loadtest -corpus reads this).\n")
 	for _, it := range Corpus(opts) {
 		if err := os.WriteFile(filepath.Join(dir, it.Name), it.Body, 0o644); err != nil {
 			return err
 		}
+		if it.Kind == KindBroken {
+			fmt.Fprintf(&expect, "%s 400\n", it.Name)
+		}
 	}
-	return nil
+	expect.WriteString("* 200\n")
+	return os.WriteFile(filepath.Join(dir, ExpectFile), expect.Bytes(), 0o644)
 }
+
+// ExpectFile is the name of the file WriteCorpus writes beside the corpus:
+// lines "NAME STATUS", the last "* 200" (package loadtest's format).
+const ExpectFile = "expect.txt"
 
 // gen makes items; each item's randomness comes from the seed and its
 // name, so items do not depend on each other.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/tandem-proxy/tandem/internal/imagefmt"
@@ -138,6 +139,27 @@ func TestWriteCorpus(t *testing.T) {
 		if !bytes.Equal(b, it.Body) {
 			t.Errorf("%s: file differs from the item", it.Name)
 		}
+	}
+	// The expectation file names every broken item with 400, then * 200.
+	expect, err := os.ReadFile(filepath.Join(dir, ExpectFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, it := range testCorpus() {
+		if it.Kind == KindBroken {
+			want = append(want, it.Name+" 400")
+		}
+	}
+	want = append(want, "* 200")
+	var got []string
+	for _, l := range strings.Split(strings.TrimSpace(string(expect)), "\n") {
+		if !strings.HasPrefix(l, "#") {
+			got = append(got, l)
+		}
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") || len(want) < 2 {
+		t.Errorf("%s:\n%s\nwant the rules\n%s", ExpectFile, expect, strings.Join(want, "\n"))
 	}
 	if err := WriteCorpus(filepath.Join(dir, "photo-small.jpg", "x"), CorpusOptions{}); err == nil {
 		t.Errorf("WriteCorpus under a file: no error")
