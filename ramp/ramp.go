@@ -53,6 +53,7 @@ type Controller struct {
 
 	mu       sync.Mutex
 	trackers map[string]*Tracker
+	created  time.Time // when New ran; no window reaches before it
 	last     map[string]Decision
 }
 
@@ -73,8 +74,13 @@ func New(o Options) *Controller {
 		now:         o.Now,
 		trackers:    map[string]*Tracker{},
 		last:        map[string]Decision{},
+		created:     o.Now(),
 	}
 }
+
+// trackerGrace is how far back a route's first window reaches: further
+// than any request a ramp should count may have been in flight.
+const trackerGrace = time.Minute
 
 // tracker returns the route's tracker, creating it on first use. A route that
 // was rolled back before a restart starts halted.
@@ -88,7 +94,16 @@ func (c *Controller) trackerFrom(r *rules.Route, from time.Time) *Tracker {
 	defer c.mu.Unlock()
 	t := c.trackers[r.Name]
 	if t == nil {
+		// A new tracker's window reaches back trackerGrace (not before the
+		// Controller existed): the first tick may create it while the
+		// route's first requests are still in flight, and their
+		// comparisons, which finish later, must count.
 		now := c.now()
+		if back := now.Add(-trackerGrace); back.After(c.created) {
+			now = back
+		} else if c.created.Before(now) {
+			now = c.created
+		}
 		if !from.IsZero() && from.Before(now) {
 			now = from
 		}
