@@ -10,7 +10,7 @@ import (
 // fixedRules is a RulesStore holding one version that never changes.
 type fixedRules struct{ r rules.Rules }
 
-func (f *fixedRules) Current() rules.Rules                          { return f.r }
+func (f *fixedRules) Current() rules.Rules                         { return f.r }
 func (f *fixedRules) Events(time.Time, int) ([]rules.Event, error) { return nil, nil }
 func (f *fixedRules) Apply(int64, rules.Event, func(*rules.Rules) error) (rules.Rules, bool, error) {
 	return f.r, false, nil
