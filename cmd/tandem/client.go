@@ -66,7 +66,7 @@ func (c *clientFlags) client() (*apiClient, error) {
 			return nil, fmt.Errorf("cannot read %s for the admin address and token: %v", cfgPath, errs[0])
 		}
 	} else if explicit {
-		return nil, fmt.Errorf("-config %s: %w", cfgPath, unwrapPathError(err))
+		return nil, &usageError{fmt.Errorf("-config %s: %w", cfgPath, unwrapPathError(err))}
 	}
 	base, err := c.adminBase(cfg, cfgPath)
 	if err != nil {
@@ -119,7 +119,7 @@ func dialable(listen string) string {
 func adminURL(from, v string) (string, error) {
 	s := strings.TrimSpace(v)
 	bad := func(why string) (string, error) {
-		return "", fmt.Errorf("%s %q is not an admin address: %s (want host:port or http://host:port)", from, v, why)
+		return "", &usageError{fmt.Errorf("%s %q is not an admin address: %s (want host:port or http://host:port)", from, v, why)}
 	}
 	if s == "" {
 		return bad("it is empty")
@@ -243,7 +243,21 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, int, bool) {
 	}
 }
 
+// usageError is a mistake in what the user typed or set (a malformed
+// -admin or TANDEM_ADMIN, a -config that does not exist): exit 2, like a
+// bad flag.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+// fail1 prints err as the verb's one-line error and returns the exit code:
+// 2 for a *usageError, else 1.
 func fail1(stderr io.Writer, verb string, err error) int {
 	fmt.Fprintf(stderr, "tandem %s: %v\n", verb, err)
+	var u *usageError
+	if errors.As(err, &u) {
+		return 2
+	}
 	return 1
 }

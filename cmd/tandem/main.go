@@ -130,6 +130,7 @@ func (e *errorNoter) Write(p []byte) (int, error) {
 	e.wrote = true
 	return e.w.Write(p)
 }
+
 // parseFlags parses args; it returns (exit code, true) when the caller must stop.
 func parseFlags(fs *flag.FlagSet, args []string) (int, bool) {
 	if err := fs.Parse(args); err != nil {
