@@ -228,6 +228,15 @@ func unwrapURLError(err error) error {
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, int, bool) {
 	var pos []string
 	for {
+		// A negative number is a positional (promote upload -1 is then
+		// refused for its range), not an unknown flag.
+		if len(args) > 0 && len(args[0]) > 1 && args[0][0] == '-' {
+			if _, err := strconv.ParseFloat(args[0], 64); err == nil {
+				pos = append(pos, args[0])
+				args = args[1:]
+				continue
+			}
+		}
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				return nil, 0, true
