@@ -184,7 +184,9 @@ func TestDemoPastedLineWorks(t *testing.T) {
 	}
 	// Wait for the story to end (the demo then keeps running), so that the
 	// report has traffic and promote is not undone by the demo's rollback.
-	demo.until(90*time.Second, &seen, func(l string) bool { return strings.Contains(l, "paste this line") || strings.Contains(l, "Or the CLI") })
+	demo.until(90*time.Second, &seen, func(l string) bool {
+		return strings.Contains(l, "paste this line") || strings.Contains(l, "Or the CLI")
+	})
 	last := demo.until(5*time.Second, &seen, func(string) bool { return true })
 	if strings.TrimSpace(last) != strings.TrimSpace(first) {
 		t.Errorf("the line at the end %q differs from the one at the start %q", last, first)
