@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/tandem-proxy/tandem/config"
 )
@@ -179,5 +182,64 @@ func TestVersion(t *testing.T) {
 	if !strings.HasPrefix(out.String(), "tandem "+v.Version+"\n") || !strings.Contains(out.String(), "built with "+v.GoVersion) ||
 		!strings.HasPrefix(v.GoVersion, "go1.") {
 		t.Errorf("version output %q (build info %+v)", out.String(), v)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// While watching, a look that fails (nothing listens: the instance is
+// restarting) is reported on stderr and tried again at the next interval,
+// and a stop (Ctrl-C) ends the watch with exit 0.
+func TestWatchKeepsTryingAndStops(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // a port nothing listens on
+	c := &apiClient{base: "http://" + addr, token: "0123456789abcdef0123", hc: newHTTPClient()}
+	var out, errb syncBuffer
+	stop := make(chan os.Signal, 1)
+	done := make(chan int, 1)
+	go func() { done <- watchStatus(c, "", 100*time.Millisecond, false, false, &out, &errb, stop) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(errb.String(), "\n") < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no three failed looks in 10s: %q", errb.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop <- os.Interrupt
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("exit %d after stop", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the watch did not stop")
+	}
+	for _, l := range strings.Split(strings.TrimSpace(errb.String()), "\n") {
+		if !strings.HasPrefix(l, "tandem status: admin API unreachable at http://"+addr) || !strings.HasSuffix(l, "(trying again in 100ms)") {
+			t.Errorf("failed look reported as %q", l)
+		}
+	}
+	if out.String() != "" {
+		t.Errorf("stdout %q with no snapshot", out.String())
 	}
 }
