@@ -285,6 +285,36 @@ func TestCLIStatusWatch(t *testing.T) {
 	if !ats[1].After(ats[0]) || !ats[2].After(ats[1]) {
 		t.Errorf("snapshot times do not advance: %v", ats)
 	}
+
+	// On a terminal (script(1) gives it one), each snapshot clears the
+	// screen and draws from the top instead of scrolling.
+	scriptBin, err := exec.LookPath("script")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("script(1) is missing: apt-get install -y -q bsdutils")
+		}
+		t.Skip("script(1) is missing (apt-get install -y -q bsdutils): the terminal redraw is not checked")
+	}
+	tty := exec.Command(scriptBin, "-qfec", tandemBin+" status -watch -interval 200ms -config "+cfg, "/dev/null")
+	tty.Dir, tty.Env = dir, env
+	var ttyOut lockedWriter
+	ttyOut.b = &strings.Builder{}
+	tty.Stdout, tty.Stderr = &ttyOut, &ttyOut
+	if err := tty.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Process.Kill()
+	const clear = "\033[H\033[2J"
+	if !pollUntil(15*time.Second, func() bool { return strings.Count(ttyOut.String(), clear) >= 2 }) {
+		t.Fatalf("on a terminal, no two snapshots each clearing the screen:\n%q", ttyOut.String())
+	}
+	tty.Process.Kill()
+	tty.Wait()
+	for _, snap := range strings.Split(ttyOut.String(), clear)[1:] {
+		if strings.HasPrefix(snap, "\n") {
+			t.Errorf("a redrawn snapshot starts with a blank line: %q", snap)
+		}
+	}
 }
 
 // promote and rollback as a user types them: a percentage out of range is
