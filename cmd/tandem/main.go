@@ -68,11 +68,30 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tandem: unknown command %q (run 'tandem -h' for the list)\n", args[0])
 		return 2
 	}
-	return v.run(args[1:], stdout, &streams{Writer: stderr, stdout: stdout})
+	if asksHelp(args[1:]) {
+		// The verb's FlagSet finds stdout in its stderr for the help
+		// (newFlags). Only then: otherwise the verb gets stderr itself,
+		// so that it can tell whether stderr is a terminal.
+		stderr = &streams{Writer: stderr, stdout: stdout}
+	}
+	return v.run(args[1:], stdout, stderr)
 }
 
-// streams is the stderr a verb gets: it writes to stderr and carries
-// stdout, where newFlags prints the help a user asked for (-h), so that
+// asksHelp reports whether args, before a "--", hold -h, -help or --help.
+func asksHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help", "--h":
+			return true
+		}
+	}
+	return false
+}
+
+// streams is the stderr a verb gets when the user asks for help: it writes
+// to stderr and carries stdout, where newFlags prints that help, so that
 // every verb's FlagSet can tell the two apart without a wider signature.
 type streams struct {
 	io.Writer
