@@ -22,8 +22,10 @@ import (
 type RulesStore interface {
 	Current() rules.Rules
 	Update(ifMatch int64, actor, kind, route, reason string, mutate func(*rules.Rules) error) (rules.Rules, error)
-	Promote(route string, percent float64, actor, reason string) (rules.Rules, error)
-	Rollback(route, actor, reason string) (rules.Rules, error)
+	// Promote and Rollback report whether the rules changed: false when
+	// the route's serve_new already was the percentage asked for.
+	Promote(route string, percent float64, actor, reason string) (rules.Rules, bool, error)
+	Rollback(route, actor, reason string) (rules.Rules, bool, error)
 	Events(since time.Time, limit int) ([]rules.Event, error)
 }
 
@@ -327,8 +329,8 @@ func (s *Server) promote(w http.ResponseWriter, r *http.Request, body []byte) {
 		fail(w, http.StatusBadRequest, `"percent" is required (0..100)`)
 		return
 	}
-	cur, err := s.deps.Rules.Promote(r.PathValue("name"), *b.Percent, actor(r), b.Reason)
-	answerUpdate(w, cur, err)
+	cur, changed, err := s.deps.Rules.Promote(r.PathValue("name"), *b.Percent, actor(r), b.Reason)
+	answerChange(w, cur, changed, err)
 }
 
 func (s *Server) rollback(w http.ResponseWriter, r *http.Request, body []byte) {
@@ -342,8 +344,26 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request, body []byte) {
 	if !decodeBody(w, body, &b) || !reasonOK(w, b.Reason) {
 		return
 	}
-	cur, err := s.deps.Rules.Rollback(r.PathValue("name"), actor(r), b.Reason)
-	answerUpdate(w, cur, err)
+	cur, changed, err := s.deps.Rules.Rollback(r.PathValue("name"), actor(r), b.Reason)
+	answerChange(w, cur, changed, err)
+}
+
+// changeAnswer is the answer to promote and rollback: the rules as they
+// now stand, and whether this call changed them (false: the route already
+// was at that percentage; no version was made and no event written).
+type changeAnswer struct {
+	rules.Rules
+	Changed bool `json:"changed"`
+}
+
+// answerChange is answerUpdate for promote and rollback.
+func answerChange(w http.ResponseWriter, r rules.Rules, changed bool, err error) {
+	if err != nil {
+		answerUpdate(w, r, err)
+		return
+	}
+	w.Header().Set("ETag", strconv.FormatInt(r.Version, 10))
+	writeJSON(w, http.StatusOK, changeAnswer{Rules: r, Changed: changed})
 }
 
 func (s *Server) noise(w http.ResponseWriter, r *http.Request, body []byte) {

@@ -44,12 +44,12 @@ func (f *fakeRules) Update(ifMatch int64, actor, kind, route, reason string, mut
 	return f.record("update " + reason), nil
 }
 
-func (f *fakeRules) Promote(route string, percent float64, actor, reason string) (rules.Rules, error) {
-	return f.record("promote " + route + " " + reason), nil
+func (f *fakeRules) Promote(route string, percent float64, actor, reason string) (rules.Rules, bool, error) {
+	return f.record("promote " + route + " " + reason), true, nil
 }
 
-func (f *fakeRules) Rollback(route, actor, reason string) (rules.Rules, error) {
-	return f.record("rollback " + route + " " + reason), nil
+func (f *fakeRules) Rollback(route, actor, reason string) (rules.Rules, bool, error) {
+	return f.record("rollback " + route + " " + reason), true, nil
 }
 
 func (f *fakeRules) Events(time.Time, int) ([]rules.Event, error) { return nil, nil }

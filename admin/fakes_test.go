@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -50,22 +51,32 @@ func (m *memRules) Current() rules.Rules {
 }
 
 func (m *memRules) apply(ifMatch int64, change string, mutate func(*rules.Rules) error) (rules.Rules, error) {
+	r, _, err := m.applyChanged(ifMatch, change, mutate)
+	return r, err
+}
+
+// applyChanged is apply reporting whether the routes changed; an unchanged
+// set makes no version and records nothing, as rulestore.State does.
+func (m *memRules) applyChanged(ifMatch int64, change string, mutate func(*rules.Rules) error) (rules.Rules, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if ifMatch != 0 && ifMatch != m.r.Version {
-		return rules.Rules{}, fmt.Errorf("%w: If-Match is %d, the current version is %d", rules.ErrStale, ifMatch, m.r.Version)
+		return rules.Rules{}, false, fmt.Errorf("%w: If-Match is %d, the current version is %d", rules.ErrStale, ifMatch, m.r.Version)
 	}
 	next := m.r.Clone()
 	if err := mutate(&next); err != nil {
-		return rules.Rules{}, err
+		return rules.Rules{}, false, err
 	}
 	if errs := rules.Validate(next.Routes, backendKnown); len(errs) > 0 {
-		return rules.Rules{}, &rules.ValidationError{Errs: errs}
+		return rules.Rules{}, false, &rules.ValidationError{Errs: errs}
+	}
+	if reflect.DeepEqual(next.Routes, m.r.Routes) {
+		return m.r.Clone(), false, nil
 	}
 	next.Version++
 	m.r = next
 	m.changes = append(m.changes, change)
-	return m.r.Clone(), nil
+	return m.r.Clone(), true, nil
 }
 
 func (m *memRules) route(next *rules.Rules, name string) (*rules.Route, error) {
@@ -81,24 +92,12 @@ func (m *memRules) Update(ifMatch int64, actor, kind, route, reason string, muta
 	return m.apply(ifMatch, strings.Join([]string{kind, actor, reason}, " "), mutate)
 }
 
-func (m *memRules) Promote(route string, percent float64, actor, reason string) (rules.Rules, error) {
-	return m.apply(0, fmt.Sprintf("promote %s %v %s %s", route, percent, actor, reason), func(next *rules.Rules) error {
-		r, err := m.route(next, route)
-		if err == nil {
-			r.ServeNew = percent
-		}
-		return err
-	})
+func (m *memRules) Promote(route string, percent float64, actor, reason string) (rules.Rules, bool, error) {
+	return m.applyChanged(0, fmt.Sprintf("promote %s %v %s %s", route, percent, actor, reason), rules.SetServeNew(route, percent, nil))
 }
 
-func (m *memRules) Rollback(route, actor, reason string) (rules.Rules, error) {
-	return m.apply(0, fmt.Sprintf("rollback %s %s %s", route, actor, reason), func(next *rules.Rules) error {
-		r, err := m.route(next, route)
-		if err == nil {
-			r.ServeNew = 0
-		}
-		return err
-	})
+func (m *memRules) Rollback(route, actor, reason string) (rules.Rules, bool, error) {
+	return m.applyChanged(0, fmt.Sprintf("rollback %s %s %s", route, actor, reason), rules.SetServeNew(route, 0, nil))
 }
 
 func (m *memRules) Events(since time.Time, limit int) ([]rules.Event, error) {

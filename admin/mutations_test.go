@@ -3,6 +3,7 @@ package admin
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -24,7 +25,10 @@ func TestMutationContentType(t *testing.T) {
 		{"JSON with charset", "application/json; charset=utf-8", 200},
 		{"upper case", "Application/JSON", 200},
 	} {
-		w := do(f.srv, req("POST", "/api/v1/routes/img/rollback", `{"reason": "x"}`, "Content-Type", c.ctype))
+		// A different percentage each time, so that every accepted call
+		// is a change.
+		body := fmt.Sprintf(`{"percent": %d, "reason": "x"}`, len(c.why))
+		w := do(f.srv, req("POST", "/api/v1/routes/img/promote", body, "Content-Type", c.ctype))
 		want := ""
 		if c.status == 415 {
 			want = "Content-Type must be application/json"
@@ -32,7 +36,7 @@ func TestMutationContentType(t *testing.T) {
 		expect(t, c.why, w, c.status, want)
 	}
 	if c := f.rules.changed(); len(c) != 2 {
-		t.Fatalf("changes %q, want the two accepted rollbacks", c)
+		t.Fatalf("changes %q, want the two accepted promotes", c)
 	}
 }
 
@@ -121,14 +125,16 @@ func TestPromoteRollbackNoiseBodies(t *testing.T) {
 		{"percent as a string", "promote", `{"percent": "25"}`, nil, 400, "invalid JSON body"},
 		{"unknown field (a typo of percent)", "promote", `{"percent": 5, "precent": 50}`, nil, 400, `unknown field \"precent\"`},
 		{"a JSON array", "promote", `[25]`, nil, 400, "invalid JSON body"},
-		{"percent over 100: the store's validation, listed", "promote", `{"percent": 101}`, nil, 400, `"errors": [
-    "routes[0].serve_new: 101 must be within 0..100"`},
+		{"percent over 100: named by route and field, not by index", "promote", `{"percent": 101}`, nil, 400, `"errors": [
+    "route \"img\": serve_new 101 must be within 0..100"`},
 		{"promote", "promote", `{"percent": 25, "reason": "canary"}`, nil, 200, `"serve_new": 25`},
 		{"promote from the CLI", "promote", `{"percent": 50}`, []string{"X-Tandem-Actor", "cli"}, 200, `"serve_new": 50`},
 		{"an actor other than cli is api", "promote", `{"percent": 60}`, []string{"X-Tandem-Actor", "ramp"}, 200, ""},
 		{"rollback with an unknown field", "rollback", `{"reason": "x", "percent": 0}`, nil, 400, `unknown field \"percent\"`},
 		{"rollback", "rollback", `{"reason": "bad p99"}`, nil, 200, `"serve_new": 0`},
-		{"rollback with an empty object", "rollback", `{}`, nil, 200, ""},
+		{"rollback at 0%: answered, and said to have changed nothing", "rollback", `{}`, nil, 200, `"changed": false`},
+		{"promote to the percentage it has: no change", "promote", `{"percent": 0}`, nil, 200, `"changed": false`},
+		{"a promote that changes: changed", "promote", `{"percent": 1}`, nil, 200, `"changed": true`},
 		{"noise path not a diff path", "noise", `{"path": "processed_at"}`, nil, 400, `\"path\" must be a diff path`},
 		{"noise without path", "noise", `{"reason": "x"}`, nil, 400, `\"path\" must be a diff path`},
 		{"noise", "noise", `{"path": "$.processed_at", "reason": "timestamps"}`, nil, 200, `"status": "marked as noise"`},
@@ -136,7 +142,7 @@ func TestPromoteRollbackNoiseBodies(t *testing.T) {
 		w := do(f.srv, req("POST", "/api/v1/routes/img/"+c.path, c.body, c.hdr...))
 		expect(t, c.why, w, c.status, c.want)
 	}
-	want := []string{"promote img 25 api canary", "promote img 50 cli ", "promote img 60 api ", "rollback img api bad p99", "rollback img api "}
+	want := []string{"promote img 25 api canary", "promote img 50 cli ", "promote img 60 api ", "rollback img api bad p99", "promote img 1 api "}
 	if got := f.rules.changed(); strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("changes\n got %q\nwant %q", got, want)
 	}

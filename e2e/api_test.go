@@ -158,7 +158,7 @@ func TestCLIPromoteRestartAndReload(t *testing.T) {
 	p := startInProcess(t, cfgText, "")
 	t.Setenv("TANDEM_ADMIN_TOKEN", p.run.Token())
 	var out, errb bytes.Buffer
-	if code := cli(t, &out, &errb, "promote", "images", "25", "-reason", "canary", "-admin", p.apiBase, "-config", "/nonexistent"); code != 0 {
+	if code := cli(t, &out, &errb, "promote", "images", "25", "-reason", "canary", "-admin", p.apiBase); code != 0 {
 		t.Fatalf("promote: %d %s", code, errb.String())
 	}
 	if got := p.rules().Routes[0].ServeNew; got != 25 {
@@ -213,7 +213,7 @@ func TestCLIPromoteRestartAndReload(t *testing.T) {
 	if last := evs[len(evs)-1]; last.Actor != "file" {
 		t.Fatalf("reload event %+v", last)
 	}
-	if code := cli(t, &out, &errb, "rollback", "images", "-admin", p2.apiBase, "-config", "/nonexistent"); code != 0 {
+	if code := cli(t, &out, &errb, "rollback", "images", "-admin", p2.apiBase); code != 0 {
 		t.Fatalf("rollback: %d %s", code, errb.String())
 	}
 	if got := p2.rules().Routes[0].ServeNew; got != 0 {
@@ -227,12 +227,12 @@ func TestClientVerbErrors(t *testing.T) {
 	p := apiFixture(t)
 	t.Setenv("TANDEM_ADMIN_TOKEN", "0123456789abcdef0123")
 	var out, errb bytes.Buffer
-	code := cli(t, &out, &errb, "report", "-admin", "http://127.0.0.1:1", "-config", "/nonexistent")
+	code := cli(t, &out, &errb, "report", "-admin", "http://127.0.0.1:1")
 	if code != 1 || strings.Count(errb.String(), "\n") != 1 || !strings.Contains(errb.String(), "unreachable") {
 		t.Fatalf("unreachable: exit %d %q", code, errb.String())
 	}
 	errb.Reset()
-	code = cli(t, &out, &errb, "promote", "images", "5", "-admin", p.apiBase, "-config", "/nonexistent")
+	code = cli(t, &out, &errb, "promote", "images", "5", "-admin", p.apiBase)
 	if code != 1 || !strings.Contains(errb.String(), "401") {
 		t.Fatalf("wrong token: exit %d %q", code, errb.String())
 	}

@@ -13,7 +13,10 @@
 // time), counts that reconcile through a
 // restart, the errors clients got, the UI in headless Chromium
 // (/usr/bin/chromium), memory under large uploads, SIGTERM under load, the
-// demo, and (build tag soak, `make soak`) a long soak.
+// demo, the client verbs as a person uses them (cli_test.go: the demo's
+// pasted line, `status -watch` on a pipe and on a terminal through
+// script(1), help, version, promote and rollback answers), and (build tag
+// soak, `make soak`) a long soak.
 //
 // The real-server tests put tandem in front of third-party servers started
 // by internal/realservers: nginx with image_filter, imaginary (libvips) and

@@ -85,7 +85,7 @@ func TestCountsReconcileThroughRestart(t *testing.T) {
 	// The CLI reads the same numbers.
 	t.Setenv("TANDEM_ADMIN_TOKEN", p2.run.Token())
 	var out, errb bytes.Buffer
-	if code := cli(t, &out, &errb, "report", "-json", "-route", "images", "-admin", p2.apiBase, "-config", "/nonexistent"); code != 0 {
+	if code := cli(t, &out, &errb, "report", "-json", "-route", "images", "-admin", p2.apiBase); code != 0 {
 		t.Fatalf("tandem report: %d %s", code, errb.String())
 	}
 	var cliRep struct{ Routes []store.RouteReport }
@@ -93,7 +93,7 @@ func TestCountsReconcileThroughRestart(t *testing.T) {
 		t.Fatalf("tandem report -json: %v %s", err, out.String())
 	}
 	out.Reset()
-	if code := cli(t, &out, &errb, "report", "-admin", p2.apiBase, "-config", "/nonexistent"); code != 0 || !strings.Contains(out.String(), "$.shadow") {
+	if code := cli(t, &out, &errb, "report", "-admin", p2.apiBase); code != 0 || !strings.Contains(out.String(), "$.shadow") {
 		t.Fatalf("tandem report: %d %s", code, out.String())
 	}
 }

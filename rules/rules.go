@@ -124,16 +124,33 @@ type Validator func([]Route) []error
 // for Apply: if from is non-nil and the route's serve_new is no longer
 // *from, the change is refused with an error wrapping ErrStale (a
 // compare-and-set on the percentage, for decisions made on older rules).
+// A percentage the route cannot take (outside 0..100, more than two
+// decimals, above 0 on a route without a new backend) is refused with a
+// *ValidationError that names the route and the field, as a person typed
+// them: `route "upload": serve_new 150 must be within 0..100`, not the
+// route's index in the list.
 func SetServeNew(route string, percent float64, from *float64) func(*Rules) error {
 	return func(r *Rules) error {
 		for i := range r.Routes {
-			if r.Routes[i].Name != route {
+			rt := &r.Routes[i]
+			if rt.Name != route {
 				continue
 			}
-			if from != nil && Threshold(r.Routes[i].ServeNew) != Threshold(*from) {
-				return fmt.Errorf("%w: route %q serve_new is %v, not %v", ErrStale, route, r.Routes[i].ServeNew, *from)
+			var errs []error
+			bad := func(field, format string, args ...any) {
+				errs = append(errs, fmt.Errorf("route %q: %s %s", route, field, fmt.Sprintf(format, args...)))
 			}
-			r.Routes[i].ServeNew = percent
+			checkPercent(bad, "serve_new", percent)
+			if len(errs) == 0 && percent != 0 && rt.New == "" {
+				bad("serve_new", "%v needs a new backend, and the route has none", percent)
+			}
+			if len(errs) > 0 {
+				return &ValidationError{Errs: errs}
+			}
+			if from != nil && Threshold(rt.ServeNew) != Threshold(*from) {
+				return fmt.Errorf("%w: route %q serve_new is %v, not %v", ErrStale, route, rt.ServeNew, *from)
+			}
+			rt.ServeNew = percent
 			return nil
 		}
 		return fmt.Errorf("%w %q", ErrUnknownRoute, route)

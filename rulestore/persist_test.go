@@ -75,7 +75,7 @@ func TestCrashBetweenAuditAndRename(t *testing.T) {
 		t.Run(how, func(t *testing.T) {
 			dir, c := t.TempDir(), newClock()
 			s := openTest(t, dir, c)
-			if _, err := s.Promote("images", 5, "api", "to 5"); err != nil { // version 2
+			if _, _, err := s.Promote("images", 5, "api", "to 5"); err != nil { // version 2
 				t.Fatal(err)
 			}
 			rules2 := readFile(t, filepath.Join(dir, RulesFile))
@@ -83,7 +83,7 @@ func TestCrashBetweenAuditAndRename(t *testing.T) {
 				crashAt(t, dir, c, "rename", func(s *State) { s.Promote("images", 25, "api", "to 25") })
 			} else {
 				// The whole commit ran, but the rename never reached the disk.
-				if _, err := s.Promote("images", 25, "api", "to 25"); err != nil {
+				if _, _, err := s.Promote("images", 25, "api", "to 25"); err != nil {
 					t.Fatal(err)
 				}
 				if err := os.WriteFile(filepath.Join(dir, RulesFile), rules2, 0o600); err != nil {
@@ -115,7 +115,7 @@ func TestCrashBetweenAuditAndRename(t *testing.T) {
 			if tmps, _ := leftoverTemps(dir); len(tmps) > 0 {
 				t.Errorf("temporary files left: %v", tmps)
 			}
-			r, err := s2.Promote("images", 25, "api", "to 25 again")
+			r, _, err := s2.Promote("images", 25, "api", "to 25 again")
 			if err != nil || r.Version != 5 {
 				t.Fatalf("next change: version %d err %v, want 5", r.Version, err)
 			}
@@ -151,7 +151,7 @@ func TestCrashAtEachStepStartsConsistently(t *testing.T) {
 		t.Run(step, func(t *testing.T) {
 			dir, c := t.TempDir(), newClock()
 			s := openTest(t, dir, c)
-			if _, err := s.Promote("images", 5, "api", ""); err != nil { // version 2
+			if _, _, err := s.Promote("images", 5, "api", ""); err != nil { // version 2
 				t.Fatal(err)
 			}
 			crashAt(t, dir, c, step, func(s *State) { s.Promote("images", 25, "api", "") })
@@ -172,7 +172,7 @@ func TestCrashAtEachStepStartsConsistently(t *testing.T) {
 					t.Errorf("version %d serve_new %v recovered %q, want 2 and 5 and nothing", cur.Version, applied, s2.Recovered())
 				}
 			}
-			r, err := s2.Promote("images", 50, "api", "")
+			r, _, err := s2.Promote("images", 50, "api", "")
 			if err != nil || r.Version != cur.Version+1 {
 				t.Fatalf("next change: version %d err %v, want %d", r.Version, err, cur.Version+1)
 			}
@@ -188,7 +188,7 @@ func TestAuditEntriesMissingAtStart(t *testing.T) {
 	dir, c := t.TempDir(), newClock()
 	s := openTest(t, dir, c)
 	for i, p := range []float64{5, 25, 50} {
-		if r, err := s.Promote("images", p, "api", ""); err != nil || r.Version != int64(i+2) {
+		if r, _, err := s.Promote("images", p, "api", ""); err != nil || r.Version != int64(i+2) {
 			t.Fatalf("promote %v: %v %v", p, r.Version, err)
 		}
 	}
@@ -208,7 +208,7 @@ func TestAuditEntriesMissingAtStart(t *testing.T) {
 	if cur := s2.Current(); cur.Version != 4 || serveNew(cur, "images") != 50 {
 		t.Errorf("version %d serve_new %v, want 4 and 50", cur.Version, serveNew(cur, "images"))
 	}
-	if r, err := s2.Promote("images", 100, "api", ""); err != nil || r.Version != 5 {
+	if r, _, err := s2.Promote("images", 100, "api", ""); err != nil || r.Version != 5 {
 		t.Errorf("next change: %d %v, want 5", r.Version, err)
 	}
 	s3 := openTest(t, dir, c)
@@ -239,17 +239,17 @@ func TestNextVersionSkipsLoggedVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.mu.Unlock()
-	r, err := s.Promote("images", 5, "api", "")
+	r, _, err := s.Promote("images", 5, "api", "")
 	if err != nil || r.Version != 3 {
 		t.Fatalf("version %d err %v, want 3", r.Version, err)
 	}
 	// A rename failure whose audit entry is taken back does not skip.
 	fail = "rename"
-	if _, err := s.Promote("images", 25, "api", ""); err == nil {
+	if _, _, err := s.Promote("images", 25, "api", ""); err == nil {
 		t.Fatal("promote with a failing rename succeeded")
 	}
 	fail = ""
-	if r, err := s.Promote("images", 25, "api", ""); err != nil || r.Version != 4 {
+	if r, _, err := s.Promote("images", 25, "api", ""); err != nil || r.Version != 4 {
 		t.Fatalf("after the failure: version %d err %v, want 4", r.Version, err)
 	}
 }

@@ -316,16 +316,18 @@ func (s *State) notifyAndUnlock(r rules.Rules) {
 	s.notifyMu.Unlock()
 }
 
-// Promote sets a route's serve_new to percent (kind "promote").
-func (s *State) Promote(route string, percent float64, actor, reason string) (rules.Rules, error) {
-	r, _, err := s.Apply(0, rules.Event{Actor: actor, Kind: rules.KindPromote, Route: route, Reason: reason}, rules.SetServeNew(route, percent, nil))
-	return r, err
+// Promote sets a route's serve_new to percent (kind "promote"). The bool
+// reports whether the rules changed: false when the route was already at
+// percent (no version, no event).
+func (s *State) Promote(route string, percent float64, actor, reason string) (rules.Rules, bool, error) {
+	return s.Apply(0, rules.Event{Actor: actor, Kind: rules.KindPromote, Route: route, Reason: reason}, rules.SetServeNew(route, percent, nil))
 }
 
-// Rollback sets a route's serve_new to 0 (kind "rollback").
-func (s *State) Rollback(route string, actor, reason string) (rules.Rules, error) {
-	r, _, err := s.Apply(0, rules.Event{Actor: actor, Kind: rules.KindRollback, Route: route, Reason: reason}, rules.SetServeNew(route, 0, nil))
-	return r, err
+// Rollback sets a route's serve_new to 0 (kind "rollback"). The bool
+// reports whether the rules changed: false when the route was already at
+// 0% (no version, no event).
+func (s *State) Rollback(route string, actor, reason string) (rules.Rules, bool, error) {
+	return s.Apply(0, rules.Event{Actor: actor, Kind: rules.KindRollback, Route: route, Reason: reason}, rules.SetServeNew(route, 0, nil))
 }
 
 // ReplaceFromFile replaces the routes with the config file's (actor "file",

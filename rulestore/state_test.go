@@ -129,7 +129,7 @@ func TestOpenStateSeedsFirstStart(t *testing.T) {
 func TestReopenKeepsPromotedVersion(t *testing.T) {
 	dir, c := t.TempDir(), newClock()
 	s := openTest(t, dir, c)
-	if _, err := s.Promote("images", 25, "api", "looks good"); err != nil {
+	if _, _, err := s.Promote("images", 25, "api", "looks good"); err != nil {
 		t.Fatal(err)
 	}
 	s2 := openTest(t, dir, c)
@@ -213,23 +213,27 @@ var errBoom = errors.New("boom")
 // Promote, Rollback and the unknown-route case.
 func TestPromoteRollback(t *testing.T) {
 	s := openTest(t, t.TempDir(), newClock())
-	if _, err := s.Promote("nope", 5, "api", ""); !errors.Is(err, rules.ErrUnknownRoute) {
+	if _, _, err := s.Promote("nope", 5, "api", ""); !errors.Is(err, rules.ErrUnknownRoute) {
 		t.Errorf("promote unknown route: %v", err)
 	}
-	if _, err := s.Promote("images", 12.345, "api", ""); err == nil {
+	if _, _, err := s.Promote("images", 12.345, "api", ""); err == nil {
 		t.Error("three decimals accepted")
 	}
-	r, err := s.Promote("images", 5, "cli", "first users")
-	if err != nil || r.Version != 2 || serveNew(r, "images") != 5 {
+	r, changed, err := s.Promote("images", 5, "cli", "first users")
+	if err != nil || r.Version != 2 || serveNew(r, "images") != 5 || !changed {
 		t.Fatalf("promote: %+v %v", r, err)
 	}
-	r, err = s.Rollback("images", "api", "bad thumbnails")
+	r, _, err = s.Rollback("images", "api", "bad thumbnails")
 	if err != nil || r.Version != 3 || serveNew(r, "images") != 0 {
 		t.Fatalf("rollback: %+v %v", r, err)
 	}
-	r, err = s.Rollback("images", "api", "again")
-	if err != nil || r.Version != 3 {
-		t.Errorf("a rollback that changes nothing made version %d (%v)", r.Version, err)
+	r, changed, err = s.Rollback("images", "api", "again")
+	if err != nil || r.Version != 3 || changed {
+		t.Errorf("a rollback that changes nothing made version %d, changed %v (%v)", r.Version, changed, err)
+	}
+	if _, changed, err := s.Promote("images", 150, "cli", ""); err == nil || changed ||
+		err.Error() != `invalid rules: route "images": serve_new 150 must be within 0..100` {
+		t.Errorf("promote to 150: changed %v, %v", changed, err)
 	}
 	evs := allEvents(t, s)
 	if len(evs) != 3 {
@@ -332,7 +336,7 @@ func TestCorruptRulesJSON(t *testing.T) {
 		t.Run(tc.why, func(t *testing.T) {
 			dir, c := t.TempDir(), newClock()
 			s := openTest(t, dir, c)
-			if _, err := s.Promote("images", 5, "api", ""); err != nil { // v2; prev holds v1
+			if _, _, err := s.Promote("images", 5, "api", ""); err != nil { // v2; prev holds v1
 				t.Fatal(err)
 			}
 			good := readFile(t, filepath.Join(dir, RulesFile))
@@ -463,7 +467,7 @@ func TestPersistFailureLeavesStateUnchanged(t *testing.T) {
 			prevBefore := readFile(t, filepath.Join(dir, PrevRulesFile))
 			auditBefore := readFile(t, filepath.Join(dir, AuditFile))
 			failing = step
-			if _, err := s.Promote("images", 25, "api", ""); err == nil || !strings.Contains(err.Error(), "no space") {
+			if _, _, err := s.Promote("images", 25, "api", ""); err == nil || !strings.Contains(err.Error(), "no space") {
 				t.Fatalf("err = %v", err)
 			}
 			if cur := s.Current(); cur.Version != 2 || serveNew(cur, "images") != 5 {
@@ -487,7 +491,7 @@ func TestPersistFailureLeavesStateUnchanged(t *testing.T) {
 				t.Errorf("subscriber saw %v", got)
 			}
 			failing = ""
-			if r, err := s.Promote("images", 25, "api", ""); err != nil || r.Version != 3 {
+			if r, _, err := s.Promote("images", 25, "api", ""); err != nil || r.Version != 3 {
 				t.Errorf("after the disk recovers: %v %v", r.Version, err)
 			}
 		})
@@ -509,7 +513,7 @@ func TestDirSyncFailureFollowsTheFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	fail = true
-	r, err := s.Promote("images", 5, "api", "")
+	r, _, err := s.Promote("images", 5, "api", "")
 	if err == nil || r.Version != 2 || s.Current().Version != 2 {
 		t.Errorf("r.Version %d, current %d, err %v", r.Version, s.Current().Version, err)
 	}

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tandem-proxy/tandem/admin"
 	"github.com/tandem-proxy/tandem/app"
 	"github.com/tandem-proxy/tandem/config"
 	"github.com/tandem-proxy/tandem/internal/samples"
@@ -55,6 +56,26 @@ routes:
       noise_min_samples: 15
 `
 
+// demoEnv is what a client verb in another terminal needs to reach the
+// demo's instance: its admin address and token.
+type demoEnv struct{ admin, token string }
+
+func demoEnvOf(run *app.Instance) demoEnv {
+	return demoEnv{admin: "http://" + run.AdminAddr(), token: run.Token()}
+}
+
+// pasteLine is one shell line that points the client verbs in another
+// terminal at the demo: the environment variables they read. TANDEM_ADMIN
+// wins over a -config's admin.listen; TANDEM_ADMIN_TOKEN is the token when
+// no config names a token_file. The values are a URL and hex, so they need
+// no quoting.
+func pasteLine(e demoEnv) string {
+	return fmt.Sprintf("export %s=%s %s=%s", AdminEnv, e.admin, admin.TokenEnv, e.token)
+}
+
+// demoTry is what to run after pasteLine.
+const demoTry = "then: tandem status -watch, tandem report, tandem promote upload 10 (in a source checkout: go run ./cmd/tandem status -watch, ...)"
+
 // demoSummary is what `tandem demo -json` prints at the end.
 type demoSummary struct {
 	Reports     []store.RouteReport `json:"reports"`
@@ -64,8 +85,12 @@ type demoSummary struct {
 	Promote     demoSplit           `json:"promote"`
 	Rollback    demoSplit           `json:"rollback"`
 	UI          string              `json:"ui"`
-	Admin       string              `json:"admin"`
-	Proxy       string              `json:"proxy"`
+	// Env is the line to paste into another terminal (pasteLine), and Log
+	// the demo's log file.
+	Env   string `json:"env"`
+	Log   string `json:"log"`
+	Admin string `json:"admin"`
+	Proxy string `json:"proxy"`
 }
 
 type demoPath struct {
@@ -108,6 +133,8 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		}
 		defer os.RemoveAll(d)
 		dir = d
+	} else if err := os.MkdirAll(dir, 0o700); err != nil { // it holds the token and mirrored uploads
+		return fail1(stderr, "demo", fmt.Errorf("cannot create -data %s: %w", dir, unwrapPathError(err)))
 	}
 	var svcs []*samples.Server
 	defer func() {
@@ -133,7 +160,8 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	}
 
 	// tandem itself, in this process; its log goes to a file in the data dir.
-	logFile, err := os.OpenFile(filepath.Join(dir, "tandem.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	logPath := filepath.Join(dir, "tandem.log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fail1(stderr, "demo", err)
 	}
@@ -170,9 +198,20 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	say("  legacy2 %s (a second legacy instance, to learn what is noise)", svcs[1].URL())
 	say("  new     %s (bilinear thumbnails; ignores EXIF orientation; flattens transparency)", svcs[2].URL())
 	say("  tandem  http://%s  (admin http://%s)", run.Addr(), run.AdminAddr())
+	say("  log     %s", logPath)
+	if *dataDir == "" {
+		say("  data    %s (temporary: removed at exit; keep it with -data DIR)", dir)
+	} else {
+		say("  data    %s", dir)
+	}
+	say("")
+	say("To follow along from another terminal, paste this line there:")
+	say("  %s", pasteLine(demoEnvOf(run)))
+	say("  %s", demoTry)
 	say("")
 
-	sum := demoSummary{UI: ui, Admin: "http://" + run.AdminAddr(), Proxy: "http://" + run.Addr(), Matched: map[string]int64{}}
+	sum := demoSummary{UI: ui, Admin: "http://" + run.AdminAddr(), Proxy: "http://" + run.Addr(), Matched: map[string]int64{},
+		Env: pasteLine(demoEnvOf(run)), Log: logPath}
 	if !*noLoad {
 		corpus := samples.Corpus(samples.CorpusOptions{Seed: 1})
 		var bodies []loadtest.Body
@@ -240,6 +279,9 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	say("")
 	say("Open the UI: %s  (token: %s)", ui, run.Token())
 	say("Or ask the API: curl -H 'Authorization: Bearer %s' http://%s/api/v1/report", run.Token(), run.AdminAddr())
+	say("Or the CLI, from another terminal:")
+	say("  %s", pasteLine(demoEnvOf(run)))
+	say("  %s", demoTry)
 
 	if *asJSON {
 		enc := json.NewEncoder(stdout)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tandem-proxy/tandem/exchange"
+	"github.com/tandem-proxy/tandem/internal/latencyfmt"
 	"github.com/tandem-proxy/tandem/store"
 )
 
@@ -144,11 +145,13 @@ func renderReport(w io.Writer, reps []store.RouteReport, top int) {
 	}
 }
 
+// ms prints a latency in milliseconds by the rule every tandem view shares
+// (internal/latencyfmt); "-" when there is none.
 func ms(v float64) string {
 	if v == 0 {
 		return "-"
 	}
-	return fmt.Sprintf("%.1fms", v)
+	return latencyfmt.Millis(v)
 }
 
 func orNone(s string) string {

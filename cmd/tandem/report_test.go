@@ -47,7 +47,7 @@ func TestReportTableGolden(t *testing.T) {
 				{Kind: compare.KindJSON, Path: "$.processed_at", Count: 985, Rate: 1, Noise: true, ExampleID: "s-1"},
 				{Kind: compare.KindImage, Path: "$.image.alpha", Count: 8, Rate: 8.0 / 985, ExampleID: "s-8"},
 			},
-			Latency: store.LatencyMS{LegacyP50: 12.5, LegacyP99: 80, NewP50: 10.25, NewP99: 95},
+			Latency: store.LatencyMS{LegacyP50: 12.5, LegacyP99: 842, NewP50: 8.42, NewP99: 10092.5}, // one of each digit count, and seconds
 		},
 		{Route: "avatars", Skipped: map[exchange.Outcome]int64{}},
 	}

@@ -45,6 +45,10 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tandem serve: %v\n", err)
 		return 1
 	}
+	// The listeners are bound: say where a person goes (the logs on stderr
+	// have the same addresses, for machines).
+	fmt.Fprintf(stdout, "tandem: proxy on http://%s, UI at http://%s/ui/ (admin API and /metrics on the same address)\n",
+		dialable(in.Addr()), dialable(in.AdminAddr()))
 	if err := serveUntil(in, sigs); err != nil {
 		fmt.Fprintf(stderr, "tandem serve: %v\n", err)
 		return 1

@@ -1,15 +1,22 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/tandem-proxy/tandem/ramp"
+	"github.com/tandem-proxy/tandem/rules"
 )
 
 // statusRoute is one route as `tandem status` shows it, and its -json form.
@@ -23,12 +30,34 @@ type statusRoute struct {
 	ServedLegacy   int64        `json:"served_legacy"`
 	ServedNew      int64        `json:"served_new"`
 	Ramp           *ramp.Status `json:"ramp,omitempty"`
+	// Breakers is the circuit breaker state of each of the route's
+	// backends: closed, half-open or open.
+	Breakers map[string]string `json:"breakers"`
 }
 
+// statusSnapshot is one look at the admin API: what `tandem status`
+// prints, once or at every -watch interval, and its -json form.
+type statusSnapshot struct {
+	At     time.Time     `json:"at"`
+	Routes []statusRoute `json:"routes"`
+	// Events are the newest audit events (of the route asked for, and
+	// those of no route such as reloads), oldest first.
+	Events []rules.Event `json:"events"`
+}
+
+// statusEvents is how many of the newest events status shows.
+const statusEvents = 5
+
 func runStatus(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("status", "status [ROUTE] [-json] [-admin URL] [-config FILE]", stderr)
+	fs := newFlags("status", "status [ROUTE] [-watch [-interval 2s]] [-json] [-admin URL] [-config FILE]\n\n"+
+		"Show each route's split (serve_new, mirror, the share new actually served), its ramp step and\n"+
+		"state, every gate with value, bound and limit, its backends' breakers and the last events.\n"+
+		"-watch redraws every -interval until interrupted (Ctrl-C): on a terminal in place, otherwise\n"+
+		"one snapshot after another, separated by a blank line; with -json, one JSON document per line.", stderr)
 	cf := addClientFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON instead of text")
+	watch := fs.Bool("watch", false, "keep showing the status, every -interval, until interrupted")
+	interval := fs.Duration("interval", 2*time.Second, "how often -watch looks again")
 	pos, code, stop := parseInterspersed(fs, args)
 	if stop {
 		return code
@@ -37,62 +66,162 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tandem status: want at most one ROUTE, not %q\n", strings.Join(pos, " "))
 		return 2
 	}
+	if *interval < 100*time.Millisecond {
+		fmt.Fprintf(stderr, "tandem status: -interval must be at least 100ms, not %v\n", *interval)
+		return 2
+	}
+	route := ""
+	if len(pos) == 1 {
+		route = pos[0]
+	}
 	c, err := cf.client()
 	if err != nil {
 		return fail1(stderr, "status", err)
 	}
-	var resp struct {
-		Routes []struct {
-			Name         string       `json:"name"`
-			ServeNew     float64      `json:"serve_new"`
-			Mirror       float64      `json:"mirror"`
-			ServedLegacy int64        `json:"served_legacy"`
-			ServedNew    int64        `json:"served_new"`
-			Ramp         *ramp.Status `json:"ramp"`
-		} `json:"routes"`
-	}
-	if err := c.do("GET", "/api/v1/routes", nil, &resp); err != nil {
-		return fail1(stderr, "status", err)
-	}
-	var out []statusRoute
-	for _, r := range resp.Routes {
-		if len(pos) == 1 && r.Name != pos[0] {
-			continue
-		}
-		s := statusRoute{Name: r.Name, ServeNew: r.ServeNew, Mirror: r.Mirror, ServedLegacy: r.ServedLegacy, ServedNew: r.ServedNew, Ramp: r.Ramp}
-		if n := r.ServedLegacy + r.ServedNew; n > 0 {
-			s.ServedNewShare = float64(r.ServedNew) / float64(n)
-		}
-		out = append(out, s)
-	}
-	if len(pos) == 1 && len(out) == 0 {
-		names := make([]string, 0, len(resp.Routes))
-		for _, r := range resp.Routes {
-			names = append(names, r.Name)
-		}
-		return fail1(stderr, "status", fmt.Errorf("no route %q (routes: %s)", pos[0], strings.Join(names, ", ")))
-	}
-	if *asJSON {
-		if out == nil {
-			out = []statusRoute{}
-		}
-		b, err := json.MarshalIndent(map[string]any{"routes": out}, "", "  ")
+	if !*watch {
+		snap, err := fetchStatus(c, route, time.Now())
 		if err != nil {
 			return fail1(stderr, "status", err)
 		}
-		fmt.Fprintf(stdout, "%s\n", b)
+		if *asJSON {
+			b, err := json.MarshalIndent(snap, "", "  ")
+			if err != nil {
+				return fail1(stderr, "status", err)
+			}
+			fmt.Fprintf(stdout, "%s\n", b)
+			return 0
+		}
+		renderStatus(stdout, snap.Routes)
+		renderEvents(stdout, snap.Events, snap.At)
 		return 0
 	}
-	renderStatus(stdout, out)
-	return 0
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	return watchStatus(c, route, *interval, *asJSON, isTerminal(stdout), stdout, stderr, sigs)
 }
 
-// renderStatus prints each route: its split, its ramp and the ramp's gates.
+// watchStatus shows a snapshot every interval until stop receives. A look
+// that fails (the instance restarting, say) is reported on stderr and tried
+// again at the next interval; an unknown route ends the watch (exit 1).
+func watchStatus(c *apiClient, route string, interval time.Duration, asJSON, tty bool, stdout, stderr io.Writer, stop <-chan os.Signal) int {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for n := 0; ; n++ {
+		now := time.Now()
+		snap, err := fetchStatus(c, route, now)
+		var unknown *unknownRouteError
+		switch {
+		case errors.As(err, &unknown):
+			return fail1(stderr, "status", err)
+		case err != nil:
+			fmt.Fprintf(stderr, "tandem status: %v (trying again in %v)\n", err, interval)
+		case asJSON:
+			b, err := json.Marshal(snap)
+			if err != nil {
+				return fail1(stderr, "status", err)
+			}
+			fmt.Fprintf(stdout, "%s\n", b)
+		default:
+			var b bytes.Buffer
+			if tty {
+				b.WriteString("\033[H\033[2J") // home, clear screen
+			} else if n > 0 {
+				b.WriteString("\n")
+			}
+			fmt.Fprintf(&b, "%s  every %v (Ctrl-C to stop)\n\n", now.Format("2006-01-02 15:04:05"), interval)
+			renderStatus(&b, snap.Routes)
+			renderEvents(&b, snap.Events, snap.At)
+			stdout.Write(b.Bytes())
+		}
+		select {
+		case <-stop:
+			return 0
+		case <-tick.C:
+		}
+	}
+}
+
+// unknownRouteError is a ROUTE the instance does not have.
+type unknownRouteError struct {
+	route string
+	names []string
+}
+
+func (e *unknownRouteError) Error() string {
+	return fmt.Sprintf("no route %q (routes: %s)", e.route, strings.Join(e.names, ", "))
+}
+
+// fetchStatus reads GET /api/v1/routes and the newest events, and keeps
+// route's (all when route is empty).
+func fetchStatus(c *apiClient, route string, now time.Time) (statusSnapshot, error) {
+	var resp struct {
+		Routes []struct {
+			Name         string            `json:"name"`
+			ServeNew     float64           `json:"serve_new"`
+			Mirror       float64           `json:"mirror"`
+			ServedLegacy int64             `json:"served_legacy"`
+			ServedNew    int64             `json:"served_new"`
+			Breakers     map[string]string `json:"breakers"`
+			Ramp         *ramp.Status      `json:"ramp"`
+		} `json:"routes"`
+	}
+	if err := c.do("GET", "/api/v1/routes", nil, &resp); err != nil {
+		return statusSnapshot{}, err
+	}
+	snap := statusSnapshot{At: now.UTC(), Routes: []statusRoute{}, Events: []rules.Event{}}
+	for _, r := range resp.Routes {
+		if route != "" && r.Name != route {
+			continue
+		}
+		s := statusRoute{Name: r.Name, ServeNew: r.ServeNew, Mirror: r.Mirror, ServedLegacy: r.ServedLegacy, ServedNew: r.ServedNew,
+			Ramp: r.Ramp, Breakers: r.Breakers}
+		if s.Breakers == nil {
+			s.Breakers = map[string]string{}
+		}
+		if n := r.ServedLegacy + r.ServedNew; n > 0 {
+			s.ServedNewShare = float64(r.ServedNew) / float64(n)
+		}
+		snap.Routes = append(snap.Routes, s)
+	}
+	if route != "" && len(snap.Routes) == 0 {
+		e := &unknownRouteError{route: route}
+		for _, r := range resp.Routes {
+			e.names = append(e.names, r.Name)
+		}
+		return statusSnapshot{}, e
+	}
+	// For one route, read more than are shown: the newest events may be
+	// other routes'.
+	limit := statusEvents
+	if route != "" {
+		limit = 200
+	}
+	var evs struct {
+		Events []rules.Event `json:"events"`
+	}
+	if err := c.do("GET", "/api/v1/events?limit="+strconv.Itoa(limit), nil, &evs); err != nil {
+		return statusSnapshot{}, err
+	}
+	for _, e := range evs.Events {
+		if route == "" || e.Route == "" || e.Route == route {
+			snap.Events = append(snap.Events, e)
+		}
+	}
+	if len(snap.Events) > statusEvents {
+		snap.Events = snap.Events[len(snap.Events)-statusEvents:]
+	}
+	return snap, nil
+}
+
+// renderStatus prints each route: its split, its breakers, its ramp and
+// the ramp's gates.
 func renderStatus(w io.Writer, routes []statusRoute) {
 	if len(routes) == 0 {
 		fmt.Fprintln(w, "no routes")
 		return
 	}
+	anyGates := false
 	for i, r := range routes {
 		if i > 0 {
 			fmt.Fprintln(w)
@@ -100,6 +229,9 @@ func renderStatus(w io.Writer, routes []statusRoute) {
 		fmt.Fprintf(w, "route %s\n", r.Name)
 		fmt.Fprintf(w, "  serve_new %s%%   mirror %s%%   served by new %s (%d of %d since start)\n",
 			statusPct(r.ServeNew), statusPct(r.Mirror), share(r.ServedNewShare), r.ServedNew, r.ServedNew+r.ServedLegacy)
+		if len(r.Breakers) > 0 {
+			fmt.Fprintf(w, "  breakers: %s\n", breakerList(r.Breakers))
+		}
 		rp := r.Ramp
 		if rp == nil {
 			fmt.Fprintln(w, "  ramp: none (promoted by hand)")
@@ -115,6 +247,7 @@ func renderStatus(w io.Writer, routes []statusRoute) {
 			fmt.Fprintln(w, "  gates: not evaluated yet")
 			continue
 		}
+		anyGates = true
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintf(tw, "  gate\tvalue\tbound\tlimit\tsamples\tstate\n")
 		for _, g := range rp.Gates {
@@ -122,7 +255,77 @@ func renderStatus(w io.Writer, routes []statusRoute) {
 		}
 		tw.Flush()
 	}
-	fmt.Fprintf(w, "\nbound: the upper end of the gate's one-sided %g%% Wilson interval (it must be at or below the limit to advance;\nthe lower end above the limit rolls back); the latency ratio has no interval.\n", ramp.Confidence*100)
+	if anyGates {
+		fmt.Fprintf(w, "\nbound: the upper end of the gate's one-sided %g%% Wilson interval (it must be at or below the limit to advance;\nthe lower end above the limit rolls back); the latency ratio has no interval.\n", ramp.Confidence*100)
+	}
+}
+
+// breakerList prints "legacy closed, new open" in backend-name order.
+func breakerList(m map[string]string) string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = n + " " + m[n]
+	}
+	return strings.Join(parts, ", ")
+}
+
+// renderEvents prints the last events, newest last, one a line.
+func renderEvents(w io.Writer, evs []rules.Event, now time.Time) {
+	fmt.Fprintln(w)
+	if len(evs) == 0 {
+		fmt.Fprintln(w, "last events: none")
+		return
+	}
+	fmt.Fprintln(w, "last events:")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, e := range evs {
+		what := e.Route
+		if what == "" {
+			what = "-"
+		}
+		change := e.New
+		if e.Old != "" {
+			change = e.Old + " → " + e.New
+		}
+		reason := ""
+		if e.Reason != "" {
+			reason = strconv.Quote(clip(e.Reason, 60))
+		}
+		change = clip(change, 60)
+		fmt.Fprintf(tw, "  %s (%s ago)\t%s\t%s\t%s\t%s\t%s\n", e.Time.Local().Format("15:04:05"), age(now.Sub(e.Time)),
+			e.Actor, e.Kind, what, change, reason)
+	}
+	tw.Flush()
+}
+
+// clip shortens s to at most n runes, marking the cut with "…"; the
+// whole text is in -json and GET /api/v1/events.
+func clip(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+// age prints a duration the way kubectl prints an AGE: 42s, 5m, 3h, 2d.
+func age(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "0s"
+	case d < 2*time.Minute:
+		return strconv.Itoa(int(d/time.Second)) + "s"
+	case d < 2*time.Hour:
+		return strconv.Itoa(int(d/time.Minute)) + "m"
+	case d < 48*time.Hour:
+		return strconv.Itoa(int(d/time.Hour)) + "h"
+	}
+	return strconv.Itoa(int(d/(24*time.Hour))) + "d"
 }
 
 // rampStep says where the ramp stands among its steps.

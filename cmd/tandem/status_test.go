@@ -130,7 +130,8 @@ routes:
 		time.Sleep(100 * time.Millisecond)
 	}
 	r := got.Routes[0]
-	if r.Name != "upload" || r.ServeNew != 0 || r.Mirror != 100 || r.ServedLegacy != 40 || r.ServedNewShare != 0 {
+	if r.Name != "upload" || r.ServeNew != 0 || r.Mirror != 100 || r.ServedLegacy != 40 || r.ServedNewShare != 0 ||
+		len(r.Breakers) != 2 || r.Breakers["legacy"] != "closed" || r.Breakers["new"] != "closed" {
 		t.Errorf("route %+v", r)
 	}
 	if r.Ramp.State != "waiting" || r.Ramp.NextStep != 50 {
@@ -167,6 +168,9 @@ routes:
 		"gate           value",
 		"route other\n",
 		"ramp: none (promoted by hand)",
+		"  breakers: legacy closed, new closed\n",
+		"\nlast events:\n",
+		`file  seed  -  upload: added (serve_new 0, mirror 100)`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status output lacks %q:\n%s", want, out)
