@@ -246,7 +246,6 @@ func TestSessionCountBounded(t *testing.T) {
 func TestSessionMutationsNeedSameOrigin(t *testing.T) {
 	f := newFixture()
 	cookie := signIn(t, f.srv)
-	promote := `{"percent": 5, "reason": "r"}`
 	for _, c := range []struct {
 		why  string
 		hdr  []string
@@ -264,6 +263,10 @@ func TestSessionMutationsNeedSameOrigin(t *testing.T) {
 		{"Origin of the UI, no Sec-Fetch-Site (older browser)", []string{"Origin", "http://example.com"}, 200},
 	} {
 		before := len(f.rules.changed())
+		// Each accepted promotion goes to another percentage, so that it
+		// changes the rules (a promotion to the current one changes nothing).
+		pct := 5 + before
+		promote := fmt.Sprintf(`{"percent": %d, "reason": "r"}`, pct)
 		w := do(f.srv, cookieReq("POST", "/api/v1/routes/img/promote", promote, cookie, c.hdr...))
 		if c.want == 403 {
 			expect(t, c.why, w, 403, "cross-origin request refused", "Authorization: Bearer")
@@ -275,7 +278,7 @@ func TestSessionMutationsNeedSameOrigin(t *testing.T) {
 			}
 			continue
 		}
-		expect(t, c.why, w, c.want, `"serve_new": 5`)
+		expect(t, c.why, w, c.want, fmt.Sprintf(`"serve_new": %d`, pct))
 		if len(f.rules.changed()) != before+1 {
 			t.Errorf("%s: the promotion was not applied", c.why)
 		}
@@ -293,6 +296,7 @@ func TestSessionMutationsNeedSameOrigin(t *testing.T) {
 		t.Errorf("noise marked from a foreign origin: %q", f.noise)
 	}
 	// Bearer calls: scripts send no Origin, and an Origin changes nothing.
+	promote := `{"percent": 5, "reason": "r"}`
 	for _, hdr := range [][]string{nil, {"Origin", "http://evil.example"}, {"Sec-Fetch-Site", "cross-site"}} {
 		expect(t, fmt.Sprintf("bearer with %q", hdr), do(f.srv, req("POST", "/api/v1/routes/img/promote", promote, hdr...)), 200, `"serve_new": 5`)
 	}
