@@ -32,8 +32,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, errs := config.Load(*path)
 	if len(errs) > 0 {
-		for _, err := range errs {
-			fmt.Fprintf(stderr, "%s: %v\n", *path, err)
+		for _, p := range problems(errs) {
+			fmt.Fprintln(stderr, formatProblem(*path, p)) // as validate prints them
 		}
 		return 1
 	}

@@ -38,14 +38,7 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	_, errs := config.Load(*path)
-	probs := make([]*config.Problem, 0, len(errs))
-	for _, err := range errs {
-		var p *config.Problem
-		if !errors.As(err, &p) {
-			p = &config.Problem{Msg: err.Error()}
-		}
-		probs = append(probs, p)
-	}
+	probs := problems(errs)
 	if *asJSON {
 		b, err := json.MarshalIndent(probs, "", "  ")
 		if err != nil {
@@ -63,6 +56,20 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// problems turns config.Load's errors into Problems (one without a
+// position keeps only its message).
+func problems(errs []error) []*config.Problem {
+	probs := make([]*config.Problem, 0, len(errs))
+	for _, err := range errs {
+		var p *config.Problem
+		if !errors.As(err, &p) {
+			p = &config.Problem{Msg: err.Error()}
+		}
+		probs = append(probs, p)
+	}
+	return probs
 }
 
 // formatProblem is "FILE:LINE:COL: path: message", the form editors and
