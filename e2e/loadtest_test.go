@@ -149,7 +149,7 @@ func TestLoadtestMaxP99(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	r := runLoadtestBin(t, "-url", srv.URL, "-rate", "50", "-duration", "400ms", "-max-p99", "20ms")
-	if r.code != 1 || !strings.HasPrefix(r.stderr, "tandem loadtest: FAIL: p99 latency ") || !strings.Contains(r.stderr, "> max 20ms") {
+	if r.code != 1 || !strings.HasPrefix(r.stderr, "tandem loadtest: FAIL: p99 latency ") || !strings.Contains(r.stderr, "> max 20.0 ms") {
 		t.Errorf("60 ms answers against -max-p99 20ms: want exit 1 and the p99 on stderr\n%s", r)
 	}
 	r = runLoadtestBin(t, "-url", srv.URL, "-rate", "50", "-duration", "400ms", "-max-p99", "10s")

@@ -136,7 +136,7 @@ func TestCheck(t *testing.T) {
 		{"10% errors above 5%", base, Thresholds{MaxErrorRate: pct(0.05)}, false, "error rate 10.00% > max 5.00%"},
 		{"zero errors allowed", base, Thresholds{MaxErrorRate: pct(0)}, false, "error rate 10.00% > max 0.00%"},
 		{"p99 within", base, Thresholds{MaxP99: 200 * time.Millisecond}, true, ""},
-		{"p99 above", base, Thresholds{MaxP99: 100 * time.Millisecond}, false, "p99 latency 200ms > max 100ms"},
+		{"p99 above", base, Thresholds{MaxP99: 100 * time.Millisecond}, false, "p99 latency 200 ms > max 100 ms"},
 		{"rps below", base, Thresholds{MinRPS: 60}, false, "successful rate 50.00/s < min 60.00/s"},
 		{"rps at", base, Thresholds{MinRPS: 50}, true, ""},
 	}

@@ -3,6 +3,7 @@ package loadtest
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/tandem-proxy/tandem/internal/latencyfmt"
 	"io"
 	"sort"
 	"strconv"
@@ -34,7 +35,8 @@ func (r *Results) WriteText(w io.Writer) error {
 	fmt.Fprintf(tw, "Bytes\t%s out, %s in\n", humanize.IBytes(r.BytesOut), humanize.IBytes(r.BytesIn))
 	l := r.Latency
 	fmt.Fprintf(tw, "Latency\tp50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (min %s, mean %s)\n",
-		round(l.P50), round(l.P90), round(l.P99), round(l.P999), round(l.Max), round(l.Min), round(l.Mean))
+		latencyfmt.Duration(l.P50), latencyfmt.Duration(l.P90), latencyfmt.Duration(l.P99), latencyfmt.Duration(l.P999),
+		latencyfmt.Duration(l.Max), latencyfmt.Duration(l.Min), latencyfmt.Duration(l.Mean))
 	fmt.Fprintf(tw, "Status\t%s", joinCounts(r.Status))
 	if r.Expect != "" {
 		fmt.Fprintf(tw, "  (expected: %s)", r.Expect)

@@ -106,7 +106,7 @@ func TestTextReport(t *testing.T) {
 		"1000 sent, 990 answered, 98.00% success, 3 missed",
 		"199.80/s offered",
 		"1.0 MiB out",
-		"p50 1.5ms", "p99 120ms", "p99.9", "max 2s",
+		"p50 1.50 ms", "p99 120 ms", "p99.9", "max 2.00 s",
 		"200: 980  503: 10",
 		"timeout: 10",
 		"Warning",
@@ -132,14 +132,14 @@ func TestTextReport(t *testing.T) {
 		"Unexpected  503: 10",
 		"Thresholds  pass  980 of 1000 hits got an expected answer (2xx,3xx)",
 		"            FAIL  error rate 2.00% > max 1.00% (20 of 1000 hits failed)",
-		"            FAIL  p99 latency 120ms > max 100ms",
+		"            FAIL  p99 latency 120 ms > max 100 ms",
 		"Result      FAIL",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
 	}
-	if got, want := r.Failures(), "error rate 2.00% > max 1.00% (20 of 1000 hits failed); p99 latency 120ms > max 100ms"; got != want {
+	if got, want := r.Failures(), "error rate 2.00% > max 1.00% (20 of 1000 hits failed); p99 latency 120 ms > max 100 ms"; got != want {
 		t.Errorf("failures %q, want %q", got, want)
 	}
 }

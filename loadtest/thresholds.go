@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"fmt"
+	"github.com/tandem-proxy/tandem/internal/latencyfmt"
 	"strconv"
 	"strings"
 	"time"
@@ -58,7 +59,7 @@ func (r *Results) Check(th Thresholds) bool {
 	if th.MaxP99 > 0 {
 		v := r.Latency.P99
 		cs = append(cs, Check{Name: "p99", Value: v.Seconds(), Limit: th.MaxP99.Seconds(), Pass: v <= th.MaxP99,
-			Reason: fmt.Sprintf("p99 latency %s %s max %s", round(v), cmpSign(v <= th.MaxP99), th.MaxP99)})
+			Reason: fmt.Sprintf("p99 latency %s %s max %s", latencyfmt.Duration(v), cmpSign(v <= th.MaxP99), latencyfmt.Duration(th.MaxP99))})
 	}
 	if th.MinRPS > 0 {
 		v := r.Throughput
