@@ -245,7 +245,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		renderReport(out, rep.Routes, 8)
 		say("")
 		say("   Harmless resampling differences compared equal: %d thumbnails matched as pictures (PSNR and colour shift within limits) although their bytes differ.", sum.Matched["thumbnail"])
-		say("   (The first comparisons, before the noise below was learned, count as mismatches.)")
+		say("   (Noise is applied when numbers are read: the first comparisons, made before the noise below was learned, count as noise too.)")
 		say("   Learned as noise from legacy vs legacy2 (not regressions): %s", pathList(sum.Noise))
 		say("   Real regressions, by name: %s", pathList(sum.Regressions))
 
