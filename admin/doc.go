@@ -18,6 +18,11 @@
 // what Reports.Comparisons reads now — outcomes and noise flags from the
 // noise model as it stands, not as it stood when the comparison was made.
 //
+// GET /api/v1/series is the trend the UI draws: Reports.Series per bucket
+// of ?step= (1m, 5m, 15m, 1h, 1d) from ?since=; its query is strict (an
+// unknown or repeated parameter, a bad value or a window of more than
+// MaxSeriesPoints buckets is 400 naming it).
+//
 // What it consumes, declared here and nowhere else: RulesStore (the
 // versioned rules), Reports (the diff store's reads) and the function
 // fields of Deps. It reads the data plane only through them and never
