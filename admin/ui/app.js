@@ -937,15 +937,17 @@
     mount(main) {
       const r = this.routeName;
       this.live = h("div", { class: "cards" });
-      this.actions = h("div", { class: "head-actions" });
+      this.actions = h("div", { class: "decision", id: "decision" });
       this.trend = h("section", { id: "trend" });
       this.reportBox = h("div", null, loading("Loading the report…"));
       this.samplesBox = h("div", null, loading("Loading samples…"));
       this.updated = h("span", { class: "muted small" });
       append(main, [
         h("div", { class: "crumbs" }, link("#/", "Overview"), " › ", h("span", { text: r })),
-        h("div", { class: "view-head row" }, h("h1", { text: r }), this.app.windowPicker(), this.actions,
-          h("button", { type: "button", class: "secondary", onclick: () => this.load(), text: "Refresh" }), this.updated),
+        h("div", { class: "view-head row" }, h("h1", { text: r }), h("span", { class: "spacer" }), this.updated,
+          h("button", { type: "button", class: "secondary", onclick: () => this.load(), text: "Refresh" })),
+        h("div", { class: "toolbar" }, this.app.windowPicker()),
+        this.actions,
         this.live,
         this.trend,
         h("section", null, this.reportBox),
