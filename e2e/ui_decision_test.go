@@ -371,7 +371,43 @@ func TestUIDecision(t *testing.T) {
 	if n.Left < l.Right || l.Top != n.Top || n.Right > 800 || l.Right-l.Left < 150 {
 		t.Errorf("800 px: legacy image %+v, new image %+v; want them side by side, level, inside the viewport", l, n)
 	}
+	// The failing measurements are in the failing colour, not new's green.
+	colours := evalJS[[]string](b, `(() => {
+		const bad = getComputedStyle(document.querySelector(".bad-text")).color;
+		const green = (() => { const s = document.createElement("span"); s.className = "val new"; document.body.appendChild(s);
+			const c = getComputedStyle(s).color; s.remove(); return c; })();
+		return [bad, green].concat(["$.image.psnr", "$.image.ssim", "$.image.mean_shift"].flatMap(p => {
+			const td = document.querySelector('#diff-table tr[data-path="' + p + '"] td[data-measured]');
+			const tree = document.querySelector('#diff-tree [data-path="' + p + '"] .val:last-of-type');
+			return [td ? getComputedStyle(td).color : "missing", tree ? getComputedStyle(tree).color : "missing"];
+		}));
+	})()`)
+	for i, c := range colours[2:] {
+		if c != colours[0] || c == colours[1] {
+			t.Errorf("measurement %d (PSNR, SSIM, ΔE00 in the table and the tree) drawn in %s; want the failing %s, not new's %s", i, c, colours[0], colours[1])
+		}
+	}
 	b.shot("decision-sample-800")
+
+	// Latency and event details printed by the same rules as the CLI.
+	for _, c := range []struct {
+		ms   float64
+		want string
+	}{{842.4, "842 ms"}, {84.24, "84.2 ms"}, {8.424, "8.42 ms"}, {0.5, "0.5 ms"}, {999.7, "1.00 s"}, {1234, "1.23 s"}, {10092.5, "10.1 s"}, {0, "—"}} {
+		if got := evalJS[string](b, fmt.Sprintf(`window.tandemFormat.fmtMS(%v)`, c.ms)); got != c.want {
+			t.Errorf("latency %v ms printed %q, want %q", c.ms, got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		key   string
+		value float64
+		want  string
+	}{{"held_seconds", 22.000066, "held 22 s"}, {"diff_rate_upper", 0.021345, "diff rate upper bound 2.13%"},
+		{"new_p99_seconds", 0.0842, "new p99 84.2 ms"}, {"compared", 1200, "compared 1,200"}, {"latency_ratio", 1.23456, "latency ratio 1.23×"}} {
+		if got := evalJS[string](b, fmt.Sprintf(`window.tandemFormat.eventDetail(%q, %v).join(" ")`, c.key, c.value)); got != c.want {
+			t.Errorf("event detail %s %v printed %q, want %q", c.key, c.value, got, c.want)
+		}
+	}
 	b.checkConsole()
 }
 

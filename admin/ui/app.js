@@ -1403,7 +1403,7 @@
         h("thead", null, h("tr", null, [["Kind"], ["Path"], ["legacy", "legacy's value, or for PSNR, SSIM and ΔE00 the route's limit"], ["new", "new's value, or the measurement that failed the limit"], ["Noise", HELP.noise]].map((x) => helpTh(x[0], x[1])))),
         h("tbody", null, diffs.map((x) => h("tr", { "data-path": x.path, class: x.noise ? "is-noise" : null },
           h("td", null, badge(x.kind, "kind " + x.kind)), h("td", null, code(x.path)),
-          h("td", { class: "val old", text: (MEASURED[x.path] ? "limit " : "") + x.legacy }),
+          h("td", { class: "val " + (MEASURED[x.path] ? "limit" : "old"), text: (MEASURED[x.path] ? "limit " : "") + x.legacy }),
           h("td", { class: "val " + (MEASURED[x.path] ? (x.noise ? "limit" : "failing") : "new"), "data-measured": MEASURED[x.path] ? "1" : null, text: x.new }),
           h("td", null, x.noise ? badge("noise", "muted-badge") : null)))));
       return h("div", { class: "diff-views" },
@@ -1642,4 +1642,6 @@
   }
 
   window.tandemStart = function (boot) { new App(boot).start(); };
+  // The printing rules, for the browser test to check against the CLI's.
+  window.tandemFormat = Object.freeze({ fmtMS: fmtMS, eventDetail: eventDetail });
 })();
