@@ -19,12 +19,12 @@
   // ranges: each with the series step its trend is drawn in. "all" is every
   // stored minute; its step follows the data's age (stepFor).
   const WINDOWS = [
-    { key: "15m", ms: 15 * 60e3, step: "1m", label: "15 min" },
-    { key: "1h", ms: 3600e3, step: "1m", label: "1 h" },
-    { key: "6h", ms: 6 * 3600e3, step: "5m", label: "6 h" },
-    { key: "24h", ms: 24 * 3600e3, step: "15m", label: "24 h" },
-    { key: "7d", ms: 7 * 86400e3, step: "1h", label: "7 d" },
-    { key: "all", ms: 0, step: "1h", label: "all" },
+    { key: "15m", ms: 15 * 60e3, step: "1m", label: "15 min", refresh: POLL_MS },
+    { key: "1h", ms: 3600e3, step: "1m", label: "1 h", refresh: POLL_MS },
+    { key: "6h", ms: 6 * 3600e3, step: "5m", label: "6 h", refresh: 10e3 },
+    { key: "24h", ms: 24 * 3600e3, step: "15m", label: "24 h", refresh: 10e3 },
+    { key: "7d", ms: 7 * 86400e3, step: "1h", label: "7 d", refresh: 30e3 },
+    { key: "all", ms: 0, step: "1h", label: "all", refresh: 30e3 },
   ];
   const DEFAULT_WINDOW = "1h";
   const STEP_MS = { "1m": 60e3, "5m": 300e3, "15m": 900e3, "1h": 3600e3, "1d": 86400e3 };
@@ -332,10 +332,14 @@
       clearTimeout(this.pollTimer);
       const win = this.win, since = sinceOf(win), step = this.stepFor(win);
       const q = since ? "since=" + enc(since) : "";
+      // A long window's numbers move slowly: they are read again every
+      // win.refresh ms, the live route table at every poll.
+      const d = this.windowData;
+      const fresh = d && d.win === win && Date.now() - d.at < win.refresh - 500;
       const [rt, rep, ser] = await Promise.allSettled([
         this.api.json("/api/v1/routes"),
-        this.api.json("/api/v1/report" + (q ? "?" + q : "")),
-        this.api.json("/api/v1/series?step=" + step + (q ? "&" + q : "")),
+        fresh ? null : this.api.json("/api/v1/report" + (q ? "?" + q : "")),
+        fresh ? null : this.api.json("/api/v1/series?step=" + step + (q ? "&" + q : "")),
       ]);
       if (rt.status === "fulfilled") {
         this.routes = rt.value.routes || [];
@@ -344,7 +348,9 @@
       } else {
         this.routesError = rt.reason;
       }
-      if (win === this.win && rep.status === "fulfilled" && ser.status === "fulfilled") {
+      if (fresh) {
+        // keep this.windowData
+      } else if (win === this.win && rep.status === "fulfilled" && ser.status === "fulfilled") {
         const reports = new Map(), series = new Map();
         for (const r of rep.value.routes || []) {
           reports.set(r.route, r);
@@ -355,7 +361,10 @@
         this.windowData = { win: win, since: since, step: ser.value.step, reports: reports, series: series, at: Date.now() };
       } else if (win === this.win) {
         const e = rep.status === "rejected" ? rep.reason : ser.reason;
-        if (e.kind === "http") this.toast("Cannot read the window's numbers: " + e.message, "warn");
+        if (e.kind === "http" && this.windowErrorFor !== win) {
+          this.windowErrorFor = win; // once per window, not at every poll
+          this.toast("Cannot read the window's numbers: " + e.message, "warn");
+        }
       }
       if (rt.status === "fulfilled") {
         if (this.view && this.view.onRoutes) this.view.onRoutes(this.routes);
