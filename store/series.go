@@ -118,9 +118,11 @@ func (s *Store) series(route string, since time.Time, stepMin int64) ([]RouteSer
 		return nil, err
 	}
 	var cur bucketKey
-	var hl, hn []int64
+	// One pair of count arrays, reused bucket after bucket.
+	hl, hn := make([]int64, histCounts), make([]int64, histCounts)
+	hasHist := false
 	finish := func() error {
-		if hl == nil {
+		if !hasHist {
 			return nil
 		}
 		l, err := importCounts(hl)
@@ -133,7 +135,9 @@ func (s *Store) series(route string, since time.Time, stepMin int64) ([]RouteSer
 		}
 		p := get(cur)
 		p.LegacyP99MS, p.NewP99MS = quantileMS(l, 99), quantileMS(n, 99)
-		hl, hn = nil, nil
+		clear(hl)
+		clear(hn)
+		hasHist = false
 		return nil
 	}
 	for rows.Next() {
@@ -171,9 +175,7 @@ func (s *Store) series(route string, since time.Time, stepMin int64) ([]RouteSer
 		p.LegacyErrors += c[8]
 		p.NewErrors += c[9]
 		if len(bl) > 0 || len(bn) > 0 {
-			if hl == nil {
-				hl, hn = make([]int64, histCounts), make([]int64, histCounts)
-			}
+			hasHist = true
 			// An undecodable histogram is skipped, as Report does.
 			_ = addEncoded(hl, bl)
 			_ = addEncoded(hn, bn)
