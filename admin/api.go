@@ -38,6 +38,10 @@ type Reports interface {
 	// oldest first, with outcomes as the noise model reads them now;
 	// empty, not an error, when there are none.
 	Comparisons(requestID string) ([]store.Comparison, error)
+	// Series sums route's stored minutes from since per bucket of step
+	// (one of store.SeriesSteps), noise applied when read; route "" gives
+	// every route with data.
+	Series(route string, since time.Time, step time.Duration) ([]store.RouteSeries, error)
 }
 
 // RouteStatus is one route's live state for GET /api/v1/routes. The counts
@@ -124,6 +128,13 @@ func (e *NotAppliedError) Unwrap() error { return e.Err }
 // request ids are UUIDs or a client's header value, and the lookup is not
 // a place to send a document.
 const MaxRequestID = 256
+
+// MaxSeriesPoints bounds the buckets of one route GET /api/v1/series
+// answers (a week of minutes): a longer window needs a larger step.
+const MaxSeriesPoints = 7 * 24 * 60
+
+// seriesSteps are the accepted ?step= values of GET /api/v1/series.
+var seriesSteps = map[string]time.Duration{"1m": time.Minute, "5m": 5 * time.Minute, "15m": 15 * time.Minute, "1h": time.Hour, "1d": 24 * time.Hour}
 
 // apiError is the JSON error body of every refused API call.
 type apiError struct {
@@ -488,6 +499,9 @@ func (s *Server) getDiffs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := store.SampleFilter{Route: q.Get("route"), Path: q.Get("path")}
+	if f.Since, ok = since(w, q); !ok {
+		return
+	}
 	// 0 (absent) leaves the store's default.
 	if f.Limit, ok = limit(w, q, 0, 1000); !ok {
 		return
@@ -593,4 +607,72 @@ func (s *Server) getComparisons(w http.ResponseWriter, r *http.Request) {
 		cs = []store.Comparison{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"request_id": id, "comparisons": cs})
+}
+
+// getSeries answers GET /api/v1/series?route=R&since=T&step=S: per bucket
+// of S (1m, 5m, 15m, 1h, 1d; default 1m) from the minute containing T
+// (RFC 3339; absent: all data), each route's requests, comparisons, diff
+// rate as read now, errors and p99 per side. Every parameter is checked: an
+// unknown or repeated one, a bad value, or a window of more than
+// MaxSeriesPoints buckets is 400 naming it.
+func (s *Server) getSeries(w http.ResponseWriter, r *http.Request) {
+	if s.deps.Reports == nil {
+		fail(w, http.StatusServiceUnavailable, "series are not available")
+		return
+	}
+	q, ok := query(w, r)
+	if !ok {
+		return
+	}
+	for k, v := range q {
+		switch {
+		case k != "route" && k != "since" && k != "step":
+			fail(w, http.StatusBadRequest, "unknown parameter %q: GET /api/v1/series takes route, since and step", k)
+			return
+		case len(v) > 1:
+			fail(w, http.StatusBadRequest, "%s is given %d times; give it once", k, len(v))
+			return
+		}
+	}
+	t, ok := since(w, q)
+	if !ok {
+		return
+	}
+	stepText := q.Get("step")
+	if stepText == "" {
+		stepText = "1m"
+	}
+	step, known := seriesSteps[stepText]
+	if !known {
+		fail(w, http.StatusBadRequest, "step must be one of 1m, 5m, 15m, 1h, 1d, not %q", stepText)
+		return
+	}
+	now := time.Now()
+	if !t.IsZero() {
+		if t.After(now) {
+			fail(w, http.StatusBadRequest, "since %s is in the future", t.Format(time.RFC3339))
+			return
+		}
+		if n := now.Sub(t)/step + 1; n > MaxSeriesPoints {
+			fail(w, http.StatusBadRequest, "since %s with step %s is %d buckets; at most %d are answered: use a larger step", t.Format(time.RFC3339), stepText, n, MaxSeriesPoints)
+			return
+		}
+	}
+	route := q.Get("route")
+	if route != "" && s.deps.Rules != nil && !s.routeExists(route) {
+		fail(w, http.StatusNotFound, "unknown route %q", route)
+		return
+	}
+	ss, err := s.deps.Reports.Series(route, t, step)
+	if err != nil {
+		fail(w, http.StatusInternalServerError, "cannot build the series: %v", err)
+		return
+	}
+	for _, rs := range ss {
+		if len(rs.Points) > MaxSeriesPoints {
+			fail(w, http.StatusBadRequest, "route %s has %d buckets of %s since its first data; at most %d are answered: give since or a larger step", rs.Route, len(rs.Points), stepText, MaxSeriesPoints)
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"generated_at": now.UTC(), "since": t.UTC(), "step": stepText, "routes": ss})
 }

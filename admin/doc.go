@@ -19,6 +19,11 @@
 // what Reports.Comparisons reads now — outcomes and noise flags from the
 // noise model as it stands, not as it stood when the comparison was made.
 //
+// GET /api/v1/series is the trend the UI draws: Reports.Series per bucket
+// of ?step= (1m, 5m, 15m, 1h, 1d) from ?since=; its query is strict (an
+// unknown or repeated parameter, a bad value or a window of more than
+// MaxSeriesPoints buckets is 400 naming it).
+//
 // Sessions. The UI's sign-in page posts the token to POST /ui/session
 // once per browser; a right token (compared in constant time, length
 // included; after signInBurst wrong ones, one more every

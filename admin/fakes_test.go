@@ -138,7 +138,10 @@ func (m *memReports) Report(route string, since time.Time) ([]store.RouteReport,
 }
 
 func (m *memReports) Samples(f store.SampleFilter) ([]store.SampleSummary, error) {
-	m.note(fmt.Sprintf("samples %v", f))
+	m.note(fmt.Sprintf("samples {%s %s %d}", f.Route, f.Path, f.Limit))
+	if !f.Since.IsZero() {
+		m.note(fmt.Sprintf("samples {%s %s %d} since %s", f.Route, f.Path, f.Limit, f.Since.Format(time.RFC3339)))
+	}
 	return []store.SampleSummary{}, nil
 }
 
@@ -156,6 +159,11 @@ func (m *memReports) Comparisons(requestID string) ([]store.Comparison, error) {
 		return nil, m.comparisonsErr
 	}
 	return m.comparisons[requestID], nil
+}
+
+func (m *memReports) Series(route string, since time.Time, step time.Duration) ([]store.RouteSeries, error) {
+	m.note("series " + route + " " + since.Format(time.RFC3339) + " " + step.String())
+	return []store.RouteSeries{}, nil
 }
 
 func (m *memReports) lastAsked() string {

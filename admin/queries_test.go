@@ -3,6 +3,7 @@ package admin
 import (
 	"net/http"
 	"testing"
+	"time"
 )
 
 // report, diffs and events read their query parameters strictly: a bad
@@ -10,6 +11,7 @@ import (
 // good ones reach the store, as given.
 func TestQueryParameters(t *testing.T) {
 	f := newFixture()
+	recent := time.Now().Add(-3 * time.Hour).UTC().Truncate(time.Second).Format(time.RFC3339)
 	for _, c := range []struct {
 		why, target string
 		status      int
@@ -29,6 +31,19 @@ func TestQueryParameters(t *testing.T) {
 		{"diffs limit negative", "/api/v1/diffs?limit=-5", 400, `not \"-5\"`, ""},
 		{"diffs limit not a number", "/api/v1/diffs?limit=ten", 400, `not \"ten\"`, ""},
 		{"diffs limit malformed escape", "/api/v1/diffs?limit=%zz", 400, "cannot parse the query string", ""},
+		{"diffs since a time", "/api/v1/diffs?route=img&since=2026-01-02T15:04:05Z", 200, "", "samples {img  0} since 2026-01-02T15:04:05Z"},
+		{"diffs bad since", "/api/v1/diffs?since=1h", 400, `since must be RFC 3339`, ""},
+		{"series, defaults: all data per minute", "/api/v1/series", 200, `"step": "1m"`, "series  0001-01-01T00:00:00Z 1m0s"},
+		{"series of a route since a time per hour", "/api/v1/series?route=img&since=" + recent + "&step=1h", 200, `"routes": []`, "series img " + recent + " 1h0m0s"},
+		{"series per day", "/api/v1/series?step=1d", 200, "", "series  0001-01-01T00:00:00Z 24h0m0s"},
+		{"series, a step not offered", "/api/v1/series?step=2m", 400, `step must be one of 1m, 5m, 15m, 1h, 1d, not \"2m\"`, ""},
+		{"series, a Go duration", "/api/v1/series?step=60s", 400, `not \"60s\"`, ""},
+		{"series, bad since", "/api/v1/series?since=-1h", 400, `since must be RFC 3339`, ""},
+		{"series, since in the future", "/api/v1/series?since=2999-01-01T00:00:00Z", 400, `is in the future`, ""},
+		{"series, too many buckets", "/api/v1/series?since=2020-01-01T00:00:00Z&step=1m", 400, `buckets; at most 10080 are answered: use a larger step`, ""},
+		{"series, unknown parameter", "/api/v1/series?rout=img", 400, `unknown parameter \"rout\": GET /api/v1/series takes route, since and step`, ""},
+		{"series, step twice", "/api/v1/series?step=1m&step=1h", 400, `step is given 2 times; give it once`, ""},
+		{"series, unknown route", "/api/v1/series?route=nope", 404, `unknown route \"nope\"`, ""},
 		{"one diff", "/api/v1/diffs/s1", 200, `"id": "s1"`, "sample s1"},
 		{"no such diff", "/api/v1/diffs/nope", 404, `no diff sample \"nope\"`, "sample nope"},
 	} {

@@ -36,6 +36,7 @@ func (s *Server) routes() *http.ServeMux {
 	priv("GET /api/v1/diffs/{id}/heatmap.png", s.getHeatMap)
 	priv("GET /api/v1/events", s.getEvents)
 	priv("GET /api/v1/comparisons", s.getComparisons)
+	priv("GET /api/v1/series", s.getSeries)
 
 	// Sign-in, session and sign-out check their callers themselves.
 	pub("POST /ui/session", s.signIn)

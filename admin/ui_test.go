@@ -35,6 +35,9 @@ func (f fakeReports) Sample(id string) (*store.Sample, error) {
 }
 
 func (f fakeReports) Comparisons(string) ([]store.Comparison, error) { return nil, nil }
+func (f fakeReports) Series(string, time.Time, time.Duration) ([]store.RouteSeries, error) {
+	return nil, nil
+}
 
 var _ Reports = fakeReports{}
 

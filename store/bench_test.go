@@ -175,8 +175,34 @@ func BenchmarkWriterSmallBatches(b *testing.B) {
 // BenchmarkReport7Days measures a report over a week of minutes, each with
 // latency histograms and a few differing paths.
 func BenchmarkReport7Days(b *testing.B) {
+	s := fill7Days(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		reps, err := s.Report("", time.Time{})
+		if err != nil || len(reps) != 1 || reps[0].Compared != 3*week {
+			b.Fatalf("%v %v", reps, err)
+		}
+	}
+}
+
+// BenchmarkSeries7Days measures the UI's 7-day trend (per hour) over the
+// same week, against BenchmarkReport7Days in the same run.
+func BenchmarkSeries7Days(b *testing.B) {
+	s := fill7Days(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		ss, err := s.Series("", time.Time{}, time.Hour)
+		if err != nil || len(ss) != 1 || len(ss[0].Points) < 7*24 {
+			b.Fatalf("%d series, %v", len(ss), err)
+		}
+	}
+}
+
+const week = 7 * 24 * 60 // minutes
+
+func fill7Days(b *testing.B) *Store {
 	s := openTest(b, Options{noJanitor: true})
-	const minutes = 7 * 24 * 60
+	const minutes = week
 	batch := make([]item, 0, maxBatch)
 	for m := 0; m < minutes; m++ {
 		for j := range 3 {
@@ -192,11 +218,5 @@ func BenchmarkReport7Days(b *testing.B) {
 			batch = batch[:0]
 		}
 	}
-	b.ReportAllocs()
-	for b.Loop() {
-		reps, err := s.Report("", time.Time{})
-		if err != nil || len(reps) != 1 || reps[0].Compared != 3*minutes {
-			b.Fatalf("%v %v", reps, err)
-		}
-	}
+	return s
 }

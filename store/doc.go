@@ -134,11 +134,20 @@
 //     with BodyTruncated set; the credential headers and the request's
 //     secrets redacted before anything is written. Sample of an unknown or
 //     expired id returns an error matching ErrNotFound (errors.Is).
-//   - Noise at read time: Report's Matched, Mismatched, Noise and DiffRate
-//     and each PathStat's Noise, and each Comparison's Outcome and Diffs'
-//     Noise, are what the store's noise model says when they are read, not
-//     what it said when the comparison was recorded; a comparison with an
-//     error outcome stays a compare error.
+//   - Noise at read time: Report's and Series' Matched, Mismatched, Noise
+//     and DiffRate, each PathStat's Noise, each Comparison's Outcome and
+//     Diffs' Noise, and each Sample's (and SampleSummary's) Outcome and
+//     Diffs' Noise, are what the store's noise model says when they are
+//     read, not what it said when the comparison was recorded; a
+//     comparison or sample with an error outcome stays a compare error.
+//   - Series(route, since, step): the minutes of Report's window summed
+//     per bucket of step (one of SeriesSteps), buckets aligned to
+//     multiples of step since the Unix epoch, oldest first, buckets
+//     without data left out; route "" gives every route with data by
+//     name, a named route exactly one series. Each point has the report's
+//     counts for its bucket and each side's p99 latency; a step not in
+//     SeriesSteps is an error.
+//   - SampleFilter.Since keeps the samples whose At is at or after it.
 //   - Comparisons(id): every retained comparison of the request,
 //     legacy→new and legacy→secondary, oldest first (ties in recording
 //     order, legacy→new first), each with route, instance, the differing

@@ -119,6 +119,18 @@ func TestMigrateFromVersion2(t *testing.T) {
 	if got.Compared != 9 || got.Matched != 4 || got.Mismatched != 3 || got.Noise != 1 {
 		t.Errorf("after new comparisons %+v; want 9 compared: 4 matched, 3 mismatched (no model), 1 noise", got)
 	}
+	// The series of the migrated minute adds up as the report does.
+	ser, err := s.Series("r", time.Time{}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ser) != 1 || len(ser[0].Points) != 1 {
+		t.Fatalf("Series of the migrated file: %+v, want one point", ser)
+	}
+	if p := ser[0].Points[0]; p.Compared != 9 || p.Matched != 4 || p.Mismatched != 3 || p.Noise != 1 || p.CompareErrors != 1 || p.Requests != 9 ||
+		!p.At.Equal(t0.Truncate(time.Minute)) {
+		t.Errorf("migrated minute's point %+v; want the report's counts at %v", p, t0.Truncate(time.Minute))
+	}
 	s.Close()
 	db, err = sql.Open("sqlite", path)
 	if err != nil {

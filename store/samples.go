@@ -145,17 +145,21 @@ func sideSample(r *compare.Response, latency time.Duration, bodyMax int64) (Side
 
 // Sample is one stored exchange: both sides and every difference.
 type Sample struct {
-	ID        string               `json:"id"`
-	Route     string               `json:"route"`
-	RequestID string               `json:"request_id"`
-	Method    string               `json:"method"`
-	Path      string               `json:"path"`
-	ServedBy  string               `json:"served_by"`
-	At        time.Time            `json:"at"`
-	Outcome   compare.Outcome      `json:"outcome"`
-	Diffs     []compare.Difference `json:"diffs"`
-	Legacy    SideSample           `json:"legacy"`
-	New       SideSample           `json:"new"`
+	ID        string    `json:"id"`
+	Route     string    `json:"route"`
+	RequestID string    `json:"request_id"`
+	Method    string    `json:"method"`
+	Path      string    `json:"path"`
+	ServedBy  string    `json:"served_by"`
+	At        time.Time `json:"at"`
+	// Outcome is the differences classified by the store's noise model
+	// when read (mismatch or noise); a sample recorded as a compare error
+	// stays OutcomeError. Each of Diffs has its Noise flag from the model
+	// now, not from when it was recorded.
+	Outcome compare.Outcome      `json:"outcome"`
+	Diffs   []compare.Difference `json:"diffs"`
+	Legacy  SideSample           `json:"legacy"`
+	New     SideSample           `json:"new"`
 }
 
 // SideSample is one side of a Sample. Sensitive header values read
@@ -178,19 +182,23 @@ type SampleFilter struct {
 	// Path filters by difference path when it starts with "$" ("$.status",
 	// "$.items[3].width": samples with a difference there), else by request
 	// path prefix ("/upload"). "" = no filter.
-	Path  string
+	Path string
+	// Since keeps the samples at or after it; zero keeps every age.
+	Since time.Time
 	Limit int // 0 → 50; at most 1000
 }
 
 // SampleSummary is a line of the sample list.
 type SampleSummary struct {
-	ID           string          `json:"id"`
-	Route        string          `json:"route"`
-	RequestID    string          `json:"request_id"`
-	Method       string          `json:"method"`
-	Path         string          `json:"path"`
-	ServedBy     string          `json:"served_by"`
-	At           time.Time       `json:"at"`
+	ID        string    `json:"id"`
+	Route     string    `json:"route"`
+	RequestID string    `json:"request_id"`
+	Method    string    `json:"method"`
+	Path      string    `json:"path"`
+	ServedBy  string    `json:"served_by"`
+	At        time.Time `json:"at"`
+	// Outcome is as the noise model reads the sample's differences now
+	// (see Sample.Outcome).
 	Outcome      compare.Outcome `json:"outcome"`
 	LegacyStatus int             `json:"legacy_status"`
 	NewStatus    int             `json:"new_status"`
@@ -224,8 +232,16 @@ func (s *Store) Samples(f SampleFilter) ([]SampleSummary, error) {
 		where = append(where, "substr(path, 1, ?) = ?")
 		args = append(args, len(f.Path), f.Path)
 	}
+	if !f.Since.IsZero() {
+		where = append(where, "at >= ?")
+		args = append(args, f.Since.UnixNano())
+	}
+	// The (kind, path) pairs of the differences, without their values, to
+	// classify the sample as the noise model reads it now.
 	q := `SELECT id, route, request_id, method, path, served_by, at, outcome,
-		COALESCE(json_extract(legacy, '$.status'), 0), COALESCE(json_extract(new, '$.status'), 0), diff_paths
+		COALESCE(json_extract(legacy, '$.status'), 0), COALESCE(json_extract(new, '$.status'), 0), diff_paths,
+		(SELECT json_group_array(json_object('kind', json_extract(d.value, '$.kind'), 'path', json_extract(d.value, '$.path')))
+			FROM json_each(samples.diffs) d)
 		FROM samples`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
@@ -241,16 +257,17 @@ func (s *Store) Samples(f SampleFilter) ([]SampleSummary, error) {
 	for rows.Next() {
 		var x SampleSummary
 		var at int64
-		var outcome, paths string
+		var outcome, paths, pairs string
 		if err := rows.Scan(&x.ID, &x.Route, &x.RequestID, &x.Method, &x.Path, &x.ServedBy, &at, &outcome,
-			&x.LegacyStatus, &x.NewStatus, &paths); err != nil {
+			&x.LegacyStatus, &x.NewStatus, &paths, &pairs); err != nil {
 			return nil, fmt.Errorf("cannot list samples: %w", err)
 		}
 		x.At = time.Unix(0, at).UTC()
-		x.Outcome = compare.Outcome(outcome)
-		if err := json.Unmarshal([]byte(paths), &x.DiffPaths); err != nil {
+		var diffs []compare.Difference
+		if err := errors.Join(json.Unmarshal([]byte(paths), &x.DiffPaths), json.Unmarshal([]byte(pairs), &diffs)); err != nil {
 			return nil, fmt.Errorf("cannot decode sample %s: %w", x.ID, err)
 		}
+		x.Outcome = s.readOutcome(x.Route, compare.Outcome(outcome), diffs)
 		out = append(out, x)
 	}
 	if err := rows.Err(); err != nil {
@@ -275,10 +292,24 @@ func (s *Store) Sample(id string) (*Sample, error) {
 		return nil, fmt.Errorf("cannot read sample %s: %w", id, err)
 	}
 	x.At = time.Unix(0, at).UTC()
-	x.Outcome = compare.Outcome(outcome)
 	if err := errors.Join(json.Unmarshal(diffs, &x.Diffs), json.Unmarshal(legacy, &x.Legacy), json.Unmarshal(nw, &x.New)); err != nil {
 		return nil, fmt.Errorf("cannot decode sample %s: %w", id, err)
 	}
+	for i := range x.Diffs {
+		d := &x.Diffs[i]
+		d.Noise = s.o.Noise.Noise(x.Route, d.Kind, d.Path)
+	}
+	x.Outcome = s.readOutcome(x.Route, compare.Outcome(outcome), x.Diffs)
 	x.Legacy.Body, x.New.Body = lb, nb
 	return &x, nil
+}
+
+// readOutcome is a sample's outcome as the noise model reads its
+// differences now; one recorded as a compare error stays one.
+func (s *Store) readOutcome(route string, recorded compare.Outcome, diffs []compare.Difference) compare.Outcome {
+	if !isVerdict(recorded) {
+		return recorded
+	}
+	r := compare.Result{Diffs: diffs}
+	return s.o.Noise.Classify(route, r.Signature())
 }

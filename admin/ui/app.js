@@ -10,11 +10,41 @@
   "use strict";
 
   const POLL_MS = 3000; // GET /api/v1/routes
-  const SPARK_POINTS = 40; // polls kept per route for the sparkline
   const EVENTS_REFRESH_MS = 10000;
   const BODY_PREVIEW_MAX = 100 * 1024;
   const KIND_ORDER = ["status", "header", "json", "image", "body"];
   const NEXT_STEPS = [1, 5, 10, 25, 50, 100];
+
+  // Time windows of the since selector (the hash's ?since=), Grafana's quick
+  // ranges: each with the series step its trend is drawn in. "all" is every
+  // stored minute; its step follows the data's age (stepFor).
+  const WINDOWS = [
+    { key: "15m", ms: 15 * 60e3, step: "1m", label: "15 min", refresh: POLL_MS },
+    { key: "1h", ms: 3600e3, step: "1m", label: "1 h", refresh: POLL_MS },
+    { key: "6h", ms: 6 * 3600e3, step: "5m", label: "6 h", refresh: 10e3 },
+    { key: "24h", ms: 24 * 3600e3, step: "15m", label: "24 h", refresh: 10e3 },
+    { key: "7d", ms: 7 * 86400e3, step: "1h", label: "7 d", refresh: 30e3 },
+    { key: "all", ms: 0, step: "1h", label: "all", refresh: 30e3 },
+  ];
+  const DEFAULT_WINDOW = "1h";
+  const STEP_MS = { "1m": 60e3, "5m": 300e3, "15m": 900e3, "1h": 3600e3, "1d": 86400e3 };
+  const STEP_WORDS = { "1m": "minute", "5m": "5 minutes", "15m": "15 minutes", "1h": "hour", "1d": "day" };
+  // winQuery is the ?since= the links of the current page carry, so a
+  // window chosen once stays while a person moves between views.
+  let winQuery = "";
+  function withWindow(href) {
+    if (!winQuery || !/^#\/(route\/|events|$)/.test(href)) return href;
+    return href + (href.includes("?") ? "&" : "?") + winQuery;
+  }
+  function windowOf(key) {
+    return WINDOWS.find((w) => w.key === key) || null;
+  }
+  // sinceOf is the RFC 3339 start of w now; "" for all data.
+  function sinceOf(w) {
+    if (!w.ms) return "";
+    return new Date(Date.now() - w.ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+  }
+  function windowWords(w) { return w.ms ? "last " + w.label : "all stored data"; }
 
   // ---------------------------------------------------------------- DOM
 
@@ -71,7 +101,7 @@
   function badge(text, cls, title) {
     return h("span", { class: "badge " + (cls || ""), title: title || null, text: text });
   }
-  function link(href, text, cls) { return h("a", { href: href, class: cls || null, text: text }); }
+  function link(href, text, cls) { return h("a", { href: withWindow(href), class: cls || null, text: text }); }
   // requestLink shows a request id as a link to its comparisons.
   function requestLink(id) {
     if (!id) return h("span", { class: "muted", text: "—" });
@@ -107,11 +137,21 @@
     if (v < 0.01) return "<0.01%";
     return v.toFixed(2) + "%";
   }
+  // sig3 prints v > 0 with 3 significant digits: 842, 84.2, 8.42, 0.842.
+  function sig3(v) {
+    const r = Number(v.toPrecision(3));
+    if (r >= 100) return r.toFixed(0);
+    if (r >= 10) return r.toFixed(1);
+    if (r >= 1) return r.toFixed(2);
+    return String(r);
+  }
+  // fmtMS prints a latency as the CLI does: below 1 s in ms with 3
+  // significant digits ("842 ms", "84.2 ms", "8.42 ms"), from 1 s in
+  // seconds ("1.23 s", "10.1 s"); "—" for no observation.
   function fmtMS(ms) {
-    if (!ms) return "—";
-    if (ms < 10) return ms.toFixed(2) + " ms";
-    if (ms < 1000) return ms.toFixed(1) + " ms";
-    return (ms / 1000).toFixed(2) + " s";
+    if (!ms || !isFinite(ms)) return "—";
+    if (Number(ms.toPrecision(3)) < 1000) return sig3(ms) + " ms";
+    return sig3(ms / 1000) + " s";
   }
   function fmtBytes(n) {
     if (n === undefined || n === null) return "—";
@@ -212,7 +252,12 @@
       this.routes = null; // last GET /api/v1/routes
       this.routesAt = 0;
       this.routesError = null;
-      this.history = new Map(); // route name → [{t, rate, compared}]
+      this.win = windowOf(DEFAULT_WINDOW);
+      // The chosen window's numbers, refreshed with every poll: the report
+      // (GET /api/v1/report?since=) and the trend (GET /api/v1/series), by
+      // route; null until the first answer for this window.
+      this.windowData = null;
+      this.firstData = 0; // ms of the oldest stored minute, for "all"'s step
       this.view = null;
       this.conn = null; // null or the APIError of the last call
       this.pollTimer = 0;
@@ -234,9 +279,9 @@
       this.main = h("main", { id: "view" });
       this.toasts = h("div", { id: "toasts", "aria-live": "polite" });
       const nav = h("nav", null,
-        h("a", { href: "#/", "data-nav": "overview", text: "Overview" }),
-        h("a", { href: "#/request", "data-nav": "request", text: "Requests" }),
-        h("a", { href: "#/events", "data-nav": "events", text: "Events" }));
+        h("a", { href: "#/", "data-href": "#/", "data-nav": "overview", text: "Overview" }),
+        h("a", { href: "#/request", "data-href": "#/request", "data-nav": "request", text: "Requests" }),
+        h("a", { href: "#/events", "data-href": "#/events", "data-nav": "events", text: "Events" }));
       this.nav = nav;
       append(document.body, [
         h("header", { class: "top" },
@@ -277,35 +322,105 @@
       c.textContent = "live · updated " + (age < 1 ? "now" : age + " s ago");
     }
 
+    // stepFor is the series step of w: its own, or for all data the
+    // finest that draws the stored span in at most 300 buckets.
+    stepFor(w) {
+      if (w.ms || !this.firstData) return w.step;
+      const span = Date.now() - this.firstData;
+      return ["1m", "5m", "15m", "1h", "1d"].find((st) => span / STEP_MS[st] <= 300) || "1d";
+    }
+
     async poll() {
       clearTimeout(this.pollTimer);
-      try {
-        const data = await this.api.json("/api/v1/routes");
-        this.routes = data.routes || [];
+      const win = this.win, since = sinceOf(win), step = this.stepFor(win);
+      const q = since ? "since=" + enc(since) : "";
+      // A long window's numbers move slowly: they are read again every
+      // win.refresh ms, the live route table at every poll.
+      const d = this.windowData;
+      const fresh = d && d.win === win && Date.now() - d.at < win.refresh - 500;
+      const [rt, rep, ser] = await Promise.allSettled([
+        this.api.json("/api/v1/routes"),
+        fresh ? null : this.api.json("/api/v1/report" + (q ? "?" + q : "")),
+        fresh ? null : this.api.json("/api/v1/series?step=" + step + (q ? "&" + q : "")),
+      ]);
+      if (rt.status === "fulfilled") {
+        this.routes = rt.value.routes || [];
         this.routesAt = Date.now();
         this.routesError = null;
-        this.record(this.routes);
+      } else {
+        this.routesError = rt.reason;
+      }
+      if (fresh) {
+        // keep this.windowData
+      } else if (win === this.win && rep.status === "fulfilled" && ser.status === "fulfilled") {
+        const reports = new Map(), series = new Map();
+        for (const r of rep.value.routes || []) {
+          reports.set(r.route, r);
+          const t = new Date(r.since).getTime();
+          if (!win.ms && r.compared + r.requests > 0 && t > 0 && (!this.firstData || t < this.firstData)) this.firstData = t;
+        }
+        for (const r of ser.value.routes || []) series.set(r.route, r.points || []);
+        this.windowData = { win: win, since: since, step: ser.value.step, reports: reports, series: series, at: Date.now() };
+      } else if (win === this.win) {
+        const e = rep.status === "rejected" ? rep.reason : ser.reason;
+        if (e.kind === "http" && this.windowErrorFor !== win) {
+          this.windowErrorFor = win; // once per window, not at every poll
+          this.toast("Cannot read the window's numbers: " + e.message, "warn");
+        }
+      }
+      if (rt.status === "fulfilled") {
         if (this.view && this.view.onRoutes) this.view.onRoutes(this.routes);
-      } catch (e) {
-        this.routesError = e;
-        if (this.view && this.view.onRoutesError) this.view.onRoutesError(e);
+      } else if (this.view && this.view.onRoutesError) {
+        this.view.onRoutesError(rt.reason);
       }
       this.showConn();
       if (!this.conn || this.conn.kind !== "auth") this.pollTimer = setTimeout(() => this.poll(), POLL_MS);
     }
 
-    record(routes) {
-      const now = Date.now();
-      for (const r of routes) {
-        const hist = this.history.get(r.name) || [];
-        hist.push({ t: now, rate: r.report_diff_rate, compared: r.report_compared });
-        while (hist.length > SPARK_POINTS) hist.shift();
-        this.history.set(r.name, hist);
-      }
+    // report and series are the chosen window's, for one route; null
+    // before the first answer.
+    report(name) {
+      const d = this.windowData;
+      return d && d.win === this.win ? d.reports.get(name) || { route: name, requests: 0, compared: 0, mismatched: 0, noise: 0, diff_rate: 0 } : null;
+    }
+    series(name) {
+      const d = this.windowData;
+      return d && d.win === this.win ? d.series.get(name) || [] : null;
+    }
+
+    // windowPicker is the since selector: one button per window, the
+    // chosen one pressed; a choice goes into the hash (a shared link keeps
+    // it) and the numbers are read again.
+    windowPicker() {
+      return h("div", { class: "window-picker", role: "group", "aria-label": "time window", id: "window-picker" },
+        h("span", { class: "muted small", text: "Window" }),
+        WINDOWS.map((w) => h("button", { type: "button", class: "win" + (w === this.win ? " active" : ""), "data-window": w.key,
+          "aria-pressed": w === this.win ? "true" : "false", title: w.ms ? "the last " + w.label + " of stored minutes" : "every stored minute",
+          onclick: () => this.setWindow(w.key), text: w.label })));
+    }
+
+    setWindow(key) {
+      const raw = location.hash.replace(/^#\/?/, "");
+      const path = raw.split("?")[0];
+      const params = new URLSearchParams(raw.includes("?") ? raw.slice(raw.indexOf("?") + 1) : "");
+      params.set("since", key);
+      location.hash = "#/" + path + "?" + params.toString();
     }
 
     navigate() {
-      const raw = location.hash.replace(/^#\/?/, "");
+      const raw0 = location.hash.replace(/^#\/?/, "");
+      const qi = raw0.indexOf("?");
+      const raw = qi < 0 ? raw0 : raw0.slice(0, qi);
+      const params = new URLSearchParams(qi < 0 ? "" : raw0.slice(qi + 1));
+      const win = windowOf(params.get("since") || DEFAULT_WINDOW) || windowOf(DEFAULT_WINDOW);
+      winQuery = params.has("since") && windowOf(params.get("since")) ? "since=" + enc(win.key) : "";
+      for (const a of this.nav.querySelectorAll("a")) a.setAttribute("href", withWindow(a.dataset.href));
+      if (win !== this.win) {
+        this.win = win;
+        this.windowData = null;
+        clearTimeout(this.pollTimer);
+        this.pollTimer = setTimeout(() => this.poll(), 0);
+      }
       let parts;
       try { parts = raw.split("/").map(decodeURIComponent); } catch (e) { parts = ["?"]; }
       let view;
@@ -348,28 +463,108 @@
     return h("div", { class: "pct" }, h("span", { class: "pct-text", text: fmtPercent(p) }), h("span", { class: "bar" }, fill));
   }
 
-  function sparkline(hist) {
+  // xRange is the time axis of a trend: the window, or for all data from
+  // the first bucket; [start, end] in ms.
+  function xRange(app, points) {
+    const end = Date.now();
+    const d = app.windowData;
+    if (app.win.ms) return [end - app.win.ms, end];
+    const first = points.length ? new Date(points[0].at).getTime() : end - 3600e3;
+    return [Math.min(first, end - (d ? STEP_MS[d.step] || 60e3 : 60e3)), end];
+  }
+
+  // sparkline draws a route's diff rate per bucket of the window's step,
+  // from stored minutes (GET /api/v1/series): a bucket without comparisons
+  // is a gap.
+  function sparkline(app, points) {
     const W = 104, H = 26;
-    const pts = (hist || []).filter((p) => p.compared > 0);
     const el = svg("svg", { class: "spark", width: W, height: H, viewBox: "0 0 " + W + " " + H, role: "img" });
-    const title = pts.length
-      ? "Diff rate at each poll (every " + POLL_MS / 1000 + " s), last " + pts.length + ": " +
-        fmtRate(pts[0].rate, 1) + " → " + fmtRate(pts[pts.length - 1].rate, 1)
-      : "No comparisons yet";
-    el.appendChild(svg("title", {}, title));
-    el.setAttribute("aria-label", title);
-    if (pts.length < 2) {
+    if (!points) {
+      el.appendChild(svg("title", {}, "Loading the trend…"));
       el.appendChild(svg("line", { x1: 2, x2: W - 2, y1: H - 3, y2: H - 3, class: "spark-empty" }));
       return el;
     }
-    const max = Math.max(0.01, ...pts.map((p) => p.rate));
-    const xy = pts.map((p, i) => [2 + (i * (W - 6)) / (pts.length - 1), H - 3 - (p.rate / max) * (H - 7)]);
-    const line = xy.map((q) => q[0].toFixed(1) + "," + q[1].toFixed(1)).join(" ");
-    el.appendChild(svg("polygon", { points: "2," + (H - 3) + " " + line + " " + xy[xy.length - 1][0].toFixed(1) + "," + (H - 3), class: "spark-area" }));
-    el.appendChild(svg("polyline", { points: line, class: "spark-line" }));
-    const last = xy[xy.length - 1];
-    el.appendChild(svg("circle", { cx: last[0].toFixed(1), cy: last[1].toFixed(1), r: 2.2, class: "spark-dot" }));
+    const pts = points.filter((p) => p.compared > 0);
+    const step = app.windowData ? app.windowData.step : "1m";
+    const title = pts.length
+      ? "Diff rate per " + STEP_WORDS[step] + ", " + windowWords(app.win) + ", from stored minutes (noise applied now): " +
+        pts.length + (pts.length === 1 ? " bucket, " : " buckets, ") + fmtRate(pts[0].diff_rate, 1) + " → " + fmtRate(pts[pts.length - 1].diff_rate, 1)
+      : "No comparisons stored in the window (" + windowWords(app.win) + ")";
+    el.appendChild(svg("title", {}, title));
+    el.setAttribute("aria-label", title);
+    el.setAttribute("data-points", String(pts.length));
+    if (!pts.length) {
+      el.appendChild(svg("line", { x1: 2, x2: W - 2, y1: H - 3, y2: H - 3, class: "spark-empty" }));
+      return el;
+    }
+    const [t0, t1] = xRange(app, points);
+    const max = Math.max(0.01, ...pts.map((p) => p.diff_rate));
+    const x = (p) => 2 + ((new Date(p.at).getTime() - t0) / Math.max(1, t1 - t0)) * (W - 6);
+    const y = (p) => H - 3 - (p.diff_rate / max) * (H - 7);
+    // One polyline per run of adjacent buckets; a missing bucket breaks it.
+    const stepMs = STEP_MS[step] || 60e3;
+    let run = [];
+    const flush = () => {
+      if (run.length > 1) el.appendChild(svg("polyline", { points: run.map((q) => q[0].toFixed(1) + "," + q[1].toFixed(1)).join(" "), class: "spark-line" }));
+      else if (run.length === 1) el.appendChild(svg("circle", { cx: run[0][0].toFixed(1), cy: run[0][1].toFixed(1), r: 1.6, class: "spark-dot" }));
+      run = [];
+    };
+    let prev = null;
+    for (const p of pts) {
+      const t = new Date(p.at).getTime();
+      if (prev !== null && t - prev > stepMs * 1.5) flush();
+      run.push([Math.max(2, x(p)), y(p)]);
+      prev = t;
+    }
+    flush();
+    const last = pts[pts.length - 1];
+    el.appendChild(svg("circle", { cx: Math.max(2, x(last)).toFixed(1), cy: y(last).toFixed(1), r: 2.2, class: "spark-dot" }));
     return el;
+  }
+
+  // trendChart draws one or more values per bucket of the window's step
+  // (spec.lines: {key: field name or function, cls, label}) over the
+  // window, with the last values in its legend and, when spec.limit is
+  // set, a dashed line at the limit. spec.only picks the buckets a line
+  // has a value in (a gap elsewhere).
+  function trendChart(app, points, spec) {
+    const W = 600, H = 130, L = 4, R = 4, T = 8, B = 18;
+    const val = (line, p) => (typeof line.key === "function" ? line.key(p) : p[line.key]) || 0;
+    const pts = points.filter(spec.only || (() => true));
+    const [t0, t1] = xRange(app, points);
+    let max = 0;
+    for (const line of spec.lines) for (const p of pts) max = Math.max(max, val(line, p));
+    if (spec.limit) max = Math.max(max, spec.limit * 1.25);
+    max = max || 1;
+    const x = (p) => L + ((new Date(p.at).getTime() - t0) / Math.max(1, t1 - t0)) * (W - L - R);
+    const y = (v) => T + (1 - v / max) * (H - T - B);
+    const el = svg("svg", { class: "chart", viewBox: "0 0 " + W + " " + H, preserveAspectRatio: "none", role: "img", "data-points": String(pts.length) });
+    el.appendChild(svg("line", { x1: L, x2: W - R, y1: y(0), y2: y(0), class: "axis" }));
+    if (spec.limit) el.appendChild(svg("line", { x1: L, x2: W - R, y1: y(spec.limit), y2: y(spec.limit), class: "limit" }));
+    const stepMs = STEP_MS[app.windowData ? app.windowData.step : "1m"] || 60e3;
+    for (const line of spec.lines) {
+      let run = [], prev = null;
+      const flush = () => {
+        if (run.length > 1) el.appendChild(svg("polyline", { points: run.join(" "), class: "line " + line.cls }));
+        else if (run.length === 1) { const [cx, cy] = run[0].split(","); el.appendChild(svg("circle", { cx: cx, cy: cy, r: 2.5, class: "dot " + line.cls })); }
+        run = [];
+      };
+      for (const p of pts) {
+        const t = new Date(p.at).getTime();
+        if (prev !== null && t - prev > stepMs * 1.5) flush();
+        run.push(Math.max(L, x(p)).toFixed(1) + "," + y(val(line, p)).toFixed(1));
+        prev = t;
+      }
+      flush();
+    }
+    const last = pts[pts.length - 1];
+    const legend = h("div", { class: "legend small" }, spec.lines.map((line) => h("span", { class: "key-" + line.cls },
+      h("span", { class: "swatch-line " + line.cls }), " " + line.label + " ", h("strong", { "data-last": line.cls, text: last ? spec.fmt(val(line, last)) : "—" }))),
+      spec.limit ? h("span", null, h("span", { class: "swatch-line limit" }), " limit " + spec.fmt(spec.limit)) : null,
+      h("span", { class: "muted", text: " · max " + (pts.length ? spec.fmt(max) : "—") }));
+    el.appendChild(svg("title", {}, spec.title + ", " + windowWords(app.win) + ": " + pts.length + " buckets"));
+    return h("figure", { class: "chart-box", id: spec.id }, h("figcaption", null, h("strong", { text: spec.title })),
+      pts.length ? el : h("div", { class: "state empty small", text: "No data stored in the window." }), legend);
   }
 
   // recordTimeRate notes the proxy's own diff rate since it started, with
@@ -472,33 +667,82 @@
     return v;
   }
 
+  // failing lists what is red on a route now, each as a sentence with its
+  // numbers: a ramp gate that fails or whose value is above its limit, an
+  // open circuit breaker. A route without a ramp has no diff-rate limit:
+  // its diff rate is shown, never judged.
+  function failing(r) {
+    const out = [];
+    for (const g of (r.ramp && r.ramp.gates) || []) {
+      const label = (GATE_LABELS[g.name] || g.name).toLowerCase();
+      const over = g.samples > 0 && g.value > g.limit;
+      if (g.state === "fail") {
+        out.push({ gate: g.name, text: label + " " + fmtGate(g.name, g.value) + " > limit " + fmtGate(g.name, g.limit) +
+          (g.name === "latency_ratio" ? "" : " (lower bound " + fmtGate(g.name, g.lower) + ")") + " over " + fmtInt(g.samples) + " samples" });
+      } else if (over) {
+        out.push({ gate: g.name, text: label + " " + fmtGate(g.name, g.value) + " > limit " + fmtGate(g.name, g.limit) +
+          " (not conclusive yet: " + fmtInt(g.samples) + " of " + fmtInt(g.min_samples) + " samples, bound " + fmtGate(g.name, g.bound) + ")" });
+      }
+    }
+    for (const b of Object.keys(r.breakers || {}).sort()) {
+      if (r.breakers[b] === "open") out.push({ breaker: b, text: "circuit breaker of " + b + " is open" });
+    }
+    return out;
+  }
+
+  // decisionFacts is what the promote dialog shows before anything is
+  // typed: the gates with value, bound and limit, or for a route without a
+  // ramp the window's diff rate with no limit to judge it by.
+  function decisionFacts(app, r) {
+    const rep = app.report(r.name);
+    const rate = rep
+      ? h("p", { "data-field": "dialog-diff-rate" }, "Diff rate, " + windowWords(app.win) + " (noise applied now): ",
+        h("strong", { class: "rate " + (r.ramp ? rateClass(rep.diff_rate, rep.compared) : "none"), text: fmtRate(rep.diff_rate, rep.compared) }),
+        " over " + fmtInt(rep.compared) + " compared" + (r.ramp ? "." : "; no limit: this route has no ramp (ramp.max_diff_rate), so nothing gates a promotion."))
+      : null;
+    return [rate, r.ramp ? h("div", { class: "dialog-gates" }, h("div", { class: "small muted", text: "Ramp gates (over the ramp's current step):" }), gateList(r.ramp)) : null];
+  }
+
   function promoteDialog(app, r) {
     const current = r.serve_new;
+    const red = failing(r);
     let next = r.ramp && r.ramp.next_step ? r.ramp.next_step : NEXT_STEPS.find((s) => s > current) || 100;
     const pct = h("input", { type: "number", name: "percent", min: 0, max: 100, step: 0.01, value: next, required: true });
     const reason = h("input", { type: "text", name: "reason", maxlength: 500, placeholder: "why (audit log)", required: true });
+    const ack = h("input", { type: "checkbox", name: "acknowledge" });
+    const redList = () => h("ul", null, red.map((f) => h("li", { "data-failing": f.gate || f.breaker, text: f.text })));
     confirmDialog({
       id: "promote",
       title: "Promote " + r.name,
+      danger: red.length > 0,
       fields: () => [
         h("p", null, "Serving new now: ", h("strong", { text: fmtPercent(current) }), ". Sticky key: ", code(r.sticky || "none"), "."),
+        decisionFacts(app, r),
+        red.length ? h("div", { class: "failing", role: "alert", "data-field": "failing" }, h("strong", { text: "Failing now:" }), redList(),
+          h("label", { class: "ack" }, ack, " Promote anyway: I have read what is failing")) : null,
         field("New percentage served by " + r.new, pct, "0–100, two decimals"),
         field("Reason", reason),
       ],
       read: () => {
         const p = Number(pct.value);
         if (pct.value === "" || !isFinite(p) || p < 0 || p > 100) throw new Error("The percentage must be a number from 0 to 100.");
-        return { percent: Math.round(p * 100) / 100, reason: requireReason(reason) };
+        const v = { percent: Math.round(p * 100) / 100, reason: requireReason(reason) };
+        if (red.length && !ack.checked && v.percent > current) {
+          throw new Error("Failing: " + red.map((f) => f.text).join("; ") + ". Tick “Promote anyway” to promote regardless.");
+        }
+        return v;
       },
       summary: (v) => [
         h("p", { class: "big" }, "serve_new of ", h("strong", { text: r.name }), ": ",
           h("span", { class: "old", text: fmtPercent(current) }), " → ", h("span", { class: "new", text: fmtPercent(v.percent) })),
+        red.length && v.percent > current ? h("div", { class: "failing", role: "alert", "data-field": "failing-confirm" },
+          h("strong", { text: "Promoting while failing:" }), redList()) : null,
         h("p", { text: v.percent >= current
           ? "Requests whose bucket is below " + fmtPercent(v.percent) + " will be served by " + r.new + " from the next request; keys already on " + r.new + " stay there."
           : "Lowering the percentage moves keys back to " + r.legacy + "." }),
         h("p", null, "Reason: ", h("q", { text: v.reason })),
       ],
-      confirmLabel: "Confirm promote",
+      confirmLabel: red.length ? "Promote anyway" : "Confirm promote",
       submit: async (v) => {
         const res = await app.api.post("/api/v1/routes/" + enc(r.name) + "/promote", v);
         app.toast(r.name + ": serve_new " + fmtPercent(current) + " → " + fmtPercent(v.percent) + " (rules version " + res.version + ")");
@@ -583,8 +827,11 @@
 
   function actionButtons(app, r) {
     if (!r.new) return h("span", { class: "muted", text: "pass-through" });
+    const red = failing(r);
     return h("div", { class: "actions" },
-      h("button", { type: "button", "data-action": "promote", onclick: () => promoteDialog(app, r), text: "Promote…" }),
+      h("button", { type: "button", class: red.length ? "risky" : null, "data-action": "promote", "data-red": red.length ? "1" : "0",
+        title: red.length ? "Failing: " + red.map((f) => f.text).join("; ") : "change serve_new, with a reason and a confirmation",
+        onclick: () => promoteDialog(app, r), text: red.length ? "⚠ Promote…" : "Promote…" }),
       h("button", { type: "button", class: "danger-outline", "data-action": "rollback", disabled: r.serve_new === 0 && !r.ramp ? true : null,
         onclick: () => rollbackDialog(app, r), text: "Roll back…" }),
       gateList(r.ramp));
@@ -592,15 +839,37 @@
 
   // -------------------------------------------------------------- views
 
+  // Column heads and what they mean, shown on hover and on focus.
+  const HELP = {
+    route: "the route's name, its backends (legacy → new) and its sticky key",
+    serving: "serve_new: the share of requests new serves, as set now; and the share mirrored to the shadow side",
+    requests: "every answer the route's clients got in the window, by who served it (legacy, new, tandem itself)",
+    compared: "mirrored exchanges whose two responses were compared in the window: matched + mismatched + noise + compare errors",
+    diffRate: "mismatched ÷ compared in the window, noise applied as the noise model stands now; the line is the rate per bucket from stored minutes",
+    breakers: "the circuit breaker of each backend: closed (healthy), half-open (probing), open (shadow traffic stopped)",
+    ramp: "the automatic ramp: its steps, where it is and what it decided last",
+    actions: "promote or roll back by hand; the ramp's gates (value, upper bound of the 95% interval, limit, samples) beside",
+    count: "exchanges with a difference at this path in the window",
+    rate: "count ÷ compared in the window",
+    noise: "whether the noise model, as it stands now, calls a difference here noise (learned or marked): noise does not count as a mismatch",
+    example: "the newest stored sample with a difference here",
+    p50: "the median latency of the compared exchanges in the window",
+    p99: "the latency 99% of the compared exchanges in the window were faster than",
+  };
+  function helpTh(label, help) {
+    if (!help) return h("th", { text: label });
+    return h("th", null, h("abbr", { title: help, tabindex: "0", "data-help": help, text: label }));
+  }
+
   class OverviewView {
     constructor(app) { this.app = app; this.name = "overview"; }
 
     mount(main) {
       this.notice = h("div");
       this.body = h("div", null, loading("Loading routes…"));
+      this.sub = h("p", { class: "sub" });
       append(main, [
-        h("div", { class: "view-head" }, h("h1", { text: "Routes" }),
-          h("p", { class: "sub", text: "Live from GET /api/v1/routes every " + POLL_MS / 1000 + " s. The diff-rate trend is kept in this tab only." })),
+        h("div", { class: "view-head row" }, h("div", null, h("h1", { text: "Routes" }), this.sub), h("span", { class: "spacer" }), this.app.windowPicker()),
         this.notice, this.body,
       ]);
       if (this.app.routes) this.onRoutes(this.app.routes);
@@ -609,6 +878,8 @@
 
     onRoutes(routes) {
       const app = this.app;
+      this.sub.textContent = "Settings, breakers and ramps live from GET /api/v1/routes every " + POLL_MS / 1000 +
+        " s; requests, comparisons, diff rate and trend over the " + windowWords(app.win) + ", from stored minutes.";
       if (!routes.length) {
         this.notice.replaceChildren();
         set(this.body, empty("No routes configured.", "Add routes to the config file (routes:) or PUT /api/v1/rules."));
@@ -620,37 +891,41 @@
         ? h("div", { class: "state empty", "data-empty": "no-traffic" }, h("strong", { text: "No traffic yet." }),
           h("p", { text: "Requests sent to the proxy listener show up here within a few seconds." }))
         : null);
+      const heads = [["Route", HELP.route], ["Serving new", HELP.serving], ["Requests", HELP.requests], ["Compared", HELP.compared],
+        ["Diff rate", HELP.diffRate], ["Breakers", HELP.breakers], ["Ramp", HELP.ramp], ["Actions", HELP.actions]];
       const table = h("table", { class: "grid routes", id: "routes-table" },
-        h("thead", null, h("tr", null, ["Route", "Backends", "Serving new", "Mirror", "Requests", "Compared", "Diff rate", "Breakers", "Ramp", ""]
-          .map((t) => h("th", { text: t })))),
+        h("thead", null, h("tr", null, heads.map((x) => helpTh(x[0], x[1])))),
         h("tbody", null, routes.map((r) => this.row(r))));
-      set(this.body, h("div", { class: "table-wrap" }, table));
-      app.ready(this);
+      set(this.body, h("div", { class: "table-wrap routes-wrap" }, table));
+      if (app.windowData) app.ready(this);
     }
 
     row(r) {
       const app = this.app;
+      const rep = app.report(r.name);
+      const wait = (field) => h("td", { class: "num", "data-field": field, "data-label": field }, h("span", { class: "muted", text: "…" }));
+      const cell = (label, attrs, ...kids) => h("td", Object.assign({ "data-label": label }, attrs), kids);
       return h("tr", { "data-route": r.name },
-        h("td", { class: "name" }, link("#/route/" + enc(r.name), r.name),
+        cell("Route", { class: "name" }, link("#/route/" + enc(r.name), r.name),
+          h("div", { class: "backends small" }, code(r.legacy), r.new ? [" → ", code(r.new)] : h("span", { class: "muted", text: " pass-through" })),
           h("div", { class: "muted small", text: r.sticky && r.sticky !== "none" ? "sticky " + r.sticky : "not sticky" })),
-        h("td", { class: "backends" }, code(r.legacy), r.new ? [" → ", code(r.new)] : h("span", { class: "muted", text: " pass-through" })),
-        h("td", { "data-field": "serve_new", "data-value": r.serve_new }, pctBar(r.serve_new, "new")),
-        h("td", { class: "num", "data-field": "mirror", "data-value": r.mirror, text: fmtPercent(r.mirror) }),
-        h("td", { class: "num", "data-field": "requests", "data-value": r.requests }, h("div", { text: fmtInt(r.requests) }),
-          h("div", { class: "muted small", text: "legacy " + fmtInt(r.served_legacy) + " · new " + fmtInt(r.served_new) +
-            (r.served_tandem ? " · tandem " + fmtInt(r.served_tandem) : "") +
-            (r.fallback ? " · fallback " + fmtInt(r.fallback) : "") }),
-          servedErrorsLine(r.served_errors)),
-        h("td", { class: "num", "data-field": "compared", "data-value": r.compared }, h("div", { text: fmtInt(r.compared) }),
-          h("div", { class: "muted small", text: fmtInt(r.mismatched) + " mismatched · " + fmtInt(r.noise) + " noise" })),
-        h("td", { "data-field": "diff_rate", "data-value": r.report_diff_rate },
-          h("div", { class: "rate " + rateClass(r.report_diff_rate, r.report_compared), text: fmtRate(r.report_diff_rate, r.report_compared),
-            title: "the report's diff rate over all stored comparisons, noise applied as the noise model stands now" }),
-          recordTimeRate(r),
-          sparkline(app.history.get(r.name))),
-        h("td", { "data-field": "breakers" }, breakerBadges(r.breakers)),
-        h("td", { "data-field": "ramp" }, rampCell(r.ramp)),
-        h("td", null, actionButtons(app, r)));
+        cell("Serving new", { "data-field": "serve_new", "data-value": r.serve_new }, pctBar(r.serve_new, "new"),
+          h("div", { class: "muted small", "data-field": "mirror", "data-value": r.mirror, text: "mirror " + fmtPercent(r.mirror) })),
+        rep ? cell("Requests", { class: "num", "data-field": "requests", "data-value": rep.requests }, h("div", { text: fmtInt(rep.requests) }),
+          h("div", { class: "muted small", text: "legacy " + fmtInt(rep.served_legacy) + " · new " + fmtInt(rep.served_new) +
+            (rep.served_tandem ? " · tandem " + fmtInt(rep.served_tandem) : "") +
+            (rep.fallback ? " · fallback " + fmtInt(rep.fallback) : "") }),
+          servedErrorsLine(rep.served_errors)) : wait("requests"),
+        rep ? cell("Compared", { class: "num", "data-field": "compared", "data-value": rep.compared }, h("div", { text: fmtInt(rep.compared) }),
+          h("div", { class: "muted small", text: fmtInt(rep.mismatched) + " mismatched · " + fmtInt(rep.noise) + " noise" })) : wait("compared"),
+        rep ? cell("Diff rate", { "data-field": "diff_rate", "data-value": rep.diff_rate },
+          h("div", { class: "rate " + rateClass(rep.diff_rate, rep.compared), text: fmtRate(rep.diff_rate, rep.compared),
+            title: "the report's diff rate over the " + windowWords(app.win) + ", noise applied as the noise model stands now" }),
+          app.win.ms ? null : recordTimeRate(r),
+          sparkline(app, app.series(r.name))) : wait("diff_rate"),
+        cell("Breakers", { "data-field": "breakers" }, breakerBadges(r.breakers)),
+        cell("Ramp", { "data-field": "ramp" }, rampCell(r.ramp)),
+        cell("Actions", { class: "actions-cell" }, actionButtons(app, r)));
     }
 
     onRoutesError(e) {
@@ -673,17 +948,21 @@
     mount(main) {
       const r = this.routeName;
       this.live = h("div", { class: "cards" });
-      this.actions = h("div", { class: "head-actions" });
+      this.actions = h("div", { class: "decision", id: "decision" });
+      this.trend = h("section", { id: "trend" });
       this.reportBox = h("div", null, loading("Loading the report…"));
       this.samplesBox = h("div", null, loading("Loading samples…"));
       this.updated = h("span", { class: "muted small" });
       append(main, [
         h("div", { class: "crumbs" }, link("#/", "Overview"), " › ", h("span", { text: r })),
-        h("div", { class: "view-head row" }, h("h1", { text: r }), this.actions,
-          h("button", { type: "button", class: "secondary", onclick: () => this.load(), text: "Refresh" }), this.updated),
+        h("div", { class: "view-head row" }, h("h1", { text: r }), h("span", { class: "spacer" }), this.updated,
+          h("button", { type: "button", class: "secondary", onclick: () => this.load(), text: "Refresh" })),
+        h("div", { class: "toolbar" }, this.app.windowPicker()),
+        this.actions,
         this.live,
+        this.trend,
         h("section", null, this.reportBox),
-        h("section", null, h("h2", { text: "Recent mismatch samples" }), this.samplesBox),
+        h("section", null, h("h2", null, "Recent mismatch samples ", h("span", { class: "muted small", text: windowWords(this.app.win) })), this.samplesBox),
       ]);
       this.onRoutes(this.app.routes || []);
       this.load();
@@ -697,20 +976,36 @@
       set(this.actions, actionButtons(this.app, r));
       const card = (label, value, field, cls) => h("div", { class: "card " + (cls || ""), "data-field": field },
         h("div", { class: "label", text: label }), h("div", { class: "value" }, value));
-      set(this.live, 
+      const rep = this.app.report(r.name);
+      const win = this.app.win.ms ? this.app.win.label : "all";
+      set(this.live,
         card("Serving new (live)", pctBar(r.serve_new, "new"), "serve_new"),
         card("Mirror", fmtPercent(r.mirror), "mirror"),
-        card("Requests (live)", fmtInt(r.requests), "requests"),
-        card("Errors served (live)", h("span", { class: servedErrorsTotal(r.served_errors) ? "bad-text" : "", text: fmtInt(servedErrorsTotal(r.served_errors)) }), "served_errors"),
-        card("Diff rate (live)", h("span", null, h("span", { class: "rate " + rateClass(r.report_diff_rate, r.report_compared), text: fmtRate(r.report_diff_rate, r.report_compared) }), " ",
-          sparkline(this.app.history.get(r.name)), recordTimeRate(r)), "diff_rate"),
+        card("Requests (" + win + ")", rep ? fmtInt(rep.requests) : "…", "requests"),
+        card("Errors served (" + win + ")", rep ? h("span", { class: servedErrorsTotal(rep.served_errors) ? "bad-text" : "", text: fmtInt(servedErrorsTotal(rep.served_errors)) }) : "…", "served_errors"),
+        card("Diff rate (" + win + ")", rep ? h("span", null, h("span", { class: "rate " + rateClass(rep.diff_rate, rep.compared), "data-value": rep.diff_rate, text: fmtRate(rep.diff_rate, rep.compared) }), " ",
+          sparkline(this.app, this.app.series(r.name)), this.app.win.ms ? null : recordTimeRate(r)) : "…", "diff_rate"),
         card("Breakers", breakerBadges(r.breakers), "breakers"),
         card("Ramp", rampCell(r.ramp), "ramp", "wide"));
+      const pts = this.app.series(r.name);
+      const gate = (name) => ((r.ramp && r.ramp.gates) || []).find((g) => g.name === name);
+      if (pts) {
+        const dg = gate("diff_rate");
+        set(this.trend, h("h2", null, "Trend ", h("span", { class: "muted small", text: "per " + STEP_WORDS[this.app.windowData.step] + ", " + windowWords(this.app.win) + ", from stored minutes" })),
+          h("div", { class: "charts" },
+            trendChart(this.app, pts, { id: "chart-diff-rate", title: "Diff rate", lines: [{ key: "diff_rate", cls: "rate", label: "diff rate" }],
+              fmt: (v) => fmtRate(v, 1), limit: dg ? dg.limit : null, only: (p) => p.compared > 0 }),
+            trendChart(this.app, pts, { id: "chart-requests", title: "Requests and errors served", lines: [{ key: "requests", cls: "requests", label: "requests" },
+              { key: (p) => servedErrorsTotal(p.served_errors), cls: "errors", label: "errors served" }], fmt: (v) => fmtInt(Math.round(v)) }),
+            trendChart(this.app, pts, { id: "chart-p99", title: "p99 latency", lines: [{ key: "legacy_p99_ms", cls: "legacy", label: "legacy" },
+              { key: "new_p99_ms", cls: "new", label: "new" }], fmt: fmtMS, only: (p) => p.compared > 0 })));
+      }
     }
 
     async load() {
       const name = this.routeName;
-      const q = "route=" + enc(name);
+      const since = sinceOf(this.app.win);
+      const q = "route=" + enc(name) + (since ? "&since=" + enc(since) : "");
       const pf = this.pathFilter ? "&path=" + enc(this.pathFilter) : "";
       const [rep, smp] = await Promise.allSettled([
         this.app.api.json("/api/v1/report?" + q),
@@ -732,20 +1027,20 @@
     }
 
     renderReport(rep) {
-      const stat = (label, value, field, cls) => h("div", { class: "stat " + (cls || ""), "data-field": field },
-        h("div", { class: "label", text: label }), h("div", { class: "value", text: value }));
+      const stat = (label, value, field, cls, help) => h("div", { class: "stat " + (cls || ""), "data-field": field },
+        h("div", { class: "label" }, help ? h("abbr", { title: help, tabindex: "0", "data-help": help, text: label }) : label), h("div", { class: "value", text: value }));
       const skipped = Object.entries(rep.skipped || {}).filter((e) => e[1] > 0);
       const out = [
-        h("h2", null, "Report ", h("span", { class: "muted small", text: rep.since && !rep.since.startsWith("0001") ? "since " + fmtTime(rep.since) : "" })),
+        h("h2", null, "Report ", h("span", { class: "muted small", "data-field": "r-since", text: windowWords(this.app.win) + (rep.since && !rep.since.startsWith("0001") ? ", since " + fmtTime(rep.since) : "") })),
         h("div", { class: "stats" },
           stat("Requests", fmtInt(rep.requests), "r-requests"),
           stat("Errors served", fmtInt(servedErrorsTotal(rep.served_errors)), "r-served_errors", servedErrorsTotal(rep.served_errors) ? "bad" : ""),
           stat("Mirrored", fmtInt(rep.mirrored), "r-mirrored"),
-          stat("Compared", fmtInt(rep.compared), "r-compared"),
+          stat("Compared", fmtInt(rep.compared), "r-compared", "", HELP.compared),
           stat("Matched", fmtInt(rep.matched), "r-matched", "ok"),
           stat("Mismatched", fmtInt(rep.mismatched), "r-mismatched", rep.mismatched ? "bad" : ""),
-          stat("Noise", fmtInt(rep.noise), "r-noise"),
-          stat("Diff rate", fmtRate(rep.diff_rate, rep.compared), "r-diff_rate", rateClass(rep.diff_rate, rep.compared)),
+          stat("Noise", fmtInt(rep.noise), "r-noise", "", HELP.noise),
+          stat("Diff rate", fmtRate(rep.diff_rate, rep.compared), "r-diff_rate", rateClass(rep.diff_rate, rep.compared), HELP.diffRate),
           stat("Failed in comparisons legacy / new", fmtInt(rep.legacy_errors) + " / " + fmtInt(rep.new_errors), "r-errors", rep.new_errors > rep.legacy_errors ? "warn" : ""),
           stat("Compare errors", fmtInt(rep.compare_errors), "r-compare_errors")),
         h("p", { class: "muted small", "data-field": "r-served" }, "Served by legacy " + fmtInt(rep.served_legacy) + " · new " + fmtInt(rep.served_new) +
@@ -775,7 +1070,7 @@
       return h("div", { class: "latency" }, h("h2", { text: "Latency" }),
         !l.legacy_p99_ms && !l.new_p99_ms ? empty("No latency observed yet.") :
           h("table", { class: "grid compact", id: "latency" },
-            h("thead", null, h("tr", null, h("th"), h("th", { text: "p50" }), h("th"), h("th", { text: "p99" }), h("th"))),
+            h("thead", null, h("tr", null, h("th"), helpTh("p50", HELP.p50), h("th"), helpTh("p99", HELP.p99), h("th"))),
             h("tbody", null, row("legacy", l.legacy_p50_ms, l.legacy_p99_ms), row("new", l.new_p50_ms, l.new_p99_ms))),
         ratio ? h("p", { class: "muted small", text: "new p99 is " + ratio.toFixed(2) + "× legacy p99" }) : null);
     }
@@ -794,7 +1089,7 @@
         return h("div", { class: "kind-group", "data-kind": kind },
           h("h3", null, badge(kind, "kind " + kind), " ", h("span", { class: "muted small", text: rows.length + (rows.length === 1 ? " path, " : " paths, ") + fmtInt(total) + " differences" })),
           h("table", { class: "grid diffs" },
-            h("thead", null, h("tr", null, ["Path", "Count", "Rate", "Noise", "Example", ""].map((t) => h("th", { text: t })))),
+            h("thead", null, h("tr", null, [["Path"], ["Count", HELP.count], ["Rate", HELP.rate], ["Noise", HELP.noise], ["Example", HELP.example], [""]].map((x) => helpTh(x[0], x[1])))),
             h("tbody", null, rows.map((d) => this.diffRow(d)))));
       });
     }
@@ -831,14 +1126,14 @@
         h("button", { type: "button", class: "link", onclick: () => this.filterSamples(""), text: "show all" })) : null;
       if (!list.length) return [filter, empty("No samples stored.", "Mismatching exchanges are kept as samples (capped per path, expiring after the retention period).")];
       return [filter, h("div", { class: "table-wrap" }, h("table", { class: "grid samples", id: "samples" },
-        h("thead", null, h("tr", null, ["Time", "Request", "Served by", "Outcome", "Status legacy → new", "Differences"].map((t) => h("th", { text: t })))),
+        h("thead", null, h("tr", null, [["Time"], ["Request"], ["Served by", "the side whose answer the client got"], ["Outcome", "the sample's differences as the noise model reads them now: mismatch if any counts, noise if all are noise"], ["Status legacy → new"], ["Differences"]].map((x) => helpTh(x[0], x[1])))),
         h("tbody", null, list.map((s) => {
           const paths = s.diff_paths || [];
           return h("tr", { "data-sample": s.id },
             h("td", { class: "nowrap", title: s.at }, link("#/sample/" + enc(s.id), fmtTime(s.at))),
             h("td", null, code(s.method + " " + s.path), h("div", { class: "small" }, requestLink(s.request_id))),
             h("td", { text: s.served_by }),
-            h("td", null, badge(s.outcome, "outcome " + s.outcome)),
+            h("td", { "data-field": "outcome" }, badge(s.outcome, "outcome " + s.outcome)),
             h("td", { class: s.legacy_status !== s.new_status ? "differs" : null, text: s.legacy_status + " → " + s.new_status }),
             h("td", { class: "paths" }, paths.slice(0, 4).map((p) => code(p)), paths.length > 4 ? h("span", { class: "muted", text: " +" + (paths.length - 4) }) : null));
         }))))];
@@ -913,7 +1208,8 @@
     const missing = (v) => v === "<missing>" || v === "";
     const val = (v, cls) => h("span", { class: "val " + cls + (missing(v) ? " missing" : ""), text: missing(v) ? "(absent)" : v });
     if (MEASURED[d.path]) {
-      return [h("span", { class: "muted small", text: "limit " }), val(d.legacy, "limit"), h("span", { class: "muted small", text: " measured " }), val(d.new, "new")];
+      // The measurement failed its limit: the failing colour, not new's.
+      return [h("span", { class: "muted small", text: "limit " }), val(d.legacy, "limit"), h("span", { class: "muted small", text: " measured " }), val(d.new, d.noise ? "limit" : "failing")];
     }
     return [val(d.legacy, "old"), h("span", { class: "arrow", text: " → " }), val(d.new, "new")];
   }
@@ -993,8 +1289,12 @@
 
     renderSides(d) {
       const l = d.legacy, n = d.new;
-      const realHeaders = new Set((d.diffs || []).filter((x) => x.kind === "header")
-        .map((x) => x.path.replace(/^\$\.header\.?/, "").replace(/^\["?|"?\]$/g, "").toLowerCase()));
+      // A header difference counts unless the noise model calls it noise
+      // now (the API's noise flags are read-time, like the badges).
+      const headerOf = (x) => x.path.replace(/^\$\.header\.?/, "").replace(/^\["?|"?\]$/g, "").toLowerCase();
+      const hdrDiffs = (d.diffs || []).filter((x) => x.kind === "header");
+      const realHeaders = new Set(hdrDiffs.filter((x) => !x.noise).map(headerOf));
+      const noiseHeaders = new Set(hdrDiffs.filter((x) => x.noise).map(headerOf));
       const meta = (side, s, o) => {
         const row = (label, value, differs, field) => h("tr", { class: differs ? "differs" : null, "data-field": field },
           h("th", { text: label }), h("td", null, value));
@@ -1014,10 +1314,13 @@
         const lv = values(l, key), nv = values(n, key);
         const differs = lv !== nv;
         const real = realHeaders.has(key);
-        const cls = real ? "diff-real" : differs ? "diff-ignored" : null;
+        const noise = !real && noiseHeaders.has(key);
+        const cls = real ? "diff-real" : noise ? "diff-noise" : differs ? "diff-ignored" : null;
+        const state = real ? "counts" : noise ? "noise" : differs ? "ignored" : "equal";
         const cell = (v) => h("td", { class: v === "" ? "muted" : null, text: v === "" ? "(absent)" : v });
-        return h("tr", { class: cls, "data-header": names.get(key), title: real ? "differs (compared)" : differs ? "differs, not compared (noise or hop-by-hop header)" : null },
-          h("th", { text: names.get(key) }), cell(lv), cell(nv));
+        return h("tr", { class: cls, "data-header": names.get(key), "data-state": state,
+          title: real ? "differs and counts (a mismatch)" : noise ? "differs, noise: the noise model does not count it" : differs ? "differs, not compared (hop-by-hop or ignored header)" : null },
+          h("th", null, names.get(key), noise ? [" ", badge("noise", "muted-badge")] : null), cell(lv), cell(nv));
       });
       return [
         h("div", { class: "sides" }, meta("legacy", l, n), meta("new", n, l)),
@@ -1026,7 +1329,8 @@
           h("thead", null, h("tr", null, h("th", { text: "Header" }), h("th", { text: "legacy" }), h("th", { text: "new" }))),
           h("tbody", null, rows))) : empty("No headers stored."),
         h("p", { class: "legend small" }, h("span", { class: "swatch diff-real" }), " differs and counts  ",
-          h("span", { class: "swatch diff-ignored" }), " differs, not compared (noise or hop-by-hop header)"),
+          h("span", { class: "swatch diff-noise" }), " differs, noise (does not count)  ",
+          h("span", { class: "swatch diff-ignored" }), " differs, not compared (hop-by-hop or ignored header)"),
       ];
     }
 
@@ -1050,7 +1354,7 @@
       const shiftChips = (s) => {
         const out = [];
         const de = /^(ΔE00 \d+(?:\.\d+)?) \(/.exec(s);
-        if (de) out.push(h("strong", { class: "bad-text", text: de[1] }), " (");
+        if (de) out.push(h("strong", { class: "bad-text failing", text: de[1] }), " (");
         const re = /([RGB])([+-]?\d+(?:\.\d+)?)/g;
         let m;
         while ((m = re.exec(s))) out.push(h("span", { class: "chan chan-" + m[1] + (Math.abs(Number(m[2])) > 0.005 ? "" : " zero"), text: m[1] + " " + m[2] }));
@@ -1063,9 +1367,9 @@
       const note = h("p", { class: "muted small" });
       return [
         h("div", { class: "measures" },
-          measure("PSNR", "psnr", psnr ? [h("strong", { class: "bad-text", text: psnr.new }), h("span", { class: "muted small", text: " below the minimum " + psnr.legacy.replace(/ min$/, "") })]
+          measure("PSNR", "psnr", psnr ? [h("strong", { class: "bad-text failing", text: psnr.new }), h("span", { class: "muted small", text: " below the minimum " + psnr.legacy.replace(/ min$/, "") })]
             : h("span", { class: "ok-text", text: "at or above the route's minimum" })),
-          measure("SSIM (structure)", "ssim", ssim ? [h("strong", { class: "bad-text", text: ssim.new }), h("span", { class: "muted small", text: " below the minimum " + ssim.legacy.replace(/ min$/, "") })]
+          measure("SSIM (structure)", "ssim", ssim ? [h("strong", { class: "bad-text failing", text: ssim.new }), h("span", { class: "muted small", text: " below the minimum " + ssim.legacy.replace(/ min$/, "") })]
             : h("span", { class: "ok-text", text: "at or above the route's minimum" })),
           measure("Colour difference (new − legacy)", "mean_shift", shift ? [shiftChips(shift.new), h("span", { class: "muted small", text: " limit " + shift.legacy.replace(/ max$/, "") })]
             : h("span", { class: "ok-text", text: "within the route's limit" })),
@@ -1107,11 +1411,11 @@
       if (!diffs.length) return empty("No differences stored for this sample.");
       const kinds = [...new Set(diffs.map((x) => x.kind))].sort((a, b) => KIND_ORDER.indexOf(a) - KIND_ORDER.indexOf(b));
       const table = h("table", { class: "grid diff-table", id: "diff-table" },
-        h("thead", null, h("tr", null, ["Kind", "Path", "legacy", "new", ""].map((t) => h("th", { text: t })))),
+        h("thead", null, h("tr", null, [["Kind"], ["Path"], ["legacy", "legacy's value, or for PSNR, SSIM and ΔE00 the route's limit"], ["new", "new's value, or the measurement that failed the limit"], ["Noise", HELP.noise]].map((x) => helpTh(x[0], x[1])))),
         h("tbody", null, diffs.map((x) => h("tr", { "data-path": x.path, class: x.noise ? "is-noise" : null },
           h("td", null, badge(x.kind, "kind " + x.kind)), h("td", null, code(x.path)),
-          h("td", { class: "val old", text: (MEASURED[x.path] ? "limit " : "") + x.legacy }),
-          h("td", { class: "val new", text: x.new }),
+          h("td", { class: "val " + (MEASURED[x.path] ? "limit" : "old"), text: (MEASURED[x.path] ? "limit " : "") + x.legacy }),
+          h("td", { class: "val " + (MEASURED[x.path] ? (x.noise ? "limit" : "failing") : "new"), "data-measured": MEASURED[x.path] ? "1" : null, text: x.new }),
           h("td", null, x.noise ? badge("noise", "muted-badge") : null)))));
       return h("div", { class: "diff-views" },
         h("div", { class: "tree-wrap", id: "diff-tree" }, kinds.length ? diffTree(diffs) : null),
@@ -1231,6 +1535,24 @@
     reload_error: "warn", recovered: "warn",
   };
 
+  // eventDetail prints one key of an event's details as words and a
+  // rounded value: held_seconds 22.000066 → ["held", "22 s"],
+  // diff_rate_upper 0.0213 → ["diff rate upper bound", "2.13%"].
+  const DETAIL_WORDS = { held_seconds: "held", diff_rate_upper: "diff rate upper bound", diff_rate_lower: "diff rate lower bound",
+    error_rate_upper: "error rate upper bound", error_rate_lower: "error rate lower bound", legacy_p99_seconds: "legacy p99",
+    new_p99_seconds: "new p99", new_requests: "requests to new", new_errors: "errors of new", legacy_requests: "requests to legacy" };
+  function eventDetail(k, v) {
+    const label = DETAIL_WORDS[k] || k.replace(/_/g, " ");
+    if (typeof v !== "number") return [label, typeof v === "string" ? v : JSON.stringify(v)];
+    if (!isFinite(v)) return [label, String(v)];
+    if (/_p99_seconds$/.test(k)) return [label, fmtMS(v * 1000)];
+    if (/_seconds$/.test(k)) return [label, v < 60 ? Math.round(v) + " s" : fmtDuration(v)];
+    if (/rate(_upper|_lower)?$/.test(k) || k === "confidence") return [label, v === 0 ? "0%" : sig3(v * 100) + "%"];
+    if (/ratio$/.test(k)) return [label, v === 0 ? "—" : sig3(v) + "×"];
+    if (Number.isInteger(v)) return [label, fmtInt(v)];
+    return [label, sig3(Math.abs(v)) === "0" ? "0" : (v < 0 ? "−" : "") + sig3(Math.abs(v))];
+  }
+
   class EventsView {
     constructor(app) {
       this.app = app;
@@ -1247,8 +1569,9 @@
       this.filters = h("div", { class: "filters" });
       this.body = h("div", null, loading("Loading events…"));
       append(main, [
-        h("div", { class: "view-head" }, h("h1", { text: "Events" }),
-          h("p", { class: "sub", text: "The audit log: rule changes, ramp decisions, rollbacks, reloads and noise marks, newest first." })),
+        h("div", { class: "view-head row" }, h("div", null, h("h1", { text: "Events" }),
+          h("p", { class: "sub", text: "The audit log: rule changes, ramp decisions, rollbacks, reloads and noise marks, newest first, " + windowWords(this.app.win) + "." })),
+          h("span", { class: "spacer" }), this.app.windowPicker()),
         this.filters, this.body,
       ]);
       this.load();
@@ -1257,7 +1580,8 @@
     async load() {
       clearTimeout(this.timer);
       try {
-        const data = await this.app.api.json("/api/v1/events?limit=500");
+        const since = sinceOf(this.app.win);
+        const data = await this.app.api.json("/api/v1/events?limit=500" + (since ? "&since=" + enc(since) : ""));
         if (!this.alive) return;
         const evs = (data.events || []).slice().reverse();
         // Re-render only when the log changed, so open details stay open.
@@ -1313,8 +1637,10 @@
             e.new_version ? h("span", { class: "muted small", text: "  rules " + (e.old_version ? "v" + e.old_version : "—") + " → v" + e.new_version }) : null) : null,
           e.reason ? h("div", { class: "why" }, h("q", { text: e.reason })) : h("div", { class: "why muted small", text: "no reason given" }),
           details.length ? h("details", null, h("summary", { text: "details" }),
-            h("table", { class: "kv small" }, h("tbody", null, details.map(([k, v]) => h("tr", null, h("th", { text: k }),
-              h("td", { text: typeof v === "number" ? String(Math.round(v * 1e6) / 1e6) : typeof v === "string" ? v : JSON.stringify(v) })))))) : null));
+            h("table", { class: "kv small" }, h("tbody", null, details.map(([k, v]) => {
+              const [label, text] = eventDetail(k, v);
+              return h("tr", { "data-detail": k }, h("th", { title: k, text: label }), h("td", { text: text }));
+            })))) : null));
     }
   }
 
@@ -1327,4 +1653,6 @@
   }
 
   window.tandemStart = function (boot) { new App(boot).start(); };
+  // The printing rules, for the browser test to check against the CLI's.
+  window.tandemFormat = Object.freeze({ fmtMS: fmtMS, eventDetail: eventDetail });
 })();

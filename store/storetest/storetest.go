@@ -40,6 +40,7 @@ type Store interface {
 	Samples(f store.SampleFilter) ([]store.SampleSummary, error)
 	Sample(id string) (*store.Sample, error)
 	Comparisons(requestID string) ([]store.Comparison, error)
+	Series(route string, since time.Time, step time.Duration) ([]store.RouteSeries, error)
 	Stats() store.StoreStats
 	Flush() error
 	Close() error
@@ -83,6 +84,8 @@ func Run(t *testing.T, fresh func(t *testing.T, su Setup) Opener) {
 		{"NoiseAtReadTime", testReadTimeNoise},
 		{"Comparisons", testComparisons},
 		{"ComparisonsRetention", testComparisonsRetention},
+		{"Series", testSeries},
+		{"SamplesAtReadTime", testSamplesReadTime},
 	}
 	for _, c := range checks {
 		t.Run(c.name, func(t *testing.T) {
@@ -677,5 +680,196 @@ func testComparisonsRetention(t *testing.T, open Opener) {
 	}
 	if len(l) != 1 || !l[0].At.Equal(recent.At) {
 		t.Errorf("Comparisons = %+v, want only the recent one at %v", l, recent.At)
+	}
+}
+
+// Series sums the stored minutes per bucket of the step, aligned to
+// multiples of it, oldest first, buckets without data left out; the
+// verdicts are the noise model's when read; since cuts whole minutes like
+// Report; a named route without data gets one empty series; a step that is
+// not one of store.SeriesSteps is refused.
+func testSeries(t *testing.T, open Opener) {
+	s := openT(t, open)
+	model := modelOf(t)
+	m := base() // a minute boundary 30 minutes ago
+	// Minute 0: two matches and a mismatch at $.nonce; minute 1: one
+	// mismatch at $.field; minute 7: a match and a compare error. Traffic
+	// counters at minutes 0 and 7.
+	record(t, s, exch("r", "/", m.Add(5*time.Second), compare.OutcomeMatch))
+	record(t, s, exch("r", "/", m.Add(6*time.Second), compare.OutcomeMatch))
+	record(t, s, exch("r", "/", m.Add(7*time.Second), compare.OutcomeMismatch, mismatch("$.nonce")))
+	slow := exch("r", "/", m.Add(time.Minute+time.Second), compare.OutcomeMismatch, mismatch("$.field"))
+	slow.NewLatency = 900 * time.Millisecond
+	record(t, s, slow)
+	record(t, s, exch("r", "/", m.Add(7*time.Minute), compare.OutcomeMatch))
+	e := exch("r", "/", m.Add(7*time.Minute+time.Second), compare.OutcomeError)
+	e.New = &compare.Response{Err: "timeout"}
+	record(t, s, e)
+	record(t, s, exch("other", "/", m, compare.OutcomeMatch))
+	for _, c := range []struct {
+		at time.Time
+		n  int64
+	}{{m, 4}, {m.Add(7 * time.Minute), 3}} {
+		if !s.AddCounters("r", c.at, store.Counters{Requests: c.n, ServedLegacy: c.n, ServedErrors: store.ServedCounts{Legacy: 1}}) {
+			t.Fatal("AddCounters refused")
+		}
+	}
+	flush(t, s)
+
+	series := func(route string, since time.Time, step time.Duration) []store.RouteSeries {
+		t.Helper()
+		l, err := s.Series(route, since, step)
+		if err != nil {
+			t.Fatalf("Series(%q, %v, %v): %v", route, since, step, err)
+		}
+		return l
+	}
+	type pt struct {
+		at                                                time.Duration // from m
+		requests, compared, mismatched, noise, errs, srvd int64
+	}
+	points := func(rs store.RouteSeries) []pt {
+		var out []pt
+		for _, p := range rs.Points {
+			out = append(out, pt{p.At.Sub(m), p.Requests, p.Compared, p.Mismatched, p.Noise, p.CompareErrors, p.ServedErrors.Total()})
+		}
+		return out
+	}
+	eq := func(what string, got, want []pt) {
+		t.Helper()
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: points (at, requests, compared, mismatched, noise, compare errors, served errors)\n got %v\nwant %v", what, got, want)
+		}
+	}
+	l := series("r", time.Time{}, time.Minute)
+	if len(l) != 1 || l[0].Route != "r" {
+		t.Fatalf("Series(r) = %+v, want one series of r", l)
+	}
+	eq("per minute", points(l[0]), []pt{
+		{0, 4, 3, 1, 0, 0, 1},
+		{time.Minute, 0, 1, 1, 0, 0, 0},
+		{7 * time.Minute, 3, 2, 0, 0, 1, 1},
+	})
+	p0 := l[0].Points[0]
+	if want := 1.0 / 3; p0.DiffRate < want-1e-9 || p0.DiffRate > want+1e-9 {
+		t.Errorf("minute 0: DiffRate %v, want %v", p0.DiffRate, want)
+	}
+	if p1 := l[0].Points[1]; p1.NewP99MS < 800 || p1.LegacyP99MS <= 0 || p1.LegacyP99MS > 50 {
+		t.Errorf("minute 1: p99 legacy %v ms, new %v ms; want about 10 and 900", p1.LegacyP99MS, p1.NewP99MS)
+	}
+	// Buckets of 5 minutes are aligned to multiples of 5 minutes since the
+	// epoch, not to the first minute with data.
+	b0 := m.Truncate(5 * time.Minute)
+	var want5 []pt
+	add := func(at time.Time, p pt) {
+		p.at = at.Sub(m)
+		if n := len(want5); n > 0 && want5[n-1].at == p.at {
+			w := &want5[n-1]
+			w.requests, w.compared, w.mismatched, w.errs, w.srvd = w.requests+p.requests, w.compared+p.compared, w.mismatched+p.mismatched, w.errs+p.errs, w.srvd+p.srvd
+			return
+		}
+		want5 = append(want5, p)
+	}
+	add(b0, pt{0, 4, 3, 1, 0, 0, 1})
+	add(m.Add(time.Minute).Truncate(5*time.Minute), pt{0, 0, 1, 1, 0, 0, 0})
+	add(m.Add(7*time.Minute).Truncate(5*time.Minute), pt{0, 3, 2, 0, 0, 1, 1})
+	l = series("r", time.Time{}, 5*time.Minute)
+	eq("per 5 minutes", points(l[0]), want5)
+
+	// since: from the minute containing it.
+	eq("since 30 s into minute 1", points(series("r", m.Add(time.Minute+30*time.Second), time.Minute)[0]), []pt{
+		{time.Minute, 0, 1, 1, 0, 0, 0},
+		{7 * time.Minute, 3, 2, 0, 0, 1, 1},
+	})
+	// Noise at read time: $.nonce marked after recording.
+	if err := model.Mark("r", "$.nonce", "random"); err != nil {
+		t.Fatal(err)
+	}
+	eq("after marking $.nonce", points(series("r", time.Time{}, time.Minute)[0]), []pt{
+		{0, 4, 3, 0, 1, 0, 1},
+		{time.Minute, 0, 1, 1, 0, 0, 0},
+		{7 * time.Minute, 3, 2, 0, 0, 1, 1},
+	})
+	// Every route by name; a named route without data: one empty series.
+	all := series("", time.Time{}, time.Hour)
+	if len(all) != 2 || all[0].Route != "other" || all[1].Route != "r" {
+		t.Errorf("Series(\"\") = %+v, want other then r", all)
+	}
+	if none := series("none", time.Time{}, time.Minute); len(none) != 1 || none[0].Route != "none" || len(none[0].Points) != 0 {
+		t.Errorf("Series(none) = %+v, want one empty series", none)
+	}
+	if _, err := s.Series("r", time.Time{}, 7*time.Minute); err == nil {
+		t.Error("Series with a 7-minute step: no error")
+	}
+}
+
+// A sample's outcome, and each of its differences' noise flags, are the
+// noise model's when read; a compare error stays one; Samples lists the
+// outcome read now, and Since keeps the samples at or after it.
+func testSamplesReadTime(t *testing.T, open Opener) {
+	s := openT(t, open)
+	model := modelOf(t)
+	m := base()
+	hdr := compare.Difference{Kind: compare.KindHeader, Path: "$.header.Date", Legacy: "a", New: "b"}
+	onlyNoise := exch("r", "/a", m, compare.OutcomeMismatch, hdr)
+	mixed := exch("r", "/b", m.Add(2*time.Minute), compare.OutcomeMismatch, hdr, mismatch("$.w"))
+	stale := exch("r", "/c", m.Add(3*time.Minute), compare.OutcomeNoise, compare.Difference{Kind: compare.KindBody, Path: "$.gone", Legacy: "1", New: "2", Noise: true})
+	e := exch("r", "/d", m.Add(4*time.Minute), compare.OutcomeError, compare.Difference{Kind: compare.KindStatus, Path: "$.error", Legacy: "200", New: "timeout"})
+	e.New = &compare.Response{Err: "timeout"}
+	for _, ex := range []*exchange.Exchange{onlyNoise, mixed, stale, e} {
+		record(t, s, ex)
+	}
+	flush(t, s)
+	if err := model.Mark("r", "$.header.Date", "a clock"); err != nil {
+		t.Fatal(err)
+	}
+	if err := model.Mark("r", "$.error", "flaky"); err != nil {
+		t.Fatal(err)
+	}
+	list := samples(t, s, store.SampleFilter{Route: "r"})
+	byPath := map[string]store.SampleSummary{}
+	for _, x := range list {
+		byPath[x.Path] = x
+	}
+	for _, c := range []struct {
+		path  string
+		want  compare.Outcome
+		noise map[string]bool
+		why   string
+	}{
+		{"/a", compare.OutcomeNoise, map[string]bool{"$.header.Date": true}, "its one difference was marked noise after recording"},
+		{"/b", compare.OutcomeMismatch, map[string]bool{"$.header.Date": true, "$.w": false}, "$.w is real"},
+		{"/c", compare.OutcomeMismatch, map[string]bool{"$.gone": false}, "flagged noise when recorded, unknown to the model now"},
+		{"/d", compare.OutcomeError, map[string]bool{"$.error": true}, "a compare error is never classified"},
+	} {
+		sum, ok := byPath[c.path]
+		if !ok {
+			t.Fatalf("no sample of %s in %+v", c.path, list)
+		}
+		if sum.Outcome != c.want {
+			t.Errorf("Samples: %s reads %s, want %s (%s)", c.path, sum.Outcome, c.want, c.why)
+		}
+		x, err := s.Sample(sum.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if x.Outcome != c.want {
+			t.Errorf("Sample(%s) of %s reads %s, want %s (%s)", sum.ID, c.path, x.Outcome, c.want, c.why)
+		}
+		got := map[string]bool{}
+		for _, d := range x.Diffs {
+			got[d.Path] = d.Noise
+		}
+		if fmt.Sprint(got) != fmt.Sprint(c.noise) {
+			t.Errorf("Sample of %s: noise flags %v, want %v", c.path, got, c.noise)
+		}
+	}
+	recent := samples(t, s, store.SampleFilter{Route: "r", Since: m.Add(2 * time.Minute)})
+	var paths []string
+	for _, x := range recent {
+		paths = append(paths, x.Path)
+	}
+	if got := strings.Join(paths, ","); got != "/d,/c,/b" {
+		t.Errorf("Samples since minute 2: %s, want /d,/c,/b (newest first, /a is older)", got)
 	}
 }
