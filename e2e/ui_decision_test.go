@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/tandem-proxy/tandem/compare"
 	"github.com/tandem-proxy/tandem/exchange"
+	"github.com/tandem-proxy/tandem/internal/latencyfmt"
 	"github.com/tandem-proxy/tandem/store"
 )
 
@@ -393,9 +394,15 @@ func TestUIDecision(t *testing.T) {
 	for _, c := range []struct {
 		ms   float64
 		want string
-	}{{842.4, "842 ms"}, {84.24, "84.2 ms"}, {8.424, "8.42 ms"}, {0.5, "0.5 ms"}, {999.7, "1.00 s"}, {1234, "1.23 s"}, {10092.5, "10.1 s"}, {0, "—"}} {
-		if got := evalJS[string](b, fmt.Sprintf(`window.tandemFormat.fmtMS(%v)`, c.ms)); got != c.want {
+	}{{842.4, "842 ms"}, {84.24, "84.2 ms"}, {8.424, "8.42 ms"}, {0.5, "0.500 ms"}, {0.08424, "0.0842 ms"}, {999.7, "1.00 s"},
+		{1234, "1.23 s"}, {10092.5, "10.1 s"}, {1234567, "1235 s"}, {0, "—"}} {
+		got := evalJS[string](b, fmt.Sprintf(`window.tandemFormat.fmtMS(%v)`, c.ms))
+		if got != c.want {
 			t.Errorf("latency %v ms printed %q, want %q", c.ms, got, c.want)
+		}
+		// One rule: the CLI's (internal/latencyfmt) prints the same.
+		if c.ms != 0 && latencyfmt.Millis(c.ms) != got {
+			t.Errorf("latency %v ms: the UI prints %q, the CLI %q", c.ms, got, latencyfmt.Millis(c.ms))
 		}
 	}
 	for _, c := range []struct {

@@ -143,7 +143,7 @@
     if (r >= 100) return r.toFixed(0);
     if (r >= 10) return r.toFixed(1);
     if (r >= 1) return r.toFixed(2);
-    return String(r);
+    return r.toFixed(2 - Math.floor(Math.log10(r))); // 0.500, 0.0842: as internal/latencyfmt
   }
   // fmtMS prints a latency as the CLI does: below 1 s in ms with 3
   // significant digits ("842 ms", "84.2 ms", "8.42 ms"), from 1 s in
@@ -151,6 +151,7 @@
   function fmtMS(ms) {
     if (!ms || !isFinite(ms)) return "—";
     if (Number(ms.toPrecision(3)) < 1000) return sig3(ms) + " ms";
+    if (Number((ms / 1000).toPrecision(3)) >= 1000) return Math.round(ms / 1000) + " s"; // no digit dropped
     return sig3(ms / 1000) + " s";
   }
   function fmtBytes(n) {
