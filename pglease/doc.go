@@ -66,7 +66,13 @@
 // RenewEvery while this instance does. It reports each gain and loss
 // through Config.OnChange and answers Held(name), which turns false at the
 // local deadline even if the goroutine is stalled. Defaults: TTL 10 s,
-// RenewEvery 3 s, Margin TTL/5 = 2 s.
+// RenewEvery 3 s, Margin TTL/5 = 2 s. An Elector's names are fixed: for
+// routes added at run time (a config reload), run one Elector per route.
+// Wiring (tandem serve): Holder = fleet.instance; on a gain, the ramp
+// driver re-reads the rules and ramp state and starts; on a loss it stops
+// before its next step; every step goes through Fence as below; on
+// shutdown, cancel Run before closing the pool so the leases are
+// released.
 //   - Holder dies (kill -9, host lost): its term expires at most TTL after
 //     its last renewal; a follower takes it at its next attempt, so within
 //     TTL + RenewEvery = 13 s plus a round trip (the fleet's 15 s).

@@ -124,6 +124,7 @@ func TestAtMostOneHolderPerName(t *testing.T) {
 	}
 	const rounds = 120 // 120 × 50 ms = 6 s
 	heldRounds := map[string]int{}
+	crashed, stopped := false, false
 	for r := range rounds {
 		for _, n := range names {
 			h := holders(ins, n)
@@ -132,11 +133,13 @@ func TestAtMostOneHolderPerName(t *testing.T) {
 			}
 			if len(h) == 1 {
 				heldRounds[n]++
-				if r == 40 && n == "ramp:r1" {
+				if r >= 40 && n == "ramp:r1" && !crashed {
 					ins[h[0]].crash()
+					crashed = true
 				}
-				if r == 60 && n == "ramp:r2" {
+				if r >= 60 && n == "ramp:r2" && !stopped {
 					ins[h[0]].stop()
+					stopped = true
 				}
 			}
 		}
@@ -148,28 +151,76 @@ func TestAtMostOneHolderPerName(t *testing.T) {
 			t.Errorf("%s held in %d of %d rounds", n, heldRounds[n], rounds)
 		}
 	}
-	last := map[string]int64{}
-	gains := map[string]int{}
+	if !crashed || !stopped {
+		t.Fatalf("crashed %v, stopped %v: no holder to stop", crashed, stopped)
+	}
 	for _, in := range ins {
 		in.stop()
 	}
-	var all []Event
+	// Each handover is a new term: no epoch is gained twice, and each
+	// name changed hands at least once. (An epoch may also be spent by an
+	// acquisition whose reply came too late to trust: no gain then.)
+	epochs := map[string]map[int64]string{}
 	for _, in := range ins {
-		all = append(all, in.events...)
-	}
-	for _, ev := range all {
-		if ev.Held {
-			gains[ev.Token.Name]++
-			if ev.Token.Epoch > last[ev.Token.Name] {
-				last[ev.Token.Name] = ev.Token.Epoch
+		for _, ev := range in.events {
+			if !ev.Held {
+				continue
 			}
+			m := epochs[ev.Token.Name]
+			if m == nil {
+				m = map[int64]string{}
+				epochs[ev.Token.Name] = m
+			}
+			if prev, dup := m[ev.Token.Epoch]; dup {
+				t.Errorf("%s epoch %d gained by %s and %s", ev.Token.Name, ev.Token.Epoch, prev, ev.Token.Holder)
+			}
+			m[ev.Token.Epoch] = ev.Token.Holder
 		}
 	}
 	for _, n := range names {
-		// Each handover is a new term: epochs 1..k, k = number of gains.
-		if gains[n] < 2 || last[n] != int64(gains[n]) {
-			t.Errorf("%s: %d gains, highest epoch %d (want ≥2 gains, epoch = gains)", n, gains[n], last[n])
+		if len(epochs[n]) < 2 {
+			t.Errorf("%s: terms %v, want a handover", n, epochs[n])
 		}
+	}
+}
+
+// Acquire refuses a held lease to everyone, its own holder name included
+// (a restarted instance, or two processes given one name); after a
+// release the next term has the next epoch, and the row stays.
+func TestAcquireRelease(t *testing.T) {
+	url := pgtest.Start(t).NewDatabase()
+	ctx := context.Background()
+	s := newStore(t, url)
+	a, rem, ok, err := s.Acquire(ctx, "ramp:r", "a", 5*time.Second)
+	if err != nil || !ok || a.Epoch != 1 || rem <= 4*time.Second || rem > 5*time.Second {
+		t.Fatalf("first acquire: %v %v %v %v", a, rem, ok, err)
+	}
+	for _, h := range []string{"a", "b"} {
+		if tok, _, ok, err := s.Acquire(ctx, "ramp:r", h, 5*time.Second); ok || err != nil {
+			t.Fatalf("%s acquired a held lease: %v %v", h, tok, err)
+		}
+	}
+	if cur, _, ok, err := s.Current(ctx, "ramp:r"); !ok || err != nil || cur != a {
+		t.Fatalf("Current = %v %v %v, want %v", cur, ok, err, a)
+	}
+	if err := s.Release(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok, _ := s.Current(ctx, "ramp:r"); ok {
+		t.Fatal("released lease still current")
+	}
+	if _, err := s.Renew(ctx, a, time.Second); !errors.Is(err, ErrLost) {
+		t.Fatalf("renewing a released term: %v", err)
+	}
+	b, _, ok, err := s.Acquire(ctx, "ramp:r", "a", 5*time.Second)
+	if err != nil || !ok || b.Epoch != 2 {
+		t.Fatalf("acquire after release: %v %v %v", b, ok, err)
+	}
+	if err := s.Fenced(ctx, a, func(pgx.Tx) error { return nil }); !errors.Is(err, ErrFenced) {
+		t.Fatalf("old term of the same holder: %v, want ErrFenced", err)
+	}
+	if _, _, _, err := s.Acquire(ctx, "", "a", time.Second); err == nil {
+		t.Fatal("empty name accepted")
 	}
 }
 
@@ -191,7 +242,7 @@ func TestCrashedHolderTakenOverAfterExpiry(t *testing.T) {
 	took := time.Since(t0)
 	tok, _ := o.e.Held("ramp:r")
 	t.Logf("takeover after a crash in %v (TTL %v, renew %v)", took, testTTL, testRenew)
-	if n != 0 || took < testTTL-testRenew-50*time.Millisecond {
+	if n != 0 || took < testTTL-testRenew-100*time.Millisecond {
 		t.Fatalf("took over after %v, before the term could expire", took)
 	}
 	if tok.Epoch != old.Epoch+1 || tok.Holder == old.Holder {
