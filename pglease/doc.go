@@ -92,6 +92,9 @@
 //   - The row no longer has this term (it expired unrenewed and was taken,
 //     or was released): Renew returns ErrLost and the loss is reported at
 //     once.
+//   - An acquisition whose reply is lost or comes too late to trust (the
+//     attempt is bounded by RenewEvery) leaves a term that nobody acts on:
+//     it expires unrenewed, a gap of at most TTL, never two holders.
 //   - Followers poll; there is no LISTEN/NOTIFY wake-up. A release is picked
 //     up within RenewEvery, which is well inside the takeover bound.
 //

@@ -1,9 +1,13 @@
 package pglease
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -224,28 +228,85 @@ func TestAcquireRelease(t *testing.T) {
 	}
 }
 
-// A holder that dies without releasing is replaced once its term expires:
-// not before TTL - RenewEvery (it renewed at most RenewEvery before dying)
-// and within TTL + RenewEvery + slack, by a new epoch.
-func TestCrashedHolderTakenOverAfterExpiry(t *testing.T) {
-	url := pgtest.Start(t).NewDatabase()
-	ins := []*instance{
-		startInstance(t, url, "a", testTTL, testRenew, "ramp:r"),
-		startInstance(t, url, "b", testTTL, testRenew, "ramp:r"),
+// TestHelperElector is the holder process TestKilledHolderTakenOver kills:
+// it runs an elector on PGLEASE_HELPER_URL and prints each gain, for at
+// most 60 s.
+func TestHelperElector(t *testing.T) {
+	url := os.Getenv("PGLEASE_HELPER_URL")
+	if url == "" {
+		t.Skip("the holder process of TestKilledHolderTakenOver")
 	}
-	h := waitHolder(t, ins, "ramp:r", testRenew+slack)
-	old, _ := ins[h].e.Held("ramp:r")
+	e, err := NewElector(newStore(t, url), Config{
+		Holder: "child", Names: []string{"ramp:r"}, TTL: testTTL, RenewEvery: testRenew, Margin: testMargin,
+		OnChange: func(ev Event) {
+			if ev.Held {
+				fmt.Printf("gained %d\n", ev.Token.Epoch)
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	e.Run(ctx)
+}
+
+// A holder process killed with SIGKILL (no release) is replaced once its
+// term expires: not before TTL - RenewEvery (it renewed at most
+// RenewEvery before dying) and within TTL + RenewEvery + slack, by the
+// next epoch.
+func TestKilledHolderTakenOver(t *testing.T) {
+	url := pgtest.Start(t).NewDatabase()
+	s := newStore(t, url)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperElector$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "PGLEASE_HELPER_URL="+url)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	gained := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "gained ") {
+				gained <- sc.Text()
+				return
+			}
+		}
+		close(gained)
+	}()
+	select {
+	case line, ok := <-gained:
+		if !ok {
+			t.Fatal("the holder process exited without holding")
+		}
+		t.Logf("child: %s", line)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the holder process did not gain the lease in 10 s")
+	}
+	// The follower starts only now, so the child is the first holder.
+	b := startInstance(t, url, "b", testTTL, testRenew, "ramp:r")
+	old, _, ok, err := s.Current(context.Background(), "ramp:r")
+	if err != nil || !ok || old.Holder != "child" {
+		t.Fatalf("before the kill: %v %v %v", old, ok, err)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
 	t0 := time.Now()
-	ins[h].crash()
-	o := ins[1-h]
-	n := waitHolder(t, []*instance{o}, "ramp:r", testTTL+testRenew+slack)
+	waitHolder(t, []*instance{b}, "ramp:r", testTTL+testRenew+slack)
 	took := time.Since(t0)
-	tok, _ := o.e.Held("ramp:r")
-	t.Logf("takeover after a crash in %v (TTL %v, renew %v)", took, testTTL, testRenew)
-	if n != 0 || took < testTTL-testRenew-100*time.Millisecond {
+	tok, _ := b.e.Held("ramp:r")
+	t.Logf("takeover after kill -9 in %v (TTL %v, renew %v)", took, testTTL, testRenew)
+	if took < testTTL-testRenew-100*time.Millisecond {
 		t.Fatalf("took over after %v, before the term could expire", took)
 	}
-	if tok.Epoch != old.Epoch+1 || tok.Holder == old.Holder {
+	if tok.Epoch != old.Epoch+1 || tok.Holder != "b" {
 		t.Fatalf("new term %v after %v", tok, old)
 	}
 }
