@@ -8,12 +8,17 @@ import (
 )
 
 // janitorLock is the transaction-scoped advisory lock key the janitor
-// holds, so one instance at a time enforces retention and the size bound.
+// holds (pg_try_advisory_xact_lock), so one instance at a time enforces
+// retention and the size bound.
 var janitorLock = func() int64 {
 	h := fnv.New64a()
 	h.Write([]byte("tandem-pgstore:janitor"))
 	return int64(h.Sum64())
 }()
+
+// JanitorLockKey is the janitor's advisory lock key, for operators (and
+// tests) that want to hold the janitors off.
+func JanitorLockKey() int64 { return janitorLock }
 
 // janitorChunk is how many of the oldest rows one size-bound step deletes.
 const janitorChunk = 500
