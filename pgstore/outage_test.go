@@ -30,7 +30,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestOutageBuffersThenCatchesUp(t *testing.T) {
 	c := pgtest.Start(t)
 	url := c.NewDatabase()
-	const bound = 300
+	const bound = 1500 // more than one batch (1,024): a Flush behind a full batch being retried answers too
 	s, err := pgstore.Open(context.Background(), url, pgstore.Options{Instance: "a", BufferItems: bound})
 	if err != nil {
 		t.Fatal(err)

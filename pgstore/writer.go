@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -89,6 +90,7 @@ func (s *Store) runWriter() {
 	var deadline time.Time
 	for {
 		batch := held
+		backoffReset := held == nil
 		held = nil
 		var marks []chan error
 		if len(batch) == 0 {
@@ -116,10 +118,18 @@ func (s *Store) runWriter() {
 		for _, it := range batch {
 			size += it.size
 		}
+		// A batch being retried takes everything queued, without waiting
+		// (the buffer bounds it): a Flush behind it must get its answer
+		// from the next attempt, not wait for the database.
+		retrying := len(batch) > 0 && !backoffReset
+		limit, sizeLimit := maxBatch, int64(maxBatchBytes)
+		if retrying {
+			limit, sizeLimit = math.MaxInt, math.MaxInt64
+		}
 		wait := time.NewTimer(flushInterval)
 	fill:
-		for open && len(batch) < maxBatch && size < maxBatchBytes {
-			if len(marks) > 0 {
+		for open && len(batch) < limit && size < sizeLimit {
+			if len(marks) > 0 || retrying {
 				select {
 				case it, ok := <-s.q:
 					if !ok {
