@@ -158,3 +158,37 @@ func mk(at time.Time) *exchange.Exchange {
 	ex.Route = "images"
 	return ex
 }
+
+// Close with the database down retries for CloseTimeout, then gives up:
+// the items left are counted as write errors and Close says so.
+func TestCloseDeadline(t *testing.T) {
+	c := pgtest.Start(t)
+	url := c.NewDatabase()
+	s, err := pgstore.Open(context.Background(), url, pgstore.Options{Instance: "a", CloseTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Stop()
+	base := time.Now().UTC().Truncate(time.Minute)
+	for i := 0; i < 20; i++ {
+		if !s.Record(mk(base)) {
+			t.Fatal("Record refused below the bound")
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Close() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("Close returned nil with 20 items unwritten")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close did not return within 30 s of a 1 s CloseTimeout")
+	}
+	if st := s.Stats(); st.WriteErrors != 20 || st.Queued != 0 {
+		t.Errorf("after Close: %+v; want 20 write errors, nothing queued", st)
+	}
+	if s.Record(mk(base)) {
+		t.Error("Record took an item after Close")
+	}
+}
