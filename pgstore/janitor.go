@@ -49,30 +49,30 @@ func (s *Store) Janitor(now time.Time) (ran bool, err error) {
 	defer cancel()
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return false, fmt.Errorf("pgstore: janitor: %w", err)
+		return false, fmt.Errorf("pgstore: janitor cannot clean up: %w", err)
 	}
 	defer tx.Rollback(ctx)
 	if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1)", janitorLock).Scan(&ran); err != nil {
-		return false, fmt.Errorf("pgstore: janitor: %w", err)
+		return false, fmt.Errorf("pgstore: janitor cannot clean up: %w", err)
 	}
 	if !ran {
 		return false, nil
 	}
 	if _, err := tx.Exec(ctx, "DELETE FROM store_samples WHERE at < $1", now.Add(-s.o.Retention).UnixNano()); err != nil {
-		return true, fmt.Errorf("pgstore: janitor: %w", err)
+		return true, fmt.Errorf("pgstore: janitor cannot clean up: %w", err)
 	}
 	if _, err := tx.Exec(ctx, "DELETE FROM store_comparisons WHERE at < $1", now.Add(-s.o.ComparisonRetention).UnixNano()); err != nil {
-		return true, fmt.Errorf("pgstore: janitor: %w", err)
+		return true, fmt.Errorf("pgstore: janitor cannot clean up: %w", err)
 	}
 	var total int64
 	if err := tx.QueryRow(ctx, `SELECT COALESCE((SELECT SUM(bytes) FROM store_samples), 0)::BIGINT +
 		COALESCE((SELECT SUM(bytes) FROM store_comparisons), 0)::BIGINT`).Scan(&total); err != nil {
-		return true, fmt.Errorf("pgstore: janitor: %w", err)
+		return true, fmt.Errorf("pgstore: janitor cannot clean up: %w", err)
 	}
 	for total > s.o.MaxBytes {
 		var sampleAt, compAt *int64
 		if err := tx.QueryRow(ctx, `SELECT (SELECT MIN(at) FROM store_samples), (SELECT MIN(at) FROM store_comparisons)`).Scan(&sampleAt, &compAt); err != nil {
-			return true, fmt.Errorf("pgstore: janitor: %w", err)
+			return true, fmt.Errorf("pgstore: janitor cannot clean up: %w", err)
 		}
 		table := ""
 		switch {
@@ -96,7 +96,7 @@ func (s *Store) Janitor(now time.Time) (ran bool, err error) {
 			victims AS (SELECT %[2]s FROM old WHERE run - bytes < $1),
 			gone AS (DELETE FROM %[1]s WHERE %[2]s IN (SELECT %[2]s FROM victims) RETURNING bytes)
 			SELECT COALESCE(SUM(bytes), 0)::BIGINT FROM gone`, table, key, janitorChunk), total-s.o.MaxBytes).Scan(&freed); err != nil {
-			return true, fmt.Errorf("pgstore: janitor: %w", err)
+			return true, fmt.Errorf("pgstore: janitor cannot clean up: %w", err)
 		}
 		if freed == 0 {
 			break
@@ -104,7 +104,7 @@ func (s *Store) Janitor(now time.Time) (ran bool, err error) {
 		total -= freed
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return true, fmt.Errorf("pgstore: janitor: %w", err)
+		return true, fmt.Errorf("pgstore: janitor cannot clean up: %w", err)
 	}
 	return true, nil
 }

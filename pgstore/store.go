@@ -39,29 +39,44 @@ const (
 	janitorEvery  = time.Minute
 )
 
-// Options tune a Store. The fields shared with store.Options mean the same
-// and have the same defaults.
+// Options tune a Store. Every zero value has a documented default; the
+// fields shared with store.Options mean what they mean there.
 type Options struct {
-	SamplesPerPath      int
-	SampleBodyMax       int64
-	MaxBytes            int64
-	Retention           time.Duration
+	// SamplesPerPath is the number of samples kept per (route, kind,
+	// path), over the fleet. 0: store.DefaultSamplesPerPath (5).
+	SamplesPerPath int
+	// SampleBodyMax is the bytes of each body kept in a sample.
+	// 0: store.DefaultSampleBodyMax (1 MiB).
+	SampleBodyMax int64
+	// MaxBytes caps samples and comparison rows together (the fleet's);
+	// the janitor deletes the oldest past it. 0: store.DefaultMaxBytes (1 GiB).
+	MaxBytes int64
+	// Retention is how long samples are kept. 0: store.DefaultRetention (7 days).
+	Retention time.Duration
+	// ComparisonRetention is how long comparison rows are kept.
+	// 0: store.DefaultComparisonRetention (24 h).
 	ComparisonRetention time.Duration
-	// Noise is the model reads classify with (nil: nothing is noise).
+	// Noise is the model reads classify with. nil: nothing is noise.
 	Noise compare.NoiseModel
 	// Instance is this tandem's name: every row it writes carries it, and
-	// Instance(name) reads one instance's rows.
+	// Instance(name) reads one instance's rows. "" is stored as "".
 	Instance string
-	// BufferItems and BufferBytes bound what is enqueued and not yet
-	// committed (see "Writes" in the package doc). 0: the defaults.
+	// BufferItems bounds the items enqueued and not yet committed, the
+	// batch being retried included (see "Writes" in the package doc).
+	// 0: DefaultBufferItems (8,192).
 	BufferItems int
+	// BufferBytes bounds their estimated size. 0: DefaultBufferBytes (64 MiB).
 	BufferBytes int64
-	// CloseTimeout bounds Close's retries (0: DefaultCloseTimeout).
+	// CloseTimeout bounds how long Close retries a database that does
+	// not take the buffer. 0: DefaultCloseTimeout (10 s).
 	CloseTimeout time.Duration
-	// Now is the clock (nil: time.Now).
-	Now    func() time.Time
+	// Now is the clock for zero times and the janitor. nil: time.Now.
+	Now func() time.Time
+	// Logger gets one line when writes start failing and one when they
+	// succeed again. nil: slog.Default().
 	Logger *slog.Logger
 	// NoJanitor leaves retention and the size bound to Janitor calls.
+	// false: a janitor goroutine runs every minute.
 	NoJanitor bool
 }
 
