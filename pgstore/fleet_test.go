@@ -57,7 +57,7 @@ func counters(i int) store.Counters {
 		ServedErrors: store.ServedCounts{Legacy: 1}, Skipped: map[exchange.Outcome]int64{exchange.Sampling: int64(i)}}
 }
 
-func openPG(t *testing.T, url, inst string, noise compare.NoiseModel) *pgstore.Store {
+func openPG(t testing.TB, url, inst string, noise compare.NoiseModel) *pgstore.Store {
 	t.Helper()
 	s, err := pgstore.Open(context.Background(), url, pgstore.Options{Instance: inst, Noise: noise})
 	if err != nil {
@@ -67,7 +67,7 @@ func openPG(t *testing.T, url, inst string, noise compare.NoiseModel) *pgstore.S
 	return s
 }
 
-func openSQLite(t *testing.T, noise compare.NoiseModel) *store.Store {
+func openSQLite(t testing.TB, noise compare.NoiseModel) *store.Store {
 	t.Helper()
 	s, err := store.Open(filepath.Join(t.TempDir(), "store.db"), store.Options{Noise: noise})
 	if err != nil {
