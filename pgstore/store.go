@@ -295,7 +295,11 @@ func (s *Store) Stats() store.StoreStats {
 		WriteErrors: s.writeErrors.Load(),
 		Written:     s.written.Load(),
 	}
-	st.WriteErrorsBy[2] = st.WriteErrors
+	for i, r := range store.WriteErrorReasons {
+		if r == store.WriteErrorOther {
+			st.WriteErrorsBy[i] = st.WriteErrors
+		}
+	}
 	return st
 }
 
