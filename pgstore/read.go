@@ -1,0 +1,755 @@
+package pgstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/jackc/pgx/v5"
+	"github.com/tandem-proxy/tandem/admin"
+	"github.com/tandem-proxy/tandem/compare"
+	"github.com/tandem-proxy/tandem/exchange"
+	"github.com/tandem-proxy/tandem/internal/latency"
+	"github.com/tandem-proxy/tandem/store"
+)
+
+// view reads the store's tables, every instance's rows summed (instance
+// "") or one instance's.
+type view struct {
+	s        *Store
+	instance string
+	one      bool
+}
+
+var _ admin.Reports = view{}
+
+// Instance is a read view of the rows instance name wrote (?instance=).
+func (s *Store) Instance(name string) admin.Reports { return view{s: s, instance: name, one: true} }
+
+func (s *Store) all() view { return view{s: s} }
+
+// Report sums the fleet's minutes (every instance) as store.Store.Report does.
+func (s *Store) Report(route string, since time.Time) ([]store.RouteReport, error) {
+	return s.all().Report(route, since)
+}
+
+// Series is store.Store.Series over every instance's minutes.
+func (s *Store) Series(route string, since time.Time, step time.Duration) ([]store.RouteSeries, error) {
+	return s.all().Series(route, since, step)
+}
+
+// Samples lists every instance's samples, newest first.
+func (s *Store) Samples(f store.SampleFilter) ([]store.SampleSummary, error) {
+	return s.all().Samples(f)
+}
+
+// Sample returns one sample (of any instance), or store.ErrNotFound.
+func (s *Store) Sample(id string) (*store.Sample, error) { return s.all().Sample(id) }
+
+// Comparisons returns every instance's retained comparisons of requestID.
+func (s *Store) Comparisons(requestID string) ([]store.Comparison, error) {
+	return s.all().Comparisons(requestID)
+}
+
+// Instances lists the instances with rows in the store (minutes,
+// comparisons or samples), by name.
+func (s *Store) Instances() ([]string, error) {
+	rows, err := s.pool.Query(bg(), `SELECT instance FROM store_minutes UNION SELECT instance FROM store_comparisons
+		UNION SELECT instance FROM store_samples ORDER BY 1`)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: cannot list instances: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: cannot list instances: %w", err)
+	}
+	if out == nil {
+		out = []string{}
+	}
+	return out, nil
+}
+
+// cond builds a WHERE clause with numbered placeholders.
+type cond struct {
+	parts []string
+	args  []any
+}
+
+// add appends c, whose "?" is the next placeholder, with its value.
+func (w *cond) add(c string, v any) {
+	w.args = append(w.args, v)
+	w.parts = append(w.parts, strings.Replace(c, "?", "$"+strconv.Itoa(len(w.args)), 1))
+}
+
+func (w *cond) sql() string {
+	if len(w.parts) == 0 {
+		return "TRUE"
+	}
+	return strings.Join(w.parts, " AND ")
+}
+
+func (v view) minutesWhere(route string, since time.Time) cond {
+	var w cond
+	if !since.IsZero() {
+		w.add("minute >= ?", minuteOf(since))
+	}
+	if route != "" {
+		w.add("route = ?", route)
+	}
+	if v.one {
+		w.add("instance = ?", v.instance)
+	}
+	return w
+}
+
+func (v view) readTx(ctx context.Context) (pgx.Tx, error) {
+	return v.s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+}
+
+func newRouteReport(route string, since time.Time) *store.RouteReport {
+	r := &store.RouteReport{Route: route, Since: since, Skipped: make(map[exchange.Outcome]int64, len(store.SkipReasons)), Diffs: []store.PathStat{}}
+	for _, reason := range store.SkipReasons {
+		r.Skipped[reason] = 0
+	}
+	return r
+}
+
+func (v view) Report(route string, since time.Time) ([]store.RouteReport, error) {
+	out, err := v.report(route, since)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: cannot build report: %w", err)
+	}
+	return out, nil
+}
+
+func sums() string {
+	parts := make([]string, nCols)
+	for i, c := range colNames {
+		parts[i] = "SUM(" + c + ")::BIGINT"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (v view) report(route string, since time.Time) ([]store.RouteReport, error) {
+	ctx := bg()
+	var windowStart time.Time
+	if !since.IsZero() {
+		windowStart = time.Unix(minuteOf(since)*60, 0).UTC()
+	}
+	tx, err := v.readTx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(ctx)
+	w := v.minutesWhere(route, since)
+	reps := map[string]*store.RouteReport{}
+	get := func(r string) *store.RouteReport {
+		rep := reps[r]
+		if rep == nil {
+			rep = newRouteReport(r, windowStart)
+			reps[r] = rep
+		}
+		return rep
+	}
+	rows, err := tx.Query(ctx, "SELECT route, MIN(minute), "+sums()+" FROM store_minutes WHERE "+w.sql()+" GROUP BY route", w.args...)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var r string
+		var first int64
+		var n [nCols]int64
+		dest := []any{&r, &first}
+		for i := range n {
+			dest = append(dest, &n[i])
+		}
+		if err := rows.Scan(dest...); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		rep := get(r)
+		if since.IsZero() {
+			rep.Since = time.Unix(first*60, 0).UTC()
+		}
+		fillCounts(rep, &n)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+
+	type sigCount struct {
+		route string
+		sig   int64
+		n     int64
+	}
+	var counts []sigCount
+	ids := map[int64]bool{}
+	rows, err = tx.Query(ctx, "SELECT route, MIN(minute), sig, SUM(count)::BIGINT FROM store_minute_sigs WHERE "+w.sql()+
+		" AND role = 0 GROUP BY route, sig", w.args...)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var c sigCount
+		var first int64
+		if err := rows.Scan(&c.route, &first, &c.sig, &c.n); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		counts = append(counts, c)
+		ids[c.sig] = true
+		rep := get(c.route)
+		if f := time.Unix(first*60, 0).UTC(); since.IsZero() && (rep.Since.IsZero() || f.Before(rep.Since)) {
+			rep.Since = f
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	sigs, err := v.s.signatures(ctx, tx, ids)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range counts {
+		rep := get(c.route)
+		switch v.s.classify(c.route, c.sig, sigs) {
+		case compare.OutcomeMatch:
+			rep.Matched += c.n
+		case compare.OutcomeNoise:
+			rep.Noise += c.n
+		case compare.OutcomeMismatch:
+			rep.Mismatched += c.n
+		default:
+			rep.CompareErrors += c.n
+		}
+	}
+
+	hs := map[string]*[2]*hdrhistogram.Histogram{}
+	rows, err = tx.Query(ctx, "SELECT route, hist_legacy, hist_new FROM store_minutes WHERE "+w.sql()+
+		" AND (hist_legacy IS NOT NULL OR hist_new IS NOT NULL)", w.args...)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var r string
+		var bl, bn []byte
+		if err := rows.Scan(&r, &bl, &bn); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		h := hs[r]
+		if h == nil {
+			h = &[2]*hdrhistogram.Histogram{latency.New(), latency.New()}
+			hs[r] = h
+		}
+		addHist(h[0], bl)
+		addHist(h[1], bn)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for r, h := range hs {
+		lat := &get(r).Latency
+		lat.LegacyP50, lat.LegacyP99 = quantileMS(h[0], 50), quantileMS(h[0], 99)
+		lat.NewP50, lat.NewP99 = quantileMS(h[1], 50), quantileMS(h[1], 99)
+	}
+
+	rows, err = tx.Query(ctx, "SELECT route, kind, path, SUM(count)::BIGINT FROM store_minute_diffs WHERE "+w.sql()+
+		" GROUP BY route, kind, path", w.args...)
+	if err != nil {
+		return nil, err
+	}
+	type ek struct{ route, kind, path string }
+	idx := map[ek]int{}
+	for rows.Next() {
+		var r, kind, path string
+		var count int64
+		if err := rows.Scan(&r, &kind, &path, &count); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		rep := get(r)
+		idx[ek{r, kind, path}] = len(rep.Diffs)
+		rep.Diffs = append(rep.Diffs, store.PathStat{Kind: compare.Kind(kind), Path: path, Count: count,
+			Noise: v.s.o.Noise.Noise(r, compare.Kind(kind), path)})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(idx) > 0 {
+		var pw cond
+		if route != "" {
+			pw.add("route = ?", route)
+		}
+		if v.one {
+			pw.add("instance = ?", v.instance)
+		}
+		rows, err = tx.Query(ctx, "SELECT DISTINCT ON (route, kind, path) route, kind, path, sample_id FROM store_sample_paths WHERE "+
+			pw.sql()+" ORDER BY route, kind, path, at DESC, sample_id DESC", pw.args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var r, kind, path, id string
+			if err := rows.Scan(&r, &kind, &path, &id); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			if i, ok := idx[ek{r, kind, path}]; ok {
+				reps[r].Diffs[i].ExampleID = id
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	if route != "" {
+		get(route)
+	}
+	out := make([]store.RouteReport, 0, len(reps))
+	for _, rep := range reps {
+		rep.Compared = rep.Matched + rep.Mismatched + rep.Noise + rep.CompareErrors
+		if rep.Compared > 0 {
+			rep.DiffRate = float64(rep.Mismatched) / float64(rep.Compared)
+			for i := range rep.Diffs {
+				rep.Diffs[i].Rate = float64(rep.Diffs[i].Count) / float64(rep.Compared)
+			}
+		}
+		sort.Slice(rep.Diffs, func(i, j int) bool {
+			a, b := rep.Diffs[i], rep.Diffs[j]
+			if a.Count != b.Count {
+				return a.Count > b.Count
+			}
+			if a.Kind != b.Kind {
+				return a.Kind < b.Kind
+			}
+			return a.Path < b.Path
+		})
+		out = append(out, *rep)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Route < out[j].Route })
+	return out, nil
+}
+
+func fillCounts(r *store.RouteReport, n *[nCols]int64) {
+	r.Requests = n[colRequests]
+	r.ServedLegacy = n[colServedLegacy]
+	r.ServedNew = n[colServedNew]
+	r.ServedTandem = n[colServedTandem]
+	r.Fallback = n[colFallback]
+	r.Mirrored = n[colSent]
+	r.ServedErrors = store.ServedCounts{Legacy: n[colServedErrorsLegacy], New: n[colServedErrorsNew], Tandem: n[colServedErrorsTandem]}
+	for reason, col := range skipCol {
+		r.Skipped[reason] = n[col]
+	}
+	r.CompareErrors += n[colCompareErrors]
+	r.LegacyErrors = n[colLegacyErrors]
+	r.NewErrors = n[colNewErrors]
+}
+
+// addHist merges the encoded histogram b into h; an undecodable one is
+// skipped so one bad minute does not hide the report.
+func addHist(h *hdrhistogram.Histogram, b []byte) bool {
+	if d := decodeHist(b); d != nil {
+		h.Merge(d)
+		return true
+	}
+	return false
+}
+
+func quantileMS(h *hdrhistogram.Histogram, q float64) float64 {
+	if h == nil || h.TotalCount() == 0 {
+		return 0
+	}
+	return latency.Milliseconds(latency.Percentile(h, q))
+}
+
+// signatures returns the stored signatures of ids (> 0), cached: an id
+// never changes its signature.
+func (s *Store) signatures(ctx context.Context, tx pgx.Tx, ids map[int64]bool) (map[int64]compare.Signature, error) {
+	out := make(map[int64]compare.Signature, len(ids))
+	var missing []int64
+	s.parsedMu.Lock()
+	for id := range ids {
+		if sig, ok := s.parsed[id]; ok {
+			out[id] = sig
+		} else if id > 0 {
+			missing = append(missing, id)
+		}
+	}
+	s.parsedMu.Unlock()
+	if len(missing) == 0 {
+		return out, nil
+	}
+	rows, err := tx.Query(ctx, "SELECT id, sig FROM store_signatures WHERE id = ANY($1)", missing)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var key string
+		if err := rows.Scan(&id, &key); err != nil {
+			return nil, err
+		}
+		sig, err := compare.ParseSignature(key)
+		if err != nil {
+			s.o.Logger.Warn("pgstore: a stored signature cannot be read; its comparisons read as mismatches", "id", id, "err", err)
+			continue
+		}
+		out[id] = sig
+		s.parsedMu.Lock()
+		s.parsed[id] = sig
+		s.parsedMu.Unlock()
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) classify(route string, id int64, sigs map[int64]compare.Signature) compare.Outcome {
+	switch id {
+	case sigMatch:
+		return compare.OutcomeMatch
+	case sigError:
+		return compare.OutcomeError
+	}
+	sig, ok := sigs[id]
+	if !ok {
+		return compare.OutcomeMismatch
+	}
+	return s.o.Noise.Classify(route, sig)
+}
+
+type bucketKey struct {
+	route  string
+	bucket int64
+}
+
+type bucket struct {
+	p      store.SeriesPoint
+	hl, hn *hdrhistogram.Histogram
+}
+
+func (v view) Series(route string, since time.Time, step time.Duration) ([]store.RouteSeries, error) {
+	if !store.ValidSeriesStep(step) {
+		return nil, fmt.Errorf("cannot build a series: step %v is not one of %v", step, store.SeriesSteps)
+	}
+	out, err := v.series(route, since, int64(step/time.Minute))
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: cannot build a series: %w", err)
+	}
+	return out, nil
+}
+
+func (v view) series(route string, since time.Time, stepMin int64) ([]store.RouteSeries, error) {
+	ctx := bg()
+	tx, err := v.readTx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(ctx)
+	w := v.minutesWhere(route, since)
+	bucketOf := func(minute int64) int64 { return minute - ((minute%stepMin)+stepMin)%stepMin }
+	bs := map[bucketKey]*bucket{}
+	get := func(r string, minute int64) *bucket {
+		k := bucketKey{r, bucketOf(minute)}
+		b := bs[k]
+		if b == nil {
+			b = &bucket{p: store.SeriesPoint{At: time.Unix(k.bucket*60, 0).UTC()}}
+			bs[k] = b
+		}
+		return b
+	}
+	rows, err := tx.Query(ctx, "SELECT route, minute, requests, served_errors_legacy, served_errors_new, served_errors_tandem, compare_errors, legacy_errors, new_errors, hist_legacy, hist_new FROM store_minutes WHERE "+w.sql(), w.args...)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var r string
+		var minute, req, el, en, et, ce, le, ne int64
+		var hl, hn []byte
+		if err := rows.Scan(&r, &minute, &req, &el, &en, &et, &ce, &le, &ne, &hl, &hn); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		b := get(r, minute)
+		p := &b.p
+		p.Requests += req
+		p.ServedErrors.Legacy += el
+		p.ServedErrors.New += en
+		p.ServedErrors.Tandem += et
+		p.CompareErrors += ce
+		p.LegacyErrors += le
+		p.NewErrors += ne
+		if len(hl) > 0 {
+			if b.hl == nil {
+				b.hl = latency.New()
+			}
+			addHist(b.hl, hl)
+		}
+		if len(hn) > 0 {
+			if b.hn == nil {
+				b.hn = latency.New()
+			}
+			addHist(b.hn, hn)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	type sc struct {
+		route       string
+		minute, sig int64
+		n           int64
+	}
+	var counts []sc
+	ids := map[int64]bool{}
+	rows, err = tx.Query(ctx, "SELECT route, minute, sig, SUM(count)::BIGINT FROM store_minute_sigs WHERE "+w.sql()+" AND role = 0 GROUP BY route, minute, sig", w.args...)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var c sc
+		if err := rows.Scan(&c.route, &c.minute, &c.sig, &c.n); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		counts = append(counts, c)
+		ids[c.sig] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	sigs, err := v.s.signatures(ctx, tx, ids)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range counts {
+		p := &get(c.route, c.minute).p
+		switch v.s.classify(c.route, c.sig, sigs) {
+		case compare.OutcomeMatch:
+			p.Matched += c.n
+		case compare.OutcomeNoise:
+			p.Noise += c.n
+		case compare.OutcomeMismatch:
+			p.Mismatched += c.n
+		default:
+			p.CompareErrors += c.n
+		}
+	}
+	byRoute := map[string]*store.RouteSeries{}
+	for k, b := range bs {
+		p := b.p
+		p.Compared = p.Matched + p.Mismatched + p.Noise + p.CompareErrors
+		if p.Compared > 0 {
+			p.DiffRate = float64(p.Mismatched) / float64(p.Compared)
+		}
+		p.LegacyP99MS, p.NewP99MS = quantileMS(b.hl, 99), quantileMS(b.hn, 99)
+		rs := byRoute[k.route]
+		if rs == nil {
+			rs = &store.RouteSeries{Route: k.route, Points: []store.SeriesPoint{}}
+			byRoute[k.route] = rs
+		}
+		rs.Points = append(rs.Points, p)
+	}
+	if route != "" && byRoute[route] == nil {
+		byRoute[route] = &store.RouteSeries{Route: route, Points: []store.SeriesPoint{}}
+	}
+	out := make([]store.RouteSeries, 0, len(byRoute))
+	for _, rs := range byRoute {
+		sort.Slice(rs.Points, func(i, j int) bool { return rs.Points[i].At.Before(rs.Points[j].At) })
+		out = append(out, *rs)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Route < out[j].Route })
+	return out, nil
+}
+
+func (v view) Samples(f store.SampleFilter) ([]store.SampleSummary, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = store.DefaultSampleLimit
+	}
+	limit = min(limit, store.MaxSampleLimit)
+	var w cond
+	if f.Route != "" {
+		w.add("route = ?", f.Route)
+	}
+	switch {
+	case strings.HasPrefix(f.Path, "$"):
+		w.add("id IN (SELECT sample_id FROM store_sample_paths WHERE path = ?)", f.Path)
+	case f.Path != "":
+		w.add("starts_with(path, ?)", f.Path)
+	}
+	if !f.Since.IsZero() {
+		w.add("at >= ?", f.Since.UnixNano())
+	}
+	if v.one {
+		w.add("instance = ?", v.instance)
+	}
+	w.args = append(w.args, limit)
+	rows, err := v.s.pool.Query(bg(), `SELECT id, route, request_id, method, path, served_by, at, outcome, legacy_status, new_status, diff_paths, sig
+		FROM store_samples WHERE `+w.sql()+` ORDER BY at DESC, id DESC LIMIT $`+strconv.Itoa(len(w.args)), w.args...)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: cannot list samples: %w", err)
+	}
+	defer rows.Close()
+	out := []store.SampleSummary{}
+	for rows.Next() {
+		var x store.SampleSummary
+		var at int64
+		var outcome, paths, sig string
+		if err := rows.Scan(&x.ID, &x.Route, &x.RequestID, &x.Method, &x.Path, &x.ServedBy, &at, &outcome,
+			&x.LegacyStatus, &x.NewStatus, &paths, &sig); err != nil {
+			return nil, fmt.Errorf("pgstore: cannot list samples: %w", err)
+		}
+		x.At = time.Unix(0, at).UTC()
+		if err := json.Unmarshal([]byte(paths), &x.DiffPaths); err != nil {
+			return nil, fmt.Errorf("pgstore: cannot decode sample %s: %w", x.ID, err)
+		}
+		x.Outcome = v.s.readOutcome(x.Route, compare.Outcome(outcome), sig)
+		out = append(out, x)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("pgstore: cannot list samples: %w", err)
+	}
+	return out, nil
+}
+
+// readOutcome is a sample's outcome as the noise model reads its
+// signature now; one recorded as a compare error stays one.
+func (s *Store) readOutcome(route string, recorded compare.Outcome, key string) compare.Outcome {
+	if !isVerdict(recorded) {
+		return recorded
+	}
+	sig, err := compare.ParseSignature(key)
+	if err != nil {
+		return compare.OutcomeMismatch
+	}
+	return s.o.Noise.Classify(route, sig)
+}
+
+func (v view) Sample(id string) (*store.Sample, error) {
+	var w cond
+	w.add("id = ?", id)
+	if v.one {
+		w.add("instance = ?", v.instance)
+	}
+	var x store.Sample
+	var at int64
+	var outcome, sig, diffs, legacy, nw string
+	var lb, nb []byte
+	err := v.s.pool.QueryRow(bg(), `SELECT id, route, request_id, method, path, served_by, at, outcome, sig,
+		diffs, legacy, new, legacy_body, new_body FROM store_samples WHERE `+w.sql(), w.args...).
+		Scan(&x.ID, &x.Route, &x.RequestID, &x.Method, &x.Path, &x.ServedBy, &at, &outcome, &sig, &diffs, &legacy, &nw, &lb, &nb)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: cannot read sample %s: %w", id, err)
+	}
+	x.At = time.Unix(0, at).UTC()
+	if err := errors.Join(json.Unmarshal([]byte(diffs), &x.Diffs), json.Unmarshal([]byte(legacy), &x.Legacy), json.Unmarshal([]byte(nw), &x.New)); err != nil {
+		return nil, fmt.Errorf("pgstore: cannot decode sample %s: %w", id, err)
+	}
+	for i := range x.Diffs {
+		d := &x.Diffs[i]
+		d.Noise = v.s.o.Noise.Noise(x.Route, d.Kind, d.Path)
+	}
+	x.Outcome = v.s.readOutcome(x.Route, compare.Outcome(outcome), sig)
+	x.Legacy.Body, x.New.Body = lb, nb
+	return &x, nil
+}
+
+func (v view) Comparisons(requestID string) ([]store.Comparison, error) {
+	out, err := v.comparisons(requestID)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: cannot read the comparisons of request %q: %w", requestID, err)
+	}
+	return out, nil
+}
+
+func (v view) comparisons(requestID string) ([]store.Comparison, error) {
+	out := []store.Comparison{}
+	if requestID == "" {
+		return out, nil
+	}
+	ctx := bg()
+	tx, err := v.readTx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(ctx)
+	var w cond
+	w.add("c.request_id = ?", requestID)
+	w.add("c.at >= ?", v.s.o.Now().Add(-v.s.o.ComparisonRetention).UnixNano())
+	if v.one {
+		w.add("c.instance = ?", v.instance)
+	}
+	rows, err := tx.Query(ctx, `SELECT c.at, c.route, c.role, c.instance, c.sig, c.outcome, COALESCE(s.id, '')
+		FROM store_comparisons c LEFT JOIN store_samples s ON s.id = c.sample_id AND c.sample_id != ''
+		WHERE `+w.sql()+` ORDER BY c.at, c.seq`, w.args...)
+	if err != nil {
+		return nil, err
+	}
+	type row struct {
+		c   store.Comparison
+		sig int64
+	}
+	var got []row
+	ids := map[int64]bool{}
+	for rows.Next() {
+		var r row
+		var at int64
+		var role int16
+		var outcome string
+		if err := rows.Scan(&at, &r.c.Route, &role, &r.c.Instance, &r.sig, &outcome, &r.c.SampleID); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		r.c.At = time.Unix(0, at).UTC()
+		r.c.RequestID = requestID
+		r.c.Against = store.AgainstNew
+		if role == roleSecondary {
+			r.c.Against = store.AgainstSecondary
+		}
+		r.c.Outcome = compare.Outcome(outcome)
+		got = append(got, r)
+		ids[r.sig] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	sigs, err := v.s.signatures(ctx, tx, ids)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range got {
+		c := r.c
+		if isVerdict(c.Outcome) {
+			c.Outcome = v.s.classify(c.Route, r.sig, sigs)
+		} else {
+			c.Outcome = compare.OutcomeError
+		}
+		sig := sigs[r.sig]
+		c.Diffs = make([]store.ComparedDiff, 0, len(sig))
+		for _, k := range sig {
+			c.Diffs = append(c.Diffs, store.ComparedDiff{Kind: k.Kind, Path: k.Path, Noise: v.s.o.Noise.Noise(c.Route, k.Kind, k.Path)})
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
