@@ -33,7 +33,9 @@ var _ Store = (*State)(nil)
 // Summarize describes what changed from old to neu as the audit event's Old
 // and New texts, as State does; route is the route the change is about, if
 // one. For other implementations of Store.
-func Summarize(old, neu []rules.Route, route string) (string, string) { return summarize(old, neu, route) }
+func Summarize(old, neu []rules.Route, route string) (string, string) {
+	return summarize(old, neu, route)
+}
 
 // RoutesDigest identifies a set of routes by their persisted form (the
 // digest FileChanged compares); "" if they cannot be encoded.
