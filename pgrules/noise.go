@@ -116,7 +116,7 @@ func addCounts(ctx context.Context, tx pgx.Tx, d map[string]compare.RouteCounts)
 	for _, name := range names {
 		rc := d[name]
 		b.Queue(upsert, name, "", "", rc.SecondaryTotal, rc.PrimaryTotal) // the totals
-		for _, p := range rc.Paths {                                     // sorted by TakeDelta
+		for _, p := range rc.Paths {                                      // sorted by TakeDelta
 			b.Queue(upsert, name, string(p.Kind), p.Path, p.SecondaryDiffs, p.PrimaryDiffs)
 		}
 	}

@@ -17,7 +17,7 @@ const Component = "rules"
 //   - rules_instances: the registry (name, started_at, last_seen,
 //     applied_version), last_seen in the database's clock;
 //   - rules_noise_counts: the fleet's noise counts, per route the totals
-//     (kind and path '') and per (kind, path) the comparisons that differed;
+//     (kind and path ”) and per (kind, path) the comparisons that differed;
 //   - rules_noise_batches: per instance incarnation the last count batch
 //     added, so that a batch retried after an unclear commit is added once;
 //   - rules_noise_marks: operators' marks, with their audit rows.
