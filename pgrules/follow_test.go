@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/tandem-proxy/tandem/rules"
 )
 
@@ -216,5 +218,41 @@ func TestSeedOnceAndFileChanges(t *testing.T) {
 	// A change another validator refuses is not stored.
 	if _, _, err := ins[2].Promote("static", 10, "api", ""); !errors.As(err, new(*rules.ValidationError)) {
 		t.Fatalf("promote of a route without new: %v", err)
+	}
+}
+
+// Stored rules that do not validate on an instance that starts: replaced
+// by its config file's routes if they changed and validate (actor file),
+// else Open refuses naming the problem.
+func TestOpenWithStoredRulesThatDoNotFit(t *testing.T) {
+	_, url := database(t)
+	open(t, url, "a", Options{})
+	noNew := func(rs []rules.Route) []error {
+		return rules.Validate(rs, func(b string) bool { return b != "new" })
+	}
+	pool := func() *pgxpool.Pool {
+		p, err := pgxpool.New(context.Background(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(p.Close)
+		return p
+	}
+	if _, err := Open(context.Background(), pool(), Options{Instance: "b", Seed: seedRoutes(), Validate: noNew}); err == nil || !strings.Contains(err.Error(), "unknown backend") {
+		t.Fatalf("open with the same file and no backend new: %v", err)
+	}
+	legacyOnly := seedRoutes()
+	legacyOnly[0].New = ""
+	b, err := Open(context.Background(), pool(), Options{Instance: "b", Seed: legacyOnly, Validate: noNew})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if r := b.Current(); r.Version != 2 || r.Routes[0].New != "" || b.Recovered() == "" {
+		t.Fatalf("after open: version %d, new %q, recovered %q", r.Version, r.Routes[0].New, b.Recovered())
+	}
+	evs, _ := b.Events(time.Time{}, 1)
+	if len(evs) != 1 || evs[0].Actor != "file" || evs[0].Kind != rules.KindReload || evs[0].Instance != "b" {
+		t.Fatalf("last event %+v", evs)
 	}
 }
