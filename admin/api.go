@@ -242,6 +242,8 @@ func answerUpdate(w http.ResponseWriter, r rules.Rules, err error) {
 		writeJSON(w, http.StatusOK, r)
 	case errors.Is(err, rules.ErrStale):
 		fail(w, http.StatusConflict, "%v", err)
+	case errors.Is(err, rules.ErrUnavailable):
+		fail(w, http.StatusServiceUnavailable, "%v", err)
 	case errors.Is(err, rules.ErrUnknownRoute):
 		fail(w, http.StatusNotFound, "%v", err)
 	case errors.As(err, &ve):

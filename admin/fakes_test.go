@@ -33,6 +33,9 @@ type memRules struct {
 	events  []rules.Event
 	// eventsAsked records the arguments of Events.
 	eventsAsked []string
+	// down makes every change fail with rules.ErrUnavailable, as a fleet's
+	// store does while its database is unreachable.
+	down bool
 }
 
 var _ RulesStore = (*memRules)(nil)
@@ -60,6 +63,9 @@ func (m *memRules) apply(ifMatch int64, change string, mutate func(*rules.Rules)
 func (m *memRules) applyChanged(ifMatch int64, change string, mutate func(*rules.Rules) error) (rules.Rules, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.down {
+		return rules.Rules{}, false, fmt.Errorf("%w: cannot reach the database", rules.ErrUnavailable)
+	}
 	if ifMatch != 0 && ifMatch != m.r.Version {
 		return rules.Rules{}, false, fmt.Errorf("%w: If-Match is %d, the current version is %d", rules.ErrStale, ifMatch, m.r.Version)
 	}

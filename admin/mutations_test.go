@@ -181,3 +181,21 @@ func TestMissingDepsAnswer503(t *testing.T) {
 		expect(t, c.method+" "+c.path, do(s, req(c.method, c.path, c.body, "If-Match", "1")), http.StatusServiceUnavailable, c.want)
 	}
 }
+
+// A rules store that cannot reach its database (a fleet's PostgreSQL is
+// down) refuses every change with rules.ErrUnavailable: PUT, promote and
+// rollback answer 503, nothing changes, and the rules are still read.
+func TestRulesStoreUnavailable(t *testing.T) {
+	f := newFixture()
+	f.rules.down = true
+	doc := `{"routes": [{"name": "img", "legacy": "legacy", "new": "new", "serve_new": 10}], "reason": "ten"}`
+	expect(t, "put", do(f.srv, req("PUT", "/api/v1/rules", doc, "If-Match", "1")), http.StatusServiceUnavailable, "unavailable")
+	expect(t, "promote", do(f.srv, req("POST", "/api/v1/routes/img/promote", `{"percent": 5, "reason": "x"}`)), http.StatusServiceUnavailable, "unavailable")
+	expect(t, "rollback", do(f.srv, req("POST", "/api/v1/routes/img/rollback", `{"reason": "x"}`)), http.StatusServiceUnavailable, "unavailable")
+	if c := f.rules.changed(); len(c) != 0 {
+		t.Fatalf("changes %q while the store is down", c)
+	}
+	expect(t, "rules still read", do(f.srv, req("GET", "/api/v1/rules", "")), http.StatusOK, `"version": 1`)
+	f.rules.down = false
+	expect(t, "promote once back", do(f.srv, req("POST", "/api/v1/routes/img/promote", `{"percent": 5, "reason": "x"}`)), http.StatusOK)
+}

@@ -49,7 +49,8 @@
 //
 // It is pure: no network code (not even net/textproto), no fasthttp, no file
 // I/O, no background goroutines, no global mutable state. Callers hand it
-// bytes already captured, and persist the Learner's Snapshot themselves.
+// bytes already captured, and persist the Learner's Snapshot themselves
+// (or, for a fleet, exchange its counts with TakeDelta and SetCounts).
 // Every input is treated as hostile: JSON depth, size and value count, image
 // pixel counts and decoded memory (a DecodeBudget the caller creates and
 // shares between Comparers and HeatMap, reserved from the headers before

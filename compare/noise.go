@@ -53,6 +53,9 @@ type noiseKey struct {
 
 type noiseCounts struct {
 	secondary, primary int64 // comparisons that differ at the path
+	// dSecondary and dPrimary are the part of secondary and primary
+	// observed since the last TakeDelta.
+	dSecondary, dPrimary int64
 }
 
 type mark struct {
@@ -64,8 +67,11 @@ type mark struct {
 type routeNoise struct {
 	settings                     Settings // noise fields, defaults applied
 	secondaryTotal, primaryTotal int64
-	paths                        map[noiseKey]*noiseCounts
-	marks                        []mark
+	// dSecondaryTotal and dPrimaryTotal are the part of the totals
+	// observed since the last TakeDelta.
+	dSecondaryTotal, dPrimaryTotal int64
+	paths                          map[noiseKey]*noiseCounts
+	marks                          []mark
 }
 
 // NoiseStat is what the Learner knows about one (kind, path) of a route.
@@ -130,8 +136,10 @@ func (l *Learner) observe(route string, r Result, secondary bool) {
 	rn := l.route(route)
 	if secondary {
 		rn.secondaryTotal++
+		rn.dSecondaryTotal++
 	} else {
 		rn.primaryTotal++
+		rn.dPrimaryTotal++
 	}
 	for _, k := range keys {
 		c := rn.paths[k]
@@ -144,8 +152,10 @@ func (l *Learner) observe(route string, r Result, secondary bool) {
 		}
 		if secondary {
 			c.secondary++
+			c.dSecondary++
 		} else {
 			c.primary++
+			c.dPrimary++
 		}
 	}
 }
@@ -164,6 +174,15 @@ outer:
 		keys = append(keys, k)
 	}
 	return keys
+}
+
+// CheckMark returns the error Mark would give for path (not a pattern), or
+// nil: for a caller that stores a mark before it calls Mark.
+func CheckMark(path string) error {
+	if _, err := parsePath(path, true); err != nil {
+		return fmt.Errorf("cannot mark %q: %w", path, err)
+	}
+	return nil
 }
 
 // Mark makes path (a pattern, see the package documentation) noise for every kind of
@@ -450,4 +469,93 @@ func validKind(k Kind) bool {
 		return true
 	}
 	return false
+}
+
+// RouteCounts are a route's noise counts: the comparisons of each sort and,
+// per (kind, shape path), how many of them differed there. TakeDelta and
+// SetCounts exchange them with a store shared by several Learners (a
+// fleet's), which adds up the deltas.
+type RouteCounts struct {
+	SecondaryTotal, PrimaryTotal int64
+	Paths                        []PathCounts
+}
+
+// PathCounts are the counts of one (kind, shape path) of a route.
+type PathCounts struct {
+	Kind                         Kind
+	Path                         string
+	SecondaryDiffs, PrimaryDiffs int64
+}
+
+// TakeDelta returns, per route, the counts observed since the last
+// TakeDelta (or since NewLearner or Restore), and starts a new delta; routes
+// with nothing new are left out, and so are paths with nothing new. The
+// counts themselves are unchanged: the Learner goes on classifying with
+// them. A caller that cannot store a delta keeps it and stores it later;
+// TakeDelta does not give it again.
+func (l *Learner) TakeDelta() map[string]RouteCounts {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[string]RouteCounts{}
+	for name, rn := range l.routes {
+		if rn.dSecondaryTotal == 0 && rn.dPrimaryTotal == 0 {
+			continue
+		}
+		rc := RouteCounts{SecondaryTotal: rn.dSecondaryTotal, PrimaryTotal: rn.dPrimaryTotal}
+		for k, c := range rn.paths {
+			if c.dSecondary != 0 || c.dPrimary != 0 {
+				rc.Paths = append(rc.Paths, PathCounts{Kind: k.kind, Path: k.path, SecondaryDiffs: c.dSecondary, PrimaryDiffs: c.dPrimary})
+				c.dSecondary, c.dPrimary = 0, 0
+			}
+		}
+		sort.Slice(rc.Paths, func(i, j int) bool {
+			if rc.Paths[i].Kind != rc.Paths[j].Kind {
+				return rc.Paths[i].Kind < rc.Paths[j].Kind
+			}
+			return rc.Paths[i].Path < rc.Paths[j].Path
+		})
+		rn.dSecondaryTotal, rn.dPrimaryTotal = 0, 0
+		out[name] = rc
+	}
+	return out
+}
+
+// SetCounts replaces every route's counts with base's (a shared store's
+// totals, which hold every delta taken so far) plus what was observed
+// since the last TakeDelta, which base cannot hold yet. Marks and
+// thresholds are kept; a route absent from base keeps only its untaken
+// delta. A route keeps at most 4096 paths: those with an untaken delta,
+// then base's in the order given (give the most frequent first). Counts
+// out of range (negative, or diffs above their total) are clamped.
+func (l *Learner) SetCounts(base map[string]RouteCounts) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for name := range base {
+		l.route(name)
+	}
+	for name, rn := range l.routes {
+		b := base[name]
+		paths := make(map[noiseKey]*noiseCounts, len(b.Paths))
+		for k, c := range rn.paths {
+			if c.dSecondary != 0 || c.dPrimary != 0 {
+				paths[k] = &noiseCounts{secondary: c.dSecondary, primary: c.dPrimary, dSecondary: c.dSecondary, dPrimary: c.dPrimary}
+			}
+		}
+		rn.secondaryTotal = max(b.SecondaryTotal, 0) + rn.dSecondaryTotal
+		rn.primaryTotal = max(b.PrimaryTotal, 0) + rn.dPrimaryTotal
+		for _, p := range b.Paths {
+			k := noiseKey{p.Kind, p.Path}
+			c := paths[k]
+			if c == nil {
+				if len(paths) >= maxNoisePaths {
+					continue
+				}
+				c = &noiseCounts{}
+				paths[k] = c
+			}
+			c.secondary = min(c.secondary+max(p.SecondaryDiffs, 0), rn.secondaryTotal)
+			c.primary = min(c.primary+max(p.PrimaryDiffs, 0), rn.primaryTotal)
+		}
+		rn.paths = paths
+	}
 }

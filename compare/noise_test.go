@@ -229,3 +229,73 @@ func TestLearnerConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// Two Learners that exchange deltas through a shared sum (as a fleet's
+// database does) count what both observed, and learn a path that neither
+// learns from its own comparisons; counts observed between TakeDelta and
+// SetCounts are not lost, and a delta is given once.
+func TestLearnerDeltasAddUp(t *testing.T) {
+	shared := map[string]RouteCounts{}
+	add := func(d map[string]RouteCounts) {
+		for name, rc := range d {
+			s := shared[name]
+			s.SecondaryTotal += rc.SecondaryTotal
+			s.PrimaryTotal += rc.PrimaryTotal
+			for _, p := range rc.Paths {
+				found := false
+				for i := range s.Paths {
+					if s.Paths[i].Kind == p.Kind && s.Paths[i].Path == p.Path {
+						s.Paths[i].SecondaryDiffs += p.SecondaryDiffs
+						s.Paths[i].PrimaryDiffs += p.PrimaryDiffs
+						found = true
+					}
+				}
+				if !found {
+					s.Paths = append(s.Paths, p)
+				}
+			}
+			shared[name] = s
+		}
+	}
+	a, b := NewLearner(), NewLearner()
+	for _, l := range []*Learner{a, b} {
+		l.Configure("r", Settings{NoiseMinSamples: 10})
+	}
+	feed(a, "r", true, 6, 6, dTime)
+	feed(a, "r", false, 3, 3, dTime)
+	feed(b, "r", true, 6, 6, dTime)
+	feed(b, "r", false, 3, 3, dTime)
+	res := mismatch(dTime)
+	if a.Apply("r", &res); res.Outcome != OutcomeMismatch {
+		t.Fatalf("6 secondary comparisons of 10 needed: outcome %s", res.Outcome)
+	}
+	add(a.TakeDelta())
+	add(b.TakeDelta())
+	if d := a.TakeDelta(); len(d) != 0 {
+		t.Fatalf("second TakeDelta with nothing new: %+v", d)
+	}
+	feed(a, "r", true, 1, 0) // between TakeDelta and SetCounts
+	a.SetCounts(shared)
+	b.SetCounts(shared)
+	res = mismatch(dTime)
+	if a.Apply("r", &res); res.Outcome != OutcomeNoise {
+		t.Fatalf("12 secondary comparisons together: outcome %s", res.Outcome)
+	}
+	st := a.Paths("r")
+	if len(st) != 1 || st[0].SecondaryTotal != 13 || st[0].SecondaryDiffs != 12 || st[0].PrimaryTotal != 6 || !st[0].Learned {
+		t.Fatalf("a after SetCounts: %+v", st)
+	}
+	if st := b.Paths("r"); len(st) != 1 || st[0].SecondaryTotal != 12 {
+		t.Fatalf("b after SetCounts: %+v", st)
+	}
+	d := a.TakeDelta()
+	if rc := d["r"]; rc.SecondaryTotal != 1 || len(rc.Paths) != 0 {
+		t.Fatalf("the comparison observed before SetCounts is the next delta: %+v", d)
+	}
+	if err := CheckMark("$.items[*]"); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckMark("$["); err == nil {
+		t.Fatal("CheckMark took a broken path")
+	}
+}

@@ -80,6 +80,9 @@ type Event struct {
 	// Details holds gate values for ramp decisions and errors for
 	// reload_error. Values must encode as JSON.
 	Details map[string]any `json:"details,omitempty"`
+	// Instance names the fleet instance that wrote the event (fleet.instance);
+	// empty for an instance alone (rulestore.State).
+	Instance string `json:"instance,omitempty"`
 }
 
 // Event kinds written by the State itself.
@@ -98,6 +101,10 @@ var (
 	ErrStale = errors.New("rules changed since that version (If-Match is stale)")
 	// ErrUnknownRoute means no route has the given name.
 	ErrUnknownRoute = errors.New("unknown route")
+	// ErrUnavailable means the rules store could not be reached (a fleet's
+	// database is down): nothing was changed, the rules in force stay, and
+	// the caller may retry later (the admin API answers 503).
+	ErrUnavailable = errors.New("the rules store is unavailable")
 )
 
 // ValidationError carries every problem found in rules that a change would

@@ -29,3 +29,18 @@ type Store interface {
 }
 
 var _ Store = (*State)(nil)
+
+// Summarize describes what changed from old to neu as the audit event's Old
+// and New texts, as State does; route is the route the change is about, if
+// one. For other implementations of Store.
+func Summarize(old, neu []rules.Route, route string) (string, string) {
+	return summarize(old, neu, route)
+}
+
+// RoutesDigest identifies a set of routes by their persisted form (the
+// digest FileChanged compares); "" if they cannot be encoded.
+func RoutesDigest(rs []rules.Route) string { return routesDigest(rs) }
+
+// SameRoutes reports whether a and b persist identically: a change that
+// leaves them so makes no version.
+func SameRoutes(a, b []rules.Route) bool { return sameRoutes(a, b) }
