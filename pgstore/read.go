@@ -318,29 +318,7 @@ func (v view) report(route string, since time.Time) ([]store.RouteReport, error)
 	if route != "" {
 		get(route)
 	}
-	out := make([]store.RouteReport, 0, len(reps))
-	for _, rep := range reps {
-		rep.Compared = rep.Matched + rep.Mismatched + rep.Noise + rep.CompareErrors
-		if rep.Compared > 0 {
-			rep.DiffRate = float64(rep.Mismatched) / float64(rep.Compared)
-			for i := range rep.Diffs {
-				rep.Diffs[i].Rate = float64(rep.Diffs[i].Count) / float64(rep.Compared)
-			}
-		}
-		sort.Slice(rep.Diffs, func(i, j int) bool {
-			a, b := rep.Diffs[i], rep.Diffs[j]
-			if a.Count != b.Count {
-				return a.Count > b.Count
-			}
-			if a.Kind != b.Kind {
-				return a.Kind < b.Kind
-			}
-			return a.Path < b.Path
-		})
-		out = append(out, *rep)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Route < out[j].Route })
-	return out, nil
+	return store.FinishReports(reps), nil
 }
 
 func fillCounts(r *store.RouteReport, n *[nCols]int64) {

@@ -319,14 +319,20 @@ func (s *Store) report(route string, since time.Time) ([]RouteReport, error) {
 	if route != "" {
 		get(route)
 	}
+	return FinishReports(reps), nil
+}
+
+// FinishReports turns per-route sums into the reports Report returns:
+// Compared from its parts, DiffRate and each path's Rate, paths most frequent
+// first (ties by kind, then path), routes by name. Another store (the fleet's)
+// finishes its sums the same way.
+func FinishReports(reps map[string]*RouteReport) []RouteReport {
 	out := make([]RouteReport, 0, len(reps))
 	for _, rep := range reps {
 		rep.Compared = rep.Matched + rep.Mismatched + rep.Noise + rep.CompareErrors
 		if rep.Compared > 0 {
 			rep.DiffRate = float64(rep.Mismatched) / float64(rep.Compared)
-		}
-		for i := range rep.Diffs {
-			if rep.Compared > 0 {
+			for i := range rep.Diffs {
 				rep.Diffs[i].Rate = float64(rep.Diffs[i].Count) / float64(rep.Compared)
 			}
 		}
@@ -343,7 +349,7 @@ func (s *Store) report(route string, since time.Time) ([]RouteReport, error) {
 		out = append(out, *rep)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Route < out[j].Route })
-	return out, nil
+	return out
 }
 
 func fillCounts(r *RouteReport, n *[nCols]int64) {
