@@ -56,7 +56,8 @@ type Instance struct {
 	token string
 
 	ms      *metrics.Set
-	state   *rulestore.State
+	state   rulesState // a rulestore.State, or the fleet's rules
+	fleet   *fleet     // nil unless fleet.database is set
 	st      DiffStore
 	px      *proxy.Server
 	ad      *admin.Server
@@ -103,6 +104,20 @@ func Open(cfg *config.Config, o Options) (_ *Instance, err error) {
 		log.Info("generated an admin token; read it from the file (mode 0600)", "file", filepath.Join(cfg.DataDir, "admin.token"))
 	}
 
+	// Bound first: the default fleet.instance is the port listen is bound to.
+	if in.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("cannot listen on %s: %w", cfg.Listen, err)
+	}
+	if in.aln, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
+		return nil, fmt.Errorf("cannot listen on admin %s: %w", cfg.Admin.Listen, err)
+	}
+	if host, _, _ := net.SplitHostPort(cfg.Admin.Listen); !isLoopback(host) {
+		log.Warn("admin listener is not on loopback: anyone who can reach it and holds the token can change routing", "listen", cfg.Admin.Listen)
+	}
+	if cfg.Fleet.Database != "" && o.Store != nil {
+		return nil, errors.New("app: Options.Store and fleet.database are both set; the fleet's diff store is the database")
+	}
+
 	bs := map[string]*backends.Backend{}
 	for name, bc := range cfg.Backends {
 		bo := backendOptions(cfg, bc)
@@ -132,11 +147,24 @@ func Open(cfg *config.Config, o Options) (_ *Instance, err error) {
 		}
 		return errs
 	}
-	state, err := rulestore.OpenState(cfg.DataDir, cfg.Routes, validate, nil)
-	if err != nil {
-		return nil, err
+	learner := compare.NewLearner()
+	if cfg.Fleet.Database != "" {
+		name := instanceName(cfg, in.ln)
+		in.log = log.With("instance", name)
+		log = in.log
+		if in.fleet, err = openFleet(cfg, name, log, learner, validate); err != nil {
+			return nil, err
+		}
+		in.state, in.st = in.fleet.rules, in.fleet.st
+		log.Info("joined the fleet", "instance", name, "rules_version", in.state.Current().Version)
+	} else {
+		st, err := rulestore.OpenState(cfg.DataDir, cfg.Routes, validate, nil)
+		if err != nil {
+			return nil, err
+		}
+		in.state = st
 	}
-	in.state = state
+	state := in.state
 	if msg := state.Recovered(); msg != "" {
 		log.Warn("rules state recovered", "detail", msg)
 	}
@@ -153,10 +181,13 @@ func Open(cfg *config.Config, o Options) (_ *Instance, err error) {
 		failed: in.ms.NewCounter(`tandem_rules_reload_total{result="error"}`),
 	}
 
-	learner := compare.NewLearner()
-	in.noise = &noiseFile{path: filepath.Join(cfg.DataDir, "noise.json"), learner: learner, log: log}
-	if err := in.noise.load(); err != nil {
-		log.Warn("learned noise not restored", "err", err)
+	if in.fleet == nil {
+		// Alone, the noise model is kept in data_dir; a fleet's is in the
+		// database (pgrules shares the learner's counts and marks).
+		in.noise = &noiseFile{path: filepath.Join(cfg.DataDir, "noise.json"), learner: learner, log: log}
+		if err := in.noise.load(); err != nil {
+			log.Warn("learned noise not restored", "err", err)
+		}
 	}
 
 	if in.st == nil {
@@ -206,6 +237,10 @@ func Open(cfg *config.Config, o Options) (_ *Instance, err error) {
 	px.Follow(state)
 	state.Subscribe(in.rulesChanged)
 	registerStoreMetrics(in.ms, st)
+	in.ms.NewGauge("tandem_rules_applied_version", func() float64 { return float64(px.RulesVersion()) })
+	if in.fleet != nil {
+		in.fleet.registerMetrics(in.ms)
+	}
 	registerRampMetrics(in.ms, state.Current, in.ctl)
 	in.rates = &diffRateGauges{ms: in.ms, st: st, log: log, routes: func() []string {
 		var names []string
@@ -216,15 +251,6 @@ func Open(cfg *config.Config, o Options) (_ *Instance, err error) {
 	}}
 	in.rates.refresh() // at start-up: the gauges exist before any traffic
 
-	if in.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
-		return nil, fmt.Errorf("cannot listen on %s: %w", cfg.Listen, err)
-	}
-	if in.aln, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
-		return nil, fmt.Errorf("cannot listen on admin %s: %w", cfg.Admin.Listen, err)
-	}
-	if host, _, _ := net.SplitHostPort(cfg.Admin.Listen); !isLoopback(host) {
-		log.Warn("admin listener is not on loopback: anyone who can reach it and holds the token can change routing", "listen", cfg.Admin.Listen)
-	}
 	in.ad = admin.New(admin.Deps{
 		Token: token,
 		Rules: state,
@@ -266,6 +292,9 @@ func (in *Instance) rulesChanged(r rules.Rules) {
 // effect (noiseFile.mark). A mark that cannot be persisted is refused with
 // an admin.NotAppliedError (503) and changes nothing.
 func (in *Instance) markNoise(route, p, reason string) error {
+	if in.fleet != nil {
+		return in.fleet.markNoise(route, p, reason)
+	}
 	ev := rules.Event{Actor: "api", Kind: "noise", Route: route, Reason: reason, New: "noise " + p}
 	err := in.noise.mark(route, p, reason, func() error { return in.state.Record(ev) })
 	var me *markError
@@ -308,11 +337,16 @@ func (in *Instance) Run(ctx context.Context) error {
 	in.jobs.start(&job{name: "counter-flush", interval: flushEvery, run: flusher.flush, final: flusher.flush})
 	in.jobs.start(&job{name: "ramp-tick", interval: tickEvery, run: in.ctl.Tick})
 	in.jobs.start(&job{name: "report-gauge", interval: diffRateEvery, run: in.rates.refresh})
-	in.jobs.start(&job{name: "noise-save", interval: saveEvery, run: func() {
-		if err := in.noise.save(); err != nil {
-			in.log.Warn("learned noise not saved", "err", err)
-		}
-	}})
+	if in.noise != nil {
+		in.jobs.start(&job{name: "noise-save", interval: saveEvery, run: func() {
+			if err := in.noise.save(); err != nil {
+				in.log.Warn("learned noise not saved", "err", err)
+			}
+		}})
+	}
+	if in.fleet != nil {
+		in.jobs.start(&job{name: "fleet-instances", interval: fleetInstancesEvery, run: in.fleet.refreshInstances})
+	}
 	stopWatch := func() {}
 	if in.path != "" {
 		stopWatch = watchConfig(in.path, in.log, in.Reload)
@@ -337,8 +371,10 @@ func (in *Instance) Run(ctx context.Context) error {
 	in.mu.Unlock()
 	in.jobs.stopAll() // after the drain: the final numbers
 	in.ad.Shutdown()
-	if err := in.noise.save(); err != nil {
-		in.log.Warn("learned noise not saved", "err", err)
+	if in.noise != nil {
+		if err := in.noise.save(); err != nil {
+			in.log.Warn("learned noise not saved", "err", err)
+		}
 	}
 	if err != nil {
 		in.log.Warn("shutdown incomplete", "err", err)
@@ -376,6 +412,9 @@ func (in *Instance) Close() error {
 			in.log.Warn("store close", "err", err)
 		}
 	}
+	if in.fleet != nil {
+		in.fleet.close() // after the store: its last flush reaches the database
+	}
 	if ran {
 		in.log.Info("tandem stopped")
 	}
@@ -394,8 +433,16 @@ func (in *Instance) Token() string { return in.token }
 // Proxy is the data plane.
 func (in *Instance) Proxy() *proxy.Server { return in.px }
 
-// State is the rules state.
-func (in *Instance) State() *rulestore.State { return in.state }
+// State is the rules store: the instance's own, or the fleet's.
+func (in *Instance) State() rulestore.Store { return in.state }
+
+// InstanceName is the instance's name in the fleet; "" when it is alone.
+func (in *Instance) InstanceName() string {
+	if in.fleet == nil {
+		return ""
+	}
+	return in.fleet.name
+}
 
 // Store is the diff store.
 func (in *Instance) Store() DiffStore { return in.st }

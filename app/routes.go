@@ -35,7 +35,7 @@ var (
 
 // routeStatus builds GET /api/v1/routes from the rules, the data plane's
 // counters and breakers, and the ramp controller.
-func routeStatus(state *rulestore.State, px *proxy.Server, ctl *ramp.Controller) []admin.RouteStatus {
+func routeStatus(state rulestore.Store, px *proxy.Server, ctl *ramp.Controller) []admin.RouteStatus {
 	cur := state.Current()
 	counters := px.Counters()
 	breakers := px.Breakers()

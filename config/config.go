@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/dustin/go-humanize"
 	"github.com/tandem-proxy/tandem/internal/strictyaml"
@@ -39,6 +40,9 @@ type Config struct {
 	Client  Client `yaml:"client"`
 	// Retention bounds how long stored records are kept.
 	Retention Retention `yaml:"retention"`
+	// Fleet makes this instance one of several sharing their state in
+	// PostgreSQL. Empty database: this instance alone (the default).
+	Fleet Fleet `yaml:"fleet"`
 	// ShutdownTimeout bounds how long SIGTERM waits for in-flight requests. Default 30s.
 	ShutdownTimeout rules.Duration      `yaml:"shutdown_timeout"`
 	Backends        map[string]*Backend `yaml:"backends"`
@@ -100,6 +104,25 @@ type Retention struct {
 	// samples, by the store's total size. Default 24h; must be > 0.
 	Comparisons rules.Duration `yaml:"comparisons"`
 }
+
+// Fleet configures the shared state of several instances (DESIGN.md,
+// "Fleet").
+type Fleet struct {
+	// Database is the PostgreSQL URL (postgres://user@host:5432/db, or a
+	// key=value connection string) every instance of the fleet names: the
+	// rules history, audit log, noise model, report data, comparisons and
+	// samples live there. Empty: this instance alone, with the embedded
+	// SQLite store and the files in data_dir.
+	Database string `yaml:"database"`
+	// Instance is this instance's name in reports, events and the
+	// registry; unique in the fleet. Default: the host of listen (the
+	// machine's host name when listen is a wildcard or empty host) and the
+	// port it is bound to, e.g. "edge-3:8080".
+	Instance string `yaml:"instance"`
+}
+
+// MaxInstanceName bounds fleet.instance, in bytes.
+const MaxInstanceName = 128
 
 // Client configures the client-facing connections.
 type Client struct {
@@ -352,6 +375,18 @@ func (c *Config) validate(backendExists func(string) bool) []error {
 	if c.Retention.Comparisons <= 0 {
 		bad("retention.comparisons", "must be greater than 0 (how long per-request comparisons are kept; default 24h)")
 	}
+	if db := c.Fleet.Database; db != "" {
+		if msg := checkDatabaseURL(db); msg != "" {
+			bad("fleet.database", "%s", msg)
+		}
+	}
+	if n := c.Fleet.Instance; n != "" {
+		if len(n) > MaxInstanceName {
+			bad("fleet.instance", "is %d bytes; at most %d", len(n), MaxInstanceName)
+		} else if strings.IndexFunc(n, func(r rune) bool { return !unicode.IsPrint(r) || unicode.IsSpace(r) }) >= 0 {
+			bad("fleet.instance", "%q has spaces or control characters; use a name like edge-3:8080", n)
+		}
+	}
 	if len(c.Backends) == 0 {
 		bad("backends", "at least one backend is required")
 	}
@@ -438,3 +473,33 @@ func (s *Size) UnmarshalYAML(n *yaml.Node) error {
 }
 
 func (s Size) String() string { return humanize.IBytes(uint64(s)) }
+
+// checkDatabaseURL checks the form of fleet.database without connecting
+// (and without reading pgpass or service files, as pgx's parser would): a
+// postgres:// or postgresql:// URL with a host, or a key=value connection
+// string. The message never repeats the value (it may hold a password).
+func checkDatabaseURL(db string) string {
+	const want = "want postgres://user@host:5432/dbname or key=value pairs such as \"host=db dbname=tandem\""
+	lower := strings.ToLower(db)
+	if strings.HasPrefix(lower, "postgres://") || strings.HasPrefix(lower, "postgresql://") {
+		u, err := url.Parse(db)
+		if err != nil {
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err // url.Error quotes the whole URL, password included
+			}
+			return fmt.Sprintf("is not a valid URL (%v); %s", err, want)
+		}
+		if u.Host == "" && u.Query().Get("host") == "" {
+			return "names no host; " + want
+		}
+		return ""
+	}
+	if strings.Contains(db, "://") {
+		return "is not a PostgreSQL URL (the scheme must be postgres:// or postgresql://); " + want
+	}
+	if !strings.Contains(db, "=") {
+		return "is neither a URL nor key=value pairs; " + want
+	}
+	return ""
+}

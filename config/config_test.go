@@ -105,6 +105,9 @@ routes: [{name: r, legacy: legacy, new: new}]
 	if !c.Client.RawSyscalls {
 		t.Errorf("client.raw_syscalls defaults to false; want true (raw calls, Linux only)")
 	}
+	if c.Fleet.Database != "" || c.Fleet.Instance != "" {
+		t.Errorf("fleet defaults to %+v; want this instance alone", c.Fleet)
+	}
 	if c.Retention.Comparisons.D() != 24*time.Hour {
 		t.Errorf("retention.comparisons defaults to %v; want 24h", c.Retention.Comparisons.D())
 	}
@@ -128,6 +131,12 @@ func TestParseErrors(t *testing.T) {
 		{"comparisons kept for no time", "retention:\n  comparisons: 0s\n", []string{"2:16: retention.comparisons: must be greater than 0"}},
 		{"comparisons kept for negative time", "retention: {comparisons: -1h}\n", []string{"1:26: retention.comparisons: must be greater than 0"}},
 		{"comparisons retention is a duration", "retention: {comparisons: a day}\n", []string{`1:26: retention.comparisons: invalid duration "a day"`}},
+		{"fleet database of another scheme", "fleet: {database: \"mysql://u:secret@db/t\"}\n", []string{"1:19: fleet.database: is not a PostgreSQL URL (the scheme must be postgres:// or postgresql://)"}},
+		{"fleet database neither URL nor DSN", "fleet:\n  database: tandem-db\n", []string{"2:13: fleet.database: is neither a URL nor key=value pairs"}},
+		{"fleet database URL without a host", "fleet: {database: \"postgres:///tandem\"}\n", []string{"1:19: fleet.database: names no host"}},
+		{"fleet database bad URL keeps its password out", "fleet: {database: \"postgres://u:s3cret@db:99x/t\"}\n", []string{"1:19: fleet.database: is not a valid URL"}},
+		{"fleet instance with a space", "fleet: {instance: \"edge 3\"}\n", []string{`1:19: fleet.instance: "edge 3" has spaces`}},
+		{"fleet unknown key", "fleet: {databse: x}\n", []string{"1:9: fleet.databse: unknown key \"databse\"; did you mean `database`?"}},
 		{"empty", "", []string{"empty document"}},
 		{"no backends or routes", "listen: 127.0.0.1:1\n", []string{"backends: at least one backend", "routes: at least one route"}},
 		{"route problems each with a line", `backends: {legacy: {url: "http://a:1"}}
@@ -182,6 +191,11 @@ routes:
 			for _, w := range c.want {
 				if !strings.Contains(joined, w) {
 					t.Errorf("errors lack %q; got:\n%s", w, joined)
+				}
+			}
+			for _, secret := range []string{"secret", "s3cret"} {
+				if strings.Contains(c.doc, secret) && strings.Contains(joined, secret) {
+					t.Errorf("a password reached the error message:\n%s", joined)
 				}
 			}
 		})
