@@ -200,8 +200,8 @@ func (f *fleet) markNoise(route, p, reason string) error {
 	return err
 }
 
-// registerMetrics exports tandem_fleet_database_up and
-// tandem_fleet_instances.
+// registerMetrics exports tandem_fleet_database_up, tandem_fleet_instances
+// and tandem_fleet_instance_name_conflicts_total.
 func (f *fleet) registerMetrics(ms *metrics.Set) {
 	ms.NewGauge("tandem_fleet_database_up", func() float64 {
 		if f.up() {
@@ -210,6 +210,7 @@ func (f *fleet) registerMetrics(ms *metrics.Set) {
 		return 0
 	})
 	ms.NewGauge("tandem_fleet_instances", func() float64 { return float64(f.rules.FleetInstances()) })
+	ms.NewGauge("tandem_fleet_instance_name_conflicts_total", func() float64 { return float64(f.rules.NameConflicts()) })
 }
 
 // close releases the rules store and the pools. The diff store is the

@@ -36,12 +36,25 @@ func (s *Store) heartbeatLoop() {
 func (s *Store) heartbeat(started time.Time) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.o.Timeout)
 	defer cancel()
-	_, err := s.pool.Exec(ctx, `INSERT INTO rules_instances (name, started_at, last_seen, applied_version) VALUES ($1, $2, now(), $3)
-		ON CONFLICT (name) DO UPDATE SET started_at = EXCLUDED.started_at, last_seen = now(), applied_version = EXCLUDED.applied_version`,
-		s.o.Instance, started, s.applied.Load())
+	// prev is the incarnation that wrote the row before this statement (the
+	// CTE reads the statement's snapshot): after this incarnation's first
+	// heartbeat, any other one is a second process with the same name.
+	var prev *string
+	err := s.pool.QueryRow(ctx, `WITH prev AS (SELECT incarnation FROM rules_instances WHERE name = $1)
+		INSERT INTO rules_instances (name, started_at, last_seen, applied_version, incarnation) VALUES ($1, $2, now(), $3, $4)
+		ON CONFLICT (name) DO UPDATE SET started_at = EXCLUDED.started_at, last_seen = now(),
+			applied_version = EXCLUDED.applied_version, incarnation = EXCLUDED.incarnation
+		RETURNING (SELECT incarnation FROM prev)`,
+		s.o.Instance, started, s.applied.Load(), s.incarnation).Scan(&prev)
 	if err != nil {
 		s.setUp(false, err)
 		return
+	}
+	if s.beats.Add(1) > 1 && prev != nil && *prev != s.incarnation {
+		if s.conflicts.Add(1) == 1 || s.conflicts.Load()%60 == 0 {
+			s.log.Error("another process runs with this instance name on the fleet's database: give each instance its own fleet.instance (their registry rows and latency histograms overwrite each other)",
+				"instance", s.o.Instance, "conflicts", s.conflicts.Load())
+		}
 	}
 	var n int64
 	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM rules_instances WHERE last_seen > now() - $1::interval", s.o.LiveWithin).Scan(&n); err != nil {
@@ -50,6 +63,11 @@ func (s *Store) heartbeat(started time.Time) {
 	}
 	s.live.Store(n)
 }
+
+// NameConflicts counts the heartbeats that found this instance's registry
+// row written by another process since this one's previous heartbeat: two
+// processes share the name (tandem_fleet_instance_name_conflicts_total).
+func (s *Store) NameConflicts() int64 { return s.conflicts.Load() }
 
 // FleetInstances is the number of live instances counted at the last
 // heartbeat (tandem_fleet_instances); from memory.

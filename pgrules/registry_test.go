@@ -83,3 +83,28 @@ func TestRegistryAndAllApplied(t *testing.T) {
 		t.Fatalf("instances seen within an hour: %+v", all)
 	}
 }
+
+// Two processes with one instance name are found out within a few
+// heartbeats, by both; distinct names, and a restart under the same name
+// (the old incarnation stopped), are not conflicts.
+func TestInstanceNameConflict(t *testing.T) {
+	_, url := database(t)
+	o := Options{PollInterval: 50 * time.Millisecond}
+	a := open(t, url, "edge", o)
+	other := open(t, url, "other", o)
+	b := open(t, url, "edge", o)
+	within(t, 2*time.Second, "both processes named edge see the conflict", func() bool {
+		return a.NameConflicts() > 0 && b.NameConflicts() > 0
+	})
+	if n := other.NameConflicts(); n != 0 {
+		t.Fatalf("instance with its own name counted %d conflicts", n)
+	}
+	b.Close()
+	a.Close()
+	// A restart under the name, the processes before it stopped.
+	c := open(t, url, "edge", o)
+	time.Sleep(10 * o.PollInterval)
+	if n := c.NameConflicts(); n != 0 {
+		t.Fatalf("a restart under the same name counted %d conflicts", n)
+	}
+}

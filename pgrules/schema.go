@@ -15,7 +15,8 @@ const Component = "rules"
 //   - rules_head: one row, the version in force and the digest of the
 //     config file's routes last applied; the compare-and-set is on it;
 //   - rules_instances: the registry (name, started_at, last_seen,
-//     applied_version), last_seen in the database's clock;
+//     applied_version, and since version 2 the incarnation that wrote the
+//     row last), last_seen in the database's clock;
 //   - rules_noise_counts: the fleet's noise counts, per route the totals
 //     (kind and path ”) and per (kind, path) the comparisons that differed;
 //   - rules_noise_batches: per instance incarnation the last count batch
@@ -67,4 +68,6 @@ CREATE TABLE rules_noise_marks (
 	audit_id BIGINT NOT NULL REFERENCES rules_audit (id),
 	PRIMARY KEY (route, path)
 );
+`}, {Version: 2, SQL: `
+ALTER TABLE rules_instances ADD COLUMN incarnation TEXT NOT NULL DEFAULT '';
 `}}

@@ -87,6 +87,9 @@ type Store struct {
 	applied  atomic.Int64                // last version the subscribers applied
 	up       atomic.Bool
 	live     atomic.Int64 // live instances at the last heartbeat
+	// beats and conflicts: this incarnation's heartbeats, and those that
+	// found the registry row written by another process (NameConflicts).
+	beats, conflicts atomic.Int64
 	notifyMu sync.Mutex   // held while versions are delivered, so they go in order
 	subs     []func(rules.Rules)
 	refused  map[int64]bool // guarded by notifyMu: versions this instance could not validate
