@@ -83,17 +83,17 @@ type Store struct {
 	log         *slog.Logger
 	incarnation string // this run of the instance, for noise batches
 
-	cur      atomic.Pointer[rules.Rules] // in force here
-	applied  atomic.Int64                // last version the subscribers applied
-	up       atomic.Bool
-	live     atomic.Int64 // live instances at the last heartbeat
+	cur     atomic.Pointer[rules.Rules] // in force here
+	applied atomic.Int64                // last version the subscribers applied
+	up      atomic.Bool
+	live    atomic.Int64 // live instances at the last heartbeat
 	// beats and conflicts: this incarnation's heartbeats, and those that
 	// found the registry row written by another process (NameConflicts).
 	beats, conflicts atomic.Int64
-	notifyMu sync.Mutex   // held while versions are delivered, so they go in order
-	subs     []func(rules.Rules)
-	refused  map[int64]bool // guarded by notifyMu: versions this instance could not validate
-	digest   atomic.Pointer[string]
+	notifyMu         sync.Mutex // held while versions are delivered, so they go in order
+	subs             []func(rules.Rules)
+	refused          map[int64]bool // guarded by notifyMu: versions this instance could not validate
+	digest           atomic.Pointer[string]
 
 	noise noiseState
 
