@@ -65,8 +65,11 @@
 // Durability: a committed batch is PostgreSQL's to keep (synchronous
 // commit), so what Flush acknowledged survives a kill -9 of the instance
 // (TestKillAfterFlush); items still buffered when the process dies are
-// lost, at most the buffer bound. One case counts twice: a COMMIT whose
-// reply is lost in a network failure is retried as a new batch.
+// lost, at most the buffer bound. A COMMIT whose reply is lost in a
+// network failure is not added twice: every batch records its writer's
+// incarnation and attempt number in store_batches in the same transaction,
+// and the retry first reads whether the failed attempt was committed after
+// all, and if so leaves its items out (TestLostCommitReplyAddsOnce).
 //
 // # Samples' bodies
 //

@@ -64,6 +64,11 @@ func (s *Store) Janitor(now time.Time) (ran bool, err error) {
 	if _, err := tx.Exec(ctx, "DELETE FROM store_comparisons WHERE at < $1", now.Add(-s.o.ComparisonRetention).UnixNano()); err != nil {
 		return true, fmt.Errorf("pgstore: janitor cannot clean up: %w", err)
 	}
+	// A writer's batch number is only read back by its own retry: a week
+	// covers any outage a buffer outlives.
+	if _, err := tx.Exec(ctx, "DELETE FROM store_batches WHERE updated_at < now() - interval '7 days'"); err != nil {
+		return true, fmt.Errorf("pgstore: janitor cannot clean up: %w", err)
+	}
 	var total int64
 	if err := tx.QueryRow(ctx, `SELECT COALESCE((SELECT SUM(bytes) FROM store_samples), 0)::BIGINT +
 		COALESCE((SELECT SUM(bytes) FROM store_comparisons), 0)::BIGINT`).Scan(&total); err != nil {

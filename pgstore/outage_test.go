@@ -2,6 +2,8 @@ package pgstore_test
 
 import (
 	"context"
+	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -190,5 +192,49 @@ func TestCloseDeadline(t *testing.T) {
 	}
 	if s.Record(mk(base)) {
 		t.Error("Record took an item after Close")
+	}
+}
+
+// A COMMIT whose reply is lost (the database committed, the writer saw an
+// error) is retried, and the retry finds the batch committed: nothing is
+// added twice, and what arrived meanwhile is added once.
+func TestLostCommitReplyAddsOnce(t *testing.T) {
+	c := pgtest.Start(t)
+	url := c.NewDatabase()
+	s, err := pgstore.Open(context.Background(), url, pgstore.Options{Instance: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var lost atomic.Int64
+	pgstore.SetAfterCommit(s, func() error {
+		if lost.Add(1) <= 2 {
+			return errors.New("test: the COMMIT's reply was lost")
+		}
+		return nil
+	})
+	base := time.Now().UTC().Truncate(time.Minute).Add(-3 * time.Minute)
+	for i := 0; i < 30; i++ {
+		s.Record(mk(base))
+		s.AddCounters("images", base, store.Counters{Requests: 1, ServedLegacy: 1})
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for s.Flush() != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("Flush kept failing")
+		}
+		s.Record(mk(base)) // arrives while the batch is retried
+		s.AddCounters("images", base, store.Counters{Requests: 1, ServedLegacy: 1})
+	}
+	if lost.Load() < 3 {
+		t.Fatalf("%d commits; the test needs two lost replies and a success", lost.Load())
+	}
+	st := s.Stats()
+	r := reportOf(t, s)
+	if r.Compared != r.Requests || r.Requests != st.Written/2 {
+		t.Fatalf("compared %d, requests %d, written %d items: each item once, none twice", r.Compared, r.Requests, st.Written)
+	}
+	if r.Requests < 30 {
+		t.Fatalf("requests %d, want at least the 30 sent before the first commit", r.Requests)
 	}
 }

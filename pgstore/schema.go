@@ -142,5 +142,15 @@ CREATE TABLE store_comparisons (
 CREATE INDEX store_comparisons_request ON store_comparisons (request_id);
 CREATE INDEX store_comparisons_at ON store_comparisons (at);
 `
-	return []pgmigrate.Migration{{Version: 1, SQL: v1}}
+	// v2: store_batches, per writer incarnation the last batch committed,
+	// so that a batch retried after a COMMIT whose reply was lost is not
+	// added twice (see "Writes" in the package doc).
+	v2 := `
+CREATE TABLE store_batches (
+	incarnation TEXT PRIMARY KEY,
+	seq BIGINT NOT NULL,
+	updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+`
+	return []pgmigrate.Migration{{Version: 1, SQL: v1}, {Version: 2, SQL: v2}}
 }

@@ -2,6 +2,8 @@ package pgstore
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -142,6 +144,13 @@ type Store struct {
 	// Writer state (the writer goroutine only).
 	sigs  map[string]*routeSigs
 	hists map[minuteKey]*minuteHists
+	// incarnation names this Store's writer in store_batches; seq is the
+	// number of its last batch attempt.
+	incarnation string
+	seq         int64
+	// afterCommit, when set (tests), runs after each successful COMMIT; an
+	// error it returns stands for a reply lost after the commit.
+	afterCommit func() error
 
 	parsedMu sync.Mutex
 	parsed   map[int64]compare.Signature
@@ -201,6 +210,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, o Options) (*Store, error) {
 		sigs:        map[string]*routeSigs{},
 		hists:       map[minuteKey]*minuteHists{},
 		parsed:      map[int64]compare.Signature{},
+		incarnation: o.Instance + "/" + randomHex(8),
 		closing:     make(chan struct{}),
 		writerDone:  make(chan struct{}),
 		stopJanitor: make(chan struct{}),
@@ -331,3 +341,9 @@ func (s *Store) Close() error {
 var errGaveUp = errors.New("pgstore: closed before the database accepted the batch")
 
 func bg() context.Context { return context.Background() }
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -3,6 +3,7 @@ package pgstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -85,6 +86,11 @@ func (s *Store) runWriter() {
 	ping := time.NewTicker(pingEvery)
 	defer ping.Stop()
 	var held []item // data items of a failed batch
+	// heldSeq and heldN: the failed attempt's number and how many items of
+	// held it had (a retry takes more): if its COMMIT did reach the
+	// database, those are in and the retry skips them.
+	var heldSeq int64
+	var heldN int
 	backoff := minBackoff
 	open := true
 	var deadline time.Time
@@ -180,7 +186,8 @@ func (s *Store) runWriter() {
 		wait.Stop()
 		var err error
 		if len(batch) > 0 {
-			err = s.applyBatch(batch)
+			s.seq++
+			err = s.applyBatch(batch, s.seq, heldSeq, heldN)
 		}
 		for _, m := range marks {
 			m <- err
@@ -191,11 +198,19 @@ func (s *Store) runWriter() {
 				s.release(batch)
 				s.setUp(true, nil)
 			}
+			heldSeq, heldN = 0, 0
 			backoff = minBackoff
 			continue
 		}
 		s.setUp(false, err)
-		held = batch
+		var done errCommitted
+		if errors.As(err, &done) {
+			// The attempt before found committed: its items are in.
+			s.written.Add(int64(done.n))
+			s.release(batch[:done.n])
+			batch = batch[done.n:]
+		}
+		held, heldSeq, heldN = batch, s.seq, len(batch)
 		select {
 		case <-s.closing:
 			if deadline.IsZero() {
@@ -284,11 +299,31 @@ func (b *batchState) minute(route string, at time.Time) *minuteAgg {
 	return m
 }
 
-func (s *Store) applyBatch(batch []item) (err error) {
+// errCommitted is applyBatch's error when it found that the previous
+// attempt (prevSeq), which had failed, was committed after all, and then
+// failed itself: the first n items of the batch are in the database.
+type errCommitted struct {
+	n   int
+	err error
+}
+
+func (e errCommitted) Error() string { return e.err.Error() }
+func (e errCommitted) Unwrap() error { return e.err }
+
+// applyBatch writes batch as attempt seq, in one transaction that also
+// records seq in store_batches. When the attempt before failed (prevSeq,
+// with its first prevN items), it first reads whether that attempt's
+// COMMIT reached the database all the same (its reply lost in a network
+// failure): then those items are not added again.
+func (s *Store) applyBatch(batch []item, seq, prevSeq int64, prevN int) (err error) {
 	ctx := bg()
+	skip := 0
 	defer func() {
 		if err != nil {
 			clear(s.hists) // merged into inside the failed attempt
+			if skip > 0 {
+				err = errCommitted{n: skip, err: err}
+			}
 		}
 	}()
 	tx, err := s.pool.Begin(ctx)
@@ -296,6 +331,21 @@ func (s *Store) applyBatch(batch []item) (err error) {
 		return err
 	}
 	defer tx.Rollback(ctx)
+	if prevSeq > 0 {
+		var committed bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM store_batches WHERE incarnation = $1 AND seq = $2)`,
+			s.incarnation, prevSeq).Scan(&committed); err != nil {
+			return err
+		}
+		if committed {
+			skip = prevN
+			batch = batch[prevN:]
+		}
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO store_batches (incarnation, seq) VALUES ($1, $2)
+		ON CONFLICT (incarnation) DO UPDATE SET seq = EXCLUDED.seq, updated_at = now()`, s.incarnation, seq); err != nil {
+		return err
+	}
 	b := &batchState{q: &pgx.Batch{}, minutes: map[minuteKey]*minuteAgg{}, diffs: map[diffKey]int64{},
 		sigs: map[sigCountKey]int64{}, base: map[pathKey]int{}, pending: map[pathKey]int{}}
 	now := s.o.Now()
@@ -330,7 +380,13 @@ func (s *Store) applyBatch(batch []item) (err error) {
 	if err := tx.SendBatch(ctx, b.q).Close(); err != nil {
 		return err
 	}
-	return tx.Commit(ctx)
+	if err := tx.Commit(ctx); err != nil {
+		return err
+	}
+	if s.afterCommit != nil {
+		return s.afterCommit()
+	}
+	return nil
 }
 
 func addCounters(m *minuteAgg, c *store.Counters) {
