@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tandem-proxy/tandem/internal/pgtest"
+	"github.com/tandem-proxy/tandem/config"
 	tb "github.com/tandem-proxy/tandem/internal/testbackend"
 )
 
@@ -29,6 +30,13 @@ backends:
   new: {url: %q}
 routes: [{name: up, legacy: legacy, new: new, mirror: 100}]
 `, url, name, legacy, newURL))
+	return runInstance(t, cfg, path)
+}
+
+// runInstance opens and runs an instance of cfg (loaded from path), its
+// log discarded; it is shut down and closed at the end of the test.
+func runInstance(t *testing.T, cfg *config.Config, path string) *Instance {
+	t.Helper()
 	in, err := Open(cfg, Options{ConfigPath: path, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -36,11 +44,7 @@ routes: [{name: up, legacy: legacy, new: new, mirror: 100}]
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- in.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		in.Close()
-	})
+	t.Cleanup(func() { cancel(); <-done; in.Close() })
 	return in
 }
 

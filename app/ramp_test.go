@@ -1,7 +1,6 @@
 package app
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -70,14 +69,7 @@ routes:
     mirror: 0
     ramp: {steps: [50, 100], hold: 1h, min_compared: 10, max_diff_rate: 0.1, max_error_rate: 0.5, max_latency_ratio: 1000}
 `, legacy, newb))
-	in, err := Open(cfg, Options{ConfigPath: path, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- in.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done; in.Close() })
+	in := runInstance(t, cfg, path)
 
 	post := func(p, body string) {
 		t.Helper()
