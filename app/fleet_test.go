@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tandem-proxy/tandem/internal/pgtest"
 	"github.com/tandem-proxy/tandem/config"
+	"github.com/tandem-proxy/tandem/internal/pgtest"
 	tb "github.com/tandem-proxy/tandem/internal/testbackend"
 )
 
