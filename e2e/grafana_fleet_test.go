@@ -16,12 +16,11 @@ import (
 )
 
 // The dashboard over two instances: two real tandems (a fleet on one
-// PostgreSQL database once the config knows fleet.database, else two
-// separate instances) with different traffic on the same route, their
+// PostgreSQL database) with different traffic on the same route, their
 // /metrics pages imported into VictoriaMetrics as instance="a" and "b".
 // A summed panel is a's value plus b's, a max panel is the one value both
 // report (not twice it), the instance variable narrows every panel to the
-// instances chosen, and (in a fleet) the Fleet row shows each instance's
+// instances chosen, and the Fleet row shows each instance's
 // database state, the live instances and the applied rules version.
 func TestDashboardAcrossInstances(t *testing.T) {
 	if _, err := os.Stat(vmBinary); err != nil {
@@ -31,30 +30,22 @@ func TestDashboardAcrossInstances(t *testing.T) {
 		t.Fatalf("%s is required in CI (CI=%q): %v", vmBinary, os.Getenv("CI"), err)
 	}
 	d := loadDashboard(t)
-	fleet := fleetWired()
 	extra := map[string]string{"a": "", "b": ""}
-	if fleet {
-		db := pgtest.Start(t).NewDatabase()
-		for name := range extra {
-			extra[name] = fmt.Sprintf("fleet: {database: %q, instance: %s}\n", db, name)
-		}
-	} else {
-		t.Log("the config has no fleet.database yet: two separate instances, the Fleet row not checked")
+	db := pgtest.Start(t).NewDatabase()
+	for name := range extra {
+		extra[name] = fmt.Sprintf("fleet: {database: %q, instance: %s}\n", db, name)
 	}
 	vm := startVM(t)
 	const route = "across"
-	// In a fleet the noise mark and the promotion made through a reach b
-	// through the database.
+	// The noise mark and the promotion made through a reach b through the
+	// database.
 	rigs := map[string]*dashRig{
 		"a": startDashRigWith(t, route, 10, extra["a"], true),
-		"b": startDashRigWith(t, route, 10, extra["b"], !fleet),
+		"b": startDashRigWith(t, route, 10, extra["b"], false),
 	}
 	rigs["a"].promote(50)
-	if fleet {
-		waitFor(t, func() bool { return rigs["b"].scrape().value(t, "tandem_serve_new_percent", "route", route) == 50 })
-	} else {
-		rigs["b"].promote(50)
-	}
+	// The promote through a is in force on b: one rules history.
+	waitFor(t, func() bool { return rigs["b"].scrape().value(t, "tandem_serve_new_percent", "route", route) == 50 })
 	hc := &http.Client{Timeout: 5 * time.Second}
 	push := func(name string) {
 		t.Helper()
@@ -95,7 +86,7 @@ func TestDashboardAcrossInstances(t *testing.T) {
 		r.settle(sent[name])
 	}
 	// The report gauges (refreshed every 10 s) catch up with the settled
-	// reports: in a fleet both are the fleet's one number.
+	// reports: both are the fleet's one number.
 	report := map[string]float64{}
 	for name, r := range rigs {
 		if !pollUntil(25*time.Second, func() bool {
@@ -105,7 +96,7 @@ func TestDashboardAcrossInstances(t *testing.T) {
 			t.Fatalf("%s: tandem_report_diff_rate did not catch up with the report's %v", name, report[name])
 		}
 	}
-	if fleet && report["a"] != report["b"] {
+	if report["a"] != report["b"] {
 		t.Errorf("fleet: a's report diff rate %v, b's %v: want the fleet's one number", report["a"], report["b"])
 	}
 	for i := 0; i < 3; i++ { // the settled numbers, more than once so rate() sees them
@@ -213,9 +204,6 @@ func TestDashboardAcrossInstances(t *testing.T) {
 		t.Errorf("label_values(tandem_rules_version, instance) = %v, want a and b", vals.Data)
 	}
 
-	if !fleet {
-		return
-	}
 	// The Fleet row.
 	version := float64(rigs["a"].p.rules().Version)
 	if got := panel("Rules version applied", "A", ".*", "instance"); len(got) != 2 || got["a"] != version || got["b"] != version {

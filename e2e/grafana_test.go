@@ -20,7 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tandem-proxy/tandem/config"
 	"github.com/tandem-proxy/tandem/ramp"
 	"github.com/tandem-proxy/tandem/rules"
 )
@@ -52,24 +51,9 @@ var fleetOnly = map[string]bool{
 	"tandem_fleet_instances":   true, // live instances in the registry
 }
 
-// fleetWired reports whether the config knows fleet.database, which comes
-// with tandem_rules_applied_version on every instance (branch fleet-app).
-// Until then the Fleet row's metrics are not checked against /metrics.
-func fleetWired() bool {
-	_, errs := config.Parse([]byte("fleet: {database: \"\"}\n"))
-	for _, err := range errs {
-		if strings.Contains(err.Error(), `unknown key "fleet"`) {
-			return false
-		}
-	}
-	return true
-}
-
-// fleetPending: a metric the dashboard reads that only the fleet wiring
-// exports, while the config does not know fleet.database yet.
-func fleetPending(m string) bool {
-	return (fleetOnly[m] || m == "tandem_rules_applied_version") && !fleetWired()
-}
+// fleetPending: a metric the dashboard reads that an instance alone does
+// not export (TestDashboardAcrossInstances checks it on a fleet).
+func fleetPending(m string) bool { return fleetOnly[m] }
 
 // dashQuery is one PromQL expression of the dashboard and where it is.
 type dashQuery struct {
