@@ -60,16 +60,16 @@ func (c *Controller) tickFleet(now time.Time, cur rules.Rules, r *rules.Route) {
 	}
 	term, mine := c.fleet.Lead(r.Name)
 	d, key := c.decideFleet(now, cur, r, t, term, mine)
-	if !mine || d.Action == ActionWait {
-		if !mine && d.Action != ActionWait {
-			// Every instance shows the fleet's gates; only the driver acts.
-			driver := term.Driver
-			if driver == "" {
-				driver = "no instance yet"
-			}
-			d.Reason = fmt.Sprintf("driven by %s; the fleet's gates say: %s", driver, d.Reason)
-			d.Action, d.ToPercent = ActionWait, d.FromPercent
+	if !mine {
+		// Every instance shows the fleet's gates; only the driver acts.
+		driver := term.Driver
+		if driver == "" {
+			driver = "no instance (the lease is free)"
 		}
+		d.Reason = fmt.Sprintf("driven by %s; the fleet's gates say: %s", driver, d.Reason)
+		d.Action, d.ToPercent = ActionWait, d.FromPercent
+	}
+	if d.Action == ActionWait {
 		c.setLast(r.Name, d)
 		return
 	}
