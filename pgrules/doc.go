@@ -29,6 +29,13 @@
 // 503), and the store recovers by itself: the pool reconnects, the poll
 // catches up, the listener reconnects.
 //
+// Fenced changes. ApplyTx and RecordTx are Apply and Record with a hook
+// run first in their transaction (TxHook): the ramp driver (pgramp) runs
+// pglease.Fence there, so its lease check, the compare-and-set, the audit
+// row and the NOTIFY commit together or not at all. ServeNewSince reads
+// the history for the version a route's serve_new has held since (the
+// ramp's step key).
+//
 // Registry. Every PollInterval, and soon after a version is applied, each
 // instance upserts its row in rules_instances (name, started_at,
 // last_seen in the database's clock, applied_version: the last version its

@@ -401,7 +401,25 @@ type delivery struct {
 	checked bool // validated by this instance before it was stored
 }
 
+// TxHook runs first in the transaction of ApplyTx or RecordTx, before
+// anything is read or written; an error it returns aborts the change and
+// is returned as it is. The ramp driver's hook is pglease.Fence.
+type TxHook func(ctx context.Context, tx pgx.Tx) error
+
+// ApplyTx is Apply with before run first in its transaction: the rules
+// compare-and-set, the audit row and the NOTIFY commit only if before
+// returns nil, and together with what before did (pglease.Fence locks the
+// lease row until the commit, so a stale ramp driver's step is refused and
+// a takeover waits for the step). A nil before is Apply.
+func (s *Store) ApplyTx(ifMatch int64, ev rules.Event, mutate func(*rules.Rules) error, before TxHook) (rules.Rules, bool, error) {
+	return s.applyTx(ifMatch, ev, nil, mutate, before)
+}
+
 func (s *Store) apply(ifMatch int64, ev rules.Event, fileDigest *string, mutate func(*rules.Rules) error) (rules.Rules, bool, error) {
+	return s.applyTx(ifMatch, ev, fileDigest, mutate, nil)
+}
+
+func (s *Store) applyTx(ifMatch int64, ev rules.Event, fileDigest *string, mutate func(*rules.Rules) error, before TxHook) (rules.Rules, bool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.o.Timeout)
 	defer cancel()
 	local := s.cur.Load().Version
@@ -410,6 +428,11 @@ func (s *Store) apply(ifMatch int64, ev rules.Event, fileDigest *string, mutate 
 		return s.failed(unavailable("start a change", err))
 	}
 	defer tx.Rollback(context.Background())
+	if before != nil {
+		if err := before(ctx, tx); err != nil {
+			return rules.Rules{}, false, err
+		}
+	}
 	h, found, err := readHead(ctx, tx, true)
 	if err != nil {
 		return s.failed(err)
@@ -560,7 +583,11 @@ func (s *Store) Subscribe(f func(rules.Rules)) {
 
 // Record appends an event that changes no rules to the fleet's audit log.
 // A zero Time is set to now; Instance is set to this instance.
-func (s *Store) Record(e rules.Event) error {
+func (s *Store) Record(e rules.Event) error { return s.RecordTx(e, nil) }
+
+// RecordTx is Record with before run first in its transaction (see
+// ApplyTx). A nil before is Record.
+func (s *Store) RecordTx(e rules.Event, before TxHook) error {
 	if e.Time.IsZero() {
 		e.Time = s.o.Now()
 	}
@@ -573,6 +600,11 @@ func (s *Store) Record(e rules.Event) error {
 		return err
 	}
 	defer tx.Rollback(context.Background())
+	if before != nil {
+		if err := before(ctx, tx); err != nil {
+			return err
+		}
+	}
 	if _, err := s.insertAudit(ctx, tx, e); err != nil {
 		_, _, err = s.failed(err)
 		return err

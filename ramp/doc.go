@@ -17,6 +17,19 @@
 // compared as it is. A ramp at 0% never rolls back: a gate that would fail
 // there holds the ramp, which starts once the gates pass.
 //
+// A fleet (Options.Fleet; pgramp implements it on PostgreSQL) makes the
+// ramps fleet-wide: every instance publishes its window for the route's
+// StepKey (derived from the shared rules history, so the same on every
+// instance) at each Tick, every instance evaluates Step on the merged
+// snapshots of the live instances (MergeSnapshots) so that Status shows
+// the fleet's gates everywhere, and only the holder of the route's lease
+// (Fleet.Lead; Status.Driver) applies decisions, through the Fleet's
+// fenced Apply and Record, an advance only once every live instance has
+// applied the rules version it is computed from. The step starts, and the
+// hold counts, when the step began fleet-wide. Without a Fleet each
+// instance ramps on its own traffic, as before. The Fleet is an interface:
+// this package stays free of the database.
+//
 // The ramp's settings (rules.Ramp: steps, hold, gates) are part of the
 // routing model in rules; everything that decides is here. It imports no
 // network code and never imports proxy, store, admin or config.

@@ -40,6 +40,11 @@ type Options struct {
 	Log       *slog.Logger
 	// Now is the clock. Nil: time.Now.
 	Now func() time.Time
+	// Fleet, when set, makes the ramps fleet-wide (see Fleet): the gates
+	// read the merged windows of every live instance, and only the
+	// instance holding a route's lease applies its decisions, fenced. Nil:
+	// this instance alone drives its ramps from its own traffic.
+	Fleet Fleet
 }
 
 // Controller drives every route that has a ramp. Safe for concurrent use.
@@ -50,8 +55,10 @@ type Controller struct {
 	servedNew   func(string) (int64, int64)
 	log         *slog.Logger
 	now         func() time.Time
+	fleet       Fleet
 
 	mu       sync.Mutex
+	keys     map[string]keyCache // fleet: the step key of each route
 	trackers map[string]*Tracker
 	created  time.Time // when New ran; no window reaches before it
 	last     map[string]Decision
@@ -72,6 +79,8 @@ func New(o Options) *Controller {
 		servedNew:   o.ServedNew,
 		log:         o.Log,
 		now:         o.Now,
+		fleet:       o.Fleet,
+		keys:        map[string]keyCache{},
 		trackers:    map[string]*Tracker{},
 		last:        map[string]Decision{},
 		created:     o.Now(),
@@ -108,8 +117,12 @@ func (c *Controller) trackerFrom(r *rules.Route, from time.Time) *Tracker {
 			now = from
 		}
 		st := NewProgress(now, r.Ramp, r.ServeNew)
-		if evs, err := c.state.Events(time.Time{}, 100000); err == nil {
-			st.Halted = Halted(evs, r.Name, r.ServeNew)
+		// With a Fleet the first tick anchors the tracker (reading the
+		// audit log there, never on the request path).
+		if c.fleet == nil {
+			if evs, err := c.state.Events(time.Time{}, 100000); err == nil {
+				st.Halted = Halted(evs, r.Name, r.ServeNew)
+			}
 		}
 		t = NewTracker(st, r.Name, c.noise)
 		c.trackers[r.Name] = t
@@ -205,6 +218,10 @@ func (c *Controller) Tick() {
 		if r.Ramp == nil || r.New == "" {
 			continue
 		}
+		if c.fleet != nil {
+			c.tickFleet(now, cur, r)
+			continue
+		}
 		t := c.tracker(r)
 		if c.servedNew != nil {
 			t.Window().SetServed(c.servedNew(r.Name))
@@ -251,6 +268,9 @@ type Status struct {
 	Halted      bool      `json:"halted"`
 	Done        bool      `json:"done"`
 	Last        *Decision `json:"last_decision,omitempty"`
+	// Driver is the instance that drives the ramp (holds its lease), with
+	// a Fleet; empty without one, or while no instance holds the lease.
+	Driver string `json:"driver,omitempty"`
 	// State is "waiting" (at 0%, not started), "holding" (a gate holds,
 	// or the hold has not elapsed), "advancing" (the last decision was a
 	// step), "rolled_back", "halted" or "done".
@@ -278,6 +298,10 @@ func (c *Controller) Status(r *rules.Route) *Status {
 	}
 	if next, ok := r.Ramp.NextStep(r.ServeNew); ok {
 		s.NextStep = next
+	}
+	if c.fleet != nil {
+		term, _ := c.fleet.Lead(r.Name)
+		s.Driver = term.Driver
 	}
 	c.mu.Lock()
 	if d, ok := c.last[r.Name]; ok {

@@ -261,9 +261,10 @@ func p99(h *hdrhistogram.Histogram) time.Duration { return latency.Percentile(h,
 // reset). A change to 0 halts the ramp; a change to above 0 resumes it from
 // there. A decision that failed to apply is simply made again next time.
 type Tracker struct {
-	mu sync.Mutex
-	st Progress
-	w  *Window
+	mu    sync.Mutex
+	st    Progress
+	w     *Window
+	fleet fleetAnchor // with a Fleet only
 }
 
 // NewTracker returns a tracker in state st (see NewProgress), its
