@@ -206,8 +206,13 @@ func Open(cfg *config.Config, o Options) (_ *Instance, err error) {
 	}
 	st := in.st
 
+	var rampFleet ramp.Fleet // nil alone: the Controller drives its own ramps
+	if in.fleet != nil {
+		rampFleet = in.fleet.ramp
+	}
 	in.ctl = ramp.New(ramp.Options{
 		State:       state,
+		Fleet:       rampFleet,
 		BreakerOpen: func(b string) bool { return bs[b] != nil && bs[b].BreakerState() == backends.StateOpen },
 		// The gates classify comparisons with the noise model as it stands
 		// when they are evaluated (noise applied at read time).
@@ -346,6 +351,7 @@ func (in *Instance) Run(ctx context.Context) error {
 	}
 	if in.fleet != nil {
 		in.jobs.start(&job{name: "fleet-instances", interval: fleetInstancesEvery, run: in.fleet.refreshInstances})
+		go in.fleet.ramp.Run(context.Background()) // ends in fleet.close
 	}
 	stopWatch := func() {}
 	if in.path != "" {

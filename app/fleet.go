@@ -16,6 +16,7 @@ import (
 	"github.com/tandem-proxy/tandem/admin"
 	"github.com/tandem-proxy/tandem/compare"
 	"github.com/tandem-proxy/tandem/config"
+	"github.com/tandem-proxy/tandem/pgramp"
 	"github.com/tandem-proxy/tandem/pgrules"
 	"github.com/tandem-proxy/tandem/pgstore"
 	"github.com/tandem-proxy/tandem/rules"
@@ -57,6 +58,7 @@ type fleet struct {
 	name  string
 	pool  *pgxpool.Pool
 	rules *pgrules.Store
+	ramp  *pgramp.Fleet // the ramps' leases, snapshots and fenced steps
 	st    *pgstore.Store
 	log   *slog.Logger
 
@@ -114,6 +116,9 @@ func openFleet(cfg *config.Config, name string, log *slog.Logger, learner *compa
 		Learner:  learner,
 	})
 	if err != nil {
+		return nil, fmt.Errorf("fleet.database: %w", err)
+	}
+	if f.ramp, err = pgramp.New(ctx, f.pool, pgramp.Options{Instance: name, Rules: f.rules, Log: log}); err != nil {
 		return nil, fmt.Errorf("fleet.database: %w", err)
 	}
 	f.st, err = pgstore.Open(ctx, cfg.Fleet.Database, pgstore.Options{
@@ -200,8 +205,9 @@ func (f *fleet) markNoise(route, p, reason string) error {
 	return err
 }
 
-// registerMetrics exports tandem_fleet_database_up, tandem_fleet_instances
-// and tandem_fleet_instance_name_conflicts_total.
+// registerMetrics exports tandem_fleet_database_up, tandem_fleet_instances,
+// tandem_fleet_instance_name_conflicts_total and the ramp driver's error
+// counts, tandem_ramp_fleet_errors_total{kind}.
 func (f *fleet) registerMetrics(ms *metrics.Set) {
 	ms.NewGauge("tandem_fleet_database_up", func() float64 {
 		if f.up() {
@@ -211,11 +217,25 @@ func (f *fleet) registerMetrics(ms *metrics.Set) {
 	})
 	ms.NewGauge("tandem_fleet_instances", func() float64 { return float64(f.rules.FleetInstances()) })
 	ms.NewGauge("tandem_fleet_instance_name_conflicts_total", func() float64 { return float64(f.rules.NameConflicts()) })
+	for _, c := range []struct {
+		kind string
+		get  func(pgramp.Counters) int64
+	}{
+		{"publish", func(c pgramp.Counters) int64 { return c.PublishErrors }},
+		{"read", func(c pgramp.Counters) int64 { return c.ReadErrors }},
+		{"lease", func(c pgramp.Counters) int64 { return c.LeaseErrors }},
+		{"fenced", func(c pgramp.Counters) int64 { return c.Fenced }},
+	} {
+		ms.NewGauge(fmt.Sprintf(`tandem_ramp_fleet_errors_total{kind=%q}`, c.kind), func() float64 { return float64(c.get(f.ramp.Counters())) })
+	}
 }
 
-// close releases the rules store and the pools. The diff store is the
+// close releases the ramps' leases, the rules store and the pools. The diff store is the
 // instance's (Instance.st) once Open succeeds, closed by Instance.Close.
 func (f *fleet) close() {
+	if f.ramp != nil {
+		f.ramp.Close() // releases the leases: another instance drives at once
+	}
 	if f.rules != nil {
 		f.rules.Close()
 	}

@@ -148,3 +148,82 @@ func TestFleetInstancesShareRules(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// A ramp across two instances: one of them drives it (both show the same
+// driver), the gates count both instances' comparisons (min_compared is
+// more than either sees alone), and each step is in the audit log once.
+func TestFleetRampOneDriver(t *testing.T) {
+	c := pgtest.Start(t)
+	url := c.NewDatabase()
+	same := func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"v": 1}`)
+	}
+	legacy, newb := startBackend(t, same), startBackend(t, same)
+	var ins []*Instance
+	for _, name := range []string{"a", "b"} {
+		cfg, path := loadConfig(t, fmt.Sprintf(`
+listen: 127.0.0.1:0
+admin: {listen: 127.0.0.1:0}
+data_dir: {{data}}
+shutdown_timeout: 5s
+fleet: {database: %q, instance: %q}
+backends:
+  legacy: {url: %q}
+  new: {url: %q}
+routes:
+  - name: up
+    legacy: legacy
+    new: new
+    serve_new: 10
+    mirror: 100
+    ramp: {steps: [10, 50, 100], hold: 1s, min_compared: 30, max_diff_rate: 0.5, max_error_rate: 0.5, max_latency_ratio: 1000}
+`, url, name, legacy, newb))
+		ins = append(ins, runInstance(t, cfg, path))
+	}
+	// 20 requests through each: 40 compared in the fleet, 20 on each.
+	for _, in := range ins {
+		for i := 0; i < 20; i++ {
+			resp, err := http.Post("http://"+in.Addr()+"/up", "text/plain", strings.NewReader(fmt.Sprint("body ", i)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for serveNewOf(ins[0]) != 50 || serveNewOf(ins[1]) != 50 {
+		if time.Now().After(deadline) {
+			_, body := adminDo(t, ins[0], "GET", "/api/v1/routes", "")
+			t.Fatalf("the ramp did not step to 50%% on both within 30 s: %s", body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	drivers := map[string]bool{}
+	for _, in := range ins {
+		st := in.ctl.Status(&in.State().Current().Routes[0])
+		drivers[st.Driver] = true
+	}
+	if len(drivers) != 1 || drivers[""] {
+		t.Fatalf("drivers seen by the two instances: %v, want one name", drivers)
+	}
+	evs, err := ins[1].State().Events(time.Time{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := 0
+	for _, e := range evs {
+		if e.Kind == "ramp_step" {
+			steps++
+		}
+	}
+	if steps != 1 {
+		t.Fatalf("%d ramp_step events for one step: %+v", steps, evs)
+	}
+}
+
+func serveNewOf(in *Instance) float64 {
+	return in.State().Current().Routes[0].ServeNew
+}
