@@ -108,6 +108,15 @@ type Deps struct {
 	// Metrics is the set /metrics exports, with the process's own metrics
 	// (go_*, process_*). Nil: the process's metrics only.
 	Metrics *metrics.Set
+	// Fleet describes the fleet this instance belongs to; nil when
+	// fleet.database is empty: then GET /api/v1/routes has no "fleet",
+	// "instance" or "instances" keys, GET /api/v1/instances lists none, and
+	// any ?instance= is 404 (errNotAFleet).
+	Fleet func() FleetStatus
+	// ReportsFor returns the reads narrowed to one instance (?instance=NAME);
+	// nil when not a fleet. An error wrapping ErrUnknownInstance is answered
+	// 404, any other 500.
+	ReportsFor func(instance string) (Reports, error)
 }
 
 // BadRequestError marks an error caused by the request (answered 400).
@@ -206,7 +215,12 @@ func (s *Server) getRoutes(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusServiceUnavailable, "routes are not available")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"routes": s.deps.Routes()})
+	ans := map[string]any{"routes": s.deps.Routes()}
+	if s.deps.Fleet != nil {
+		fs := s.fleetStatus()
+		ans["fleet"], ans["instance"], ans["instances"] = fs.Database, fs.Instance, fs.Instances
+	}
+	writeJSON(w, http.StatusOK, ans)
 }
 
 func (s *Server) getRules(w http.ResponseWriter, r *http.Request) {
@@ -483,12 +497,16 @@ func (s *Server) getReport(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusNotFound, "unknown route %q", route)
 		return
 	}
-	reps, err := s.deps.Reports.Report(route, t)
+	from, inst, ok := s.reportsFor(w, q)
+	if !ok {
+		return
+	}
+	reps, err := from.Report(route, t)
 	if err != nil {
 		fail(w, http.StatusInternalServerError, "cannot build report: %v", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"generated_at": time.Now().UTC(), "routes": reps})
+	writeJSON(w, http.StatusOK, narrowed(map[string]any{"generated_at": time.Now().UTC(), "routes": reps}, inst))
 }
 
 func (s *Server) getDiffs(w http.ResponseWriter, r *http.Request) {
@@ -512,12 +530,16 @@ func (s *Server) getDiffs(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusNotFound, "unknown route %q", f.Route)
 		return
 	}
-	ss, err := s.deps.Reports.Samples(f)
+	from, inst, ok := s.reportsFor(w, q)
+	if !ok {
+		return
+	}
+	ss, err := from.Samples(f)
 	if err != nil {
 		fail(w, http.StatusInternalServerError, "cannot list diffs: %v", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"diffs": ss})
+	writeJSON(w, http.StatusOK, narrowed(map[string]any{"diffs": ss}, inst))
 }
 
 func (s *Server) getDiff(w http.ResponseWriter, r *http.Request) {
@@ -600,7 +622,11 @@ func (s *Server) getComparisons(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := ids[0]
-	cs, err := s.deps.Reports.Comparisons(id)
+	from, inst, ok := s.reportsFor(w, q)
+	if !ok {
+		return
+	}
+	cs, err := from.Comparisons(id)
 	if err != nil {
 		fail(w, http.StatusInternalServerError, "cannot read the comparisons of request %q: %v", id, err)
 		return
@@ -608,7 +634,7 @@ func (s *Server) getComparisons(w http.ResponseWriter, r *http.Request) {
 	if cs == nil {
 		cs = []store.Comparison{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"request_id": id, "comparisons": cs})
+	writeJSON(w, http.StatusOK, narrowed(map[string]any{"request_id": id, "comparisons": cs}, inst))
 }
 
 // getSeries answers GET /api/v1/series?route=R&since=T&step=S: per bucket
@@ -628,8 +654,8 @@ func (s *Server) getSeries(w http.ResponseWriter, r *http.Request) {
 	}
 	for k, v := range q {
 		switch {
-		case k != "route" && k != "since" && k != "step":
-			fail(w, http.StatusBadRequest, "unknown parameter %q: GET /api/v1/series takes route, since and step", k)
+		case k != "route" && k != "since" && k != "step" && k != "instance":
+			fail(w, http.StatusBadRequest, "unknown parameter %q: GET /api/v1/series takes route, since, step and instance", k)
 			return
 		case len(v) > 1:
 			fail(w, http.StatusBadRequest, "%s is given %d times; give it once", k, len(v))
@@ -665,7 +691,11 @@ func (s *Server) getSeries(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusNotFound, "unknown route %q", route)
 		return
 	}
-	ss, err := s.deps.Reports.Series(route, t, step)
+	from, inst, ok := s.reportsFor(w, q)
+	if !ok {
+		return
+	}
+	ss, err := from.Series(route, t, step)
 	if err != nil {
 		fail(w, http.StatusInternalServerError, "cannot build the series: %v", err)
 		return
@@ -676,5 +706,5 @@ func (s *Server) getSeries(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"generated_at": now.UTC(), "since": t.UTC(), "step": stepText, "routes": ss})
+	writeJSON(w, http.StatusOK, narrowed(map[string]any{"generated_at": now.UTC(), "since": t.UTC(), "step": stepText, "routes": ss}, inst))
 }

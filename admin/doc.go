@@ -24,6 +24,16 @@
 // unknown or repeated parameter, a bad value or a window of more than
 // MaxSeriesPoints buckets is 400 naming it).
 //
+// Fleet. With Deps.Fleet set (fleet.database), GET /api/v1/routes also
+// answers "fleet" ("ok" or "degraded"), "instance" and "instances", and GET
+// /api/v1/instances the same three; Deps.Reports are the fleet's reads, and
+// ?instance=NAME on report, diffs, comparisons and series answers from
+// Deps.ReportsFor(NAME) instead (reportsFor, fleet.go): empty or repeated
+// is 400, an error wrapping ErrUnknownInstance 404. Without a fleet every
+// ?instance= is 404 "not a fleet": the reads without it are this
+// instance's already, and it has no name any store knows. A sample by id
+// needs no ?instance=: ids are the fleet's.
+//
 // Sessions. The UI's sign-in page posts the token to POST /ui/session
 // once per browser; a right token (compared in constant time, length
 // included; after signInBurst wrong ones, one more every

@@ -128,6 +128,8 @@ type memReports struct {
 	comparisons map[string][]store.Comparison
 	// comparisonsErr is what Comparisons returns as its error.
 	comparisonsErr error
+	// report is what Report returns (nil: an empty list).
+	report []store.RouteReport
 }
 
 var _ Reports = (*memReports)(nil)
@@ -140,6 +142,9 @@ func (m *memReports) note(s string) {
 
 func (m *memReports) Report(route string, since time.Time) ([]store.RouteReport, error) {
 	m.note("report " + route + " " + since.Format(time.RFC3339))
+	if m.report != nil {
+		return m.report, nil
+	}
 	return []store.RouteReport{}, nil
 }
 

@@ -41,7 +41,7 @@ func TestQueryParameters(t *testing.T) {
 		{"series, bad since", "/api/v1/series?since=-1h", 400, `since must be RFC 3339`, ""},
 		{"series, since in the future", "/api/v1/series?since=2999-01-01T00:00:00Z", 400, `is in the future`, ""},
 		{"series, too many buckets", "/api/v1/series?since=2020-01-01T00:00:00Z&step=1m", 400, `buckets; at most 10080 are answered: use a larger step`, ""},
-		{"series, unknown parameter", "/api/v1/series?rout=img", 400, `unknown parameter \"rout\": GET /api/v1/series takes route, since and step`, ""},
+		{"series, unknown parameter", "/api/v1/series?rout=img", 400, `unknown parameter \"rout\": GET /api/v1/series takes route, since, step and instance`, ""},
 		{"series, step twice", "/api/v1/series?step=1m&step=1h", 400, `step is given 2 times; give it once`, ""},
 		{"series, unknown route", "/api/v1/series?route=nope", 404, `unknown route \"nope\"`, ""},
 		{"one diff", "/api/v1/diffs/s1", 200, `"id": "s1"`, "sample s1"},

@@ -37,6 +37,7 @@ func (s *Server) routes() *http.ServeMux {
 	priv("GET /api/v1/events", s.getEvents)
 	priv("GET /api/v1/comparisons", s.getComparisons)
 	priv("GET /api/v1/series", s.getSeries)
+	priv("GET /api/v1/instances", s.getInstances)
 
 	// Sign-in, session and sign-out check their callers themselves.
 	pub("POST /ui/session", s.signIn)

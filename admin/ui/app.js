@@ -4,7 +4,8 @@
  * cookie. Data is only ever put in the page as text (textContent), never as
  * markup. Views: overview (#/), route (#/route/NAME), sample (#/sample/ID),
  * a request's comparisons (#/request/ID, and #/request to look one up),
- * events (#/events).
+ * events (#/events). The hash's ?since= picks the time window and, in a
+ * fleet, ?instance= narrows the report views to one instance.
  */
 (function () {
   "use strict";
@@ -29,8 +30,9 @@
   const DEFAULT_WINDOW = "1h";
   const STEP_MS = { "1m": 60e3, "5m": 300e3, "15m": 900e3, "1h": 3600e3, "1d": 86400e3 };
   const STEP_WORDS = { "1m": "minute", "5m": "5 minutes", "15m": "15 minutes", "1h": "hour", "1d": "day" };
-  // winQuery is the ?since= the links of the current page carry, so a
-  // window chosen once stays while a person moves between views.
+  // winQuery is the ?since= (and ?instance=) the links of the current page
+  // carry, so a window or an instance chosen once stays while a person
+  // moves between views.
   let winQuery = "";
   function withWindow(href) {
     if (!winQuery || !/^#\/(route\/|events|$)/.test(href)) return href;
@@ -45,6 +47,8 @@
     return new Date(Date.now() - w.ms).toISOString().replace(/\.\d{3}Z$/, "Z");
   }
   function windowWords(w) { return w.ms ? "last " + w.label : "all stored data"; }
+  // instQuery is the API's ?instance= for inst ("" for the whole fleet).
+  function instQuery(inst) { return inst ? "instance=" + enc(inst) : ""; }
 
   // ---------------------------------------------------------------- DOM
 
@@ -259,6 +263,13 @@
       // route; null until the first answer for this window.
       this.windowData = null;
       this.firstData = 0; // ms of the oldest stored minute, for "all"'s step
+      // In a fleet (GET /api/v1/routes has "instances"): {state: "ok" |
+      // "degraded", instance: this one's name, instances: [...]}; null
+      // otherwise. inst is the instance the report views are narrowed to
+      // (the hash's ?instance=), "" for the whole fleet.
+      this.fleet = null;
+      this.inst = "";
+      this.instPicker = null;
       this.view = null;
       this.conn = null; // null or the APIError of the last call
       this.pollTimer = 0;
@@ -333,12 +344,12 @@
 
     async poll() {
       clearTimeout(this.pollTimer);
-      const win = this.win, since = sinceOf(win), step = this.stepFor(win);
-      const q = since ? "since=" + enc(since) : "";
+      const win = this.win, inst = this.inst, since = sinceOf(win), step = this.stepFor(win);
+      const q = [since ? "since=" + enc(since) : "", instQuery(inst)].filter(Boolean).join("&");
       // A long window's numbers move slowly: they are read again every
       // win.refresh ms, the live route table at every poll.
       const d = this.windowData;
-      const fresh = d && d.win === win && Date.now() - d.at < win.refresh - 500;
+      const fresh = d && d.win === win && d.inst === inst && Date.now() - d.at < win.refresh - 500;
       const [rt, rep, ser] = await Promise.allSettled([
         this.api.json("/api/v1/routes"),
         fresh ? null : this.api.json("/api/v1/report" + (q ? "?" + q : "")),
@@ -348,12 +359,16 @@
         this.routes = rt.value.routes || [];
         this.routesAt = Date.now();
         this.routesError = null;
+        this.fleet = Array.isArray(rt.value.instances)
+          ? { state: rt.value.fleet || "ok", instance: rt.value.instance || "", instances: rt.value.instances }
+          : null;
+        this.updateInstancePicker();
       } else {
         this.routesError = rt.reason;
       }
       if (fresh) {
         // keep this.windowData
-      } else if (win === this.win && rep.status === "fulfilled" && ser.status === "fulfilled") {
+      } else if (win === this.win && inst === this.inst && rep.status === "fulfilled" && ser.status === "fulfilled") {
         const reports = new Map(), series = new Map();
         for (const r of rep.value.routes || []) {
           reports.set(r.route, r);
@@ -361,12 +376,13 @@
           if (!win.ms && r.compared + r.requests > 0 && t > 0 && (!this.firstData || t < this.firstData)) this.firstData = t;
         }
         for (const r of ser.value.routes || []) series.set(r.route, r.points || []);
-        this.windowData = { win: win, since: since, step: ser.value.step, reports: reports, series: series, at: Date.now() };
-      } else if (win === this.win) {
+        this.windowData = { win: win, inst: inst, since: since, step: ser.value.step, reports: reports, series: series, at: Date.now() };
+      } else if (win === this.win && inst === this.inst) {
         const e = rep.status === "rejected" ? rep.reason : ser.reason;
-        if (e.kind === "http" && this.windowErrorFor !== win) {
-          this.windowErrorFor = win; // once per window, not at every poll
-          this.toast("Cannot read the window's numbers: " + e.message, "warn");
+        const key = win.key + " " + inst;
+        if (e.kind === "http" && this.windowErrorFor !== key) {
+          this.windowErrorFor = key; // once per window and instance, not at every poll
+          this.toast("Cannot read the " + (inst ? "numbers of instance " + inst : "window's numbers") + ": " + e.message, "warn");
         }
       }
       if (rt.status === "fulfilled") {
@@ -382,11 +398,51 @@
     // before the first answer.
     report(name) {
       const d = this.windowData;
-      return d && d.win === this.win ? d.reports.get(name) || { route: name, requests: 0, compared: 0, mismatched: 0, noise: 0, diff_rate: 0 } : null;
+      return d && d.win === this.win && d.inst === this.inst ? d.reports.get(name) || { route: name, requests: 0, compared: 0, mismatched: 0, noise: 0, diff_rate: 0 } : null;
     }
     series(name) {
       const d = this.windowData;
-      return d && d.win === this.win ? d.series.get(name) || [] : null;
+      return d && d.win === this.win && d.inst === this.inst ? d.series.get(name) || [] : null;
+    }
+
+    // scopeWords says whose numbers the report views show: "" when this
+    // instance is alone, else the whole fleet's or one instance's.
+    scopeWords() {
+      if (this.inst) return "instance " + this.inst;
+      return this.fleet ? "every instance" : "";
+    }
+
+    // instancePicker is the instance selector, shown in a fleet: "all
+    // instances" and each live one; a choice goes into the hash
+    // (?instance=, like ?since=) and the report views are read again for
+    // it. One element, moved into whichever view shows it, so that a poll
+    // does not rebuild it under a person's hand.
+    instancePicker() {
+      if (!this.instPicker) {
+        const sel = h("select", { id: "instance-picker", "aria-label": "instance" });
+        sel.addEventListener("change", () => this.setParam("instance", sel.value));
+        this.instPicker = h("label", { class: "instance-picker", hidden: true }, h("span", { class: "muted small", text: "Instance" }), sel);
+        this.instPickerKey = null;
+      }
+      this.updateInstancePicker();
+      return this.instPicker;
+    }
+
+    updateInstancePicker() {
+      const box = this.instPicker;
+      if (!box) return;
+      const names = this.fleet ? this.fleet.instances.map((i) => i.name) : [];
+      if (this.inst && !names.includes(this.inst)) names.push(this.inst);
+      box.hidden = !this.fleet && !this.inst;
+      const self = this.fleet ? this.fleet.instance : "";
+      const live = new Set(this.fleet ? this.fleet.instances.map((i) => i.name) : []);
+      const key = JSON.stringify([names, self, [...live], this.inst]);
+      if (key === this.instPickerKey) return;
+      this.instPickerKey = key;
+      const sel = box.querySelector("select");
+      set(sel, h("option", { value: "", text: "all instances" }),
+        names.map((n) => h("option", { value: n, text: n + (n === self ? " (this one)" : live.has(n) ? "" : " (not live)") })));
+      sel.value = this.inst;
     }
 
     // windowPicker is the since selector: one button per window, the
@@ -400,12 +456,17 @@
           onclick: () => this.setWindow(w.key), text: w.label })));
     }
 
-    setWindow(key) {
+    setWindow(key) { this.setParam("since", key); }
+
+    // setParam sets (or, for "", removes) one parameter of the hash's query.
+    setParam(name, value) {
       const raw = location.hash.replace(/^#\/?/, "");
       const path = raw.split("?")[0];
       const params = new URLSearchParams(raw.includes("?") ? raw.slice(raw.indexOf("?") + 1) : "");
-      params.set("since", key);
-      location.hash = "#/" + path + "?" + params.toString();
+      if (value) params.set(name, value);
+      else params.delete(name);
+      const q = params.toString();
+      location.hash = "#/" + path + (q ? "?" + q : "");
     }
 
     navigate() {
@@ -414,11 +475,14 @@
       const raw = qi < 0 ? raw0 : raw0.slice(0, qi);
       const params = new URLSearchParams(qi < 0 ? "" : raw0.slice(qi + 1));
       const win = windowOf(params.get("since") || DEFAULT_WINDOW) || windowOf(DEFAULT_WINDOW);
-      winQuery = params.has("since") && windowOf(params.get("since")) ? "since=" + enc(win.key) : "";
+      const inst = params.get("instance") || "";
+      winQuery = [params.has("since") && windowOf(params.get("since")) ? "since=" + enc(win.key) : "", instQuery(inst)].filter(Boolean).join("&");
       for (const a of this.nav.querySelectorAll("a")) a.setAttribute("href", withWindow(a.dataset.href));
-      if (win !== this.win) {
+      if (win !== this.win || inst !== this.inst) {
         this.win = win;
+        this.inst = inst;
         this.windowData = null;
+        this.updateInstancePicker();
         clearTimeout(this.pollTimer);
         this.pollTimer = setTimeout(() => this.poll(), 0);
       }
@@ -856,6 +920,9 @@
     example: "the newest stored sample with a difference here",
     p50: "the median latency of the compared exchanges in the window",
     p99: "the latency 99% of the compared exchanges in the window were faster than",
+    instance: "a live instance of the fleet (fleet.instance); choose one to narrow the numbers to what it served and compared",
+    applied: "the rules version this instance has in force",
+    lastSeen: "when this instance last wrote its registry row; one not seen for a while drops off the list",
   };
   function helpTh(label, help) {
     if (!help) return h("th", { text: label });
@@ -867,11 +934,13 @@
 
     mount(main) {
       this.notice = h("div");
+      this.fleetBox = h("section", { id: "fleet", hidden: true });
       this.body = h("div", null, loading("Loading routes…"));
       this.sub = h("p", { class: "sub" });
       append(main, [
-        h("div", { class: "view-head row" }, h("div", null, h("h1", { text: "Routes" }), this.sub), h("span", { class: "spacer" }), this.app.windowPicker()),
-        this.notice, this.body,
+        h("div", { class: "view-head row" }, h("div", null, h("h1", { text: "Routes" }), this.sub), h("span", { class: "spacer" }),
+          this.app.instancePicker(), this.app.windowPicker()),
+        this.fleetBox, this.notice, this.body,
       ]);
       if (this.app.routes) this.onRoutes(this.app.routes);
       else if (this.app.routesError) this.onRoutesError(this.app.routesError);
@@ -879,8 +948,11 @@
 
     onRoutes(routes) {
       const app = this.app;
+      const scope = app.scopeWords();
       this.sub.textContent = "Settings, breakers and ramps live from GET /api/v1/routes every " + POLL_MS / 1000 +
-        " s; requests, comparisons, diff rate and trend over the " + windowWords(app.win) + ", from stored minutes.";
+        " s; requests, comparisons, diff rate and trend over the " + windowWords(app.win) + ", from stored minutes" +
+        (scope ? " of " + scope : "") + ".";
+      this.renderFleet(app.fleet);
       if (!routes.length) {
         this.notice.replaceChildren();
         set(this.body, empty("No routes configured.", "Add routes to the config file (routes:) or PUT /api/v1/rules."));
@@ -929,6 +1001,38 @@
         cell("Actions", { class: "actions-cell" }, actionButtons(app, r)));
     }
 
+    // renderFleet shows, in a fleet, the database's state (a notice when it
+    // is unreachable from here) and the live instances: name, the rules
+    // version each has applied, when each was last seen.
+    renderFleet(fl) {
+      const box = this.fleetBox;
+      box.hidden = !fl;
+      if (!fl) { box.replaceChildren(); return; }
+      const newest = Math.max(0, ...fl.instances.map((i) => i.applied_version || 0));
+      const degraded = fl.state === "degraded"
+        ? h("div", { class: "state error fleet-degraded", role: "alert", id: "fleet-degraded", "data-fleet": "degraded" },
+          h("strong", { text: "fleet: degraded" }),
+          h("p", { text: "The fleet's database is unreachable from this instance (" + (fl.instance || "?") + "). It goes on serving with the rules in force; " +
+            "rule changes get 503 until the database is back; report data is buffered within a bound (then dropped and counted) and catches up when it returns. " +
+            "The instances below are as last read." }))
+        : null;
+      const rows = fl.instances.map((i) => h("tr", { "data-instance": i.name, class: i.name === this.app.inst ? "chosen" : null },
+        h("td", { "data-field": "name" }, h("a", { href: "#", "data-pick": i.name, title: "narrow the numbers to this instance", text: i.name,
+          onclick: (ev) => { ev.preventDefault(); this.app.setParam("instance", i.name); } }),
+        i.self || i.name === fl.instance ? [" ", badge("this one", "muted-badge", "the instance this page talks to")] : null),
+        h("td", { class: "num", "data-field": "applied_version", "data-value": i.applied_version },
+          "v" + i.applied_version, i.applied_version < newest ? [" ", badge("behind", "warn", "has not applied rules version " + newest + " yet")] : null),
+        h("td", { "data-field": "last_seen", title: fmtTime(i.last_seen), text: fmtAgo(i.last_seen) }),
+        h("td", { class: "muted", "data-field": "started_at", title: fmtTime(i.started_at), text: fmtAgo(i.started_at) })));
+      set(box, degraded,
+        h("div", { class: "fleet-head" }, h("h2", null, "Instances ", h("span", { class: "muted small", "data-field": "fleet-state",
+          text: fl.instances.length + " live · database " + fl.state })),
+        this.app.inst ? h("button", { type: "button", class: "link", onclick: () => this.app.setParam("instance", ""), text: "show all instances" }) : null),
+        h("div", { class: "table-wrap" }, h("table", { class: "grid compact instances", id: "instances" },
+          h("thead", null, h("tr", null, helpTh("Instance", HELP.instance), helpTh("Rules applied", HELP.applied), helpTh("Last seen", HELP.lastSeen), h("th", { text: "Started" }))),
+          h("tbody", null, rows))));
+    }
+
     onRoutesError(e) {
       if (this.app.routes) return; // the banner says it; keep the last numbers
       set(this.body, errorBox("Could not load the routes.", e));
@@ -958,7 +1062,7 @@
         h("div", { class: "crumbs" }, link("#/", "Overview"), " › ", h("span", { text: r })),
         h("div", { class: "view-head row" }, h("h1", { text: r }), h("span", { class: "spacer" }), this.updated,
           h("button", { type: "button", class: "secondary", onclick: () => this.load(), text: "Refresh" })),
-        h("div", { class: "toolbar" }, this.app.windowPicker()),
+        h("div", { class: "toolbar row" }, this.app.windowPicker(), this.app.instancePicker()),
         this.actions,
         this.live,
         this.trend,
@@ -1006,7 +1110,8 @@
     async load() {
       const name = this.routeName;
       const since = sinceOf(this.app.win);
-      const q = "route=" + enc(name) + (since ? "&since=" + enc(since) : "");
+      const inst = this.app.inst;
+      const q = "route=" + enc(name) + (since ? "&since=" + enc(since) : "") + (inst ? "&" + instQuery(inst) : "");
       const pf = this.pathFilter ? "&path=" + enc(this.pathFilter) : "";
       const [rep, smp] = await Promise.allSettled([
         this.app.api.json("/api/v1/report?" + q),
@@ -1032,7 +1137,8 @@
         h("div", { class: "label" }, help ? h("abbr", { title: help, tabindex: "0", "data-help": help, text: label }) : label), h("div", { class: "value", text: value }));
       const skipped = Object.entries(rep.skipped || {}).filter((e) => e[1] > 0);
       const out = [
-        h("h2", null, "Report ", h("span", { class: "muted small", "data-field": "r-since", text: windowWords(this.app.win) + (rep.since && !rep.since.startsWith("0001") ? ", since " + fmtTime(rep.since) : "") })),
+        h("h2", null, "Report ", h("span", { class: "muted small", "data-field": "r-since", text: windowWords(this.app.win) + (rep.since && !rep.since.startsWith("0001") ? ", since " + fmtTime(rep.since) : "") +
+          (this.app.scopeWords() ? ", " + this.app.scopeWords() : "") })),
         h("div", { class: "stats" },
           stat("Requests", fmtInt(rep.requests), "r-requests"),
           stat("Errors served", fmtInt(servedErrorsTotal(rep.served_errors)), "r-served_errors", servedErrorsTotal(rep.served_errors) ? "bad" : ""),

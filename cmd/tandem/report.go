@@ -18,18 +18,26 @@ import (
 )
 
 func runReport(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("report", "report [-route NAME] [-since 1h|RFC3339] [-request ID] [-json] [-admin URL] [-config FILE]", stderr)
+	fs := newFlags("report", "report [-route NAME] [-since 1h|RFC3339] [-request ID] [-instance NAME] [-json] [-admin URL] [-config FILE]", stderr)
 	cf := addClientFlags(fs)
 	route := fs.String("route", "", "only this route")
 	since := fs.String("since", "", "only traffic since this time: a duration ago (1h, 30m) or an RFC 3339 time")
 	request := fs.String("request", "", "instead of the report: every comparison made for this request id (its X-Request-Id), with outcomes as read now")
+	instance := fs.String("instance", "", "in a fleet, only what this instance served and compared (tandem status lists the instances); default the whole fleet")
 	asJSON := fs.Bool("json", false, "print the API's JSON")
 	top := fs.Int("top", 5, "differing paths shown per route")
 	if code, stop := parseFlags(fs, args); stop {
 		return code
 	}
-	requestSet := false
-	fs.Visit(func(f *flag.Flag) { requestSet = requestSet || f.Name == "request" })
+	requestSet, instanceSet := false, false
+	fs.Visit(func(f *flag.Flag) {
+		requestSet = requestSet || f.Name == "request"
+		instanceSet = instanceSet || f.Name == "instance"
+	})
+	if instanceSet && *instance == "" {
+		fmt.Fprintln(stderr, "tandem report: -instance needs an instance name (tandem status lists them); leave it out for the whole fleet")
+		return 2
+	}
 	if requestSet {
 		if *route != "" || *since != "" {
 			fmt.Fprintln(stderr, "tandem report: -request looks up one request; it takes no -route or -since")
@@ -39,9 +47,12 @@ func runReport(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "tandem report: -request needs a request id")
 			return 2
 		}
-		return runRequestLookup(cf, *request, *asJSON, stdout, stderr)
+		return runRequestLookup(cf, *request, *instance, *asJSON, stdout, stderr)
 	}
 	q := url.Values{}
+	if *instance != "" {
+		q.Set("instance", *instance)
+	}
 	if *route != "" {
 		q.Set("route", *route)
 	}
@@ -59,6 +70,7 @@ func runReport(args []string, stdout, stderr io.Writer) int {
 	}
 	var rep struct {
 		GeneratedAt time.Time           `json:"generated_at"`
+		Instance    string              `json:"instance,omitempty"`
 		Routes      []store.RouteReport `json:"routes"`
 	}
 	path := "/api/v1/report"
@@ -73,6 +85,9 @@ func runReport(args []string, stdout, stderr io.Writer) int {
 		enc.SetIndent("", "  ")
 		enc.Encode(rep)
 		return 0
+	}
+	if rep.Instance != "" {
+		fmt.Fprintf(stdout, "instance %s only (without -instance: the whole fleet)\n\n", rep.Instance)
 	}
 	renderReport(stdout, rep.Routes, *top)
 	return 0
@@ -164,18 +179,23 @@ func orNone(s string) string {
 // comparisonsAnswer is GET /api/v1/comparisons' answer.
 type comparisonsAnswer struct {
 	RequestID   string             `json:"request_id"`
+	Instance    string             `json:"instance,omitempty"`
 	Comparisons []store.Comparison `json:"comparisons"`
 }
 
 // runRequestLookup prints every comparison of one request (tandem report
-// -request ID).
-func runRequestLookup(cf *clientFlags, id string, asJSON bool, stdout, stderr io.Writer) int {
+// -request ID), in a fleet only instance's when it is not "".
+func runRequestLookup(cf *clientFlags, id, instance string, asJSON bool, stdout, stderr io.Writer) int {
 	c, err := cf.client()
 	if err != nil {
 		return fail1(stderr, "report", err)
 	}
+	q := url.Values{"request_id": {id}}
+	if instance != "" {
+		q.Set("instance", instance)
+	}
 	var ans comparisonsAnswer
-	if err := c.do("GET", "/api/v1/comparisons?"+url.Values{"request_id": {id}}.Encode(), nil, &ans); err != nil {
+	if err := c.do("GET", "/api/v1/comparisons?"+q.Encode(), nil, &ans); err != nil {
 		return fail1(stderr, "report", err)
 	}
 	if asJSON {
@@ -183,6 +203,9 @@ func runRequestLookup(cf *clientFlags, id string, asJSON bool, stdout, stderr io
 		enc.SetIndent("", "  ")
 		enc.Encode(ans)
 		return 0
+	}
+	if ans.Instance != "" {
+		fmt.Fprintf(stdout, "instance %s only (without -instance: the whole fleet)\n", ans.Instance)
 	}
 	renderComparisons(stdout, id, ans.Comparisons)
 	return 0

@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/tandem-proxy/tandem/admin"
 	"github.com/tandem-proxy/tandem/ramp"
 	"github.com/tandem-proxy/tandem/rules"
 )
@@ -43,6 +44,12 @@ type statusSnapshot struct {
 	// Events are the newest audit events (of the route asked for, and
 	// those of no route such as reloads), oldest first.
 	Events []rules.Event `json:"events"`
+	// In a fleet (fleet.database set): the database's state from this
+	// instance ("ok" or "degraded"), this instance's name and the live
+	// instances, by name; absent otherwise.
+	Fleet     string                 `json:"fleet,omitempty"`
+	Instance  string                 `json:"instance,omitempty"`
+	Instances []admin.InstanceStatus `json:"instances,omitempty"`
 }
 
 // statusEvents is how many of the newest events status shows.
@@ -51,7 +58,9 @@ const statusEvents = 5
 func runStatus(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("status", "status [ROUTE] [-watch [-interval 2s]] [-json] [-admin URL] [-config FILE]\n\n"+
 		"Show each route's split (serve_new, mirror, the share new actually served), its ramp step and\n"+
-		"state, every gate with value, bound and limit, its backends' breakers and the last events.\n"+
+		"state, every gate with value, bound and limit, its backends' breakers and the last events;\n"+
+		"in a fleet, also the live instances (applied rules version, last seen) and fleet: degraded\n"+
+		"when the database is unreachable from the instance asked.\n"+
 		"-watch redraws every -interval until interrupted (Ctrl-C): on a terminal in place, otherwise\n"+
 		"one snapshot after another, separated by a blank line; with -json, one JSON document per line.", stderr)
 	cf := addClientFlags(fs)
@@ -91,8 +100,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "%s\n", b)
 			return 0
 		}
-		renderStatus(stdout, snap.Routes)
-		renderEvents(stdout, snap.Events, snap.At)
+		renderSnapshot(stdout, snap)
 		return 0
 	}
 	sigs := make(chan os.Signal, 1)
@@ -130,8 +138,7 @@ func watchStatus(c *apiClient, route string, interval time.Duration, asJSON, tty
 				b.WriteString("\n")
 			}
 			fmt.Fprintf(&b, "%s  every %v (Ctrl-C to stop)\n\n", now.Format("2006-01-02 15:04:05"), interval)
-			renderStatus(&b, snap.Routes)
-			renderEvents(&b, snap.Events, snap.At)
+			renderSnapshot(&b, snap)
 			stdout.Write(b.Bytes())
 		}
 		select {
@@ -165,11 +172,15 @@ func fetchStatus(c *apiClient, route string, now time.Time) (statusSnapshot, err
 			Breakers     map[string]string `json:"breakers"`
 			Ramp         *ramp.Status      `json:"ramp"`
 		} `json:"routes"`
+		Fleet     string                 `json:"fleet"`
+		Instance  string                 `json:"instance"`
+		Instances []admin.InstanceStatus `json:"instances"`
 	}
 	if err := c.do("GET", "/api/v1/routes", nil, &resp); err != nil {
 		return statusSnapshot{}, err
 	}
-	snap := statusSnapshot{At: now.UTC(), Routes: []statusRoute{}, Events: []rules.Event{}}
+	snap := statusSnapshot{At: now.UTC(), Routes: []statusRoute{}, Events: []rules.Event{},
+		Fleet: resp.Fleet, Instance: resp.Instance, Instances: resp.Instances}
 	for _, r := range resp.Routes {
 		if route != "" && r.Name != route {
 			continue
@@ -212,6 +223,38 @@ func fetchStatus(c *apiClient, route string, now time.Time) (statusSnapshot, err
 		snap.Events = snap.Events[len(snap.Events)-statusEvents:]
 	}
 	return snap, nil
+}
+
+// renderSnapshot prints one look: in a fleet whose database is unreachable
+// a "fleet: degraded" line first, the routes, the fleet's live instances,
+// the last events.
+func renderSnapshot(w io.Writer, snap statusSnapshot) {
+	if snap.Fleet == "degraded" {
+		fmt.Fprintf(w, "fleet: degraded (the database is unreachable from %s: it serves with the rules in force; rule changes get 503)\n\n", orDash(snap.Instance))
+	}
+	renderStatus(w, snap.Routes)
+	renderInstances(w, snap.Instances, snap.Instance, snap.At)
+	renderEvents(w, snap.Events, snap.At)
+}
+
+// renderInstances prints the fleet's live instances, one a line: name,
+// the rules version it has applied, when it was last seen, and which one
+// answered. Nothing when not in a fleet.
+func renderInstances(w io.Writer, ins []admin.InstanceStatus, self string, now time.Time) {
+	if len(ins) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "instances:")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, in := range ins {
+		me := ""
+		if in.Self || in.Name == self {
+			me = "  (this one)"
+		}
+		fmt.Fprintf(tw, "  %s\trules v%d\tseen %s ago%s\n", in.Name, in.AppliedVersion, age(now.Sub(in.LastSeen)), me)
+	}
+	tw.Flush()
 }
 
 // renderStatus prints each route: its split, its breakers, its ramp and
