@@ -26,13 +26,14 @@ import (
 	"github.com/tandem-proxy/tandem/store"
 )
 
-// fleetInstanceQuery says whether the admin API serves ?instance=NAME on
-// GET /api/v1/report (branch fleet-admin). Until it is merged the
-// per-instance numbers are checked against each child's own metrics only;
-// set it to true at the merge and checkInstanceReports also requires each
-// instance's report to equal them (it fails while false once the API
-// answers an unknown instance with 404, so that it is not forgotten).
-const fleetInstanceQuery = false
+// fleetAdminMerged says whether the admin API has the fleet's part (branch
+// fleet-admin): ?instance=NAME on GET /api/v1/report and the "fleet" key
+// of GET /api/v1/routes. Until it is merged the per-instance numbers are
+// checked against each child's own metrics only and the database's state
+// by tandem_fleet_database_up; set it to true at the merge and
+// checkInstanceReports and checkRoutesFleet check the API too (while false
+// they fail once the API has them, so that it is not forgotten).
+const fleetAdminMerged = false
 
 // fleetApplyWithin is the contract's bound: a rules change through any
 // instance is in force on every live instance within 2 s.
@@ -147,12 +148,12 @@ func reportCounts(r store.RouteReport) instanceCounts {
 // checkInstanceReports requires GET /api/v1/report?route=up&instance=NAME
 // through via to equal what each instance's metrics say it served and
 // compared (want, by instance name), and an unknown instance to be 404.
-// See fleetInstanceQuery.
+// See fleetAdminMerged.
 func checkInstanceReports(t *testing.T, via *child, want map[string]instanceCounts) {
 	t.Helper()
-	if !fleetInstanceQuery {
+	if !fleetAdminMerged {
 		if st, _ := via.api("GET", "/api/v1/report?route=up&instance=no-such-instance", ""); st == 404 {
-			t.Errorf("the admin API answers ?instance= now (404 for an unknown one): set fleetInstanceQuery = true in e2e/fleet_test.go")
+			t.Errorf("the admin API answers ?instance= now (404 for an unknown one): set fleetAdminMerged = true in e2e/fleet_test.go")
 		} else {
 			t.Logf("?instance= not served yet (branch fleet-admin): per-instance reports not checked")
 		}
@@ -171,6 +172,53 @@ func checkInstanceReports(t *testing.T, via *child, want map[string]instanceCoun
 		if got := reportCounts(out.Routes[0]); got != w {
 			t.Errorf("?instance=%s report %+v, want what its metrics say: %+v", name, got, w)
 		}
+	}
+}
+
+// checkRoutesFleet requires GET /api/v1/routes through c to say "fleet":
+// want ("ok" or "degraded") with this instance's name, and to list this
+// instance (self); when want is "ok", to list exactly the instances names
+// within 5 s (the list is read every 2 s; degraded, it is the last one
+// read). See fleetAdminMerged.
+func checkRoutesFleet(t *testing.T, c *child, self, want string, names []string) {
+	t.Helper()
+	type answer struct {
+		Fleet     *string `json:"fleet"`
+		Instance  string  `json:"instance"`
+		Instances []struct {
+			Name string `json:"name"`
+			Self bool   `json:"self"`
+		} `json:"instances"`
+	}
+	read := func() (answer, []string, bool) {
+		var out answer
+		c.getJSON("/api/v1/routes", &out)
+		var got []string
+		selfListed := false
+		for _, in := range out.Instances {
+			got = append(got, in.Name)
+			if in.Self != (in.Name == self) {
+				t.Errorf("GET /api/v1/routes through %s: instance %s self %v", self, in.Name, in.Self)
+			}
+			selfListed = selfListed || in.Name == self
+		}
+		return out, got, selfListed
+	}
+	out, got, selfListed := read()
+	if !fleetAdminMerged {
+		if out.Fleet != nil {
+			t.Errorf(`GET /api/v1/routes has "fleet" now: set fleetAdminMerged = true in e2e/fleet_test.go`)
+		}
+		return
+	}
+	if out.Fleet == nil || *out.Fleet != want || out.Instance != self || !selfListed {
+		t.Errorf("GET /api/v1/routes through %s: fleet %v, instance %q, instances %v; want %q, %q, itself listed", self, out.Fleet, out.Instance, got, want, self)
+	}
+	if want == "ok" && !pollUntil(5*time.Second, func() bool {
+		_, got, _ = read()
+		return strings.Join(got, ",") == strings.Join(names, ",")
+	}) {
+		t.Errorf("GET /api/v1/routes through %s lists instances %v, want %v", self, got, names)
 	}
 }
 
@@ -605,6 +653,7 @@ func TestFleetDatabaseOutageUnderLoad(t *testing.T) {
 		if v := appliedVersion(x); v != 2 {
 			t.Errorf("%s: applied version %d with the database down, want 2 (the rules in force stay)", names[i], v)
 		}
+		checkRoutesFleet(t, x, names[i], "degraded", names)
 	}
 	time.Sleep(time.Second)
 	sentDuringOutage := load.sent.Load() - sentAtStop
@@ -643,6 +692,7 @@ func TestFleetDatabaseOutageUnderLoad(t *testing.T) {
 		if !pollUntil(fleetApplyWithin, func() bool { return appliedVersion(x) == v }) {
 			t.Errorf("%s: version %d not in force within %v after the database came back", names[i], v, fleetApplyWithin)
 		}
+		checkRoutesFleet(t, x, names[i], "ok", names)
 	}
 
 	// Caught up: the report is the sum of what the instances served and
