@@ -15,7 +15,11 @@
 // (/usr/bin/chromium), memory under large uploads, SIGTERM under load, the
 // demo, the client verbs as a person uses them (cli_test.go: the demo's
 // pasted line, `status -watch` on a pipe and on a terminal through
-// script(1), help, version, promote and rollback answers), and (build tag
+// script(1), help, version, promote and rollback answers), a fleet of three
+// instances on one PostgreSQL database (fleet_test.go, on a throw-away
+// cluster from internal/pgtest: rules changes in force everywhere within
+// 2 s, concurrent If-Match, reports and noise summed over the fleet, the
+// database stopped under load, kill -9 during writes), and (build tag
 // soak, `make soak`) a long soak.
 //
 // The real-server tests put tandem in front of third-party servers started
