@@ -34,7 +34,8 @@
 //
 // Every read sums across instances: Report, Series, Samples, Sample and
 // Comparisons on *Store cover the fleet, with the noise model applied when
-// read (Options.Noise) exactly as package store does. Instance(name) is
+// read (Options.Noise) exactly as package store does (a report's rows are
+// summed by store.ReportSums, the same code as store's). Instance(name) is
 // the same reads narrowed to one instance's rows (for ?instance=), and
 // Instances lists the instances with data. A report is read in one
 // REPEATABLE READ transaction, so it never shows part of a batch.
@@ -84,7 +85,9 @@
 // Retention and MaxBytes. The per-path cap is read in the writing
 // transaction; two instances keeping samples for the same new path at the
 // same moment may each take the last place, so a path can briefly hold a
-// few more than SamplesPerPath.
+// few more than SamplesPerPath. Which exchanges keep a sample and which
+// keys it is charged to is store.SampleQuota, the rule package store
+// applies, with this store's count query.
 //
 // # Retention
 //
@@ -103,7 +106,8 @@
 // serves Instance(name) for ?instance=NAME and Instances for the live
 // list; the metrics export Up as tandem_fleet_database_up.
 //
-// pgstore imports store (the model and SampleOf), compare, exchange,
-// admin (the Reports interface), internal/latency and internal/pgmigrate;
-// nothing of the data plane.
+// pgstore imports store (the model and its shared rules: SampleOf,
+// SampleQuota, ReportSums), compare, exchange, admin (the Reports
+// interface), internal/latency and internal/pgmigrate; nothing of the
+// data plane.
 package pgstore

@@ -15,7 +15,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/tandem-proxy/tandem/admin"
 	"github.com/tandem-proxy/tandem/compare"
-	"github.com/tandem-proxy/tandem/exchange"
 	"github.com/tandem-proxy/tandem/internal/latency"
 	"github.com/tandem-proxy/tandem/store"
 )
@@ -113,14 +112,6 @@ func (v view) readTx(ctx context.Context) (pgx.Tx, error) {
 	return v.s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 }
 
-func newRouteReport(route string, since time.Time) *store.RouteReport {
-	r := &store.RouteReport{Route: route, Since: since, Skipped: make(map[exchange.Outcome]int64, len(store.SkipReasons)), Diffs: []store.PathStat{}}
-	for _, reason := range store.SkipReasons {
-		r.Skipped[reason] = 0
-	}
-	return r
-}
-
 func (v view) Report(route string, since time.Time) ([]store.RouteReport, error) {
 	out, err := v.report(route, since)
 	if err != nil {
@@ -139,102 +130,42 @@ func sums() string {
 
 func (v view) report(route string, since time.Time) ([]store.RouteReport, error) {
 	ctx := bg()
-	var windowStart time.Time
-	if !since.IsZero() {
-		windowStart = time.Unix(minuteOf(since)*60, 0).UTC()
-	}
 	tx, err := v.readTx(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback(ctx)
 	w := v.minutesWhere(route, since)
-	reps := map[string]*store.RouteReport{}
-	get := func(r string) *store.RouteReport {
-		rep := reps[r]
-		if rep == nil {
-			rep = newRouteReport(r, windowStart)
-			reps[r] = rep
+	acc := store.NewReportSums(since, v.s.o.Noise)
+	// scan runs q and lets read take its rows.
+	scan := func(read func(store.Rows) error, q string, args ...any) error {
+		rows, err := tx.Query(ctx, q, args...)
+		if err != nil {
+			return err
 		}
-		return rep
+		defer rows.Close()
+		return read(rows)
 	}
-	rows, err := tx.Query(ctx, "SELECT route, MIN(minute), "+sums()+" FROM store_minutes WHERE "+w.sql()+" GROUP BY route", w.args...)
-	if err != nil {
-		return nil, err
-	}
-	for rows.Next() {
-		var r string
-		var first int64
-		var n [nCols]int64
-		dest := []any{&r, &first}
-		for i := range n {
-			dest = append(dest, &n[i])
-		}
-		if err := rows.Scan(dest...); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		rep := get(r)
-		if since.IsZero() {
-			rep.Since = time.Unix(first*60, 0).UTC()
-		}
-		fillCounts(rep, &n)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	if err := scan(func(rows store.Rows) error { return acc.ScanCounters(rows, colNames[:]) },
+		"SELECT route, MIN(minute), "+sums()+" FROM store_minutes WHERE "+w.sql()+" GROUP BY route", w.args...); err != nil {
 		return nil, err
 	}
 
-	type sigCount struct {
-		route string
-		sig   int64
-		n     int64
-	}
-	var counts []sigCount
 	ids := map[int64]bool{}
-	rows, err = tx.Query(ctx, "SELECT route, MIN(minute), sig, SUM(count)::BIGINT FROM store_minute_sigs WHERE "+w.sql()+
-		" AND role = 0 GROUP BY route, sig", w.args...)
-	if err != nil {
-		return nil, err
-	}
-	for rows.Next() {
-		var c sigCount
-		var first int64
-		if err := rows.Scan(&c.route, &first, &c.sig, &c.n); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		counts = append(counts, c)
-		ids[c.sig] = true
-		rep := get(c.route)
-		if f := time.Unix(first*60, 0).UTC(); since.IsZero() && (rep.Since.IsZero() || f.Before(rep.Since)) {
-			rep.Since = f
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	if err := scan(func(rows store.Rows) error {
+		return acc.ScanVerdicts(rows, func(_ string, id int64) { ids[id] = true })
+	}, "SELECT route, MIN(minute), sig, SUM(count)::BIGINT FROM store_minute_sigs WHERE "+w.sql()+
+		" AND role = 0 GROUP BY route, sig", w.args...); err != nil {
 		return nil, err
 	}
 	sigs, err := v.s.signatures(ctx, tx, ids)
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range counts {
-		rep := get(c.route)
-		switch v.s.classify(c.route, c.sig, sigs) {
-		case compare.OutcomeMatch:
-			rep.Matched += c.n
-		case compare.OutcomeNoise:
-			rep.Noise += c.n
-		case compare.OutcomeMismatch:
-			rep.Mismatched += c.n
-		default:
-			rep.CompareErrors += c.n
-		}
-	}
+	acc.AddVerdicts(func(r string, id int64) compare.Outcome { return v.s.classify(r, id, sigs) })
 
 	hs := map[string]*[2]*hdrhistogram.Histogram{}
-	rows, err = tx.Query(ctx, "SELECT route, hist_legacy, hist_new FROM store_minutes WHERE "+w.sql()+
+	rows, err := tx.Query(ctx, "SELECT route, hist_legacy, hist_new FROM store_minutes WHERE "+w.sql()+
 		" AND (hist_legacy IS NOT NULL OR hist_new IS NOT NULL)", w.args...)
 	if err != nil {
 		return nil, err
@@ -259,35 +190,14 @@ func (v view) report(route string, since time.Time) ([]store.RouteReport, error)
 		return nil, err
 	}
 	for r, h := range hs {
-		lat := &get(r).Latency
-		lat.LegacyP50, lat.LegacyP99 = quantileMS(h[0], 50), quantileMS(h[0], 99)
-		lat.NewP50, lat.NewP99 = quantileMS(h[1], 50), quantileMS(h[1], 99)
+		acc.Latency(r, h[0], h[1])
 	}
 
-	rows, err = tx.Query(ctx, "SELECT route, kind, path, SUM(count)::BIGINT FROM store_minute_diffs WHERE "+w.sql()+
-		" GROUP BY route, kind, path", w.args...)
-	if err != nil {
+	if err := scan(acc.ScanDiffs, "SELECT route, kind, path, SUM(count)::BIGINT FROM store_minute_diffs WHERE "+w.sql()+
+		" GROUP BY route, kind, path", w.args...); err != nil {
 		return nil, err
 	}
-	type ek struct{ route, kind, path string }
-	idx := map[ek]int{}
-	for rows.Next() {
-		var r, kind, path string
-		var count int64
-		if err := rows.Scan(&r, &kind, &path, &count); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		rep := get(r)
-		idx[ek{r, kind, path}] = len(rep.Diffs)
-		rep.Diffs = append(rep.Diffs, store.PathStat{Kind: compare.Kind(kind), Path: path, Count: count,
-			Noise: v.s.o.Noise.Noise(r, compare.Kind(kind), path)})
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if len(idx) > 0 {
+	if acc.HasDiffs() {
 		var pw cond
 		if route != "" {
 			pw.add("route = ?", route)
@@ -295,46 +205,21 @@ func (v view) report(route string, since time.Time) ([]store.RouteReport, error)
 		if v.one {
 			pw.add("instance = ?", v.instance)
 		}
-		rows, err = tx.Query(ctx, "SELECT DISTINCT ON (route, kind, path) route, kind, path, sample_id FROM store_sample_paths WHERE "+
-			pw.sql()+" ORDER BY route, kind, path, at DESC, sample_id DESC", pw.args...)
-		if err != nil {
-			return nil, err
-		}
-		for rows.Next() {
-			var r, kind, path, id string
-			if err := rows.Scan(&r, &kind, &path, &id); err != nil {
-				rows.Close()
-				return nil, err
+		if err := scan(func(rows store.Rows) error {
+			for rows.Next() {
+				var r, kind, path, id string
+				if err := rows.Scan(&r, &kind, &path, &id); err != nil {
+					return err
+				}
+				acc.Example(r, kind, path, id)
 			}
-			if i, ok := idx[ek{r, kind, path}]; ok {
-				reps[r].Diffs[i].ExampleID = id
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+			return rows.Err()
+		}, "SELECT DISTINCT ON (route, kind, path) route, kind, path, sample_id FROM store_sample_paths WHERE "+
+			pw.sql()+" ORDER BY route, kind, path, at DESC, sample_id DESC", pw.args...); err != nil {
 			return nil, err
 		}
 	}
-	if route != "" {
-		get(route)
-	}
-	return store.FinishReports(reps), nil
-}
-
-func fillCounts(r *store.RouteReport, n *[nCols]int64) {
-	r.Requests = n[colRequests]
-	r.ServedLegacy = n[colServedLegacy]
-	r.ServedNew = n[colServedNew]
-	r.ServedTandem = n[colServedTandem]
-	r.Fallback = n[colFallback]
-	r.Mirrored = n[colSent]
-	r.ServedErrors = store.ServedCounts{Legacy: n[colServedErrorsLegacy], New: n[colServedErrorsNew], Tandem: n[colServedErrorsTandem]}
-	for reason, col := range skipCol {
-		r.Skipped[reason] = n[col]
-	}
-	r.CompareErrors += n[colCompareErrors]
-	r.LegacyErrors = n[colLegacyErrors]
-	r.NewErrors = n[colNewErrors]
+	return acc.Reports(route), nil
 }
 
 // addHist merges the encoded histogram b into h; an undecodable one is

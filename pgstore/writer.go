@@ -30,7 +30,6 @@ const (
 	maxSignatures     = 4096
 	rolePrimary       = 0
 	roleSecondary     = 1
-	errorPath         = "$.error"
 	sampleOverhead    = 256
 	comparisonOverhd  = 56
 )
@@ -61,12 +60,6 @@ type sigCountKey struct {
 	minute int64
 	role   int
 	sig    int64
-}
-
-type pathKey struct {
-	route string
-	kind  compare.Kind
-	path  string
 }
 
 func minuteOf(t time.Time) int64 {
@@ -285,8 +278,8 @@ type batchState struct {
 	minutes map[minuteKey]*minuteAgg
 	diffs   map[diffKey]int64
 	sigs    map[sigCountKey]int64
-	base    map[pathKey]int // committed charged samples per key, read in this attempt
-	pending map[pathKey]int
+	base    map[store.SampleKey]int // committed charged samples per key, read in this attempt
+	quota   *store.SampleQuota
 }
 
 func (b *batchState) minute(route string, at time.Time) *minuteAgg {
@@ -347,7 +340,8 @@ func (s *Store) applyBatch(batch []item, seq, prevSeq int64, prevN int) (err err
 		return err
 	}
 	b := &batchState{q: &pgx.Batch{}, minutes: map[minuteKey]*minuteAgg{}, diffs: map[diffKey]int64{},
-		sigs: map[sigCountKey]int64{}, base: map[pathKey]int{}, pending: map[pathKey]int{}}
+		sigs: map[sigCountKey]int64{}, base: map[store.SampleKey]int{}}
+	b.quota = store.NewSampleQuota(s.o.SamplesPerPath, func(k store.SampleKey) (int, error) { return b.pathCount(ctx, tx, k) })
 	now := s.o.Now()
 	for i := range batch {
 		it := &batch[i]
@@ -456,10 +450,10 @@ func (s *Store) addExchange(ctx context.Context, tx pgx.Tx, b *batchState, ex *e
 		}
 		latency.Record(m.hn, ex.NewLatency)
 	}
-	var keys []pathKey
-	seen := map[pathKey]bool{}
+	var keys []store.SampleKey
+	seen := map[store.SampleKey]bool{}
 	for _, d := range ex.Result.Diffs {
-		k := pathKey{ex.Route, d.Kind, d.Path}
+		k := store.SampleKey{Route: ex.Route, Kind: d.Kind, Path: d.Path}
 		if seen[k] {
 			continue
 		}
@@ -543,38 +537,27 @@ func newSampleID(at time.Time) string {
 	return fmt.Sprintf("%016x%016x", uint64(at.UnixNano()), rand.Uint64())
 }
 
-// addSample queues a sample of ex when its outcome is kept and one of its
-// keys has room, and returns its id.
-func (s *Store) addSample(ctx context.Context, tx pgx.Tx, b *batchState, ex *exchange.Exchange, keys []pathKey) (string, error) {
-	switch ex.Result.Outcome {
-	case compare.OutcomeMatch:
-		return "", nil
-	case compare.OutcomeMismatch, compare.OutcomeNoise:
-		if len(keys) == 0 {
-			return "", nil
-		}
-	default:
-		if len(keys) == 0 {
-			keys = append(keys, pathKey{ex.Route, compare.KindStatus, errorPath})
-		}
+// pathCount is the sample-keep rule's count of committed samples charged
+// to k, read once in this attempt's transaction.
+func (b *batchState) pathCount(ctx context.Context, tx pgx.Tx, k store.SampleKey) (int, error) {
+	if n, ok := b.base[k]; ok {
+		return n, nil
 	}
-	charged := make([]bool, len(keys))
-	room := false
-	for i, k := range keys {
-		base, ok := b.base[k]
-		if !ok {
-			if err := tx.QueryRow(ctx, `SELECT count(*) FROM store_sample_paths WHERE route = $1 AND kind = $2 AND path = $3 AND charged`,
-				k.route, string(k.kind), k.path).Scan(&base); err != nil {
-				return "", err
-			}
-			b.base[k] = base
-		}
-		if base+b.pending[k] < s.o.SamplesPerPath {
-			charged[i], room = true, true
-		}
+	var n int
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM store_sample_paths WHERE route = $1 AND kind = $2 AND path = $3 AND charged`,
+		k.Route, string(k.Kind), k.Path).Scan(&n); err != nil {
+		return 0, err
 	}
-	if !room {
-		return "", nil
+	b.base[k] = n
+	return n, nil
+}
+
+// addSample queues a sample of ex when the sample-keep rule
+// (store.SampleQuota) keeps it, and returns its id ("" when none is kept).
+func (s *Store) addSample(ctx context.Context, tx pgx.Tx, b *batchState, ex *exchange.Exchange, keys []store.SampleKey) (string, error) {
+	keys, charged, err := b.quota.Keep(ex, keys)
+	if err != nil || keys == nil {
+		return "", err
 	}
 	sm := store.SampleOf(ex, s.o.SampleBodyMax)
 	id := newSampleID(ex.At)
@@ -610,10 +593,7 @@ func (s *Store) addSample(ctx context.Context, tx pgx.Tx, b *batchState, ex *exc
 		sm.Legacy.Status, sm.New.Status, sig, string(pj), string(diffs), string(lj), string(nj), lb, nb, size)
 	for i, k := range keys {
 		b.q.Queue(`INSERT INTO store_sample_paths (route, kind, path, instance, sample_id, at, charged) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-			k.route, string(k.kind), k.path, s.o.Instance, id, ex.At.UnixNano(), charged[i])
-		if charged[i] {
-			b.pending[k]++
-		}
+			k.Route, string(k.Kind), k.Path, s.o.Instance, id, ex.At.UnixNano(), charged[i])
 	}
 	return id, nil
 }

@@ -109,7 +109,13 @@
 // PostgreSQL) can take its place. Package storetest (storetest.Run) checks
 // these guarantees against any implementation; TestContract runs it
 // against *Store, and a second implementation's tests call it the same
-// way. Each is what *Store does:
+// way. Where a guarantee is a rule rather than SQL, store exports the
+// rule itself for the other store to call with its own database access:
+// SampleOf (a sample's redacted content), SampleQuota (which exchanges
+// keep a sample, under which (route, kind, path) keys, and the per-key
+// cap counted from a callback), and ReportSums with FinishReports (rows
+// of counters, verdicts by signature, latency and paths summed into
+// reports, the noise model applied when read). Each is what *Store does:
 //
 //   - Record and AddCounters never block the caller and never fail it: a
 //     refusal (full queue, closed store) returns false and counts one drop

@@ -249,7 +249,7 @@ func dsn(path string, o Options, readOnly bool) string {
 }
 
 func open(path string, o Options) (_ *Store, err error) {
-	s := &Store{path: path, o: o, pathCounts: map[pathKey]int{}, hists: map[minuteKey]*minuteHists{},
+	s := &Store{path: path, o: o, pathCounts: map[SampleKey]int{}, hists: map[minuteKey]*minuteHists{},
 		sigs: map[string]*routeSigs{}, parsed: map[sigRef]compare.Signature{}}
 	ctx := context.Background()
 

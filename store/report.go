@@ -112,10 +112,8 @@ func (s *Store) Report(route string, since time.Time) ([]RouteReport, error) {
 func (s *Store) report(route string, since time.Time) ([]RouteReport, error) {
 	ctx := context.Background()
 	from := int64(math.MinInt64)
-	var windowStart time.Time
 	if !since.IsZero() {
 		from = minuteOf(since)
-		windowStart = time.Unix(from*60, 0).UTC()
 	}
 	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
@@ -128,100 +126,49 @@ func (s *Store) report(route string, since time.Time) ([]RouteReport, error) {
 		where += " AND route = ?"
 		args = append(args, route)
 	}
-	reps := map[string]*RouteReport{}
-	get := func(r string) *RouteReport {
-		rep := reps[r]
-		if rep == nil {
-			rep = newRouteReport(r, windowStart)
-			reps[r] = rep
+	acc := NewReportSums(since, s.o.Noise)
+	// scan runs q and lets read take its rows.
+	scan := func(read func(Rows) error, q string, args ...any) error {
+		rows, err := tx.QueryContext(ctx, q, args...)
+		if err != nil {
+			return err
 		}
-		return rep
+		defer rows.Close()
+		return read(rows)
 	}
 
 	// Counters.
-	sums := make([]string, nCols)
+	cols := make([]string, nCols)
 	for i, c := range colNames {
-		sums[i] = "SUM(" + c + ")"
+		cols[i] = "SUM(" + c + ")"
 	}
-	rows, err := tx.QueryContext(ctx, "SELECT route, MIN(minute), "+strings.Join(sums, ", ")+
-		" FROM minutes WHERE "+where+" GROUP BY route", args...)
-	if err != nil {
-		return nil, err
-	}
-	var n [nCols]int64
-	dest := make([]any, 0, nCols+2)
-	for rows.Next() {
-		var r string
-		var first int64
-		dest = append(dest[:0], &r, &first)
-		for i := range n {
-			dest = append(dest, &n[i])
-		}
-		if err := rows.Scan(dest...); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		rep := get(r)
-		if since.IsZero() {
-			rep.Since = time.Unix(first*60, 0).UTC()
-		}
-		fillCounts(rep, &n)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	if err := scan(func(rows Rows) error { return acc.ScanCounters(rows, colNames[:]) },
+		"SELECT route, MIN(minute), "+strings.Join(cols, ", ")+" FROM minutes WHERE "+where+" GROUP BY route", args...); err != nil {
 		return nil, err
 	}
 
 	// Verdicts: the comparisons counted by signature, classified by the
 	// noise model as it stands now, added to the outcomes minutes written
-	// before schema version 3 kept (fillCounts).
-	rows, err = tx.QueryContext(ctx, "SELECT route, sig, SUM(count) FROM minute_sigs WHERE "+where+
-		" AND role = ? GROUP BY route, sig", append(args[:len(args):len(args)], rolePrimary)...)
-	if err != nil {
-		return nil, err
-	}
-	type sigCount struct {
-		ref sigRef
-		n   int64
-	}
-	var counts []sigCount
+	// before schema version 3 kept (the matched, mismatched and noise
+	// columns).
 	refs := map[sigRef]bool{}
-	for rows.Next() {
-		var c sigCount
-		if err := rows.Scan(&c.ref.route, &c.ref.id, &c.n); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		counts = append(counts, c)
-		refs[c.ref] = true
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	if err := scan(func(rows Rows) error {
+		return acc.ScanVerdicts(rows, func(r string, id int64) { refs[sigRef{r, id}] = true })
+	}, "SELECT route, MIN(minute), sig, SUM(count) FROM minute_sigs WHERE "+where+
+		" AND role = ? GROUP BY route, sig", append(args[:len(args):len(args)], rolePrimary)...); err != nil {
 		return nil, err
 	}
 	sigs, err := s.signatures(ctx, tx, refs)
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range counts {
-		rep := get(c.ref.route)
-		switch s.classify(c.ref.route, c.ref.id, sigs) {
-		case compare.OutcomeMatch:
-			rep.Matched += c.n
-		case compare.OutcomeNoise:
-			rep.Noise += c.n
-		case compare.OutcomeMismatch:
-			rep.Mismatched += c.n
-		default: // role primary has no sigError rows; count one as an error
-			rep.CompareErrors += c.n
-		}
-	}
+	acc.AddVerdicts(func(r string, id int64) compare.Outcome { return s.classify(r, id, sigs) })
 
 	// Latency: sum the minutes' histogram counts, then let the library
 	// compute the percentiles.
 	type hists struct{ l, n []int64 }
 	hs := map[string]*hists{}
-	rows, err = tx.QueryContext(ctx, "SELECT route, hist_legacy, hist_new FROM minutes WHERE "+where+
+	rows, err := tx.QueryContext(ctx, "SELECT route, hist_legacy, hist_new FROM minutes WHERE "+where+
 		" AND (hist_legacy IS NOT NULL OR hist_new IS NOT NULL)", args...)
 	if err != nil {
 		return nil, err
@@ -256,70 +203,39 @@ func (s *Store) report(route string, since time.Time) ([]RouteReport, error) {
 		if err != nil {
 			return nil, err
 		}
-		lat := &get(r).Latency
-		lat.LegacyP50, lat.LegacyP99 = quantileMS(hl, 50), quantileMS(hl, 99)
-		lat.NewP50, lat.NewP99 = quantileMS(hn, 50), quantileMS(hn, 99)
+		acc.Latency(r, hl, hn)
 	}
 
 	// Differences: counts per (kind, path), each flagged by the noise model
 	// as it stands now (the stored last_noise is the record-time view and is
 	// not read).
-	rows, err = tx.QueryContext(ctx, "SELECT route, kind, path, SUM(count) FROM minute_diffs WHERE "+
-		where+" GROUP BY route, kind, path", args...)
-	if err != nil {
-		return nil, err
-	}
-	type ek struct{ route, kind, path string }
-	idx := map[ek]int{}
-	for rows.Next() {
-		var r, kind, path string
-		var count int64
-		if err := rows.Scan(&r, &kind, &path, &count); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		rep := get(r)
-		idx[ek{r, kind, path}] = len(rep.Diffs)
-		rep.Diffs = append(rep.Diffs, PathStat{Kind: compare.Kind(kind), Path: path, Count: count,
-			Noise: s.o.Noise.Noise(r, compare.Kind(kind), path)})
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	if err := scan(acc.ScanDiffs, "SELECT route, kind, path, SUM(count) FROM minute_diffs WHERE "+
+		where+" GROUP BY route, kind, path", args...); err != nil {
 		return nil, err
 	}
 
 	// Example ids: the newest retained sample per (route, kind, path).
-	if len(idx) > 0 {
+	if acc.HasDiffs() {
 		q, a := "SELECT route, kind, path, sample_id, MAX(at) FROM sample_paths", []any{}
 		if route != "" {
 			q += " WHERE route = ?"
 			a = append(a, route)
 		}
-		rows, err = tx.QueryContext(ctx, q+" GROUP BY route, kind, path", a...)
-		if err != nil {
-			return nil, err
-		}
-		for rows.Next() {
-			var r, kind, path, id string
-			var at int64
-			if err := rows.Scan(&r, &kind, &path, &id, &at); err != nil {
-				rows.Close()
-				return nil, err
+		if err := scan(func(rows Rows) error {
+			for rows.Next() {
+				var r, kind, path, id string
+				var at int64
+				if err := rows.Scan(&r, &kind, &path, &id, &at); err != nil {
+					return err
+				}
+				acc.Example(r, kind, path, id)
 			}
-			if i, ok := idx[ek{r, kind, path}]; ok {
-				reps[r].Diffs[i].ExampleID = id
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+			return rows.Err()
+		}, q+" GROUP BY route, kind, path", a...); err != nil {
 			return nil, err
 		}
 	}
-
-	if route != "" {
-		get(route)
-	}
-	return FinishReports(reps), nil
+	return acc.Reports(route), nil
 }
 
 // FinishReports turns per-route sums into the reports Report returns:
@@ -352,30 +268,11 @@ func FinishReports(reps map[string]*RouteReport) []RouteReport {
 	return out
 }
 
-func fillCounts(r *RouteReport, n *[nCols]int64) {
-	r.Requests = n[colRequests]
-	r.ServedLegacy = n[colServedLegacy]
-	r.ServedNew = n[colServedNew]
-	r.Fallback = n[colFallback]
-	r.Mirrored = n[colSent]
-	r.ServedTandem = n[colServedTandem]
-	r.ServedErrors = ServedCounts{Legacy: n[colServedErrorsLegacy], New: n[colServedErrorsNew], Tandem: n[colServedErrorsTandem]}
-	for reason, col := range skipCol {
-		r.Skipped[reason] = n[col]
-	}
-	// Outcomes as recorded, by minutes written before schema version 3;
-	// report adds the classified signature counts and computes Compared
-	// and DiffRate.
-	r.Matched += n[colMatched]
-	r.Mismatched += n[colMismatched]
-	r.Noise += n[colNoise]
-	r.CompareErrors += n[colCompareErrors]
-	r.LegacyErrors = n[colLegacyErrors]
-	r.NewErrors = n[colNewErrors]
-}
-
 // quantileMS is the q-th percentile of h in milliseconds (latency.Percentile,
-// the same as the ramp's), 0 when h is empty.
+// the same as the ramp's), 0 when h is nil or empty.
 func quantileMS(h *hdrhistogram.Histogram, q float64) float64 {
+	if h == nil {
+		return 0
+	}
 	return latency.Milliseconds(latency.Percentile(h, q))
 }

@@ -193,7 +193,7 @@ type Store struct {
 	wmu        sync.Mutex
 	wdb        *sql.DB
 	stmts      writeStmts
-	pathCounts map[pathKey]int // charged samples per key; a cache of sample_paths
+	pathCounts map[SampleKey]int // charged samples per key; a cache of sample_paths
 	// hists holds the latency histograms of the minute rows the last batch
 	// wrote, as committed, so the next batch merges into them instead of
 	// reading and decoding the stored ones again. Cleared when a batch fails.

@@ -17,13 +17,6 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
-// pathKey is the key of the per-path sample cap.
-type pathKey struct {
-	route string
-	kind  compare.Kind
-	path  string
-}
-
 type minuteKey struct {
 	route  string
 	minute int64
@@ -45,9 +38,6 @@ type diffAgg struct {
 	count, lastAt int64
 	lastNoise     bool
 }
-
-// errorPath is the cap key of an error exchange without differences.
-const errorPath = "$.error"
 
 // maxPathCache bounds the writer's cache of per-path sample counts.
 const maxPathCache = 100_000
@@ -238,7 +228,7 @@ func (s *Store) writeBatch(batch []item) (int64, error) {
 type batchState struct {
 	minutes    map[minuteKey]*minuteAgg
 	diffs      map[diffKey]*diffAgg
-	pending    map[pathKey]int // samples charged to a key in this batch
+	quota      *SampleQuota // the samples charged to a key in this batch
 	sigs       map[sigCountKey]int64
 	addedBytes int64
 	// addedCompBytes is the estimated size of the comparison rows written.
@@ -291,14 +281,14 @@ func (s *Store) applyBatch(batch []item) (err error) {
 			tx.Rollback()
 		}
 	}()
+	ts := s.stmts.in(ctx, tx)
 	b := &batchState{
 		minutes: map[minuteKey]*minuteAgg{},
 		diffs:   map[diffKey]*diffAgg{},
-		pending: map[pathKey]int{},
+		quota:   NewSampleQuota(s.o.SamplesPerPath, s.pathCount(ctx, ts)),
 		sigs:    map[sigCountKey]int64{},
 		comps:   make([]any, 0, comparisonsPerInsert*comparisonCols),
 	}
-	ts := s.stmts.in(ctx, tx)
 	now := s.o.Now()
 	for i := range batch {
 		it := &batch[i]
@@ -335,7 +325,7 @@ func (s *Store) applyBatch(batch []item) (err error) {
 	if err := tx.Commit(); err != nil {
 		return err
 	}
-	for k, n := range b.pending {
+	for k, n := range b.quota.pending {
 		s.pathCounts[k] += n
 	}
 	comp := s.compBytes.Add(b.addedCompBytes)
@@ -421,10 +411,10 @@ func (s *Store) addExchange(ctx context.Context, ts *writeStmts, b *batchState, 
 	}
 
 	at := ex.At.UnixNano()
-	keys := make([]pathKey, 0, len(ex.Result.Diffs)+1)
-	seen := make(map[pathKey]bool, len(ex.Result.Diffs))
+	keys := make([]SampleKey, 0, len(ex.Result.Diffs)+1)
+	seen := make(map[SampleKey]bool, len(ex.Result.Diffs))
 	for _, d := range ex.Result.Diffs {
-		k := pathKey{ex.Route, d.Kind, d.Path}
+		k := SampleKey{ex.Route, d.Kind, d.Path}
 		if seen[k] {
 			continue
 		}
@@ -503,40 +493,30 @@ func (s *Store) writeComparisons(ctx context.Context, ts *writeStmts, b *batchSt
 	return nil
 }
 
-// addSample stores a sample of ex when its outcome is kept and one of its
-// keys has room, and returns its id ("" when none was stored).
-func (s *Store) addSample(ctx context.Context, ts *writeStmts, b *batchState, ex *exchange.Exchange, keys []pathKey) (string, error) {
+// pathCount is the sample-keep rule's count of committed samples charged
+// to a key: cached in s.pathCounts, read in the batch's transaction on
+// first sight (then nothing for the key is inserted yet).
+func (s *Store) pathCount(ctx context.Context, ts *writeStmts) func(SampleKey) (int, error) {
+	return func(k SampleKey) (int, error) {
+		if n, ok := s.pathCounts[k]; ok {
+			return n, nil
+		}
+		var n int
+		if err := ts.countPath.QueryRowContext(ctx, k.Route, string(k.Kind), k.Path).Scan(&n); err != nil {
+			return 0, err
+		}
+		s.pathCounts[k] = n
+		return n, nil
+	}
+}
+
+// addSample stores a sample of ex when the sample-keep rule (SampleQuota)
+// keeps it, and returns its id ("" when none was stored).
+func (s *Store) addSample(ctx context.Context, ts *writeStmts, b *batchState, ex *exchange.Exchange, keys []SampleKey) (string, error) {
 	at := ex.At.UnixNano()
-	switch ex.Result.Outcome {
-	case compare.OutcomeMatch:
-		return "", nil
-	case compare.OutcomeMismatch, compare.OutcomeNoise:
-		if len(keys) == 0 {
-			return "", nil
-		}
-	default:
-		if len(keys) == 0 {
-			keys = append(keys, pathKey{ex.Route, compare.KindStatus, errorPath})
-		}
-	}
-	charged := make([]bool, len(keys))
-	room := false
-	for i, k := range keys {
-		base, ok := s.pathCounts[k]
-		if !ok {
-			// First sight of k in this batch: nothing for k is inserted yet,
-			// so the count is the committed one.
-			if err := ts.countPath.QueryRowContext(ctx, k.route, string(k.kind), k.path).Scan(&base); err != nil {
-				return "", err
-			}
-			s.pathCounts[k] = base
-		}
-		if base+b.pending[k] < s.o.SamplesPerPath {
-			charged[i], room = true, true
-		}
-	}
-	if !room {
-		return "", nil
+	keys, charged, err := b.quota.Keep(ex, keys)
+	if err != nil || keys == nil {
+		return "", err
 	}
 	row, err := s.buildSample(ex)
 	if err != nil {
@@ -548,11 +528,8 @@ func (s *Store) addSample(ctx context.Context, ts *writeStmts, b *batchState, ex
 		return "", err
 	}
 	for i, k := range keys {
-		if _, err := ts.insertSamplePath.ExecContext(ctx, k.route, string(k.kind), k.path, row.id, at, boolInt(charged[i])); err != nil {
+		if _, err := ts.insertSamplePath.ExecContext(ctx, k.Route, string(k.Kind), k.Path, row.id, at, boolInt(charged[i])); err != nil {
 			return "", err
-		}
-		if charged[i] {
-			b.pending[k]++
 		}
 	}
 	b.addedBytes += row.bytes
