@@ -256,7 +256,7 @@ func Open(cfg *config.Config, o Options) (_ *Instance, err error) {
 	}}
 	in.rates.refresh() // at start-up: the gauges exist before any traffic
 
-	in.ad = admin.New(admin.Deps{
+	deps := admin.Deps{
 		Token: token,
 		Rules: state,
 		ParseRules: func(b []byte) (rules.Rules, []error) {
@@ -268,7 +268,11 @@ func Open(cfg *config.Config, o Options) (_ *Instance, err error) {
 		DecodeBudget: px.DecodeBudget(),
 		Metrics:      in.ms,
 		MarkNoise:    in.markNoise,
-	})
+	}
+	if in.fleet != nil {
+		deps.Fleet, deps.ReportsFor = in.fleet.status, in.fleet.reportsFor
+	}
+	in.ad = admin.New(deps)
 	return in, nil
 }
 

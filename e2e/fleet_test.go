@@ -26,15 +26,6 @@ import (
 	"github.com/tandem-proxy/tandem/store"
 )
 
-// fleetAdminMerged says whether the admin API has the fleet's part (branch
-// fleet-admin): ?instance=NAME on GET /api/v1/report and the "fleet" key
-// of GET /api/v1/routes. Until it is merged the per-instance numbers are
-// checked against each child's own metrics only and the database's state
-// by tandem_fleet_database_up; set it to true at the merge and
-// checkInstanceReports and checkRoutesFleet check the API too (while false
-// they fail once the API has them, so that it is not forgotten).
-const fleetAdminMerged = false
-
 // fleetApplyWithin is the contract's bound: a rules change through any
 // instance is in force on every live instance within 2 s.
 const fleetApplyWithin = 2 * time.Second
@@ -148,17 +139,8 @@ func reportCounts(r store.RouteReport) instanceCounts {
 // checkInstanceReports requires GET /api/v1/report?route=up&instance=NAME
 // through via to equal what each instance's metrics say it served and
 // compared (want, by instance name), and an unknown instance to be 404.
-// See fleetAdminMerged.
 func checkInstanceReports(t *testing.T, via *child, want map[string]instanceCounts) {
 	t.Helper()
-	if !fleetAdminMerged {
-		if st, _ := via.api("GET", "/api/v1/report?route=up&instance=no-such-instance", ""); st == 404 {
-			t.Errorf("the admin API answers ?instance= now (404 for an unknown one): set fleetAdminMerged = true in e2e/fleet_test.go")
-		} else {
-			t.Logf("?instance= not served yet (branch fleet-admin): per-instance reports not checked")
-		}
-		return
-	}
 	if st, b := via.api("GET", "/api/v1/report?route=up&instance=no-such-instance", ""); st != 404 {
 		t.Errorf("report for an unknown instance: %d %s, want 404", st, b)
 	}
@@ -179,7 +161,7 @@ func checkInstanceReports(t *testing.T, via *child, want map[string]instanceCoun
 // want ("ok" or "degraded") with this instance's name, and to list this
 // instance (self); when want is "ok", to list exactly the instances names
 // within 5 s (the list is read every 2 s; degraded, it is the last one
-// read). See fleetAdminMerged.
+// read).
 func checkRoutesFleet(t *testing.T, c *child, self, want string, names []string) {
 	t.Helper()
 	type answer struct {
@@ -205,12 +187,6 @@ func checkRoutesFleet(t *testing.T, c *child, self, want string, names []string)
 		return out, got, selfListed
 	}
 	out, got, selfListed := read()
-	if !fleetAdminMerged {
-		if out.Fleet != nil {
-			t.Errorf(`GET /api/v1/routes has "fleet" now: set fleetAdminMerged = true in e2e/fleet_test.go`)
-		}
-		return
-	}
 	if out.Fleet == nil || *out.Fleet != want || out.Instance != self || !selfListed {
 		t.Errorf("GET /api/v1/routes through %s: fleet %v, instance %q, instances %v; want %q, %q, itself listed", self, out.Fleet, out.Instance, got, want, self)
 	}
