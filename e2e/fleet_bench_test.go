@@ -16,22 +16,22 @@ import (
 	"github.com/tandem-proxy/tandem/app"
 	"github.com/tandem-proxy/tandem/config"
 	"github.com/tandem-proxy/tandem/internal/pgtest"
-	"github.com/tandem-proxy/tandem/pgstore"
 	"github.com/valyala/fasthttp"
 )
 
 // The fleet's claim that the database is off the request path, measured:
 // the same traffic through two full instances (app.Open, real backends on
 // 127.0.0.1, mirror 100 so every request becomes a comparison record), one
-// with the default embedded SQLite diff store and one whose
-// app.Options.Store is a pgstore.Store on a throw-away PostgreSQL cluster.
+// alone (the embedded SQLite store and files in data_dir) and one with
+// fleet.database set to a throw-away PostgreSQL cluster: its rules,
+// registry, noise, ramps and diff store all in the database.
 // The two are measured in alternating slices of the same run (A B, then
 // B A, …), so a loaded machine slows both alike and the ratio holds.
 //
-// Only the diff store differs: that is what fleet.database puts under the
-// data plane (Record and AddCounters on every request and every second).
-// The rules history moving to PostgreSQL is not on the request path at all:
-// the data plane serves the compiled rules it holds.
+// What fleet.database puts under the data plane is the diff store (Record
+// and AddCounters on every request and every second); the rules history in
+// PostgreSQL is not on the request path at all: the data plane serves the
+// compiled rules it holds.
 
 // benchFleetConfig: one mirrored route, the shadow queue wide enough that
 // no shadow is skipped at the benchmark's concurrency.
@@ -42,7 +42,7 @@ data_dir: %s
 limits: {shadow_concurrency: 256}
 backends: {legacy: {url: "%s"}, new: {url: "%s"}}
 routes: [{name: r, match: {path_prefix: /upload}, legacy: legacy, new: new, mirror: 100}]
-`
+%s`
 
 const (
 	fleetBenchConns = 32   // concurrent clients, as bench/run.sh's wrk -c32
@@ -82,14 +82,14 @@ type benchInstance struct {
 
 // openBenchInstance opens and runs an instance in front of legacy and new;
 // store nil is the default SQLite store.
-func openBenchInstance(b *testing.B, name, legacy, newURL string, st app.DiffStore) *benchInstance {
+func openBenchInstance(b *testing.B, name, legacy, newURL, extra string) *benchInstance {
 	b.Helper()
-	cfg, errs := config.Parse([]byte(fmt.Sprintf(benchFleetConfig, b.TempDir(), legacy, newURL)))
+	cfg, errs := config.Parse([]byte(fmt.Sprintf(benchFleetConfig, b.TempDir(), legacy, newURL, extra)))
 	if len(errs) > 0 {
 		b.Fatalf("config: %v", errs)
 	}
 	logs := &lockedWriter{b: &strings.Builder{}}
-	in, err := app.Open(cfg, app.Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), Store: st})
+	in, err := app.Open(cfg, app.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		b.Fatalf("%s: app.Open: %v\n%s", name, err, logs.String())
 	}
@@ -220,13 +220,9 @@ func metricSums(page string) map[string]float64 {
 func BenchmarkFleetDataPlane(b *testing.B) {
 	c := pgtest.Start(b) // skips without PostgreSQL (fails with CI=true)
 	legacy, newURL := benchBackend(b), benchBackend(b)
-	pg, err := pgstore.Open(context.Background(), c.NewDatabase(), pgstore.Options{Instance: "bench-pg"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	// The instance owns the store from Open on and closes it.
-	sqlite := openBenchInstance(b, "sqlite", legacy, newURL, nil)
-	postgres := openBenchInstance(b, "postgres", legacy, newURL, pg)
+	sqlite := openBenchInstance(b, "sqlite", legacy, newURL, "")
+	postgres := openBenchInstance(b, "postgres", legacy, newURL,
+		fmt.Sprintf("fleet: {database: %q, instance: bench-pg}\n", c.NewDatabase()))
 	both := []*benchInstance{sqlite, postgres}
 	for _, bi := range both { // warm-up: connections, schema, caches
 		bi.slice(b, fleetBenchSlice)
