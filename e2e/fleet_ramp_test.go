@@ -247,8 +247,9 @@ type fleetRampView struct {
 		HeldSeconds float64   `json:"held_seconds"`
 		State       string    `json:"state"`
 		Last        *struct {
-			Action string `json:"action"`
-			Reason string `json:"reason"`
+			Action      string  `json:"action"`
+			FromPercent float64 `json:"from_percent"`
+			Reason      string  `json:"reason"`
 		} `json:"last_decision"`
 		Gates []struct {
 			Name    string `json:"name"`
@@ -429,16 +430,22 @@ func TestFleetRampAcrossInstances(t *testing.T) {
 		t.Fatalf("after the first step the instances name driver %q, want %s on all three", got, dn)
 	}
 
-	// Just before the second step (the driver's gates have most of the
-	// comparisons they need), SIGSTOP x: it has applied the first step's
-	// version, not the second's, and its registry row goes stale only
-	// after liveWithin. The second step may be taken; the third must wait
-	// until x is back and has applied the second, or has dropped out.
+	// Just before the second step (the driver's gates, judged at 10%, have
+	// most of the comparisons they need) and just after a heartbeat of x,
+	// SIGSTOP x: it has applied the first step's version, not the
+	// second's, and its registry row goes stale only liveWithin after that
+	// heartbeat. The second step may be taken; the third must wait until x
+	// is back and has applied the second, or has dropped out.
 	if !pollUntil(15*time.Second, func() bool {
 		v := rampOf(t, d, dn)
-		return v.ServeNew == rampSteps[0] && v.samples("diff_rate") >= rampMinCompared*3/4
+		return v.ServeNew == rampSteps[0] && v.Ramp.Last != nil && v.Ramp.Last.Action == "wait" &&
+			v.Ramp.Last.FromPercent == rampSteps[0] && v.samples("diff_rate") >= rampMinCompared*4/5
 	}) {
-		t.Fatalf("the driver's gates at %v%% did not reach %d comparisons in 15 s: %+v", rampSteps[0], rampMinCompared*3/4, rampOf(t, d, dn).Ramp)
+		t.Fatalf("the driver's gates at %v%% did not reach %d comparisons in 15 s: %+v", rampSteps[0], rampMinCompared*4/5, rampOf(t, d, dn).Ramp)
+	}
+	_, beat := registryRow(t, db, xn)
+	if !pollUntil(3*time.Second, func() bool { _, seen := registryRow(t, db, xn); return seen.After(beat) }) {
+		t.Fatalf("%s wrote no registry row in 3 s", xn)
 	}
 	load.pause(index[xn])
 	poll.off[index[xn]].Store(true)
@@ -470,7 +477,7 @@ func TestFleetRampAcrossInstances(t *testing.T) {
 	resumedAt := time.Now()
 	poll.off[index[xn]].Store(false)
 	for i := range cs {
-		load.rate(i, 15)
+		load.rate(i, 10)
 	}
 	xFrozen := frozen{name: xn, idx: index[xn], since: stoppedAt, until: resumedAt, applied: xApplied, lastSeen: xSeen}
 	t.Logf("%s stopped %v (its registry row: applied v%d, last seen %v before the stop); the driver said it waits for v%d: %v",
@@ -522,8 +529,9 @@ func TestFleetRampAcrossInstances(t *testing.T) {
 	poll.dead[index[dn]].Store(true)
 	d.kill9()
 	killedAt := time.Now()
-	load.rate(index[xn], 10)
-	load.rate(index[yn], 10)
+	load.rate(index[xn], 8)
+	load.rate(index[yn], 8)
+	t.Logf("%s killed %v after the step from v%d", dn, killedAt.Sub(held.Time).Round(time.Millisecond), held.OldVersion)
 	survivors := []string{xn, yn}
 	sort.Strings(survivors)
 
