@@ -375,6 +375,26 @@ func (f frozen) notLive(t time.Time) bool { return f.during(t) && !t.Before(f.dr
 // that has not applied the version the step is computed from.
 const rampWaitReason = "not every live instance has applied rules version "
 
+// A ramp over three instances a, b, c (steps 10, 25, 50, 100; hold 2 s;
+// min_compared 200), load spread over them:
+//   - every instance names the same driver;
+//   - each step once in the audit log, in order, none skipped, then
+//     ramp_done once; every step's gates counted at least min_compared
+//     comparisons while no instance's own metrics show that many during
+//     the step (the fleet's totals pass the gates);
+//   - one instance stopped (SIGSTOP) just before a step, so it lags that
+//     step's version: the driver says it waits for it, and the next step
+//     comes only after it is resumed and applied the version, or after it
+//     dropped out of the live instances (which of the two is asserted from
+//     the events' times and its registry row);
+//   - kill -9 of the driver right after a step: a survivor drives within
+//     15 s, continues the hold from the step's start in the database (not
+//     from the takeover), and takes the next step, each once;
+//   - no step while a live instance had not applied the version it was
+//     computed from (the instances' applied versions sampled with
+//     timestamps; the stopped and the dead one by their registry rows);
+//   - `tandem status` (the binary) on a survivor shows the driver and the
+//     live instances.
 func TestFleetRampAcrossInstances(t *testing.T) {
 	pg := pgtest.Start(t)
 	backends := [][2]string{{"legacy", rampBackend(t, "legacy")}, {"new", rampBackend(t, "new")}}
