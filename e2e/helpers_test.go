@@ -444,11 +444,24 @@ func (c *child) metrics() map[string]float64 {
 // its full series text (name{labels}).
 func scrapeMetrics(t testing.TB, admin string) map[string]float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + admin + "/metrics")
+	out, err := readMetrics(http.DefaultClient, admin)
 	if err != nil {
 		t.Fatalf("cannot read tandem's metrics: %v", err)
 	}
+	return out
+}
+
+// readMetrics is scrapeMetrics through hc, returning the error: for
+// goroutines other than the test's.
+func readMetrics(hc *http.Client, admin string) (map[string]float64, error) {
+	resp, err := hc.Get("http://" + admin + "/metrics")
+	if err != nil {
+		return nil, err
+	}
 	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
+	}
 	out := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -466,9 +479,9 @@ func scrapeMetrics(t testing.TB, admin string) map[string]float64 {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		t.Fatalf("cannot read tandem's metrics: %v", err)
+		return nil, err
 	}
-	return out
+	return out, nil
 }
 
 // pollUntil calls cond every 25 ms until it is true or d has passed; it

@@ -49,7 +49,10 @@
 //     so a stale driver's write is refused (ramp.ErrFenced) and a step
 //     computed from an old version fails the compare-and-set. A rollback
 //     does not wait for AllApplied (it is the way back to safety); a
-//     "ramp_done" is a fenced audit append carrying the step's key.
+//     "ramp_done" is a fenced audit append carrying the step's key (it
+//     changes no rules, so the other instances, once the fleet's gates say
+//     the ramp is complete, read the audit log until it is there, and show
+//     the ramp done too).
 //
 // When an instance gains a lease it re-derives the key and re-reads the
 // audit log before its first decision (a rolled-back ramp stays halted, a

@@ -291,6 +291,34 @@ func TestRampStepsOnFleetTotals(t *testing.T) {
 	}
 }
 
+// After the driver records ramp_done, every instance shows the ramp done
+// (GET /api/v1/routes' state, tandem_ramp_state), not only the driver:
+// ramp_done changes no rules, so the others read it from the audit log.
+func TestEveryInstanceShowsRampDone(t *testing.T) {
+	url := database(t)
+	hold := 300 * time.Millisecond
+	rs := seed(hold, 100)
+	rs[0].ServeNew = 100 // at the last step: the next decision is done
+	o := nodeOpts{seed: rs}
+	a := startNode(t, url, "a", o)
+	drivenBy(t, 5*time.Second, "a", a)
+	b := startNode(t, url, "b", o)
+	nodes := []*node{a, b}
+	drivenBy(t, 5*time.Second, "a", nodes...)
+	for _, n := range nodes {
+		within(t, 3*time.Second, n.name+" judges the gates at 100%", func() bool { return n.anchoredAt(100) })
+	}
+	a.feed(50)
+	b.feed(50)
+	within(t, 5*time.Second, "ramp_done recorded", func() bool { return strings.Join(rampEvents(t, a), ", ") == "ramp_done 100" })
+	for _, n := range nodes {
+		within(t, 3*time.Second, n.name+" shows the ramp done", func() bool { return n.status().State == ramp.StateDone })
+	}
+	stable(t, hold+5*tickEvery, "done once, shown done everywhere", func() bool {
+		return strings.Join(rampEvents(t, a), ", ") == "ramp_done 100" && a.status().State == ramp.StateDone && b.status().State == ramp.StateDone
+	})
+}
+
 // The driver dies (kill -9) mid-hold: another instance drives within
 // TTL + RenewEvery (+ a sync and a tick), the step is not repeated, and
 // the hold counts from when the step began, not from the takeover.

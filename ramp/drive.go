@@ -61,6 +61,13 @@ func (c *Controller) tickFleet(now time.Time, cur rules.Rules, r *rules.Route) {
 	term, mine := c.fleet.Lead(r.Name)
 	d, key := c.decideFleet(now, cur, r, t, term, mine)
 	if !mine {
+		if d.Action == ActionDone {
+			// The fleet's gates say the ramp is complete: the driver
+			// records ramp_done, which changes no rules (no new step key
+			// to re-anchor on), so read the audit log until it is there
+			// and show the ramp done here too.
+			c.learnDone(r, t, key)
+		}
 		// Every instance shows the fleet's gates; only the driver acts.
 		driver := term.Driver
 		if driver == "" {
@@ -207,6 +214,21 @@ func (t *Tracker) resetBreakerAtZero(now time.Time, current float64, breakerNow 
 	if seen {
 		t.w.Reset(now)
 	}
+}
+
+// learnDone marks the tracker done when the audit log has the driver's
+// ramp_done for key (a read error leaves it for the next tick).
+func (c *Controller) learnDone(r *rules.Route, t *Tracker, key StepKey) {
+	evs, err := c.state.Events(time.Time{}, 100000)
+	if err != nil || !doneAt(evs, key) {
+		return
+	}
+	t.mu.Lock()
+	if t.fleet.keyed && t.fleet.key == key {
+		t.st.Done = true
+	}
+	t.mu.Unlock()
+	c.log.Info("the ramp is done (recorded by the driver)", "route", r.Name)
 }
 
 // applied records the effect of a decision the driver applied.

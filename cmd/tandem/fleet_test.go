@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tandem-proxy/tandem/admin"
+	"github.com/tandem-proxy/tandem/ramp"
 	"github.com/tandem-proxy/tandem/rules"
 	"github.com/tandem-proxy/tandem/store"
 )
@@ -69,13 +70,16 @@ func (r *cliReports) Series(string, time.Time, time.Duration) ([]store.RouteSeri
 }
 
 // startFleetAdmin serves an admin.Server for deps on 127.0.0.1 and points
-// the client verbs at it (TANDEM_ADMIN, TANDEM_ADMIN_TOKEN).
+// the client verbs at it (TANDEM_ADMIN, TANDEM_ADMIN_TOKEN). Without
+// deps.Routes, one route "img" without a ramp.
 func startFleetAdmin(t *testing.T, deps admin.Deps) {
 	t.Helper()
 	deps.Token = fleetToken
 	deps.Rules = cliRules{}
-	deps.Routes = func() []admin.RouteStatus {
-		return []admin.RouteStatus{{Name: "img", Legacy: "legacy", New: "new", Mirror: 100, Breakers: map[string]string{}}}
+	if deps.Routes == nil {
+		deps.Routes = func() []admin.RouteStatus {
+			return []admin.RouteStatus{{Name: "img", Legacy: "legacy", New: "new", Mirror: 100, Breakers: map[string]string{}}}
+		}
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -228,5 +232,49 @@ func TestReportInstance(t *testing.T) {
 	code, _, errs = runCLI("report", "-instance", "")
 	if code != 2 || !strings.Contains(errs, "-instance needs an instance name") {
 		t.Errorf("empty -instance: exit %d, stderr %q", code, errs)
+	}
+}
+
+// tandem status in a fleet names the instance that drives a route's ramp
+// (ramp.driver) on a "driver:" line of its ramp section, and -json carries
+// it; a ramp no instance drives (the lease free) has no such line.
+func TestStatusShowsRampDriver(t *testing.T) {
+	driver := "b:8080"
+	startFleetAdmin(t, admin.Deps{
+		Reports: &cliReports{compared: 1},
+		Fleet: func() admin.FleetStatus {
+			return admin.FleetStatus{Database: "ok", Instance: "a:8080", Instances: []admin.InstanceStatus{
+				{Name: "a:8080", LastSeen: time.Now(), AppliedVersion: 3}, {Name: "b:8080", LastSeen: time.Now(), AppliedVersion: 3}}}
+		},
+		Routes: func() []admin.RouteStatus {
+			return []admin.RouteStatus{{Name: "img", Legacy: "legacy", New: "new", ServeNew: 25, Mirror: 100, Breakers: map[string]string{},
+				Ramp: &ramp.Status{Steps: []float64{10, 25, 50}, Current: 25, NextStep: 50, HoldSeconds: 60, Driver: driver,
+					State: ramp.StateHolding, Gates: []ramp.Gate{}}}}
+		},
+	})
+	code, out, errs := runCLI("status")
+	if code != 0 {
+		t.Fatalf("status: exit %d, stderr %q", code, errs)
+	}
+	t.Logf("tandem status:\n%s", out)
+	if !regexp.MustCompile(`(?m)^route img\n(?:  .*\n)*  ramp: step 2 of 3 \(25%\), next 50%, holding; .*\n  driver: b:8080\n`).MatchString(out) {
+		t.Errorf("no driver: b:8080 line under the ramp of route img:\n%s", out)
+	}
+	if strings.Count(out, "driver:") != 1 {
+		t.Errorf("want one driver: line:\n%s", out)
+	}
+	code, out, errs = runCLI("status", "-json")
+	var snap statusSnapshot
+	if err := json.Unmarshal([]byte(out), &snap); code != 0 || err != nil {
+		t.Fatalf("status -json: exit %d, stderr %q, %v\n%s", code, errs, err, out)
+	}
+	if len(snap.Routes) != 1 || snap.Routes[0].Ramp == nil || snap.Routes[0].Ramp.Driver != "b:8080" {
+		t.Errorf("status -json routes %+v, want img's ramp driven by b:8080", snap.Routes)
+	}
+
+	driver = ""
+	_, out, _ = runCLI("status")
+	if strings.Contains(out, "driver:") || !strings.Contains(out, "  ramp: step 2 of 3") {
+		t.Errorf("with the lease free, status still prints a driver (or no ramp):\n%s", out)
 	}
 }

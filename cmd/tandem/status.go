@@ -58,7 +58,7 @@ const statusEvents = 5
 func runStatus(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("status", "status [ROUTE] [-watch [-interval 2s]] [-json] [-admin URL] [-config FILE]\n\n"+
 		"Show each route's split (serve_new, mirror, the share new actually served), its ramp step and\n"+
-		"state, every gate with value, bound and limit, its backends' breakers and the last events;\n"+
+		"state (in a fleet, the instance driving it), every gate with value, bound and limit, its backends' breakers and the last events;\n"+
 		"in a fleet, also the live instances (applied rules version, last seen) and fleet: degraded\n"+
 		"when the database is unreachable from the instance asked.\n"+
 		"-watch redraws every -interval until interrupted (Ctrl-C): on a terminal in place, otherwise\n"+
@@ -257,8 +257,8 @@ func renderInstances(w io.Writer, ins []admin.InstanceStatus, self string, now t
 	tw.Flush()
 }
 
-// renderStatus prints each route: its split, its breakers, its ramp and
-// the ramp's gates.
+// renderStatus prints each route: its split, its breakers, its ramp (in a
+// fleet with the instance that drives it) and the ramp's gates.
 func renderStatus(w io.Writer, routes []statusRoute) {
 	if len(routes) == 0 {
 		fmt.Fprintln(w, "no routes")
@@ -283,6 +283,10 @@ func renderStatus(w io.Writer, routes []statusRoute) {
 		fmt.Fprintf(w, "  ramp: %s, %s; held %s of %s\n", rampStep(rp), rp.State,
 			time.Duration(rp.HeldSeconds*float64(time.Second)).Round(time.Second),
 			time.Duration(rp.HoldSeconds*float64(time.Second)).Round(time.Second))
+		if rp.Driver != "" {
+			// In a fleet: the instance that holds the ramp's lease.
+			fmt.Fprintf(w, "  driver: %s\n", rp.Driver)
+		}
 		if rp.Last != nil {
 			fmt.Fprintf(w, "  last decision: %s: %s\n", rp.Last.Action, rp.Last.Reason)
 		}
