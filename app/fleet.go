@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -55,12 +57,13 @@ const fleetInstancesEvery = 2 * time.Second
 // rules history, registry and noise model (pgrules, on pool) and the diff
 // store (pgstore, on a pool of its own, which it closes).
 type fleet struct {
-	name  string
-	pool  *pgxpool.Pool
-	rules *pgrules.Store
-	ramp  *pgramp.Fleet // the ramps' leases, snapshots and fenced steps
-	st    *pgstore.Store
-	log   *slog.Logger
+	name    string
+	started time.Time // when this instance joined
+	pool    *pgxpool.Pool
+	rules   *pgrules.Store
+	ramp    *pgramp.Fleet // the ramps' leases, snapshots and fenced steps
+	st      *pgstore.Store
+	log     *slog.Logger
 
 	mu        sync.Mutex
 	instances []pgrules.Instance // the last read of the live instances
@@ -96,7 +99,7 @@ func openFleet(cfg *config.Config, name string, log *slog.Logger, learner *compa
 	if err != nil {
 		return nil, fmt.Errorf("fleet.database: %w", err)
 	}
-	f := &fleet{name: name, log: log}
+	f := &fleet{name: name, started: time.Now(), log: log}
 	defer func() {
 		if err != nil {
 			f.close()
@@ -160,9 +163,19 @@ func (f *fleet) status() admin.FleetStatus {
 	if !f.up() {
 		st.Database = "degraded"
 	}
+	self := false
 	for _, in := range ins {
 		st.Instances = append(st.Instances, admin.InstanceStatus{Name: in.Name, StartedAt: in.StartedAt, LastSeen: in.LastSeen,
 			AppliedVersion: in.AppliedVersion, Self: in.Name == f.name})
+		self = self || in.Name == f.name
+	}
+	if !self {
+		// This instance is live whatever the last read said (its first
+		// heartbeat may come after that read, or the database is away):
+		// listed from its own memory.
+		me := admin.InstanceStatus{Name: f.name, StartedAt: f.started, LastSeen: time.Now(), AppliedVersion: f.rules.AppliedVersion(), Self: true}
+		i := sort.Search(len(st.Instances), func(i int) bool { return st.Instances[i].Name >= f.name })
+		st.Instances = slices.Insert(st.Instances, i, me)
 	}
 	return st
 }
