@@ -20,15 +20,19 @@ import (
 )
 
 // Short timings, the production design's (see pglease's tests): a dead
-// driver is replaced within ttl + renew (+ a round trip and a sync).
+// driver is replaced within ttl + renew (+ a round trip and a sync). The
+// trust window (ttl - margin) and liveWithin stay long enough that a
+// renewal or heartbeat delayed by a loaded CI machine (the whole suite
+// under -race on two cores) does not move the lease or drop an instance
+// from the live set in tests that are about something else.
 const (
-	ttl        = time.Second
-	renew      = 200 * time.Millisecond
-	margin     = 200 * time.Millisecond
+	ttl        = 3 * time.Second
+	renew      = 300 * time.Millisecond
+	margin     = 500 * time.Millisecond
 	syncEvery  = 100 * time.Millisecond
 	tickEvery  = 100 * time.Millisecond
 	poll       = 100 * time.Millisecond
-	liveWithin = time.Second
+	liveWithin = 3 * time.Second
 	route      = "images"
 )
 
