@@ -247,7 +247,7 @@ func Open(cfg *config.Config, o Options) (_ *Instance, err error) {
 		in.fleet.registerMetrics(in.ms)
 	}
 	registerRampMetrics(in.ms, state.Current, in.ctl)
-	in.rates = &diffRateGauges{ms: in.ms, st: st, log: log, routes: func() []string {
+	in.rates = &diffRateGauges{ms: in.ms, st: st, log: log, fleet: in.fleet != nil, routes: func() []string {
 		var names []string
 		for _, r := range state.Current().Routes {
 			names = append(names, r.Name)
@@ -345,7 +345,11 @@ func (in *Instance) Run(ctx context.Context) error {
 	flusher := &counterFlusher{px: in.px, st: in.st, last: map[string]proxy.RouteCounters{}}
 	in.jobs.start(&job{name: "counter-flush", interval: flushEvery, run: flusher.flush, final: flusher.flush})
 	in.jobs.start(&job{name: "ramp-tick", interval: tickEvery, run: in.ctl.Tick})
-	in.jobs.start(&job{name: "report-gauge", interval: diffRateEvery, run: in.rates.refresh})
+	reportEvery := diffRateEvery
+	if in.fleet != nil {
+		reportEvery = fleetReportEvery
+	}
+	in.jobs.start(&job{name: "report-gauge", interval: reportEvery, run: in.rates.refresh})
 	if in.noise != nil {
 		in.jobs.start(&job{name: "noise-save", interval: saveEvery, run: func() {
 			if err := in.noise.save(); err != nil {

@@ -120,8 +120,12 @@ func (f *counterFlusher) flush() {
 }
 
 // diffRateEvery is how often the report-gauge job refreshes
-// tandem_report_diff_rate.
-const diffRateEvery = 10 * time.Second
+// tandem_report_diff_rate; fleetReportEvery is how often in a fleet, where
+// the same read also gives the routes view the fleet's counts.
+const (
+	diffRateEvery    = 10 * time.Second
+	fleetReportEvery = 5 * time.Second
+)
 
 // diffRateGauges export tandem_report_diff_rate{route}: each route's diff
 // rate as GET /api/v1/report gives it over all the store's data, that is
@@ -137,6 +141,9 @@ type diffRateGauges struct {
 	st     DiffStore
 	routes func() []string // the routes of the rules in force
 	log    *slog.Logger
+	// fleet: the store holds the whole fleet's numbers, and fill gives
+	// them to the routes view in place of this instance's counters.
+	fleet bool
 
 	mu    sync.Mutex
 	rates map[string]reportRate // by route; the gauges' callbacks read it
@@ -146,6 +153,7 @@ type diffRateGauges struct {
 type reportRate struct {
 	rate     float64
 	compared int64
+	rep      *store.RouteReport // nil: the route had no data
 }
 
 func diffRateName(route string) string {
@@ -164,8 +172,9 @@ func (g *diffRateGauges) refresh() {
 	for _, r := range g.routes() {
 		next[r] = reportRate{}
 	}
-	for _, r := range reps {
-		next[r.Route] = reportRate{rate: r.DiffRate, compared: r.Compared}
+	for i := range reps {
+		r := &reps[i]
+		next[r.Route] = reportRate{rate: r.DiffRate, compared: r.Compared, rep: r}
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -189,13 +198,36 @@ func (g *diffRateGauges) refresh() {
 }
 
 // fill sets the report's numbers of the last refresh on rs (GET
-// /api/v1/routes), next to the proxy's own counts.
+// /api/v1/routes), next to the proxy's own counts. In a fleet the counts
+// themselves are the fleet's, from the same read (every
+// fleetReportEvery): requests, served, errors, mirrored and the
+// comparisons of every instance, over all stored data; the breakers and
+// the ramp stay this instance's view.
 func (g *diffRateGauges) fill(rs []admin.RouteStatus) []admin.RouteStatus {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for i := range rs {
 		r := g.rates[rs[i].Name]
 		rs[i].ReportDiffRate, rs[i].ReportCompared = r.rate, r.compared
+		if g.fleet {
+			fleetCounts(&rs[i], r.rep)
+		}
 	}
 	return rs
+}
+
+// fleetCounts puts a fleet report's counts in place of one instance's (a
+// route with no data yet: zeros).
+func fleetCounts(s *admin.RouteStatus, r *store.RouteReport) {
+	if r == nil {
+		r = &store.RouteReport{}
+	}
+	s.Requests, s.ServedLegacy, s.ServedNew, s.ServedTandem = r.Requests, r.ServedLegacy, r.ServedNew, r.ServedTandem
+	s.ServedErrors, s.Fallback, s.Mirrored = r.ServedErrors, r.Fallback, r.Mirrored
+	s.Matched, s.Mismatched, s.Noise = r.Matched, r.Mismatched, r.Noise
+	s.Compared = s.Matched + s.Mismatched + s.Noise
+	s.DiffRate = 0
+	if s.Compared > 0 {
+		s.DiffRate = float64(s.Mismatched) / float64(s.Compared)
+	}
 }

@@ -537,6 +537,24 @@ func TestFleetReportSumsInstancesAndLearnsNoise(t *testing.T) {
 		}
 	}
 	checkInstanceReports(t, cs[1], per)
+	// The routes view of any instance counts the fleet too (refreshed from
+	// the report every 5 s), not the instance's own share.
+	for i, x := range cs {
+		var got struct {
+			Routes []struct {
+				Name               string
+				Requests, Compared int64
+				Mismatched, Noise  int64
+			}
+		}
+		if !pollUntil(10*time.Second, func() bool {
+			x.getJSON("/api/v1/routes", &got)
+			return len(got.Routes) == 1 && got.Routes[0].Requests == total && got.Routes[0].Compared == total &&
+				got.Routes[0].Mismatched == total/10 && got.Routes[0].Noise == total-total/10
+		}) {
+			t.Errorf("GET /api/v1/routes through %s: %+v, want the fleet's %d requests and compared, %d mismatched", names[i], got.Routes, total, total/10)
+		}
+	}
 }
 
 // loadRun sends GET /item/N round-robin to the children until stop is

@@ -144,6 +144,9 @@ func TestStatusListsInstances(t *testing.T) {
 	if !section.MatchString(out) {
 		t.Errorf("no instances: section with a:8080 (this one, v7, 1s) and b:8080 (v6, 20s):\n%s", out)
 	}
+	if !regexp.MustCompile(`served by new \S+ \(\d+ of \d+, whole fleet\)`).MatchString(out) {
+		t.Errorf("the served counts are not labelled as the fleet's:\n%s", out)
+	}
 	if i, j := strings.Index(out, "route img"), strings.Index(out, "instances:"); i < 0 || j < i {
 		t.Errorf("instances: is not after the routes:\n%s", out)
 	}

@@ -232,7 +232,7 @@ func renderSnapshot(w io.Writer, snap statusSnapshot) {
 	if snap.Fleet == "degraded" {
 		fmt.Fprintf(w, "fleet: degraded (the database is unreachable from %s: it serves with the rules in force; rule changes get 503)\n\n", orDash(snap.Instance))
 	}
-	renderStatus(w, snap.Routes)
+	renderStatus(w, snap.Routes, snap.Fleet != "")
 	renderInstances(w, snap.Instances, snap.Instance, snap.At)
 	renderEvents(w, snap.Events, snap.At)
 }
@@ -258,8 +258,14 @@ func renderInstances(w io.Writer, ins []admin.InstanceStatus, self string, now t
 }
 
 // renderStatus prints each route: its split, its breakers, its ramp (in a
-// fleet with the instance that drives it) and the ramp's gates.
-func renderStatus(w io.Writer, routes []statusRoute) {
+// fleet with the instance that drives it) and the ramp's gates. The served
+// counts are this instance's since it started, or in a fleet the whole
+// fleet's stored ones.
+func renderStatus(w io.Writer, routes []statusRoute, fleet bool) {
+	counted := "since start"
+	if fleet {
+		counted = "whole fleet"
+	}
 	if len(routes) == 0 {
 		fmt.Fprintln(w, "no routes")
 		return
@@ -270,8 +276,8 @@ func renderStatus(w io.Writer, routes []statusRoute) {
 			fmt.Fprintln(w)
 		}
 		fmt.Fprintf(w, "route %s\n", r.Name)
-		fmt.Fprintf(w, "  serve_new %s%%   mirror %s%%   served by new %s (%d of %d since start)\n",
-			statusPct(r.ServeNew), statusPct(r.Mirror), share(r.ServedNewShare), r.ServedNew, r.ServedNew+r.ServedLegacy)
+		fmt.Fprintf(w, "  serve_new %s%%   mirror %s%%   served by new %s (%d of %d, %s)\n",
+			statusPct(r.ServeNew), statusPct(r.Mirror), share(r.ServedNewShare), r.ServedNew, r.ServedNew+r.ServedLegacy, counted)
 		if len(r.Breakers) > 0 {
 			fmt.Fprintf(w, "  breakers: %s\n", breakerList(r.Breakers))
 		}

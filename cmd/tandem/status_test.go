@@ -162,7 +162,7 @@ routes:
 	t.Logf("tandem status:\n%s", out)
 	for _, want := range []string{
 		"route upload\n",
-		"serve_new 0%   mirror 100%   served by new 0.0% (0 of 40 since start)",
+		"serve_new 0%   mirror 100%   served by new 0.0% (0 of 40, since start)",
 		"ramp: not started (0%), next 50%, waiting; held",
 		"last decision: wait: holding at 0% before the first step",
 		"gate           value",
