@@ -156,7 +156,7 @@ func Open(cfg *config.Config, o Options) (_ *Instance, err error) {
 			return nil, err
 		}
 		in.state, in.st = in.fleet.rules, in.fleet.st
-		log.Info("joined the fleet", "instance", name, "rules_version", in.state.Current().Version)
+		log.Info("joined the fleet", "rules_version", in.state.Current().Version)
 	} else {
 		st, err := rulestore.OpenState(cfg.DataDir, cfg.Routes, validate, nil)
 		if err != nil {
