@@ -4,10 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -18,27 +14,14 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/tandem-proxy/tandem/compare"
 	"github.com/tandem-proxy/tandem/exchange"
+	"github.com/tandem-proxy/tandem/internal/browsertest"
 	"github.com/tandem-proxy/tandem/internal/latencyfmt"
 	"github.com/tandem-proxy/tandem/store"
 )
 
-// uiDecisionConfig has a ramped route whose diff-rate gate fails (every
-// live comparison differs) and a route without a ramp.
-const uiDecisionConfig = `
-listen: 127.0.0.1:0
-admin: {listen: 127.0.0.1:0}
-data_dir: {{data}}
-backends:
-  legacy: {url: "%s"}
-  new: {url: "%s"}
-routes:
-  - name: api
-    match: {path_prefix: /api}
-    legacy: legacy
-    new: new
-    sticky: header:X-User-Id
-    ramp: {steps: [5, 25, 50, 100], hold: 10m, min_compared: 5, max_diff_rate: 0.01, max_error_rate: 0.5, max_latency_ratio: 100}
-  - name: images
+// uiDecisionConfig is uiRampConfig's ramped route, whose diff-rate gate
+// fails (every live comparison differs), and a route without a ramp.
+const uiDecisionConfig = uiRampConfig + `  - name: images
     match: {path_prefix: /img}
     legacy: legacy
     new: new
@@ -55,27 +38,14 @@ routes:
 // the overview is clipped, and at 800 px the routes are cards and a
 // sample's images stay side by side.
 func TestUIDecision(t *testing.T) {
-	chrome := chromiumPath(t)
-	legacy := httptest.NewServer(uiBackend("legacy"))
-	defer legacy.Close()
-	newb := httptest.NewServer(uiBackend("new"))
-	defer newb.Close()
-	p := startInProcess(t, fmt.Sprintf(uiDecisionConfig, legacy.URL, newb.URL), "")
+	chrome := browsertest.Chromium(t)
+	p := startUIProxy(t, uiDecisionConfig)
 
-	send := func(path, user string) {
-		req, _ := http.NewRequest("GET", p.proxyBase+path, nil)
-		req.Header.Set("X-User-Id", user)
-		resp, err := p.httpClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-	}
 	for i := 0; i < 12; i++ {
-		send(fmt.Sprintf("/api/items/%d", i), fmt.Sprint("u", i))
+		p.sendAs(fmt.Sprintf("/api/items/%d", i), fmt.Sprint("u", i))
 	}
-	send("/img/png", "u1")
-	send("/img/jpeg", "u2")
+	p.sendAs("/img/png", "u1")
+	p.sendAs("/img/jpeg", "u2")
 
 	// Stored minutes three hours old: 30 matching comparisons and one
 	// mismatch (with a sample) of api, and their traffic.
@@ -158,39 +128,32 @@ func TestUIDecision(t *testing.T) {
 		t.Fatalf("report: %d compared in 1 h, %d in 6 h; want the 31 old ones more", c1h, c6h)
 	}
 
-	shots := os.Getenv("TANDEM_UI_SCREENSHOTS")
-	if shots == "" {
-		shots = filepath.Join(os.TempDir(), "tandem-ui-screenshots")
-	}
-	if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	b := startBrowser(t, chrome, shots)
-	b.do("1400 px", chromedp.EmulateViewport(1400, 1000))
-	b.do("open /ui/", chromedp.Navigate(p.apiBase+"/ui/"), chromedp.WaitVisible(chromedp.ID("token")))
-	b.do("enter the token", chromedp.SetValue(chromedp.ID("token"), p.run.Token()), chromedp.Click(chromedp.ID("boot-submit")))
-	b.waitView("overview")
+	b := startBrowser(t, chrome)
+	b.Do("1400 px", chromedp.EmulateViewport(1400, 1000))
+	b.Do("open /ui/", chromedp.Navigate(p.apiBase+"/ui/"), chromedp.WaitVisible(chromedp.ID("token")))
+	b.Do("enter the token", chromedp.SetValue(chromedp.ID("token"), p.run.Token()), chromedp.Click(chromedp.ID("boot-submit")))
+	b.WaitView("overview")
 
 	rowText := func(route, field string) string {
-		return evalJS[string](b, fmt.Sprintf(`(document.querySelector('tr[data-route=%q] [data-field=%q]') || {}).innerText || ""`, route, field))
+		return browsertest.Eval[string](b, fmt.Sprintf(`(document.querySelector('tr[data-route=%q] [data-field=%q]') || {}).innerText || ""`, route, field))
 	}
 	firstLine := func(s string) string { return strings.TrimSpace(strings.SplitN(s, "\n", 2)[0]) }
 	pct := func(r float64) string { return fmt.Sprintf("%.2f%%", r*100) }
 
 	// The default window is the last hour.
-	b.wait(`document.querySelector('#window-picker button[data-window="1h"][aria-pressed="true"]') !== null`)
+	b.Wait(`document.querySelector('#window-picker button[data-window="1h"][aria-pressed="true"]') !== null`)
 	if got := firstLine(rowText("api", "compared")); got != fmt.Sprint(c1h) {
 		t.Errorf("1 h: api compared %q, want %d", got, c1h)
 	}
 	if got := firstLine(rowText("api", "diff_rate")); got != pct(r1h) {
 		t.Errorf("1 h: api diff rate %q, want %s", got, pct(r1h))
 	}
-	b.shot("decision-1h-1400")
+	b.Shot("decision-1h-1400")
 
 	// 6 h: the old minutes count; the trend has their bucket and today's.
-	b.do("choose 6 h", chromedp.Click(chromedp.CSS(`#window-picker button[data-window="6h"]`)))
-	b.wait(fmt.Sprintf(`(document.querySelector('tr[data-route="api"] [data-field="compared"]') || {}).innerText.startsWith(%q)`, fmt.Sprint(c6h)))
-	if h := evalJS[string](b, `location.hash`); !strings.Contains(h, "since=6h") {
+	b.Do("choose 6 h", chromedp.Click(chromedp.CSS(`#window-picker button[data-window="6h"]`)))
+	b.Wait(fmt.Sprintf(`(document.querySelector('tr[data-route="api"] [data-field="compared"]') || {}).innerText.startsWith(%q)`, fmt.Sprint(c6h)))
+	if h := browsertest.Eval[string](b, `location.hash`); !strings.Contains(h, "since=6h") {
 		t.Errorf("after choosing 6 h the URL's hash is %q, want since=6h in it", h)
 	}
 	if got := firstLine(rowText("api", "diff_rate")); got != pct(r6h) {
@@ -200,19 +163,19 @@ func TestUIDecision(t *testing.T) {
 	if buckets < 2 {
 		t.Fatalf("the 6 h series of api has %d buckets with comparisons, want the old one and today's", buckets)
 	}
-	b.wait(fmt.Sprintf(`+document.querySelector('tr[data-route="api"] svg.spark').dataset.points === %d`, buckets))
+	b.Wait(fmt.Sprintf(`+document.querySelector('tr[data-route="api"] svg.spark').dataset.points === %d`, buckets))
 	// A reload (a shared link) keeps the window.
-	b.do("reload", chromedp.Reload())
-	b.waitView("overview")
-	b.wait(`document.querySelector('#window-picker button[data-window="6h"][aria-pressed="true"]') !== null`)
-	b.wait(fmt.Sprintf(`(document.querySelector('tr[data-route="api"] [data-field="compared"]') || {}).innerText.startsWith(%q)`, fmt.Sprint(c6h)))
-	b.shot("decision-6h-1400")
+	b.Do("reload", chromedp.Reload())
+	b.WaitView("overview")
+	b.Wait(`document.querySelector('#window-picker button[data-window="6h"][aria-pressed="true"]') !== null`)
+	b.Wait(fmt.Sprintf(`(document.querySelector('tr[data-route="api"] [data-field="compared"]') || {}).innerText.startsWith(%q)`, fmt.Sprint(c6h)))
+	b.Shot("decision-6h-1400")
 
 	// Promote: not primary on the red route, primary on the other.
 	bg := func(route string) string {
-		return evalJS[string](b, fmt.Sprintf(`getComputedStyle(document.querySelector('tr[data-route=%q] button[data-action="promote"]')).backgroundColor`, route))
+		return browsertest.Eval[string](b, fmt.Sprintf(`getComputedStyle(document.querySelector('tr[data-route=%q] button[data-action="promote"]')).backgroundColor`, route))
 	}
-	primary := evalJS[string](b, `(() => { const b = document.createElement("button"); document.body.appendChild(b);
+	primary := browsertest.Eval[string](b, `(() => { const b = document.createElement("button"); document.body.appendChild(b);
 		const c = getComputedStyle(b).backgroundColor; b.remove(); return c; })()`)
 	if got := bg("api"); got == primary {
 		t.Errorf("the red route's Promote has the primary background %s", got)
@@ -225,47 +188,47 @@ func TestUIDecision(t *testing.T) {
 
 	// Column heads explain themselves on focus.
 	// A headless tab has no window focus: emulate it, so :focus applies.
-	b.do("emulate focus", func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+	b.Do("emulate focus", func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
 		_, err := cdp.Call(ctx, t, emulation.SetFocusEmulationEnabled, emulation.SetFocusEmulationEnabledParams{Enabled: true})
 		return chromedp.Void{}, err
 	})
-	b.do("focus the Route head", chromedp.Focus(chromedp.CSS(`#routes-table thead abbr[data-help]`)))
-	if got := evalJS[string](b, `document.activeElement.tagName + " " + document.activeElement.matches(":focus") + " " + getComputedStyle(document.activeElement, "::after").content`); !strings.Contains(got, "backends") {
+	b.Do("focus the Route head", chromedp.Focus(chromedp.CSS(`#routes-table thead abbr[data-help]`)))
+	if got := browsertest.Eval[string](b, `document.activeElement.tagName + " " + document.activeElement.matches(":focus") + " " + getComputedStyle(document.activeElement, "::after").content`); !strings.Contains(got, "backends") {
 		t.Errorf("a focused column head shows %q, want its explanation", got)
 	}
 	for _, head := range []string{"Compared", "Diff rate", "Ramp"} {
-		if got := evalJS[string](b, fmt.Sprintf(`([...document.querySelectorAll("#routes-table thead abbr")].find(a => a.innerText.toLowerCase() === %q) || {}).title || ""`, strings.ToLower(head))); len(got) < 20 {
+		if got := browsertest.Eval[string](b, fmt.Sprintf(`([...document.querySelectorAll("#routes-table thead abbr")].find(a => a.innerText.toLowerCase() === %q) || {}).title || ""`, strings.ToLower(head))); len(got) < 20 {
 			t.Errorf("column head %s has the explanation %q", head, got)
 		}
 	}
 
 	// The red route's dialog: the gates with their numbers, what fails, and
 	// no promotion without the box ticked.
-	b.do("promote api", chromedp.Click(chromedp.CSS(`tr[data-route="api"] button[data-action="promote"]`)))
-	b.wait(`document.querySelector('dialog[data-dialog="promote"][open]') !== null`)
-	dlg := evalJS[string](b, `document.querySelector('dialog[data-dialog="promote"]').innerText`)
+	b.Do("promote api", chromedp.Click(chromedp.CSS(`tr[data-route="api"] button[data-action="promote"]`)))
+	b.Wait(`document.querySelector('dialog[data-dialog="promote"][open]') !== null`)
+	dlg := browsertest.Eval[string](b, `document.querySelector('dialog[data-dialog="promote"]').innerText`)
 	wantFail := "diff rate " + strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.2f", gateDiff*100), "0"), ".") + "% > limit 1%"
 	for _, want := range []string{"Failing now", wantFail, "Diff rate", "bound", "limit 1%", "Error rate", "Latency ratio"} {
 		if !strings.Contains(dlg, want) {
 			t.Errorf("the promote dialog of the red route lacks %q:\n%s", want, dlg)
 		}
 	}
-	b.do("fill and review without ticking", chromedp.SetValue(chromedp.CSS(`dialog input[name="reason"]`), "ui test: red"),
+	b.Do("fill and review without ticking", chromedp.SetValue(chromedp.CSS(`dialog input[name="reason"]`), "ui test: red"),
 		chromedp.Click(chromedp.CSS(`dialog button[data-action="review"]`)))
-	b.wait(`!document.querySelector("dialog .error").hidden`)
-	if got := evalJS[string](b, `document.querySelector("dialog .error").innerText`); !strings.Contains(got, wantFail) {
+	b.Wait(`!document.querySelector("dialog .error").hidden`)
+	if got := browsertest.Eval[string](b, `document.querySelector("dialog .error").innerText`); !strings.Contains(got, wantFail) {
 		t.Errorf("review without the box: %q, want it to name %q", got, wantFail)
 	}
-	b.do("tick and review", chromedp.Click(chromedp.CSS(`dialog input[name="acknowledge"]`)),
+	b.Do("tick and review", chromedp.Click(chromedp.CSS(`dialog input[name="acknowledge"]`)),
 		chromedp.Click(chromedp.CSS(`dialog button[data-action="review"]`)))
-	b.wait(`document.querySelector('dialog [data-step="confirm"]') !== null`)
-	confirm := evalJS[string](b, `document.querySelector('dialog [data-step="confirm"]').innerText`)
+	b.Wait(`document.querySelector('dialog [data-step="confirm"]') !== null`)
+	confirm := browsertest.Eval[string](b, `document.querySelector('dialog [data-step="confirm"]').innerText`)
 	if !strings.Contains(confirm, "Promoting while failing") || !strings.Contains(confirm, wantFail) ||
-		evalJS[string](b, `document.querySelector('dialog button[data-action="confirm"]').innerText`) != "Promote anyway" {
+		browsertest.Eval[string](b, `document.querySelector('dialog button[data-action="confirm"]').innerText`) != "Promote anyway" {
 		t.Errorf("the confirmation does not name what fails:\n%s", confirm)
 	}
-	b.shot("decision-promote-red")
-	b.do("promote anyway", chromedp.Click(chromedp.CSS(`dialog button[data-action="confirm"]`)))
+	b.Shot("decision-promote-red")
+	b.Do("promote anyway", chromedp.Click(chromedp.CSS(`dialog button[data-action="confirm"]`)))
 	waitFor(t, func() bool {
 		for _, r := range p.rules().Routes {
 			if r.Name == "api" {
@@ -276,64 +239,58 @@ func TestUIDecision(t *testing.T) {
 	})
 
 	// A route without a ramp: the window's diff rate, and no limit.
-	b.do("promote images", chromedp.Click(chromedp.CSS(`tr[data-route="images"] button[data-action="promote"]`)))
-	b.wait(`document.querySelector('dialog[data-dialog="promote"][open]') !== null`)
-	if got := evalJS[string](b, `document.querySelector('dialog [data-field="dialog-diff-rate"]').innerText`); !strings.Contains(got, "no limit") || !strings.Contains(got, "last 6 h") {
+	b.Do("promote images", chromedp.Click(chromedp.CSS(`tr[data-route="images"] button[data-action="promote"]`)))
+	b.Wait(`document.querySelector('dialog[data-dialog="promote"][open]') !== null`)
+	if got := browsertest.Eval[string](b, `document.querySelector('dialog [data-field="dialog-diff-rate"]').innerText`); !strings.Contains(got, "no limit") || !strings.Contains(got, "last 6 h") {
 		t.Errorf("no-ramp dialog: %q, want the window's diff rate and no limit", got)
 	}
-	if evalJS[bool](b, `document.querySelector('dialog [data-field="failing"]') !== null`) {
+	if browsertest.Eval[bool](b, `document.querySelector('dialog [data-field="failing"]') !== null`) {
 		t.Error("the no-ramp route's dialog says something fails")
 	}
-	b.do("cancel", chromedp.Click(chromedp.CSS(`dialog button.secondary`)))
-	b.wait(`document.querySelector("dialog") === null`)
+	b.Do("cancel", chromedp.Click(chromedp.CSS(`dialog button.secondary`)))
+	b.Wait(`document.querySelector("dialog") === null`)
 
 	// Route view: the report and the samples follow the window.
-	b.hash("#/route/api?since=6h")
-	b.waitView("route")
-	if got := evalJS[string](b, `document.querySelector('[data-field="r-compared"] .value').innerText`); got != fmt.Sprint(c6h) {
+	b.Hash("#/route/api?since=6h")
+	b.WaitView("route")
+	if got := browsertest.Eval[string](b, `document.querySelector('[data-field="r-compared"] .value').innerText`); got != fmt.Sprint(c6h) {
 		t.Errorf("route view, 6 h: compared %q, want %d", got, c6h)
 	}
-	if !evalJS[bool](b, `[...document.querySelectorAll("#samples tr[data-sample]")].some(tr => tr.innerText.includes("/api/old"))`) {
+	if !browsertest.Eval[bool](b, `[...document.querySelectorAll("#samples tr[data-sample]")].some(tr => tr.innerText.includes("/api/old"))`) {
 		t.Error("route view, 6 h: the 3-hour-old sample is not listed")
 	}
-	b.wait(fmt.Sprintf(`+document.querySelector("#chart-diff-rate svg").dataset.points === %d`, buckets))
+	b.Wait(fmt.Sprintf(`+document.querySelector("#chart-diff-rate svg").dataset.points === %d`, buckets))
 	for _, side := range []string{"legacy", "new"} {
-		got := evalJS[string](b, fmt.Sprintf(`document.querySelector('#latency tr[data-side=%q] [data-field="p99"]').innerText`, side))
+		got := browsertest.Eval[string](b, fmt.Sprintf(`document.querySelector('#latency tr[data-side=%q] [data-field="p99"]').innerText`, side))
 		if !regexp.MustCompile(`^(\d{3}|\d{2}\.\d|\d\.\d{2}|0\.\d{1,3}) ms$|^(\d{3}|\d{2}\.\d|\d\.\d{2}) s$`).MatchString(got) {
 			t.Errorf("%s p99 printed %q, want 3 significant digits (842 ms, 84.2 ms, 8.42 ms, 1.23 s)", side, got)
 		}
 	}
-	b.shot("decision-route-6h")
-	b.hash("#/route/api?since=1h")
-	b.waitView("route")
-	if got := evalJS[string](b, `document.querySelector('[data-field="r-compared"] .value').innerText`); got != fmt.Sprint(c1h) {
+	b.Shot("decision-route-6h")
+	b.Hash("#/route/api?since=1h")
+	b.WaitView("route")
+	if got := browsertest.Eval[string](b, `document.querySelector('[data-field="r-compared"] .value').innerText`); got != fmt.Sprint(c1h) {
 		t.Errorf("route view, 1 h: compared %q, want %d", got, c1h)
 	}
-	if evalJS[bool](b, `[...document.querySelectorAll("#samples tr[data-sample]")].some(tr => tr.innerText.includes("/api/old"))`) {
+	if browsertest.Eval[bool](b, `[...document.querySelectorAll("#samples tr[data-sample]")].some(tr => tr.innerText.includes("/api/old"))`) {
 		t.Error("route view, 1 h: the 3-hour-old sample is listed")
 	}
 	// The noise-only sample is badged noise in the list and on its page.
-	if got := evalJS[string](b, `([...document.querySelectorAll("#samples tr[data-sample]")].find(tr => tr.innerText.includes("/api/noise-only")) || {querySelector: () => ({innerText: "missing"})}).querySelector('[data-field="outcome"]').innerText`); got != "noise" {
+	if got := browsertest.Eval[string](b, `([...document.querySelectorAll("#samples tr[data-sample]")].find(tr => tr.innerText.includes("/api/noise-only")) || {querySelector: () => ({innerText: "missing"})}).querySelector('[data-field="outcome"]').innerText`); got != "noise" {
 		t.Errorf("the noise-only sample is badged %q in the list, want noise", got)
 	}
-	var noiseID string
-	for _, s := range p.samples("api", "") {
-		if s.Path == "/api/noise-only" {
-			noiseID = s.ID
-		}
-	}
-	b.hash("#/sample/" + noiseID)
-	b.waitView("sample")
-	if got := evalJS[string](b, `document.querySelector(".view-head .badge.outcome").innerText`); got != "noise" {
+	b.Hash("#/sample/" + p.sampleOf("api", "/api/noise-only"))
+	b.WaitView("sample")
+	if got := browsertest.Eval[string](b, `document.querySelector(".view-head .badge.outcome").innerText`); got != "noise" {
 		t.Errorf("the noise-only sample's page badges it %q, want noise", got)
 	}
 	// Header colours agree with the noise flags: on a live JSON sample
 	// X-Backend (marked noise) is drawn as noise, X-Api-Version counts.
-	b.hash("#/sample/" + p.samples("api", "$.height")[0].ID)
-	b.waitView("sample")
+	b.Hash("#/sample/" + p.samples("api", "$.height")[0].ID)
+	b.WaitView("sample")
 	type hdrRow struct{ State, Class, Bg, Flag string }
 	row := func(name string) hdrRow {
-		return evalJS[hdrRow](b, fmt.Sprintf(`(() => { const tr = document.querySelector('#headers tr[data-header=%q]');
+		return browsertest.Eval[hdrRow](b, fmt.Sprintf(`(() => { const tr = document.querySelector('#headers tr[data-header=%q]');
 			const d = [...document.querySelectorAll("#diff-table tr[data-path]")].find(r => r.dataset.path === "$.header." + %q);
 			return {State: tr.dataset.state, Class: tr.className, Bg: getComputedStyle(tr.querySelector("td")).backgroundColor,
 				Flag: d && d.querySelector(".badge.muted-badge") ? "noise" : "counts"}; })()`, name, name))
@@ -342,30 +299,24 @@ func TestUIDecision(t *testing.T) {
 	if backend.State != "noise" || backend.Flag != "noise" || version.State != "counts" || version.Flag != "counts" || backend.Bg == version.Bg {
 		t.Errorf("header rows X-Backend %+v, X-Api-Version %+v; want X-Backend drawn as noise (as its difference is flagged) and X-Api-Version as counting, in other colours", backend, version)
 	}
-	b.shot("decision-sample-headers")
+	b.Shot("decision-sample-headers")
 
 	// 800 px: the overview is cards, nothing off screen; a sample's images
 	// side by side.
-	b.do("800 px", chromedp.EmulateViewport(800, 1000))
-	b.hash("#/?since=6h")
-	b.waitView("overview")
-	if d := evalJS[string](b, `getComputedStyle(document.querySelector("#routes-table tbody tr")).display`); d != "grid" {
+	b.Do("800 px", chromedp.EmulateViewport(800, 1000))
+	b.Hash("#/?since=6h")
+	b.WaitView("overview")
+	if d := browsertest.Eval[string](b, `getComputedStyle(document.querySelector("#routes-table tbody tr")).display`); d != "grid" {
 		t.Errorf("800 px: a route row is displayed %q, want a card (grid)", d)
 	}
 	b.checkUnclipped("800 px")
-	b.shot("decision-overview-800")
-	var imgID string
-	for _, s := range p.samples("images", "") {
-		if s.Path == "/img/png" {
-			imgID = s.ID
-		}
-	}
-	b.hash("#/sample/" + imgID)
-	b.waitView("sample")
-	b.wait(`[...document.querySelectorAll("#images img")].length === 3`)
+	b.Shot("decision-overview-800")
+	b.Hash("#/sample/" + p.sampleOf("images", "/img/png"))
+	b.WaitView("sample")
+	b.Wait(`[...document.querySelectorAll("#images img")].length === 3`)
 	type box struct{ Left, Top, Right, Bottom float64 }
 	rect := func(sel string) box {
-		return evalJS[box](b, `(() => { const r = document.querySelector('`+sel+`').getBoundingClientRect();
+		return browsertest.Eval[box](b, `(() => { const r = document.querySelector('`+sel+`').getBoundingClientRect();
 			return {Left: r.left, Top: r.top, Right: r.right, Bottom: r.bottom}; })()`)
 	}
 	l, n := rect(`figure[data-figure="legacy"] img`), rect(`figure[data-figure="new"] img`)
@@ -373,7 +324,7 @@ func TestUIDecision(t *testing.T) {
 		t.Errorf("800 px: legacy image %+v, new image %+v; want them side by side, level, inside the viewport", l, n)
 	}
 	// The failing measurements are in the failing colour, not new's green.
-	colours := evalJS[[]string](b, `(() => {
+	colours := browsertest.Eval[[]string](b, `(() => {
 		const bad = getComputedStyle(document.querySelector(".bad-text")).color;
 		const green = (() => { const s = document.createElement("span"); s.className = "val new"; document.body.appendChild(s);
 			const c = getComputedStyle(s).color; s.remove(); return c; })();
@@ -388,7 +339,7 @@ func TestUIDecision(t *testing.T) {
 			t.Errorf("measurement %d (PSNR, SSIM, ΔE00 in the table and the tree) drawn in %s; want the failing %s, not new's %s", i, c, colours[0], colours[1])
 		}
 	}
-	b.shot("decision-sample-800")
+	b.Shot("decision-sample-800")
 
 	// Latency and event details printed by the same rules as the CLI.
 	for _, c := range []struct {
@@ -396,7 +347,7 @@ func TestUIDecision(t *testing.T) {
 		want string
 	}{{842.4, "842 ms"}, {84.24, "84.2 ms"}, {8.424, "8.42 ms"}, {0.5, "0.500 ms"}, {0.08424, "0.0842 ms"}, {999.7, "1.00 s"},
 		{1234, "1.23 s"}, {10092.5, "10.1 s"}, {1234567, "1235 s"}, {0, "—"}} {
-		got := evalJS[string](b, fmt.Sprintf(`window.tandemFormat.fmtMS(%v)`, c.ms))
+		got := browsertest.Eval[string](b, fmt.Sprintf(`window.tandemFormat.fmtMS(%v)`, c.ms))
 		if got != c.want {
 			t.Errorf("latency %v ms printed %q, want %q", c.ms, got, c.want)
 		}
@@ -411,22 +362,22 @@ func TestUIDecision(t *testing.T) {
 		want  string
 	}{{"held_seconds", 22.000066, "held 22 s"}, {"diff_rate_upper", 0.021345, "diff rate upper bound 2.13%"},
 		{"new_p99_seconds", 0.0842, "new p99 84.2 ms"}, {"compared", 1200, "compared 1,200"}, {"latency_ratio", 1.23456, "latency ratio 1.23×"}} {
-		if got := evalJS[string](b, fmt.Sprintf(`window.tandemFormat.eventDetail(%q, %v).join(" ")`, c.key, c.value)); got != c.want {
+		if got := browsertest.Eval[string](b, fmt.Sprintf(`window.tandemFormat.eventDetail(%q, %v).join(" ")`, c.key, c.value)); got != c.want {
 			t.Errorf("event detail %s %v printed %q, want %q", c.key, c.value, got, c.want)
 		}
 	}
-	b.checkConsole()
+	b.CheckConsole()
 }
 
 // checkUnclipped fails when a route's action column (its buttons and
 // gates) or any of its fields is outside the viewport, or the page or the
 // routes table scrolls sideways.
 func (b *browser) checkUnclipped(where string) {
-	b.t.Helper()
+	b.T().Helper()
 	type out struct {
 		Problems []string
 	}
-	got := evalJS[out](b, `(() => {
+	got := browsertest.Eval[out](b, `(() => {
 		const p = [];
 		const vw = document.documentElement.clientWidth;
 		if (document.documentElement.scrollWidth > vw) p.push("the page scrolls sideways: " + document.documentElement.scrollWidth + " > " + vw);
@@ -444,8 +395,21 @@ func (b *browser) checkUnclipped(where string) {
 		return {Problems: p};
 	})()`)
 	for _, s := range got.Problems {
-		b.t.Errorf("%s: %s", where, s)
+		b.T().Errorf("%s: %s", where, s)
 	}
+}
+
+// sampleOf is the id of a stored sample of route for the request path
+// reqPath.
+func (p *inproc) sampleOf(route, reqPath string) string {
+	p.t.Helper()
+	for _, s := range p.samples(route, "") {
+		if s.Path == reqPath {
+			return s.ID
+		}
+	}
+	p.t.Fatalf("route %s has no sample of %s", route, reqPath)
+	return ""
 }
 
 // storeCounters is n answers served by legacy, all mirrored.

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +14,7 @@ import (
 	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 	"github.com/tandem-proxy/tandem/admin"
+	"github.com/tandem-proxy/tandem/internal/browsertest"
 )
 
 // uiSessionConfig has one route at serve_new 0, the one another origin's
@@ -80,23 +79,16 @@ async function attempt(name, p) {
 // the admin answers 403 and serve_new stays), while the UI's own page can;
 // sign-out ends the session on the server for every tab and the old cookie.
 func TestUISessionInBrowser(t *testing.T) {
-	chrome := chromiumPath(t)
+	chrome := browsertest.Chromium(t)
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
 	defer backend.Close()
 	p := startInProcess(t, fmt.Sprintf(uiSessionConfig, backend.URL, backend.URL), "")
-	shots := os.Getenv("TANDEM_UI_SCREENSHOTS")
-	if shots == "" {
-		shots = filepath.Join(os.TempDir(), "tandem-ui-screenshots")
-	}
-	if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	b := startBrowser(t, chrome, shots)
+	b := startBrowser(t, chrome)
 
 	// Sign in once.
-	b.do("open /ui/", chromedp.Navigate(p.apiBase+"/ui/"), chromedp.WaitVisible(chromedp.ID("token")))
-	b.do("enter the token", chromedp.SetValue(chromedp.ID("token"), p.run.Token()), chromedp.Click(chromedp.ID("boot-submit")))
-	b.waitView("overview")
+	b.Do("open /ui/", chromedp.Navigate(p.apiBase+"/ui/"), chromedp.WaitVisible(chromedp.ID("token")))
+	b.Do("enter the token", chromedp.SetValue(chromedp.ID("token"), p.run.Token()), chromedp.Click(chromedp.ID("boot-submit")))
+	b.WaitView("overview")
 
 	// The cookie: HttpOnly (no script sees it), SameSite=Strict, Path=/,
 	// not Secure on plain http, for SessionLifetime; the token is kept
@@ -110,24 +102,24 @@ func TestUISessionInBrowser(t *testing.T) {
 		until.Before(time.Now().Add(admin.SessionLifetime-time.Hour)) || until.After(time.Now().Add(admin.SessionLifetime+time.Hour)) {
 		t.Errorf("session cookie %+v: want HttpOnly, SameSite=Strict, Path=/, not Secure, expiring in %v", ck, admin.SessionLifetime)
 	}
-	if evalJS[bool](b, `document.cookie.includes("`+admin.SessionCookie+`") || sessionStorage.length + localStorage.length > 0`) {
+	if browsertest.Eval[bool](b, `document.cookie.includes("`+admin.SessionCookie+`") || sessionStorage.length + localStorage.length > 0`) {
 		t.Error("the page's script can see the cookie, or keeps something in storage")
 	}
 	sessionValue := ck.Value
 
 	// Ctrl+click on a link of the app: a second tab (Chromium gives it no
 	// opener), signed in.
-	links, err := chromedp.Run(b.ctx, chromedp.Nodes(chromedp.CSS(`a[href="#/events"]`)))
+	links, err := chromedp.Run(b.Context(), chromedp.Nodes(chromedp.CSS(`a[href="#/events"]`)))
 	if err != nil || len(links) == 0 {
 		t.Fatalf("no link to the events view: %v", err)
 	}
-	b.do("ctrl+click the events link", chromedp.MouseClickNode(links[0], chromedp.ButtonModifiers(chromedp.ModifierCtrl)))
+	b.Do("ctrl+click the events link", chromedp.MouseClickNode(links[0], chromedp.ButtonModifiers(chromedp.ModifierCtrl)))
 	var tabID target.ID
 	for deadline := time.Now().Add(15 * time.Second); tabID == ""; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("ctrl+click opened no tab")
 		}
-		ts, err := chromedp.Targets(b.ctx)
+		ts, err := chromedp.Targets(b.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -137,16 +129,16 @@ func TestUISessionInBrowser(t *testing.T) {
 			}
 		}
 	}
-	tab2 := newTab(t, b, chromedp.WithTargetID(tabID))
-	tab2.waitView("events") // the app runs: nobody typed the token there
-	tab2.shot("session-ctrl-click-tab")
+	tab2 := &browser{b.NewTab(chromedp.WithTargetID(tabID))}
+	tab2.WaitView("events") // the app runs: nobody typed the token there
+	tab2.Shot("session-ctrl-click-tab")
 
 	// A link pasted into a new tab, and the API opened directly.
-	tab3 := newTab(t, b)
-	tab3.do("open a shared link", chromedp.Navigate(p.apiBase+"/ui/#/route/images"))
-	tab3.waitView("route")
-	tab3.do("open the API", chromedp.Navigate(p.apiBase+"/api/v1/routes"))
-	if got := evalJS[string](tab3, `document.body.innerText`); !strings.Contains(got, `"name": "images"`) {
+	tab3 := &browser{b.NewTab()}
+	tab3.Do("open a shared link", chromedp.Navigate(p.apiBase+"/ui/#/route/images"))
+	tab3.WaitView("route")
+	tab3.Do("open the API", chromedp.Navigate(p.apiBase+"/api/v1/routes"))
+	if got := browsertest.Eval[string](tab3, `document.body.innerText`); !strings.Contains(got, `"name": "images"`) {
 		t.Errorf("GET /api/v1/routes in a tab with the cookie shows %.200q", got)
 	}
 
@@ -167,12 +159,12 @@ func TestUISessionInBrowser(t *testing.T) {
 		t.Fatalf("attacker %s is not another origin on 127.0.0.1 than %s", attacker.URL, p.apiBase)
 	}
 	before := p.rules()
-	tab4 := newTab(t, b)
+	tab4 := &browser{b.NewTab()}
 	answers := recordAnswers(t, tab4, p.apiBase)
-	tab4.do("open the other origin's page", chromedp.Navigate(attacker.URL+"/"))
-	tab4.wait(`window.attack && window.attack.done === true && window.framesLoaded === 2`)
-	tab4.shot("session-other-origin")
-	attack := evalJS[map[string]any](tab4, `window.attack`)
+	tab4.Do("open the other origin's page", chromedp.Navigate(attacker.URL+"/"))
+	tab4.Wait(`window.attack && window.attack.done === true && window.framesLoaded === 2`)
+	tab4.Shot("session-other-origin")
+	attack := browsertest.Eval[map[string]any](tab4, `window.attack`)
 	t.Logf("the other origin's page saw %v", attack)
 	if got := fmt.Sprint(attack["json"]); !strings.HasPrefix(got, "failed") {
 		t.Errorf("a JSON fetch from another origin was answered: %s", got)
@@ -210,9 +202,9 @@ func TestUISessionInBrowser(t *testing.T) {
 	mu.Unlock()
 
 	// The UI's own page can, with the same cookie.
-	b.hash("#/")
-	b.waitView("overview")
-	st, err := chromedp.Run(b.ctx, chromedp.Evaluate[int](`fetch("/api/v1/routes/images/promote", {method: "POST",
+	b.Hash("#/")
+	b.WaitView("overview")
+	st, err := chromedp.Run(b.Context(), chromedp.Evaluate[int](`fetch("/api/v1/routes/images/promote", {method: "POST",
 		headers: {"Content-Type": "application/json"}, body: JSON.stringify({percent: 5, reason: "same origin"})}).then(r => r.status)`,
 		chromedp.EvalAwaitPromise))
 	if err != nil || st != 200 {
@@ -224,13 +216,13 @@ func TestUISessionInBrowser(t *testing.T) {
 
 	// Sign out: the sign-in page; the other tab is signed out at its next
 	// call; the old cookie, replayed, gets 401.
-	b.do("sign out", chromedp.Click(chromedp.ID("signout")))
-	b.do("the sign-in page", chromedp.WaitVisible(chromedp.ID("token")))
+	b.Do("sign out", chromedp.Click(chromedp.ID("signout")))
+	b.Do("the sign-in page", chromedp.WaitVisible(chromedp.ID("token")))
 	if c := browserCookie(t, b, p.apiBase); c != nil {
 		t.Errorf("the cookie is still there after sign-out: %+v", c)
 	}
-	tab2.wait(`!document.getElementById("banner").hidden && document.getElementById("banner").textContent.includes("401")`)
-	tab2.shot("session-signed-out-tab")
+	tab2.Wait(`!document.getElementById("banner").hidden && document.getElementById("banner").textContent.includes("401")`)
+	tab2.Shot("session-signed-out-tab")
 	req, _ := http.NewRequest("GET", p.apiBase+"/api/v1/routes", nil)
 	req.AddCookie(&http.Cookie{Name: admin.SessionCookie, Value: sessionValue})
 	resp, err := p.httpClient.Do(req)
@@ -241,27 +233,14 @@ func TestUISessionInBrowser(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("the signed-out cookie replayed: %d, want 401", resp.StatusCode)
 	}
-	tab3.do("a shared link after sign-out asks for the token", chromedp.Navigate(p.apiBase+"/ui/#/events"), chromedp.WaitVisible(chromedp.ID("token")))
-	b.checkConsole()
-}
-
-// newTab opens another tab of b's browser (or attaches to one, with
-// chromedp.WithTargetID).
-func newTab(t *testing.T, b *browser, opts ...chromedp.ContextOption) *browser {
-	t.Helper()
-	ctx, cancel := chromedp.NewContext(b.ctx, opts...)
-	t.Cleanup(cancel)
-	tab := &browser{t: t, ctx: ctx, shots: b.shots}
-	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`true`)); err != nil {
-		t.Fatalf("new tab: %v", err)
-	}
-	return tab
+	tab3.Do("a shared link after sign-out asks for the token", chromedp.Navigate(p.apiBase+"/ui/#/events"), chromedp.WaitVisible(chromedp.ID("token")))
+	b.CheckConsole()
 }
 
 // browserCookie is the session cookie the browser holds for base.
 func browserCookie(t *testing.T, b *browser, base string) *network.Cookie {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(b.Context(), 10*time.Second)
 	defer cancel()
 	res, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{base + "/"}})
 	if err != nil {
@@ -288,7 +267,7 @@ func recordAnswers(t *testing.T, tab *browser, base string) func() []adminAnswer
 	var mu sync.Mutex
 	methods := map[network.RequestID]string{}
 	var got []adminAnswer
-	err := chromedp.Listen(tab.ctx, func(ev any) {
+	err := chromedp.Listen(tab.Context(), func(ev any) {
 		mu.Lock()
 		defer mu.Unlock()
 		switch ev := ev.(type) {

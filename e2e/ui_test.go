@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"image"
@@ -14,17 +13,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/tandem-proxy/tandem/admin"
+	"github.com/tandem-proxy/tandem/internal/browsertest"
 	"github.com/tandem-proxy/tandem/ramp"
 	"github.com/tandem-proxy/tandem/store"
 )
@@ -37,65 +33,43 @@ import (
 // an unreachable admin API is reported. Screenshots of every view are saved
 // (TANDEM_UI_SCREENSHOTS, else <tmp>/tandem-ui-screenshots).
 func TestUIInBrowser(t *testing.T) {
-	chrome := chromiumPath(t)
+	chrome := browsertest.Chromium(t)
 	start := time.Now()
-	legacy := httptest.NewServer(uiBackend("legacy"))
-	defer legacy.Close()
-	newb := httptest.NewServer(uiBackend("new"))
-	defer newb.Close()
-	p := startInProcess(t, fmt.Sprintf(uiConfig, legacy.URL, newb.URL), "")
+	p := startUIProxy(t, uiConfig)
 
-	shots := os.Getenv("TANDEM_UI_SCREENSHOTS")
-	if shots == "" {
-		shots = filepath.Join(os.TempDir(), "tandem-ui-screenshots")
-	}
-	if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshots in %s", shots)
-
-	b := startBrowser(t, chrome, shots)
+	b := startBrowser(t, chrome)
 
 	// A wrong token: an error, and no data.
-	b.do("open /ui/", chromedp.Navigate(p.apiBase+"/ui/"), chromedp.WaitVisible(chromedp.ID("token")))
-	b.do("enter a wrong token", chromedp.SetValue(chromedp.ID("token"), "wrong-token-0123456789abcdef"), chromedp.Click(chromedp.ID("boot-submit")))
-	b.wait(`!document.getElementById("boot-error").hidden`)
-	msg := evalJS[string](b, `document.getElementById("boot-error").textContent`)
+	b.Do("open /ui/", chromedp.Navigate(p.apiBase+"/ui/"), chromedp.WaitVisible(chromedp.ID("token")))
+	b.Do("enter a wrong token", chromedp.SetValue(chromedp.ID("token"), "wrong-token-0123456789abcdef"), chromedp.Click(chromedp.ID("boot-submit")))
+	b.Wait(`!document.getElementById("boot-error").hidden`)
+	msg := browsertest.Eval[string](b, `document.getElementById("boot-error").textContent`)
 	if !strings.Contains(msg, "401") || !strings.Contains(strings.ToLower(msg), "wrong token") {
 		t.Errorf("wrong-token message %q does not say 401 / wrong token", msg)
 	}
-	if evalJS[bool](b, `document.getElementById("view") !== null || document.body.innerText.includes("images")`) {
+	if browsertest.Eval[bool](b, `document.getElementById("view") !== null || document.body.innerText.includes("images")`) {
 		t.Error("data shown with a wrong token")
 	}
-	if evalJS[bool](b, `sessionStorage.length !== 0`) {
+	if browsertest.Eval[bool](b, `sessionStorage.length !== 0`) {
 		t.Error("a wrong token was kept in sessionStorage")
 	}
-	b.shot("wrong-token")
+	b.Shot("wrong-token")
 
 	// The right token: the dashboard, before any traffic.
-	b.do("enter the token", chromedp.SetValue(chromedp.ID("token"), p.run.Token()), chromedp.Click(chromedp.ID("boot-submit")))
-	b.waitView("overview")
-	b.wait(`document.querySelector('[data-empty="no-traffic"]') !== null`)
-	b.shot("overview-empty")
+	b.Do("enter the token", chromedp.SetValue(chromedp.ID("token"), p.run.Token()), chromedp.Click(chromedp.ID("boot-submit")))
+	b.WaitView("overview")
+	b.Wait(`document.querySelector('[data-empty="no-traffic"]') !== null`)
+	b.Shot("overview-empty")
 
 	// Traffic: images that differ in colour (PNG and JPEG) and in size, and
 	// JSON that differs in fields and a header.
-	send := func(path, user string) {
-		req, _ := http.NewRequest("GET", p.proxyBase+path, nil)
-		req.Header.Set("X-User-Id", user)
-		resp, err := p.httpClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-	}
 	for i := 0; i < 8; i++ {
-		send("/img/png", fmt.Sprint("u", i))
-		send("/img/jpeg", fmt.Sprint("u", i))
-		send(fmt.Sprintf("/api/items/%d", i), fmt.Sprint("u", i))
+		p.sendAs("/img/png", fmt.Sprint("u", i))
+		p.sendAs("/img/jpeg", fmt.Sprint("u", i))
+		p.sendAs(fmt.Sprintf("/api/items/%d", i), fmt.Sprint("u", i))
 	}
-	send("/img/resized", "u1")
-	send("/img/resized", "u2")
+	p.sendAs("/img/resized", "u1")
+	p.sendAs("/img/resized", "u2")
 	// A body over max_body (chunked, so legacy has seen part of it): tandem
 	// answers 413 itself, an error served by tandem.
 	if resp, err := p.httpClient.Post(p.proxyBase+"/img/upload", "image/png", io.MultiReader(strings.NewReader(strings.Repeat("x", 2048)))); err != nil {
@@ -125,34 +99,34 @@ func TestUIInBrowser(t *testing.T) {
 
 	// The overview follows, and equals the API.
 	// The trend is from stored minutes: a fresh page draws it at once.
-	b.wait(`[...document.querySelectorAll("#routes-table tr[data-route] svg.spark")].filter(s => +s.dataset.points >= 1).length === 2`)
+	b.Wait(`[...document.querySelectorAll("#routes-table tr[data-route] svg.spark")].filter(s => +s.dataset.points >= 1).length === 2`)
 	b.compareOverview(p)
-	b.shot("overview")
+	b.Shot("overview")
 
 	// Route view: differences grouped by kind and path, samples, latency.
-	b.do("open the images route", chromedp.Click(chromedp.CSS(`tr[data-route="images"] td.name a`)))
-	b.waitView("route")
+	b.Do("open the images route", chromedp.Click(chromedp.CSS(`tr[data-route="images"] td.name a`)))
+	b.WaitView("route")
 	var rep struct{ Routes []store.RouteReport }
 	_, body := p.api("GET", "/api/v1/report?route=images", "", "", "")
 	json.Unmarshal(body, &rep)
 	for _, d := range rep.Routes[0].Diffs {
-		got := evalJS[string](b, fmt.Sprintf(`(document.querySelector('.kind-group[data-kind=%q] tr[data-path=%q] [data-field=count]') || {}).textContent || "missing"`, d.Kind, d.Path))
+		got := browsertest.Eval[string](b, fmt.Sprintf(`(document.querySelector('.kind-group[data-kind=%q] tr[data-path=%q] [data-field=count]') || {}).textContent || "missing"`, d.Kind, d.Path))
 		if got != fmt.Sprint(d.Count) {
 			t.Errorf("route view: %s %s count %q, API %d", d.Kind, d.Path, got, d.Count)
 		}
 	}
-	if n := evalJS[int](b, `document.querySelectorAll("#samples tr[data-sample]").length`); n == 0 {
+	if n := browsertest.Eval[int](b, `document.querySelectorAll("#samples tr[data-sample]").length`); n == 0 {
 		t.Error("route view lists no samples")
 	}
 	// Every sample's request id is a link to that request's comparisons.
 	for _, smp := range p.samples("images", "") {
-		got := evalJS[string](b, fmt.Sprintf(`(document.querySelector('#samples tr[data-sample=%q] a[data-request-link]') || {}).innerText || "no link"`, smp.ID))
-		href := evalJS[string](b, fmt.Sprintf(`(document.querySelector('#samples tr[data-sample=%q] a[data-request-link]') || {getAttribute: () => ""}).getAttribute("href")`, smp.ID))
+		got := browsertest.Eval[string](b, fmt.Sprintf(`(document.querySelector('#samples tr[data-sample=%q] a[data-request-link]') || {}).innerText || "no link"`, smp.ID))
+		href := browsertest.Eval[string](b, fmt.Sprintf(`(document.querySelector('#samples tr[data-sample=%q] a[data-request-link]') || {getAttribute: () => ""}).getAttribute("href")`, smp.ID))
 		if got != smp.RequestID || href != "#/request/"+url.PathEscape(smp.RequestID) {
 			t.Errorf("route view: sample %s shows request %q linking to %q, want %q linking to its comparisons", smp.ID, got, href, smp.RequestID)
 		}
 	}
-	if got := evalJS[string](b, `document.querySelector('#latency tr[data-side="new"] [data-field="p99"]').textContent`); !strings.Contains(got, "ms") {
+	if got := browsertest.Eval[string](b, `document.querySelector('#latency tr[data-side="new"] [data-field="p99"]').textContent`); !strings.Contains(got, "ms") {
 		t.Errorf("new p99 shows %q", got)
 	}
 	// The refused body is an error the client got, in the report and in
@@ -160,22 +134,22 @@ func TestUIInBrowser(t *testing.T) {
 	if e := rep.Routes[0].ServedErrors; e.Tandem != 1 || e.Total() != 1 || rep.Routes[0].ServedTandem != 1 {
 		t.Errorf("report: served_tandem %d, served_errors %+v; want the one refused body", rep.Routes[0].ServedTandem, e)
 	}
-	b.wait(`(document.querySelector('[data-field="r-served_errors"] .value') || {}).textContent === "1"`)
-	b.wait(`(document.querySelector('.card[data-field="served_errors"] .value') || {}).textContent === "1"`)
-	b.shot("route")
+	b.Wait(`(document.querySelector('[data-field="r-served_errors"] .value') || {}).textContent === "1"`)
+	b.Wait(`(document.querySelector('.card[data-field="served_errors"] .value') || {}).textContent === "1"`)
+	b.Shot("route")
 
 	// Mark a JSON path as noise from the api route's view.
-	b.hash("#/route/api")
-	b.waitView("route")
-	b.do("mark $.meta.codec as noise", chromedp.Click(chromedp.CSS(`tr[data-path="$.meta.codec"] button[data-action="noise"]`)))
+	b.Hash("#/route/api")
+	b.WaitView("route")
+	b.Do("mark $.meta.codec as noise", chromedp.Click(chromedp.CSS(`tr[data-path="$.meta.codec"] button[data-action="noise"]`)))
 	b.confirm("noise", map[string]string{"reason": "codec upgrade is intended"})
 	waitFor(t, func() bool {
 		evs := p.events()
 		last := evs[len(evs)-1]
 		return last.Kind == "noise" && last.Route == "api" && last.Reason == "codec upgrade is intended"
 	})
-	b.wait(`document.querySelector('tr[data-path="$.meta.codec"] button[data-action="noise"]') === null`)
-	b.shot("route-api")
+	b.Wait(`document.querySelector('tr[data-path="$.meta.codec"] button[data-action="noise"]') === null`)
+	b.Shot("route-api")
 
 	// Sample view of a PNG pair: both images and the heat map load; the
 	// measurements are shown.
@@ -186,12 +160,12 @@ func TestUIInBrowser(t *testing.T) {
 			break
 		}
 	}
-	b.hash("#/sample/" + id)
-	b.waitView("sample")
-	b.wait(`(() => { const imgs = [...document.querySelectorAll("#images img")];
+	b.Hash("#/sample/" + id)
+	b.WaitView("sample")
+	b.Wait(`(() => { const imgs = [...document.querySelectorAll("#images img")];
 		return imgs.length === 3 && imgs.every(i => i.complete && i.naturalWidth > 0); })()`)
 	for _, key := range []string{"legacy", "new", "heatmap"} {
-		if w := evalJS[int](b, fmt.Sprintf(`document.querySelector('img[data-img=%q]').naturalWidth`, key)); w <= 0 {
+		if w := browsertest.Eval[int](b, fmt.Sprintf(`document.querySelector('img[data-img=%q]').naturalWidth`, key)); w <= 0 {
 			t.Errorf("%s image not loaded", key)
 		}
 	}
@@ -204,7 +178,7 @@ func TestUIInBrowser(t *testing.T) {
 			continue
 		}
 		// The measured value, as compare/image.go writes it, is on the page.
-		got := evalJS[string](b, fmt.Sprintf(`document.querySelector('[data-measure=%q]').textContent.replace(/\s+/g, "")`, field))
+		got := browsertest.Eval[string](b, fmt.Sprintf(`document.querySelector('[data-measure=%q]').textContent.replace(/\s+/g, "")`, field))
 		if field == "psnr" && !strings.Contains(got, strings.Fields(d.New)[0]+"dB") {
 			t.Errorf("PSNR shows %q, want %q", got, d.New)
 		}
@@ -212,74 +186,73 @@ func TestUIInBrowser(t *testing.T) {
 			t.Errorf("mean shift shows %q, want %q", got, d.New)
 		}
 	}
-	if !evalJS[bool](b, `document.querySelector('#headers tr.diff-real[data-header="X-Backend"]') !== null`) {
+	if !browsertest.Eval[bool](b, `document.querySelector('#headers tr.diff-real[data-header="X-Backend"]') !== null`) {
 		t.Error("the differing X-Backend header is not highlighted")
 	}
-	b.shot("sample")
+	b.Shot("sample")
 
 	// A resized image: the dimensions are shown.
 	if rs := p.samples("images", "$.image.dimensions"); len(rs) > 0 {
-		b.hash("#/sample/" + rs[0].ID)
-		b.waitView("sample")
-		if got := evalJS[string](b, `document.querySelector('[data-measure="dimensions"]').textContent`); !strings.Contains(got, "96×72") || !strings.Contains(got, "120×90") {
+		b.Hash("#/sample/" + rs[0].ID)
+		b.WaitView("sample")
+		if got := browsertest.Eval[string](b, `document.querySelector('[data-measure="dimensions"]').textContent`); !strings.Contains(got, "96×72") || !strings.Contains(got, "120×90") {
 			t.Errorf("dimensions show %q", got)
 		}
-		b.wait(`[...document.querySelectorAll("#images img")].length === 3`)
-		b.shot("sample-resized")
+		b.Wait(`[...document.querySelectorAll("#images img")].length === 3`)
+		b.Shot("sample-resized")
 	} else {
 		t.Error("no sample with a dimensions difference")
 	}
 
 	// A JSON sample: the diff tree and the highlighted header.
-	b.hash("#/sample/" + p.samples("api", "$.height")[0].ID)
-	b.waitView("sample")
+	b.Hash("#/sample/" + p.samples("api", "$.height")[0].ID)
+	b.WaitView("sample")
 	for _, path := range []string{"$.height", "$.tags[1]", "$.meta.bitrate"} {
-		if !evalJS[bool](b, fmt.Sprintf(`document.querySelector('#diff-tree [data-path=%q]') !== null`, path)) {
+		if !browsertest.Eval[bool](b, fmt.Sprintf(`document.querySelector('#diff-tree [data-path=%q]') !== null`, path)) {
 			t.Errorf("diff tree lacks %s", path)
 		}
 	}
-	if !evalJS[bool](b, `document.querySelector('#headers tr.diff-real[data-header="X-Api-Version"]') !== null`) {
+	if !browsertest.Eval[bool](b, `document.querySelector('#headers tr.diff-real[data-header="X-Api-Version"]') !== null`) {
 		t.Error("the differing X-Api-Version header is not highlighted")
 	}
-	b.shot("sample-json")
+	b.Shot("sample-json")
 
 	// The sample's request id links to the request's comparisons; the rows
 	// a person sees are the API's, with the differing paths and their noise
 	// marks, and a link back to the sample.
 	jsonSample := p.samples("api", "$.height")[0]
-	if got := evalJS[string](b, `document.querySelector(".view-head a[data-request-link]").innerText`); got != jsonSample.RequestID {
+	if got := browsertest.Eval[string](b, `document.querySelector(".view-head a[data-request-link]").innerText`); got != jsonSample.RequestID {
 		t.Errorf("sample view shows request %q, want %q", got, jsonSample.RequestID)
 	}
-	b.do("follow the request id", chromedp.Click(chromedp.CSS(`.view-head a[data-request-link]`)))
-	b.waitView("request")
+	b.Do("follow the request id", chromedp.Click(chromedp.CSS(`.view-head a[data-request-link]`)))
+	b.WaitView("request")
 	b.checkComparisons(p, jsonSample.RequestID, jsonSample.ID)
-	b.shot("request")
+	b.Shot("request")
 
 	// The lookup field: another request by its id, and one nobody knows.
-	b.hash("#/request")
-	b.waitView("request")
+	b.Hash("#/request")
+	b.WaitView("request")
 	other := p.samples("api", "$.height")[len(p.samples("api", "$.height"))-1]
 	// Each lookup renders a new request view: mark this one stale first, so
-	// that waitView waits for it.
-	stale := func() { evalJS[chromedp.Void](b, `document.getElementById("view").dataset.ready = "stale"`) }
-	stale()
-	b.do("look up a request", chromedp.SetValue(chromedp.ID("request-lookup"), other.RequestID),
+	// that WaitView waits for it.
+	b.MarkStale()
+	b.Do("look up a request", chromedp.SetValue(chromedp.ID("request-lookup"), other.RequestID),
 		chromedp.Click(chromedp.CSS(`#request-form button[type="submit"]`)))
-	b.waitView("request")
+	b.WaitView("request")
 	b.checkComparisons(p, other.RequestID, other.ID)
-	stale()
-	b.do("look up an unknown request", chromedp.SetValue(chromedp.ID("request-lookup"), "no-such-request"),
+	b.MarkStale()
+	b.Do("look up an unknown request", chromedp.SetValue(chromedp.ID("request-lookup"), "no-such-request"),
 		chromedp.Click(chromedp.CSS(`#request-form button[type="submit"]`)))
-	b.waitView("request")
-	if got := evalJS[string](b, `document.getElementById("view").innerText`); !strings.Contains(got, "No comparisons recorded for request no-such-request.") {
+	b.WaitView("request")
+	if got := browsertest.Eval[string](b, `document.getElementById("view").innerText`); !strings.Contains(got, "No comparisons recorded for request no-such-request.") {
 		t.Errorf("unknown request: the page says %q", got)
 	}
-	b.shot("request-unknown")
+	b.Shot("request-unknown")
 
 	// Promote with a reason, through the confirmation step.
-	b.hash("#/")
-	b.waitView("overview")
-	b.do("promote images", chromedp.Click(chromedp.CSS(`tr[data-route="images"] button[data-action="promote"]`)))
+	b.Hash("#/")
+	b.WaitView("overview")
+	b.Do("promote images", chromedp.Click(chromedp.CSS(`tr[data-route="images"] button[data-action="promote"]`)))
 	b.confirm("promote", map[string]string{"percent": "25", "reason": "ui test: canary"})
 	waitFor(t, func() bool {
 		for _, r := range p.rules().Routes {
@@ -293,27 +266,27 @@ func TestUIInBrowser(t *testing.T) {
 	if last := evs[len(evs)-1]; last.Kind != "promote" || last.Route != "images" || last.Reason != "ui test: canary" {
 		t.Errorf("last event %+v, want the promotion", last)
 	}
-	b.wait(`document.querySelector('tr[data-route="images"] [data-field="serve_new"]').dataset.value === "25"`)
+	b.Wait(`document.querySelector('tr[data-route="images"] [data-field="serve_new"]').dataset.value === "25"`)
 
 	// Events: the promotion is on top, with who, what, why.
-	b.hash("#/events")
-	b.waitView("events")
-	top := evalJS[string](b, `document.querySelector("#events li.event").innerText`)
+	b.Hash("#/events")
+	b.WaitView("events")
+	top := browsertest.Eval[string](b, `document.querySelector("#events li.event").innerText`)
 	for _, want := range []string{"Promoted", "images", "api", "ui test: canary", "serve_new"} {
 		if !strings.Contains(top, want) {
 			t.Errorf("newest event %q lacks %q", top, want)
 		}
 	}
-	b.shot("events")
+	b.Shot("events")
 
 	// The admin API goes away: the page says so.
-	b.hash("#/")
-	b.waitView("overview")
+	b.Hash("#/")
+	b.WaitView("overview")
 	p.stop()
-	b.wait(`!document.getElementById("banner").hidden && document.getElementById("banner").textContent.includes("unreachable")`)
-	b.shot("unreachable")
+	b.Wait(`!document.getElementById("banner").hidden && document.getElementById("banner").textContent.includes("unreachable")`)
+	b.Shot("unreachable")
 
-	b.checkConsole()
+	b.CheckConsole()
 	t.Logf("browser test took %v", time.Since(start).Round(100*time.Millisecond))
 }
 
@@ -367,6 +340,17 @@ func uiPicture(w, h int, isNew bool) image.Image {
 	return img
 }
 
+// startUIProxy runs tandem in process with config, a format string taking
+// the URLs of legacy's and new's uiBackend.
+func startUIProxy(t *testing.T, config string) *inproc {
+	t.Helper()
+	legacy := httptest.NewServer(uiBackend("legacy"))
+	t.Cleanup(legacy.Close)
+	newb := httptest.NewServer(uiBackend("new"))
+	t.Cleanup(newb.Close)
+	return startInProcess(t, fmt.Sprintf(config, legacy.URL, newb.URL), "")
+}
+
 // uiBackend serves the pictures and JSON documents of one side.
 func uiBackend(side string) http.Handler {
 	isNew := side == "new"
@@ -416,6 +400,19 @@ func uiBackend(side string) http.Handler {
 	})
 }
 
+// sendAs sends GET path through the proxy as user (the X-User-Id sticky
+// key).
+func (p *inproc) sendAs(path, user string) {
+	p.t.Helper()
+	req, _ := http.NewRequest("GET", p.proxyBase+path, nil)
+	req.Header.Set("X-User-Id", user)
+	resp, err := p.httpClient.Do(req)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	resp.Body.Close()
+}
+
 // samples lists a route's stored samples with a difference at diffPath
 // ("" = any).
 func (p *inproc) samples(route, diffPath string) []store.SampleSummary {
@@ -433,170 +430,40 @@ func (p *inproc) samples(route, diffPath string) []store.SampleSummary {
 	return out.Diffs
 }
 
-// chromiumPath finds Chromium; without it the test is skipped, or fails
-// under CI.
-func chromiumPath(t *testing.T) string {
+// browser is a tab of browsertest's headless Chromium, with the steps of
+// e2e's UI tests.
+type browser struct{ *browsertest.Browser }
+
+// startBrowser starts Chromium at 1440×1000, saving screenshots into
+// browsertest.ScreenshotDir.
+func startBrowser(t *testing.T, chrome string) *browser {
 	t.Helper()
-	for _, name := range []string{os.Getenv("TANDEM_CHROMIUM"), "/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"} {
-		if name == "" {
-			continue
-		}
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if ci := os.Getenv("CI"); ci != "" && ci != "false" && ci != "0" {
-		t.Fatal("chromium is not installed (apt-get install -y chromium); CI needs it for the UI test")
-	}
-	t.Skip("chromium is not installed (apt-get install -y chromium); skipping the browser test")
-	return ""
-}
-
-// browser is one headless Chromium tab.
-type browser struct {
-	t     *testing.T
-	ctx   context.Context
-	shots string
-
-	mu      sync.Mutex
-	console []chromedp.ConsoleMessage
-}
-
-func startBrowser(t *testing.T, chrome, shots string) *browser {
-	t.Helper()
-	profile, err := os.MkdirTemp("", "tandem-ui-chromium-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chrome),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("force-color-profile", "srgb"),
-		chromedp.UserDataDir(profile),
-		chromedp.WindowSize(1440, 1000),
-	)
-	ctx, cancel := chromedp.NewContext(actx)
-	b := &browser{t: t, ctx: ctx, shots: shots}
-	messages := chromedp.Console(ctx) // starts the browser
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for m, err := range messages {
-			if err != nil {
-				return
-			}
-			b.mu.Lock()
-			b.console = append(b.console, m)
-			b.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc()
-		<-done
-		os.RemoveAll(profile)
-	})
-	return b
-}
-
-// do runs steps with a time limit.
-func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
-	defer cancel()
-	if err := chromedp.Do(ctx, steps...); err != nil {
-		b.shot("failed")
-		b.t.Fatalf("%s: %v", what, err)
-	}
-}
-
-func evalJS[T any](b *browser, expr string) T {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
-	if err != nil {
-		b.t.Fatalf("evaluate %s: %v", expr, err)
-	}
-	return v
-}
-
-// wait polls a JavaScript predicate until it is true (15 s at most).
-func (b *browser) wait(expr string) {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
-	defer cancel()
-	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr,
-		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(15*time.Second)))
-	if err != nil {
-		b.shot("failed")
-		b.t.Fatalf("waiting for %s: %v", expr, err)
-	}
-}
-
-func (b *browser) waitView(name string) {
-	b.t.Helper()
-	b.wait(fmt.Sprintf(`document.querySelector('main#view[data-view=%q][data-ready="1"]') !== null`, name))
-}
-
-// hash navigates inside the app.
-func (b *browser) hash(h string) {
-	b.t.Helper()
-	// Mark the current view stale first, so that waitView waits for the
-	// next one even when it has the same name.
-	evalJS[chromedp.Void](b, fmt.Sprintf(`document.getElementById("view").dataset.ready = "stale"; location.hash = %q`, h))
+	return &browser{browsertest.Start(t, chrome, browsertest.ScreenshotDir(t), 1440, 1000)}
 }
 
 // confirm fills a dialog's fields, reviews and confirms, and waits for it to
 // close.
 func (b *browser) confirm(dialog string, fields map[string]string) {
-	b.t.Helper()
+	b.T().Helper()
 	sel := fmt.Sprintf(`dialog[data-dialog=%q]`, dialog)
-	b.wait(`document.querySelector('` + sel + `[open]') !== null`)
+	b.Wait(`document.querySelector('` + sel + `[open]') !== null`)
 	var steps []chromedp.Action[chromedp.Void]
 	for name, v := range fields {
 		steps = append(steps, chromedp.SetValue(chromedp.CSS(fmt.Sprintf(`%s input[name=%q]`, sel, name)), v))
 	}
 	steps = append(steps, chromedp.Click(chromedp.CSS(sel+` button[data-action="review"]`)))
-	b.do("fill the "+dialog+" dialog", steps...)
-	b.wait(`document.querySelector('` + sel + ` [data-step="confirm"]') !== null`)
-	b.shot(dialog + "-confirm")
-	b.do("confirm "+dialog, chromedp.Click(chromedp.CSS(sel+` button[data-action="confirm"]`)))
-	b.wait(`document.querySelector('` + sel + `') === null`)
-}
-
-func (b *browser) shot(name string) {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
-	defer cancel()
-	if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`)); err != nil {
-		b.t.Errorf("screenshot %s: %v", name, err)
-		return
-	}
-	img, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		b.t.Errorf("screenshot %s: %v", name, err)
-		return
-	}
-	if err := os.WriteFile(filepath.Join(b.shots, name+".png"), img, 0o644); err != nil {
-		b.t.Error(err)
-	}
+	b.Do("fill the "+dialog+" dialog", steps...)
+	b.Wait(`document.querySelector('` + sel + ` [data-step="confirm"]') !== null`)
+	b.Shot(dialog + "-confirm")
+	b.Do("confirm "+dialog, chromedp.Click(chromedp.CSS(sel+` button[data-action="confirm"]`)))
+	b.Wait(`document.querySelector('` + sel + `') === null`)
 }
 
 // compareOverview checks every route row against GET /api/v1/routes. The
 // page polls on its own, so a mismatch is retried until a poll has caught
 // up.
 func (b *browser) compareOverview(p *inproc) {
-	b.t.Helper()
+	b.T().Helper()
 	type row struct {
 		Name                       string
 		ServeNew, Mirror, DiffRate float64
@@ -619,7 +486,7 @@ func (b *browser) compareOverview(p *inproc) {
 		for _, r := range reps.Routes {
 			report[r.Route] = r
 		}
-		rows := evalJS[[]row](b, `[...document.querySelectorAll("#routes-table tr[data-route]")].map(tr => {
+		rows := browsertest.Eval[[]row](b, `[...document.querySelectorAll("#routes-table tr[data-route]")].map(tr => {
 			const f = n => tr.querySelector('[data-field="' + n + '"]');
 			return {Name: tr.dataset.route, ServeNew: +f("serve_new").dataset.value, Mirror: +f("mirror").dataset.value,
 				DiffRate: +f("diff_rate").dataset.value, Requests: +f("requests").dataset.value, Compared: +f("compared").dataset.value,
@@ -660,7 +527,7 @@ func (b *browser) compareOverview(p *inproc) {
 		}
 		time.Sleep(200 * time.Millisecond) // the page polls every 3 s
 	}
-	b.t.Errorf("overview differs from /api/v1/routes:\n%s", strings.Join(problems, "\n"))
+	b.T().Errorf("overview differs from /api/v1/routes:\n%s", strings.Join(problems, "\n"))
 }
 
 // checkComparisons checks the request view of id against GET
@@ -668,30 +535,30 @@ func (b *browser) compareOverview(p *inproc) {
 // API says (against, outcome, each differing path with its noise mark), and
 // a link to sampleID on the row that has it.
 func (b *browser) checkComparisons(p *inproc, id, sampleID string) {
-	b.t.Helper()
+	b.T().Helper()
 	st, body := p.api("GET", "/api/v1/comparisons?request_id="+url.QueryEscape(id), "", "", "")
 	var want struct{ Comparisons []store.Comparison }
 	if err := json.Unmarshal(body, &want); st != 200 || err != nil {
-		b.t.Fatalf("GET comparisons of %s: %d %v %s", id, st, err, body)
+		b.T().Fatalf("GET comparisons of %s: %d %v %s", id, st, err, body)
 	}
 	if len(want.Comparisons) == 0 {
-		b.t.Fatalf("the API has no comparisons for request %s, which has sample %s", id, sampleID)
+		b.T().Fatalf("the API has no comparisons for request %s, which has sample %s", id, sampleID)
 	}
 	type row struct {
 		Against, Outcome, Route, Sample string
 		Pairs                           []string
 	}
-	rows := evalJS[[]row](b, `[...document.querySelectorAll("#comparisons tbody tr")].map(tr => {
+	rows := browsertest.Eval[[]row](b, `[...document.querySelectorAll("#comparisons tbody tr")].map(tr => {
 		const f = n => tr.querySelector('[data-field="' + n + '"]');
 		const a = f("sample").querySelector("a");
 		return {Against: f("against").innerText, Outcome: f("outcome").innerText, Route: tr.children[1].innerText,
 			Sample: a ? a.getAttribute("href") : "", Pairs: [...f("diffs").querySelectorAll("li")].map(li => li.innerText.replace(/\s+/g, " "))};
 	})`)
-	if h1 := evalJS[string](b, `document.querySelector(".view-head h1").innerText`); !strings.Contains(h1, id) {
-		b.t.Errorf("request view heading %q lacks %s", h1, id)
+	if h1 := browsertest.Eval[string](b, `document.querySelector(".view-head h1").innerText`); !strings.Contains(h1, id) {
+		b.T().Errorf("request view heading %q lacks %s", h1, id)
 	}
 	if len(rows) != len(want.Comparisons) {
-		b.t.Fatalf("request %s: %d rows on the page, the API has %d comparisons", id, len(rows), len(want.Comparisons))
+		b.T().Fatalf("request %s: %d rows on the page, the API has %d comparisons", id, len(rows), len(want.Comparisons))
 	}
 	sampleLinked := false
 	for i, c := range want.Comparisons {
@@ -706,32 +573,15 @@ func (b *browser) checkComparisons(p *inproc, id, sampleID string) {
 		}
 		if got.Against != "legacy → "+c.Against || got.Outcome != string(c.Outcome) || got.Route != c.Route ||
 			strings.Join(got.Pairs, "|") != strings.Join(pairs, "|") {
-			b.t.Errorf("request %s row %d: %+v, the API says %+v (pairs %q)", id, i, got, c, pairs)
+			b.T().Errorf("request %s row %d: %+v, the API says %+v (pairs %q)", id, i, got, c, pairs)
 		}
 		if c.SampleID != "" && got.Sample != "#/sample/"+url.PathEscape(c.SampleID) {
-			b.t.Errorf("request %s row %d: sample link %q, want one to %s", id, i, got.Sample, c.SampleID)
+			b.T().Errorf("request %s row %d: sample link %q, want one to %s", id, i, got.Sample, c.SampleID)
 		}
 		sampleLinked = sampleLinked || c.SampleID == sampleID
 	}
 	if !sampleLinked {
-		b.t.Errorf("request %s: no comparison names its sample %s", id, sampleID)
-	}
-}
-
-// checkConsole fails on script errors and blocked content: the UI must run
-// under its Content-Security-Policy without violations.
-func (b *browser) checkConsole() {
-	b.t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, m := range b.console {
-		text := m.Text
-		switch {
-		case m.IsException(), strings.Contains(text, "Content Security Policy"), strings.Contains(text, "Refused to"):
-			b.t.Errorf("browser console: %s: %s (%s:%d)", m.Type, text, m.URL, m.Line)
-		default:
-			b.t.Logf("browser console: %s: %s", m.Type, text)
-		}
+		b.T().Errorf("request %s: no comparison names its sample %s", id, sampleID)
 	}
 }
 
@@ -759,20 +609,10 @@ routes:
 // and on the route's page: its state, value, bound and limit, and its
 // samples, as GET /api/v1/routes gives them.
 func TestUIRampGatesBesidePromote(t *testing.T) {
-	chrome := chromiumPath(t)
-	legacy := httptest.NewServer(uiBackend("legacy"))
-	defer legacy.Close()
-	newb := httptest.NewServer(uiBackend("new"))
-	defer newb.Close()
-	p := startInProcess(t, fmt.Sprintf(uiRampConfig, legacy.URL, newb.URL), "")
+	chrome := browsertest.Chromium(t)
+	p := startUIProxy(t, uiRampConfig)
 	for i := 0; i < 12; i++ {
-		req, _ := http.NewRequest("GET", fmt.Sprintf("%s/api/items/%d", p.proxyBase, i), nil)
-		req.Header.Set("X-User-Id", fmt.Sprint("u", i))
-		resp, err := p.httpClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+		p.sendAs(fmt.Sprintf("/api/items/%d", i), fmt.Sprint("u", i))
 	}
 	var gates []ramp.Gate
 	var last []byte
@@ -796,17 +636,10 @@ func TestUIRampGatesBesidePromote(t *testing.T) {
 		t.Fatalf("gates %+v; want diff_rate fail, the others pass", gates)
 	}
 
-	shots := os.Getenv("TANDEM_UI_SCREENSHOTS")
-	if shots == "" {
-		shots = filepath.Join(os.TempDir(), "tandem-ui-screenshots")
-	}
-	if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	b := startBrowser(t, chrome, shots)
-	b.do("open /ui/", chromedp.Navigate(p.apiBase+"/ui/"), chromedp.WaitVisible(chromedp.ID("token")))
-	b.do("enter the token", chromedp.SetValue(chromedp.ID("token"), p.run.Token()), chromedp.Click(chromedp.ID("boot-submit")))
-	b.waitView("overview")
+	b := startBrowser(t, chrome)
+	b.Do("open /ui/", chromedp.Navigate(p.apiBase+"/ui/"), chromedp.WaitVisible(chromedp.ID("token")))
+	b.Do("enter the token", chromedp.SetValue(chromedp.ID("token"), p.run.Token()), chromedp.Click(chromedp.ID("boot-submit")))
+	b.WaitView("overview")
 
 	// What the UI prints: rates as percentages, the latency ratio as N.NN×.
 	show := func(name string, v float64) string {
@@ -821,8 +654,8 @@ func TestUIRampGatesBesidePromote(t *testing.T) {
 	}
 	check := func(where, scope string) {
 		t.Helper()
-		b.wait(`document.querySelectorAll('` + scope + ` .actions [data-field="gates"] [data-gate]').length === 3`)
-		got := evalJS[[]seen](b, `(() => {
+		b.Wait(`document.querySelectorAll('` + scope + ` .actions [data-field="gates"] [data-gate]').length === 3`)
+		got := browsertest.Eval[[]seen](b, `(() => {
 			const scope = document.querySelector('`+scope+`');
 			const btn = scope.querySelector('.actions button[data-action="promote"]').getBoundingClientRect();
 			const below = Math.max(...[...scope.querySelectorAll('.actions button')].map(b => b.getBoundingClientRect().bottom));
@@ -857,10 +690,10 @@ func TestUIRampGatesBesidePromote(t *testing.T) {
 		}
 	}
 	check("overview", `tr[data-route="api"]`)
-	b.shot("ramp-gates-overview")
-	b.do("open the api route", chromedp.Click(chromedp.CSS(`tr[data-route="api"] td.name a`)))
-	b.waitView("route")
+	b.Shot("ramp-gates-overview")
+	b.Do("open the api route", chromedp.Click(chromedp.CSS(`tr[data-route="api"] td.name a`)))
+	b.WaitView("route")
 	check("route view", `main#view`)
-	b.shot("ramp-gates-route")
-	b.checkConsole()
+	b.Shot("ramp-gates-route")
+	b.CheckConsole()
 }
