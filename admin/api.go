@@ -430,6 +430,16 @@ func (s *Server) noise(w http.ResponseWriter, r *http.Request, body []byte) {
 	writeJSON(w, http.StatusOK, map[string]string{"route": route, "path": b.Path, "status": "marked as noise"})
 }
 
+// knownRoute answers 404 for a route the rules do not have; "" (every
+// route) and a server without rules pass.
+func (s *Server) knownRoute(w http.ResponseWriter, route string) bool {
+	if route != "" && s.deps.Rules != nil && !s.routeExists(route) {
+		fail(w, http.StatusNotFound, "unknown route %q", route)
+		return false
+	}
+	return true
+}
+
 func (s *Server) routeExists(name string) bool {
 	for _, r := range s.deps.Rules.Current().Routes {
 		if r.Name == name {
@@ -493,8 +503,7 @@ func (s *Server) getReport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	route := q.Get("route")
-	if route != "" && s.deps.Rules != nil && !s.routeExists(route) {
-		fail(w, http.StatusNotFound, "unknown route %q", route)
+	if !s.knownRoute(w, route) {
 		return
 	}
 	from, inst, ok := s.reportsFor(w, q)
@@ -526,8 +535,7 @@ func (s *Server) getDiffs(w http.ResponseWriter, r *http.Request) {
 	if f.Limit, ok = limit(w, q, 0, 1000); !ok {
 		return
 	}
-	if f.Route != "" && s.deps.Rules != nil && !s.routeExists(f.Route) {
-		fail(w, http.StatusNotFound, "unknown route %q", f.Route)
+	if !s.knownRoute(w, f.Route) {
 		return
 	}
 	from, inst, ok := s.reportsFor(w, q)
@@ -687,8 +695,7 @@ func (s *Server) getSeries(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	route := q.Get("route")
-	if route != "" && s.deps.Rules != nil && !s.routeExists(route) {
-		fail(w, http.StatusNotFound, "unknown route %q", route)
+	if !s.knownRoute(w, route) {
 		return
 	}
 	from, inst, ok := s.reportsFor(w, q)
