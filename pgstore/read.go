@@ -111,6 +111,19 @@ func (v view) readTx(ctx context.Context) (pgx.Tx, error) {
 	return v.s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 }
 
+// scanner returns a function that runs a query q in tx and lets read take
+// its rows (store.ReportSums' and store.SeriesSums' scans).
+func scanner(ctx context.Context, tx pgx.Tx) func(read func(store.Rows) error, q string, args ...any) error {
+	return func(read func(store.Rows) error, q string, args ...any) error {
+		rows, err := tx.Query(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		return read(rows)
+	}
+}
+
 func (v view) Report(route string, since time.Time) ([]store.RouteReport, error) {
 	out, err := v.report(route, since)
 	if err != nil {
@@ -136,15 +149,7 @@ func (v view) report(route string, since time.Time) ([]store.RouteReport, error)
 	defer tx.Rollback(ctx)
 	w := v.minutesWhere(route, since)
 	acc := store.NewReportSums(since, v.s.o.Noise)
-	// scan runs q and lets read take its rows.
-	scan := func(read func(store.Rows) error, q string, args ...any) error {
-		rows, err := tx.Query(ctx, q, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		return read(rows)
-	}
+	scan := scanner(ctx, tx)
 	if err := scan(func(rows store.Rows) error { return acc.ScanCounters(rows, colNames[:]) },
 		"SELECT route, MIN(minute), "+sums()+" FROM store_minutes WHERE "+w.sql()+" GROUP BY route", w.args...); err != nil {
 		return nil, err
@@ -317,15 +322,7 @@ func (v view) series(acc *store.SeriesSums, route string, since time.Time) error
 	}
 	defer tx.Rollback(ctx)
 	w := v.minutesWhere(route, since)
-	// scan runs q and lets read take its rows.
-	scan := func(read func(store.Rows) error, q string, args ...any) error {
-		rows, err := tx.Query(ctx, q, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		return read(rows)
-	}
+	scan := scanner(ctx, tx)
 	// Every instance's rows of a minute, minute by minute in order, so one
 	// bucket's histograms are summed at a time.
 	if err := scan(func(rows store.Rows) error { return acc.ScanMinutes(rows, seriesCols, addHistCounts) },

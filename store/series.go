@@ -95,15 +95,7 @@ func (s *Store) series(acc *SeriesSums, route string, since time.Time) error {
 		where += " AND route = ?"
 		args = append(args, route)
 	}
-	// scan runs q and lets read take its rows.
-	scan := func(read func(Rows) error, q string, args ...any) error {
-		rows, err := tx.QueryContext(ctx, q, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		return read(rows)
-	}
+	scan := scanner(ctx, tx)
 
 	// Counters, and the latency histograms, minute by minute in order, so
 	// one bucket's histograms are summed at a time.
@@ -127,4 +119,17 @@ func (s *Store) series(acc *SeriesSums, route string, since time.Time) error {
 	}
 	acc.AddVerdicts(func(r string, id int64) compare.Outcome { return s.classify(r, id, sigs) })
 	return nil
+}
+
+// scanner returns a function that runs a query q in tx and lets read take
+// its rows (ReportSums' and SeriesSums' scans).
+func scanner(ctx context.Context, tx *sql.Tx) func(read func(Rows) error, q string, args ...any) error {
+	return func(read func(Rows) error, q string, args ...any) error {
+		rows, err := tx.QueryContext(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		return read(rows)
+	}
 }

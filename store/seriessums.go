@@ -188,16 +188,7 @@ func (b *SeriesSums) ScanVerdicts(rows Rows, need func(route string, sig int64))
 func (b *SeriesSums) AddVerdicts(outcome func(route string, sig int64) compare.Outcome) {
 	for _, c := range b.verdicts {
 		p := &b.get(c.k).p
-		switch outcome(c.k.route, c.sig) {
-		case compare.OutcomeMatch:
-			p.Matched += c.n
-		case compare.OutcomeNoise:
-			p.Noise += c.n
-		case compare.OutcomeMismatch:
-			p.Mismatched += c.n
-		default:
-			p.CompareErrors += c.n
-		}
+		addVerdict(outcome(c.k.route, c.sig), c.n, &p.Matched, &p.Noise, &p.Mismatched, &p.CompareErrors)
 	}
 	b.verdicts = nil
 }
