@@ -35,10 +35,12 @@
 // Every read sums across instances: Report, Series, Samples, Sample and
 // Comparisons on *Store cover the fleet, with the noise model applied when
 // read (Options.Noise) exactly as package store does (a report's rows are
-// summed by store.ReportSums, the same code as store's). Instance(name) is
-// the same reads narrowed to one instance's rows (for ?instance=), and
-// Instances lists the instances with data. A report is read in one
-// REPEATABLE READ transaction, so it never shows part of a batch.
+// summed by store.ReportSums and a series' by store.SeriesSums, the same
+// code as store's; this store decodes its own V2-encoded histograms).
+// Instance(name) is the same reads narrowed to one instance's rows (for
+// ?instance=), and Instances lists the instances with data. A report or a
+// series is read in one REPEATABLE READ transaction, so it never shows
+// part of a batch.
 //
 // # Writes
 //
@@ -107,7 +109,7 @@
 // list; the metrics export Up as tandem_fleet_database_up.
 //
 // pgstore imports store (the model and its shared rules: SampleOf,
-// SampleQuota, ReportSums), compare, exchange, admin (the Reports
+// SampleQuota, ReportSums, SeriesSums), compare, exchange, admin (the Reports
 // interface), internal/latency and internal/pgmigrate; nothing of the
 // data plane.
 package pgstore

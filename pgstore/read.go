@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -112,6 +111,19 @@ func (v view) readTx(ctx context.Context) (pgx.Tx, error) {
 	return v.s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 }
 
+// scanner returns a function that runs a query q in tx and lets read take
+// its rows (store.ReportSums' and store.SeriesSums' scans).
+func scanner(ctx context.Context, tx pgx.Tx) func(read func(store.Rows) error, q string, args ...any) error {
+	return func(read func(store.Rows) error, q string, args ...any) error {
+		rows, err := tx.Query(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		return read(rows)
+	}
+}
+
 func (v view) Report(route string, since time.Time) ([]store.RouteReport, error) {
 	out, err := v.report(route, since)
 	if err != nil {
@@ -137,15 +149,7 @@ func (v view) report(route string, since time.Time) ([]store.RouteReport, error)
 	defer tx.Rollback(ctx)
 	w := v.minutesWhere(route, since)
 	acc := store.NewReportSums(since, v.s.o.Noise)
-	// scan runs q and lets read take its rows.
-	scan := func(read func(store.Rows) error, q string, args ...any) error {
-		rows, err := tx.Query(ctx, q, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		return read(rows)
-	}
+	scan := scanner(ctx, tx)
 	if err := scan(func(rows store.Rows) error { return acc.ScanCounters(rows, colNames[:]) },
 		"SELECT route, MIN(minute), "+sums()+" FROM store_minutes WHERE "+w.sql()+" GROUP BY route", w.args...); err != nil {
 		return nil, err
@@ -294,150 +298,75 @@ func (s *Store) classify(route string, id int64, sigs map[int64]compare.Signatur
 	return s.o.Noise.Classify(route, sig)
 }
 
-type bucketKey struct {
-	route  string
-	bucket int64
-}
-
-type bucket struct {
-	p      store.SeriesPoint
-	hl, hn *hdrhistogram.Histogram
-}
-
 func (v view) Series(route string, since time.Time, step time.Duration) ([]store.RouteSeries, error) {
-	if !store.ValidSeriesStep(step) {
-		return nil, fmt.Errorf("cannot build a series: step %v is not one of %v", step, store.SeriesSteps)
-	}
-	out, err := v.series(route, since, int64(step/time.Minute))
+	acc, err := store.NewSeriesSums(step)
 	if err != nil {
+		return nil, err
+	}
+	if err := v.series(acc, route, since); err != nil {
 		return nil, fmt.Errorf("pgstore: cannot build a series: %w", err)
 	}
-	return out, nil
+	return acc.Series(route), nil
 }
 
-func (v view) series(route string, since time.Time, stepMin int64) ([]store.RouteSeries, error) {
+// seriesCols are the counter columns Series reads (store.SeriesSums maps
+// them); the fleet's minutes have no recorded outcomes to add.
+var seriesCols = []string{colNames[colRequests], colNames[colServedErrorsLegacy], colNames[colServedErrorsNew],
+	colNames[colServedErrorsTandem], colNames[colCompareErrors], colNames[colLegacyErrors], colNames[colNewErrors]}
+
+func (v view) series(acc *store.SeriesSums, route string, since time.Time) error {
 	ctx := bg()
 	tx, err := v.readTx(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer tx.Rollback(ctx)
 	w := v.minutesWhere(route, since)
-	bucketOf := func(minute int64) int64 { return minute - ((minute%stepMin)+stepMin)%stepMin }
-	bs := map[bucketKey]*bucket{}
-	get := func(r string, minute int64) *bucket {
-		k := bucketKey{r, bucketOf(minute)}
-		b := bs[k]
-		if b == nil {
-			b = &bucket{p: store.SeriesPoint{At: time.Unix(k.bucket*60, 0).UTC()}}
-			bs[k] = b
-		}
-		return b
+	scan := scanner(ctx, tx)
+	// Every instance's rows of a minute, minute by minute in order, so one
+	// bucket's histograms are summed at a time.
+	if err := scan(func(rows store.Rows) error { return acc.ScanMinutes(rows, seriesCols, addHistCounts) },
+		"SELECT route, minute, "+strings.Join(seriesCols, ", ")+", hist_legacy, hist_new FROM store_minutes WHERE "+
+			w.sql()+" ORDER BY route, minute", w.args...); err != nil {
+		return err
 	}
-	rows, err := tx.Query(ctx, "SELECT route, minute, requests, served_errors_legacy, served_errors_new, served_errors_tandem, compare_errors, legacy_errors, new_errors, hist_legacy, hist_new FROM store_minutes WHERE "+w.sql(), w.args...)
-	if err != nil {
-		return nil, err
-	}
-	for rows.Next() {
-		var r string
-		var minute, req, el, en, et, ce, le, ne int64
-		var hl, hn []byte
-		if err := rows.Scan(&r, &minute, &req, &el, &en, &et, &ce, &le, &ne, &hl, &hn); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		b := get(r, minute)
-		p := &b.p
-		p.Requests += req
-		p.ServedErrors.Legacy += el
-		p.ServedErrors.New += en
-		p.ServedErrors.Tandem += et
-		p.CompareErrors += ce
-		p.LegacyErrors += le
-		p.NewErrors += ne
-		if len(hl) > 0 {
-			if b.hl == nil {
-				b.hl = latency.New()
-			}
-			addHist(b.hl, hl)
-		}
-		if len(hn) > 0 {
-			if b.hn == nil {
-				b.hn = latency.New()
-			}
-			addHist(b.hn, hn)
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	type sc struct {
-		route       string
-		minute, sig int64
-		n           int64
-	}
-	var counts []sc
 	ids := map[int64]bool{}
-	rows, err = tx.Query(ctx, "SELECT route, minute, sig, SUM(count)::BIGINT FROM store_minute_sigs WHERE "+w.sql()+" AND role = 0 GROUP BY route, minute, sig", w.args...)
-	if err != nil {
-		return nil, err
-	}
-	for rows.Next() {
-		var c sc
-		if err := rows.Scan(&c.route, &c.minute, &c.sig, &c.n); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		counts = append(counts, c)
-		ids[c.sig] = true
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
+	if err := scan(func(rows store.Rows) error {
+		return acc.ScanVerdicts(rows, func(_ string, id int64) { ids[id] = true })
+	}, "SELECT route, minute, sig, SUM(count)::BIGINT FROM store_minute_sigs WHERE "+w.sql()+
+		" AND role = 0 GROUP BY route, minute, sig", w.args...); err != nil {
+		return err
 	}
 	sigs, err := v.s.signatures(ctx, tx, ids)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	for _, c := range counts {
-		p := &get(c.route, c.minute).p
-		switch v.s.classify(c.route, c.sig, sigs) {
-		case compare.OutcomeMatch:
-			p.Matched += c.n
-		case compare.OutcomeNoise:
-			p.Noise += c.n
-		case compare.OutcomeMismatch:
-			p.Mismatched += c.n
-		default:
-			p.CompareErrors += c.n
-		}
+	acc.AddVerdicts(func(r string, id int64) compare.Outcome { return v.s.classify(r, id, sigs) })
+	return nil
+}
+
+// addHistCounts adds the counts of the encoded histogram b to counts, of
+// internal/latency's geometry (store.SeriesSums' decoding); one of another
+// geometry is merged into that geometry first, as Merge would.
+func addHistCounts(counts []int64, b []byte) error {
+	h := decodeHist(b)
+	if h == nil {
+		return errors.New("undecodable latency histogram")
 	}
-	byRoute := map[string]*store.RouteSeries{}
-	for k, b := range bs {
-		p := b.p
-		p.Compared = p.Matched + p.Mismatched + p.Noise + p.CompareErrors
-		if p.Compared > 0 {
-			p.DiffRate = float64(p.Mismatched) / float64(p.Compared)
-		}
-		p.LegacyP99MS, p.NewP99MS = quantileMS(b.hl, 99), quantileMS(b.hn, 99)
-		rs := byRoute[k.route]
-		if rs == nil {
-			rs = &store.RouteSeries{Route: k.route, Points: []store.SeriesPoint{}}
-			byRoute[k.route] = rs
-		}
-		rs.Points = append(rs.Points, p)
+	snap := h.Export()
+	if snap.LowestTrackableValue != latency.Lowest || snap.HighestTrackableValue != latency.Highest ||
+		snap.SignificantFigures != latency.Digits || len(snap.Counts) != len(counts) {
+		m := latency.New()
+		m.Merge(h)
+		snap = m.Export()
 	}
-	if route != "" && byRoute[route] == nil {
-		byRoute[route] = &store.RouteSeries{Route: route, Points: []store.SeriesPoint{}}
+	if len(snap.Counts) != len(counts) {
+		return fmt.Errorf("latency histogram of %d counts, want %d", len(snap.Counts), len(counts))
 	}
-	out := make([]store.RouteSeries, 0, len(byRoute))
-	for _, rs := range byRoute {
-		sort.Slice(rs.Points, func(i, j int) bool { return rs.Points[i].At.Before(rs.Points[j].At) })
-		out = append(out, *rs)
+	for i, c := range snap.Counts {
+		counts[i] += c
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Route < out[j].Route })
-	return out, nil
+	return nil
 }
 
 func (v view) Samples(f store.SampleFilter) ([]store.SampleSummary, error) {

@@ -113,9 +113,12 @@
 // rule itself for the other store to call with its own database access:
 // SampleOf (a sample's redacted content), SampleQuota (which exchanges
 // keep a sample, under which (route, kind, path) keys, and the per-key
-// cap counted from a callback), and ReportSums with FinishReports (rows
+// cap counted from a callback), ReportSums with FinishReports (rows
 // of counters, verdicts by signature, latency and paths summed into
-// reports, the noise model applied when read). Each is what *Store does:
+// reports, the noise model applied when read) and SeriesSums (rows of
+// minutes summed per bucket of a series, each store decoding its own
+// histograms through a callback, the noise model applied when read).
+// Each is what *Store does:
 //
 //   - Record and AddCounters never block the caller and never fail it: a
 //     refusal (full queue, closed store) returns false and counts one drop

@@ -127,15 +127,7 @@ func (s *Store) report(route string, since time.Time) ([]RouteReport, error) {
 		args = append(args, route)
 	}
 	acc := NewReportSums(since, s.o.Noise)
-	// scan runs q and lets read take its rows.
-	scan := func(read func(Rows) error, q string, args ...any) error {
-		rows, err := tx.QueryContext(ctx, q, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		return read(rows)
-	}
+	scan := scanner(ctx, tx)
 
 	// Counters.
 	cols := make([]string, nCols)

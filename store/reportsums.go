@@ -155,18 +155,24 @@ func (b *ReportSums) ScanVerdicts(rows Rows, need func(route string, sig int64))
 func (b *ReportSums) AddVerdicts(outcome func(route string, sig int64) compare.Outcome) {
 	for _, c := range b.verdicts {
 		rep := b.Route(c.route)
-		switch outcome(c.route, c.sig) {
-		case compare.OutcomeMatch:
-			rep.Matched += c.n
-		case compare.OutcomeNoise:
-			rep.Noise += c.n
-		case compare.OutcomeMismatch:
-			rep.Mismatched += c.n
-		default:
-			rep.CompareErrors += c.n
-		}
+		addVerdict(outcome(c.route, c.sig), c.n, &rep.Matched, &rep.Noise, &rep.Mismatched, &rep.CompareErrors)
 	}
 	b.verdicts = nil
+}
+
+// addVerdict adds n comparisons of outcome o to matched, noise or
+// mismatched; any other outcome counts as compare errors.
+func addVerdict(o compare.Outcome, n int64, matched, noise, mismatched, compareErrors *int64) {
+	switch o {
+	case compare.OutcomeMatch:
+		*matched += n
+	case compare.OutcomeNoise:
+		*noise += n
+	case compare.OutcomeMismatch:
+		*mismatched += n
+	default:
+		*compareErrors += n
+	}
 }
 
 // Latency sets route's percentiles from the window's summed histograms of
