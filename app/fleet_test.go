@@ -15,9 +15,15 @@ import (
 	tb "github.com/tandem-proxy/tandem/internal/testbackend"
 )
 
-// fleetInstance opens and runs one instance of a fleet on url; it is shut
-// down at the end of the test.
+// fleetInstance opens and runs one instance of a fleet on url with one
+// mirrored route "up"; it is shut down at the end of the test.
 func fleetInstance(t *testing.T, url, name, legacy, newURL string) *Instance {
+	t.Helper()
+	return fleetInstanceWith(t, url, name, legacy, newURL, "[{name: up, legacy: legacy, new: new, mirror: 100}]")
+}
+
+// fleetInstanceWith is fleetInstance with the routes given as YAML.
+func fleetInstanceWith(t *testing.T, url, name, legacy, newURL, routes string) *Instance {
 	t.Helper()
 	cfg, path := loadConfig(t, fmt.Sprintf(`
 listen: 127.0.0.1:0
@@ -28,8 +34,8 @@ fleet: {database: %q, instance: %q}
 backends:
   legacy: {url: %q}
   new: {url: %q}
-routes: [{name: up, legacy: legacy, new: new, mirror: 100}]
-`, url, name, legacy, newURL))
+routes: %s
+`, url, name, legacy, newURL, routes))
 	return runInstance(t, cfg, path)
 }
 
@@ -162,25 +168,15 @@ func TestFleetRampOneDriver(t *testing.T) {
 	}
 	legacy, newb := startBackend(t, same), startBackend(t, same)
 	var ins []*Instance
-	for _, name := range []string{"a", "b"} {
-		cfg, path := loadConfig(t, fmt.Sprintf(`
-listen: 127.0.0.1:0
-admin: {listen: 127.0.0.1:0}
-data_dir: {{data}}
-shutdown_timeout: 5s
-fleet: {database: %q, instance: %q}
-backends:
-  legacy: {url: %q}
-  new: {url: %q}
-routes:
+	const routes = `
   - name: up
     legacy: legacy
     new: new
     serve_new: 10
     mirror: 100
-    ramp: {steps: [10, 50, 100], hold: 1s, min_compared: 30, max_diff_rate: 0.5, max_error_rate: 0.5, max_latency_ratio: 1000}
-`, url, name, legacy, newb))
-		ins = append(ins, runInstance(t, cfg, path))
+    ramp: {steps: [10, 50, 100], hold: 1s, min_compared: 30, max_diff_rate: 0.5, max_error_rate: 0.5, max_latency_ratio: 1000}`
+	for _, name := range []string{"a", "b"} {
+		ins = append(ins, fleetInstanceWith(t, url, name, legacy, newb, routes))
 	}
 	// 20 requests through each: 40 compared in the fleet, 20 on each.
 	for _, in := range ins {
