@@ -182,14 +182,16 @@ func (s *Store) runWriter() {
 			s.seq++
 			err = s.applyBatch(batch, s.seq, heldSeq, heldN)
 		}
-		for _, m := range marks {
-			m <- err
-		}
+		// The counts first, then the Flush answers: when Flush returns,
+		// Stats already counts what it acknowledged.
 		if err == nil {
 			if len(batch) > 0 {
 				s.written.Add(int64(len(batch)))
 				s.release(batch)
 				s.setUp(true, nil)
+			}
+			for _, m := range marks {
+				m <- nil
 			}
 			heldSeq, heldN = 0, 0
 			backoff = minBackoff
@@ -202,6 +204,9 @@ func (s *Store) runWriter() {
 			s.written.Add(int64(done.n))
 			s.release(batch[:done.n])
 			batch = batch[done.n:]
+		}
+		for _, m := range marks {
+			m <- err
 		}
 		held, heldSeq, heldN = batch, s.seq, len(batch)
 		select {
