@@ -35,7 +35,8 @@
 // Every read sums across instances: Report, Series, Samples, Sample and
 // Comparisons on *Store cover the fleet, with the noise model applied when
 // read (Options.Noise) exactly as package store does (a report's rows are
-// summed by store.ReportSums and a series' by store.SeriesSums, the same
+// summed by store.ReportSums, a series' by store.SeriesSums and each
+// comparison read by store.ReadNow, the same
 // code as store's; this store decodes its own V2-encoded histograms).
 // Instance(name) is the same reads narrowed to one instance's rows (for
 // ?instance=), and Instances lists the instances with data. A report or a

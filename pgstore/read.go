@@ -423,7 +423,7 @@ func (v view) Samples(f store.SampleFilter) ([]store.SampleSummary, error) {
 // readOutcome is a sample's outcome as the noise model reads its
 // signature now; one recorded as a compare error stays one.
 func (s *Store) readOutcome(route string, recorded compare.Outcome, key string) compare.Outcome {
-	if !isVerdict(recorded) {
+	if !store.IsVerdict(recorded) {
 		return recorded
 	}
 	sig, err := compare.ParseSignature(key)
@@ -530,18 +530,8 @@ func (v view) comparisons(requestID string) ([]store.Comparison, error) {
 		return nil, err
 	}
 	for _, r := range got {
-		c := r.c
-		if isVerdict(c.Outcome) {
-			c.Outcome = v.s.classify(c.Route, r.sig, sigs)
-		} else {
-			c.Outcome = compare.OutcomeError
-		}
-		sig := sigs[r.sig]
-		c.Diffs = make([]store.ComparedDiff, 0, len(sig))
-		for _, k := range sig {
-			c.Diffs = append(c.Diffs, store.ComparedDiff{Kind: k.Kind, Path: k.Path, Noise: v.s.o.Noise.Noise(c.Route, k.Kind, k.Path)})
-		}
-		out = append(out, c)
+		out = append(out, store.ReadNow(r.c, sigs[r.sig], v.s.o.Noise,
+			func() compare.Outcome { return v.s.classify(r.c.Route, r.sig, sigs) }))
 	}
 	return out, nil
 }

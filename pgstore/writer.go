@@ -407,10 +407,6 @@ func addCounters(m *minuteAgg, c *store.Counters) {
 
 func sideFailed(r *compare.Response) bool { return r != nil && (r.Err != "" || r.Status >= 500) }
 
-func isVerdict(o compare.Outcome) bool {
-	return o == compare.OutcomeMatch || o == compare.OutcomeMismatch || o == compare.OutcomeNoise
-}
-
 func (s *Store) addExchange(ctx context.Context, tx pgx.Tx, b *batchState, ex *exchange.Exchange, now time.Time) error {
 	if ex.At.IsZero() {
 		ex.At = now
@@ -421,7 +417,7 @@ func (s *Store) addExchange(ctx context.Context, tx pgx.Tx, b *batchState, ex *e
 	if err != nil {
 		return err
 	}
-	if isVerdict(ex.Result.Outcome) {
+	if store.IsVerdict(ex.Result.Outcome) {
 		b.sigs[sigCountKey{ex.Route, minute, rolePrimary, primary}]++
 	} else {
 		m.n[colCompareErrors]++
@@ -431,7 +427,7 @@ func (s *Store) addExchange(ctx context.Context, tx pgx.Tx, b *batchState, ex *e
 		if secondary, err = s.sigID(ctx, ex.Route, sr.Signature()); err != nil {
 			return err
 		}
-		if isVerdict(sr.Outcome) {
+		if store.IsVerdict(sr.Outcome) {
 			b.sigs[sigCountKey{ex.Route, minute, roleSecondary, secondary}]++
 		} else {
 			b.sigs[sigCountKey{ex.Route, minute, roleSecondary, sigError}]++

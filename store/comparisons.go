@@ -102,18 +102,26 @@ func (s *Store) comparisons(requestID string) ([]Comparison, error) {
 		return nil, err
 	}
 	for _, r := range got {
-		c := r.c
-		if isVerdict(c.Outcome) {
-			c.Outcome = s.classify(c.Route, r.sig, sigs)
-		} else {
-			c.Outcome = compare.OutcomeError // never classified
-		}
-		sig := sigs[sigRef{c.Route, r.sig}]
-		c.Diffs = make([]ComparedDiff, 0, len(sig))
-		for _, k := range sig {
-			c.Diffs = append(c.Diffs, ComparedDiff{Kind: k.Kind, Path: k.Path, Noise: s.o.Noise.Noise(c.Route, k.Kind, k.Path)})
-		}
-		out = append(out, c)
+		out = append(out, ReadNow(r.c, sigs[sigRef{r.c.Route, r.sig}], s.o.Noise,
+			func() compare.Outcome { return s.classify(r.c.Route, r.sig, sigs) }))
 	}
 	return out, nil
+}
+
+// ReadNow is a stored comparison as the noise model reads it now, the one
+// rule both stores' Comparisons follow: a verdict (IsVerdict) is classified
+// again by classify (the store's reading of its signature id), any other
+// outcome is an error, never classified; Diffs are sig's (kind, path)
+// pairs, each with the model's noise flag now.
+func ReadNow(c Comparison, sig compare.Signature, noise compare.NoiseModel, classify func() compare.Outcome) Comparison {
+	if IsVerdict(c.Outcome) {
+		c.Outcome = classify()
+	} else {
+		c.Outcome = compare.OutcomeError
+	}
+	c.Diffs = make([]ComparedDiff, 0, len(sig))
+	for _, k := range sig {
+		c.Diffs = append(c.Diffs, ComparedDiff{Kind: k.Kind, Path: k.Path, Noise: noise.Noise(c.Route, k.Kind, k.Path)})
+	}
+	return c
 }

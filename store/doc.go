@@ -117,8 +117,9 @@
 // of counters, verdicts by signature, latency and paths summed into
 // reports, the noise model applied when read) and SeriesSums (rows of
 // minutes summed per bucket of a series, each store decoding its own
-// histograms through a callback, the noise model applied when read).
-// Each is what *Store does:
+// histograms through a callback, the noise model applied when read) and
+// ReadNow (a stored comparison's outcome and differences as the noise
+// model reads them now). Each is what *Store does:
 //
 //   - Record and AddCounters never block the caller and never fail it: a
 //     refusal (full queue, closed store) returns false and counts one drop

@@ -307,7 +307,7 @@ func (s *Store) Sample(id string) (*Sample, error) {
 // readOutcome is a sample's outcome as the noise model reads its
 // differences now; one recorded as a compare error stays one.
 func (s *Store) readOutcome(route string, recorded compare.Outcome, diffs []compare.Difference) compare.Outcome {
-	if !isVerdict(recorded) {
+	if !IsVerdict(recorded) {
 		return recorded
 	}
 	r := compare.Result{Diffs: diffs}

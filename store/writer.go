@@ -375,7 +375,7 @@ func (s *Store) addExchange(ctx context.Context, ts *writeStmts, b *batchState, 
 	if err != nil {
 		return err
 	}
-	if isVerdict(ex.Result.Outcome) {
+	if IsVerdict(ex.Result.Outcome) {
 		b.sigCount(ex.Route, minute, rolePrimary, primarySig)
 	} else {
 		m.n[colCompareErrors]++
@@ -385,7 +385,7 @@ func (s *Store) addExchange(ctx context.Context, ts *writeStmts, b *batchState, 
 		if secondarySig, err = s.sigID(ctx, ts, ex.Route, sr.Signature()); err != nil {
 			return err
 		}
-		if isVerdict(sr.Outcome) {
+		if IsVerdict(sr.Outcome) {
 			b.sigCount(ex.Route, minute, roleSecondary, secondarySig)
 		} else {
 			b.sigCount(ex.Route, minute, roleSecondary, sigError)
@@ -447,7 +447,9 @@ func (s *Store) addExchange(ctx context.Context, ts *writeStmts, b *batchState, 
 
 // isVerdict reports whether o is a comparison's verdict, as opposed to a
 // compare error (or an outcome the store does not know, counted as one).
-func isVerdict(o compare.Outcome) bool {
+// IsVerdict reports whether o is a comparison's verdict (match, mismatch
+// or noise), which the noise model may read again, rather than an error.
+func IsVerdict(o compare.Outcome) bool {
 	return o == compare.OutcomeMatch || o == compare.OutcomeMismatch || o == compare.OutcomeNoise
 }
 
